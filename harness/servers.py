@@ -1,0 +1,98 @@
+"""Which PostgreSQL servers a command uses: given DSNs, the `db up` pair, or a throwaway pair.
+
+Order of preference (DESIGN section 8):
+1. `--write-dsn` / `--read-dsn` or CQRS_BENCH_WRITE_DSN / CQRS_BENCH_READ_DSN: existing servers;
+   nothing is created on them beyond what the command was asked to do.
+2. The write and read servers started by `cqrs-bench db up`, while they run.
+3. Otherwise a pair started for this command alone and removed when it ends, also on Ctrl-C or error.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.pg_server import EmbeddedServer, _alive
+
+ROLES = ("write", "read")
+WRITE_DSN_ENV = "CQRS_BENCH_WRITE_DSN"
+READ_DSN_ENV = "CQRS_BENCH_READ_DSN"
+
+
+@dataclass(frozen=True)
+class Servers:
+    write_dsn: str
+    read_dsn: str
+    origin: str  # "given" | "db-up" | "ephemeral"
+
+
+def work_dir() -> Path:
+    """The git-ignored directory holding server data: CQRS_BENCH_HOME, else <checkout>/.work."""
+    if env := os.environ.get("CQRS_BENCH_HOME"):
+        return Path(env).resolve()
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "pyproject.toml").is_file():
+        return checkout / ".work"
+    return Path.cwd() / ".cqrs-bench"
+
+
+def persistent_servers() -> dict[str, EmbeddedServer]:
+    """The pair that `db up` starts and `db down` stops."""
+    return {role: EmbeddedServer(work_dir() / "servers" / role, role) for role in ROLES}
+
+
+def _ephemeral_root(pid: int) -> Path:
+    return work_dir() / "servers" / f"run-{pid}"
+
+
+def sweep_orphans() -> list[Path]:
+    """Stop and remove throwaway servers whose owning command died without cleaning up."""
+    removed = []
+    base = work_dir() / "servers"
+    for root in sorted(base.glob("run-*")) if base.is_dir() else []:
+        owner = root.name.removeprefix("run-")
+        if owner.isdigit() and int(owner) != os.getpid() and not _alive(int(owner)):
+            for role in ROLES:
+                EmbeddedServer(root / role, role).remove()
+            shutil.rmtree(root, ignore_errors=True)
+            removed.append(root)
+    return removed
+
+
+def given_dsns(write_dsn: str | None, read_dsn: str | None) -> tuple[str, str] | None:
+    write_dsn = write_dsn or os.environ.get(WRITE_DSN_ENV) or None
+    read_dsn = read_dsn or os.environ.get(READ_DSN_ENV) or None
+    if not write_dsn and not read_dsn:
+        return None
+    if not write_dsn:
+        raise ValueError(f"a read DSN was given without a write DSN (--write-dsn or {WRITE_DSN_ENV})")
+    return write_dsn, read_dsn or write_dsn
+
+
+@contextmanager
+def use_servers(
+    write_dsn: str | None = None, read_dsn: str | None = None, *, announce=print
+) -> Iterator[Servers]:
+    """Yield the servers a command should use, starting (and afterwards removing) a pair if needed."""
+    if given := given_dsns(write_dsn, read_dsn):
+        yield Servers(*given, origin="given")
+        return
+    running = {role: s.status() for role, s in persistent_servers().items()}
+    if all(st.running for st in running.values()):
+        yield Servers(running["write"].dsn, running["read"].dsn, origin="db-up")
+        return
+    sweep_orphans()
+    root = _ephemeral_root(os.getpid())
+    pair = {role: EmbeddedServer(root / role, role) for role in ROLES}
+    try:
+        announce(f"starting throwaway PostgreSQL servers in {root} (`cqrs-bench db up` keeps a pair)")
+        statuses = {role: server.start() for role, server in pair.items()}
+        yield Servers(statuses["write"].dsn, statuses["read"].dsn, origin="ephemeral")
+    finally:
+        for server in pair.values():
+            server.remove()
+        shutil.rmtree(root, ignore_errors=True)

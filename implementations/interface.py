@@ -1,0 +1,91 @@
+"""The protocol every implementation satisfies: a command side, a query side and a lifecycle.
+
+The harness, the workloads and the API use implementations only through these types and the
+registry, so the same load and the same routes drive every architecture.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from implementations.domain.commands import (
+    CancelOrder,
+    ChangeProductPrice,
+    DiscontinueProduct,
+    PlaceOrder,
+    RestockProduct,
+    ShipOrder,
+)
+from implementations.domain.queries import (
+    ProductSearch,
+    RecentOrdersQuery,
+    RevenueQuery,
+    TimeWindow,
+    TopProductsQuery,
+)
+from implementations.domain.results import (
+    CategorySales,
+    CustomerOrders,
+    OrderStatusChanged,
+    OrderSummary,
+    PlacedOrder,
+    ProductHit,
+    ProductRevenue,
+    ProductState,
+    RevenuePoint,
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Where an implementation keeps its data. crud uses only write_dsn."""
+
+    write_dsn: str
+    read_dsn: str
+    pool_size: int = 16
+
+
+class CommandSide(Protocol):
+    def place_order(self, cmd: PlaceOrder) -> PlacedOrder: ...
+    def cancel_order(self, cmd: CancelOrder) -> OrderStatusChanged: ...
+    def ship_order(self, cmd: ShipOrder) -> OrderStatusChanged: ...
+    def change_product_price(self, cmd: ChangeProductPrice) -> ProductState: ...
+    def discontinue_product(self, cmd: DiscontinueProduct) -> ProductState: ...
+    def restock_product(self, cmd: RestockProduct) -> ProductState: ...
+
+
+class QuerySide(Protocol):
+    """Every query may take a consistency token and wait (bounded) until it is visible."""
+
+    def order_summary(self, order_id: int, *, after: str | None = None) -> OrderSummary: ...
+    def customer_orders(
+        self, query: RecentOrdersQuery, *, after: str | None = None
+    ) -> CustomerOrders: ...
+    def sales_by_category(
+        self, window: TimeWindow, *, after: str | None = None
+    ) -> list[CategorySales]: ...
+    def top_products(
+        self, query: TopProductsQuery, *, after: str | None = None
+    ) -> list[ProductRevenue]: ...
+    def revenue_over_time(
+        self, query: RevenueQuery, *, after: str | None = None
+    ) -> list[RevenuePoint]: ...
+    def search_products(
+        self, query: ProductSearch, *, after: str | None = None
+    ) -> list[ProductHit]: ...
+
+
+class Implementation(Protocol):
+    name: str
+    commands: CommandSide
+    queries: QuerySide
+
+    def install(self) -> None:
+        """Create this implementation's own schema objects on a fresh dataset clone (idempotent)."""
+
+    def start(self) -> None:
+        """Open connection pools and start any background work."""
+
+    def stop(self) -> None:
+        """Stop background work and close every connection."""
