@@ -116,12 +116,24 @@ class EmbeddedServer:
             )
         return proc
 
+    def _check_reachable(self) -> None:
+        if (
+            _runs_as_root()
+            and subprocess.run(["test", "-w", str(self.root)], **_os_user()).returncode
+        ):
+            raise ServerError(
+                f"The postgres OS user cannot reach {self.root}: a parent directory is not "
+                "searchable by other users. Run `chmod o+x` on it, or set CQRS_BENCH_HOME to a "
+                "directory the postgres user can reach."
+            )
+
     def initialized(self) -> bool:
         return (self.datadir / "PG_VERSION").is_file()
 
     def init(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         _chown_to_server_user(self.root)
+        self._check_reachable()
         self._run(
             "initdb", "-D", str(self.datadir), "-U", SUPERUSER, "-A", "trust",
             "-E", "UTF8", "--locale=C", "--no-sync",
@@ -161,8 +173,13 @@ class EmbeddedServer:
             lines = pidfile.read_text().splitlines()
             if len(lines) >= 4 and lines[0].strip().isdigit():
                 pid, port = int(lines[0]), int(lines[3])
-                running = _alive(pid) and self._run("pg_ctl", "status", "-D", str(self.datadir),
-                                                    check=False).returncode == 0
+                running = (
+                    _alive(pid)
+                    and self._run(
+                        "pg_ctl", "status", "-D", str(self.datadir), check=False
+                    ).returncode
+                    == 0
+                )
         return ServerStatus(
             role=self.role,
             running=running,

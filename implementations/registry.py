@@ -19,5 +19,7 @@ def create(name: str, config: Config) -> Implementation:
     try:
         package = PACKAGES[name]
     except KeyError:
-        raise ValueError(f"unknown implementation {name!r}; choose from {', '.join(PACKAGES)}")
+        raise ValueError(
+            f"unknown implementation {name!r}; choose from {', '.join(PACKAGES)}"
+        ) from None
     return importlib.import_module(package).create(config)

@@ -3,21 +3,70 @@
 from __future__ import annotations
 
 import os
+import shutil
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg import sql
 
 from harness.servers import READ_DSN_ENV, WRITE_DSN_ENV, Servers, use_servers
+from implementations import contract, registry
+from implementations.db import make_engine
+from implementations.interface import Config, Implementation
+from implementations.write_model import schema_sql
 
 
 @pytest.fixture(scope="session")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
-    """A throwaway server pair owned by this test session (never a developer's `db up` pair)."""
+def servers() -> Iterator[Servers]:
+    """A throwaway server pair owned by this test session (never a developer's `db up` pair).
+
+    It lives under the checkout's .work/ because pytest's own temporary directories are private
+    to root, and the servers run as the postgres user when the tests run as root.
+    """
     saved = {k: os.environ.pop(k, None) for k in (WRITE_DSN_ENV, READ_DSN_ENV)}
-    os.environ["CQRS_BENCH_HOME"] = str(tmp_path_factory.mktemp("home"))
+    home = Path(__file__).resolve().parents[1] / ".work" / f"tests-{os.getpid()}"
+    os.environ["CQRS_BENCH_HOME"] = str(home)
     try:
         with use_servers(announce=lambda _msg: None) as pair:
             yield pair
     finally:
         os.environ.pop("CQRS_BENCH_HOME", None)
+        shutil.rmtree(home, ignore_errors=True)
         os.environ.update({k: v for k, v in saved.items() if v is not None})
+
+
+@pytest.fixture
+def empty_write_model(servers: Servers) -> Iterator[str]:
+    """A new database on the write server holding the empty write-model schema; its DSN."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(servers.write_dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    dsn = servers.write_dsn.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(schema_sql())
+    yield dsn
+    with psycopg.connect(servers.write_dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def contract_catalog(empty_write_model: str) -> str:
+    """The contract scenario's catalog in a fresh write model; its DSN."""
+    engine = make_engine(empty_write_model, component="test-seed", pool_size=1)
+    with engine.begin() as conn:
+        contract.seed(conn)
+    engine.dispose()
+    return empty_write_model
+
+
+@pytest.fixture
+def crud(contract_catalog: str) -> Iterator[Implementation]:
+    """The crud implementation, installed and started on the contract catalog."""
+    impl = registry.create("crud", Config(contract_catalog, contract_catalog, pool_size=24))
+    impl.install()
+    impl.start()
+    yield impl
+    impl.stop()

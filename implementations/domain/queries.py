@@ -92,6 +92,14 @@ class ProductSearch:
             raise InvalidInput("min_price_cents must not exceed max_price_cents")
         v.int_in("limit", self.limit, 1, 100)
 
+    @property
+    def like_pattern(self) -> str | None:
+        """The text as a case-insensitive substring pattern for ILIKE (wildcards escaped)."""
+        if self.text is None:
+            return None
+        escaped = self.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return f"%{escaped}%"
+
 
 @dataclass(frozen=True)
 class RecentOrdersQuery:
