@@ -69,7 +69,9 @@ def given_dsns(write_dsn: str | None, read_dsn: str | None) -> tuple[str, str] |
     if not write_dsn and not read_dsn:
         return None
     if not write_dsn:
-        raise ValueError(f"a read DSN was given without a write DSN (--write-dsn or {WRITE_DSN_ENV})")
+        raise ValueError(
+            f"a read DSN was given without a write DSN (--write-dsn or {WRITE_DSN_ENV})"
+        )
     return write_dsn, read_dsn or write_dsn
 
 
@@ -89,7 +91,9 @@ def use_servers(
     root = _ephemeral_root(os.getpid())
     pair = {role: EmbeddedServer(root / role, role) for role in ROLES}
     try:
-        announce(f"starting throwaway PostgreSQL servers in {root} (`cqrs-bench db up` keeps a pair)")
+        announce(
+            f"starting throwaway PostgreSQL servers in {root} (`cqrs-bench db up` keeps a pair)"
+        )
         statuses = {role: server.start() for role, server in pair.items()}
         yield Servers(statuses["write"].dsn, statuses["read"].dsn, origin="ephemeral")
     finally:
