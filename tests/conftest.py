@@ -70,3 +70,19 @@ def crud(contract_catalog: str) -> Iterator[Implementation]:
     impl.start()
     yield impl
     impl.stop()
+
+
+WRITE_TABLES = ("customers", "products", "orders", "order_lines", "price_history", "outbox")
+
+
+def table_digest(dsn: str, tables: tuple[str, ...] = WRITE_TABLES) -> dict[str, str]:
+    """md5 of each table's rows in a fixed order: equal digests mean equal contents."""
+    with psycopg.connect(dsn) as conn:
+        return {
+            table: conn.execute(
+                sql.SQL(
+                    "SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {} t"
+                ).format(sql.Identifier(table))
+            ).fetchone()[0]
+            for table in tables
+        }

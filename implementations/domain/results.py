@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from pydantic import computed_field
+from pydantic.dataclasses import dataclass as derived_dataclass
+
 OrderStatus = Literal["placed", "shipped", "cancelled"]
 ProductStatus = Literal["active", "discontinued"]
 
@@ -36,7 +39,8 @@ class ProductState:
     token: str | None = None
 
 
-@dataclass(frozen=True)
+# Types with derived values are pydantic dataclasses so the API serializes the derived fields.
+@derived_dataclass(frozen=True)
 class SummaryLine:
     line_no: int
     product_id: int
@@ -45,6 +49,7 @@ class SummaryLine:
     quantity: int
     unit_price_cents: int
 
+    @computed_field
     @property
     def line_total_cents(self) -> int:
         return self.quantity * self.unit_price_cents
@@ -71,7 +76,7 @@ class OrderBrief:
     placed_at: datetime
 
 
-@dataclass(frozen=True)
+@derived_dataclass(frozen=True)
 class CustomerOrders:
     """A customer's newest orders (any status) and stats over their non-cancelled orders."""
 
@@ -82,8 +87,10 @@ class CustomerOrders:
     last_order_at: datetime | None
     recent: tuple[OrderBrief, ...]
 
+    @computed_field
     @property
     def average_order_cents(self) -> int:
+        """Floor of total_spent_cents / order_count; 0 without orders."""
         return self.total_spent_cents // self.order_count if self.order_count else 0
 
 

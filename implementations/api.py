@@ -1,0 +1,177 @@
+"""The HTTP service: the same routes for every implementation.
+
+Bodies and query strings are checked for shape and type by pydantic (strict: "5" is not 5); the
+domain checks ranges and rules. Every caller mistake answers 422, 404 or 409 with a reason, before
+anything is written.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import FastAPI, Header, Query, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+
+from implementations.domain import commands as c
+from implementations.domain import queries as q
+from implementations.domain import results as r
+from implementations.domain.errors import Conflict, DomainError, InvalidInput, NotFound
+from implementations.interface import Implementation
+
+STATUS = {InvalidInput: 422, NotFound: 404, Conflict: 409}
+Token = Annotated[
+    str | None,
+    Query(description="consistency token from a command: wait (bounded) until it is visible"),
+]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class LineBody(Strict):
+    product_id: int
+    quantity: int
+
+
+class PlaceOrderBody(Strict):
+    customer_id: int
+    lines: list[LineBody]
+
+
+class PriceBody(Strict):
+    new_price_cents: int
+    reason: str
+
+
+class RestockBody(Strict):
+    quantity: int
+
+
+def _status_of(exc: DomainError) -> int:
+    return next(code for kind, code in STATUS.items() if isinstance(exc, kind))
+
+
+async def _domain_error(_request: Request, exc: DomainError) -> JSONResponse:
+    return JSONResponse({"error": exc.code, "reason": exc.reason}, status_code=_status_of(exc))
+
+
+async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+    return JSONResponse(
+        {
+            "error": "invalid_input",
+            "reason": "; ".join(problems),
+            "detail": jsonable_encoder(exc.errors()),
+        },
+        status_code=422,
+    )
+
+
+def create_app(impl: Implementation) -> FastAPI:
+    app = FastAPI(
+        title="cqrs-bench order service",
+        description=f"The order domain, served by the `{impl.name}` implementation.",
+        version="1",
+    )
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    _command_routes(app, impl)
+    _query_routes(app, impl)
+
+    @app.get("/health", tags=["service"])
+    def health() -> dict:
+        return {"status": "ok", "implementation": impl.name}
+
+    return app
+
+
+def _command_routes(app: FastAPI, impl: Implementation) -> None:
+    cmd = impl.commands
+
+    @app.post("/orders", status_code=201, tags=["commands"])
+    def place_order(
+        body: PlaceOrderBody,
+        response: Response,
+        idempotency_key: Annotated[str | None, Header()] = None,
+    ) -> r.PlacedOrder:
+        """Checkout. Retrying with the same Idempotency-Key returns the first order (200)."""
+        lines = tuple(c.OrderLine(line.product_id, line.quantity) for line in body.lines)
+        placed = cmd.place_order(
+            c.PlaceOrder(body.customer_id, lines, idempotency_key or f"auto-{uuid.uuid4()}")
+        )
+        if placed.replayed:
+            response.status_code = 200
+            response.headers["Idempotent-Replayed"] = "true"
+        return placed
+
+    @app.post("/orders/{order_id}/cancel", tags=["commands"])
+    def cancel_order(order_id: int) -> r.OrderStatusChanged:
+        return cmd.cancel_order(c.CancelOrder(order_id))
+
+    @app.post("/orders/{order_id}/ship", tags=["commands"])
+    def ship_order(order_id: int) -> r.OrderStatusChanged:
+        return cmd.ship_order(c.ShipOrder(order_id))
+
+    @app.post("/products/{product_id}/price", tags=["commands"])
+    def change_price(product_id: int, body: PriceBody) -> r.ProductState:
+        return cmd.change_product_price(
+            c.ChangeProductPrice(product_id, body.new_price_cents, body.reason)
+        )
+
+    @app.post("/products/{product_id}/discontinue", tags=["commands"])
+    def discontinue(product_id: int) -> r.ProductState:
+        return cmd.discontinue_product(c.DiscontinueProduct(product_id))
+
+    @app.post("/products/{product_id}/restock", tags=["commands"])
+    def restock(product_id: int, body: RestockBody) -> r.ProductState:
+        return cmd.restock_product(c.RestockProduct(product_id, body.quantity))
+
+
+def _query_routes(app: FastAPI, impl: Implementation) -> None:
+    qry = impl.queries
+
+    @app.get("/orders/{order_id}", tags=["queries"])
+    def order_summary(order_id: int, after: Token = None) -> r.OrderSummary:
+        return qry.order_summary(order_id, after=after)
+
+    @app.get("/customers/{customer_id}/orders", tags=["queries"])
+    def customer_orders(customer_id: int, limit: int = 10, after: Token = None) -> r.CustomerOrders:
+        return qry.customer_orders(q.RecentOrdersQuery(customer_id, limit), after=after)
+
+    @app.get("/dashboard/sales-by-category", tags=["dashboard"])
+    def sales_by_category(
+        since: datetime, until: datetime, after: Token = None
+    ) -> list[r.CategorySales]:
+        return qry.sales_by_category(q.TimeWindow(since, until), after=after)
+
+    @app.get("/dashboard/top-products", tags=["dashboard"])
+    def top_products(
+        since: datetime, until: datetime, limit: int = 10, after: Token = None
+    ) -> list[r.ProductRevenue]:
+        return qry.top_products(q.TopProductsQuery(q.TimeWindow(since, until), limit), after=after)
+
+    @app.get("/dashboard/revenue", tags=["dashboard"])
+    def revenue(
+        since: datetime, until: datetime, bucket: q.Bucket = "hour", after: Token = None
+    ) -> list[r.RevenuePoint]:
+        return qry.revenue_over_time(
+            q.RevenueQuery(q.TimeWindow(since, until), bucket), after=after
+        )
+
+    @app.get("/products/search", tags=["queries"])
+    def search_products(
+        category: str | None = None,
+        min_price_cents: int | None = None,
+        max_price_cents: int | None = None,
+        text: str | None = None,
+        limit: int = 20,
+        after: Token = None,
+    ) -> list[r.ProductHit]:
+        search = q.ProductSearch(category, min_price_cents, max_price_cents, text, limit)
+        return qry.search_products(search, after=after)

@@ -1,0 +1,409 @@
+"""The HTTP API on crud: right statuses for good and bad input; bad input writes nothing."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import table_digest
+from fastapi.testclient import TestClient
+
+from implementations.api import create_app
+
+SINCE, UNTIL = "2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"
+ORDER = {"customer_id": 1, "lines": [{"product_id": 1, "quantity": 1}]}
+
+BAD_REQUESTS = [
+    # (why, method, path, json body or raw text, headers, status, error code)
+    (
+        "malformed JSON",
+        "post",
+        "/orders",
+        '{"customer_id": 1, "lines": [',
+        {},
+        422,
+        "invalid_input",
+    ),
+    ("body is not an object", "post", "/orders", "[1, 2]", {}, 422, "invalid_input"),
+    (
+        "customer id as string",
+        "post",
+        "/orders",
+        {**ORDER, "customer_id": "1"},
+        {},
+        422,
+        "invalid_input",
+    ),
+    (
+        "quantity as float",
+        "post",
+        "/orders",
+        {"customer_id": 1, "lines": [{"product_id": 1, "quantity": 1.5}]},
+        {},
+        422,
+        "invalid_input",
+    ),
+    ("unknown field", "post", "/orders", {**ORDER, "coupon": "FREE"}, {}, 422, "invalid_input"),
+    ("missing lines", "post", "/orders", {"customer_id": 1}, {}, 422, "invalid_input"),
+    ("no lines", "post", "/orders", {"customer_id": 1, "lines": []}, {}, 422, "invalid_input"),
+    (
+        "51 lines",
+        "post",
+        "/orders",
+        {"customer_id": 1, "lines": [{"product_id": i, "quantity": 1} for i in range(1, 52)]},
+        {},
+        422,
+        "invalid_input",
+    ),
+    (
+        "quantity 0",
+        "post",
+        "/orders",
+        {"customer_id": 1, "lines": [{"product_id": 1, "quantity": 0}]},
+        {},
+        422,
+        "invalid_input",
+    ),
+    (
+        "quantity 101",
+        "post",
+        "/orders",
+        {"customer_id": 1, "lines": [{"product_id": 1, "quantity": 101}]},
+        {},
+        422,
+        "invalid_input",
+    ),
+    (
+        "negative quantity",
+        "post",
+        "/orders",
+        {"customer_id": 1, "lines": [{"product_id": 1, "quantity": -3}]},
+        {},
+        422,
+        "invalid_input",
+    ),
+    (
+        "same product twice",
+        "post",
+        "/orders",
+        {"customer_id": 1, "lines": [{"product_id": 1, "quantity": 1}] * 2},
+        {},
+        422,
+        "invalid_input",
+    ),
+    (
+        "id beyond bigint",
+        "post",
+        "/orders",
+        {"customer_id": 2**70, "lines": [{"product_id": 1, "quantity": 1}]},
+        {},
+        422,
+        "invalid_input",
+    ),
+    (
+        "empty idempotency key",
+        "post",
+        "/orders",
+        ORDER,
+        {"Idempotency-Key": " "},
+        422,
+        "invalid_input",
+    ),
+    ("unknown customer", "post", "/orders", {**ORDER, "customer_id": 999}, {}, 404, "not_found"),
+    (
+        "unknown product",
+        "post",
+        "/orders",
+        {
+            "customer_id": 1,
+            "lines": [{"product_id": 1, "quantity": 1}, {"product_id": 999, "quantity": 1}],
+        },
+        {},
+        404,
+        "not_found",
+    ),
+    (
+        "discontinued product",
+        "post",
+        "/orders",
+        {
+            "customer_id": 1,
+            "lines": [{"product_id": 1, "quantity": 1}, {"product_id": 4, "quantity": 1}],
+        },
+        {},
+        409,
+        "product_discontinued",
+    ),
+    (
+        "no stock",
+        "post",
+        "/orders",
+        {
+            "customer_id": 1,
+            "lines": [{"product_id": 2, "quantity": 1}, {"product_id": 3, "quantity": 6}],
+        },
+        {},
+        409,
+        "out_of_stock",
+    ),
+    ("cancel unknown order", "post", "/orders/999999/cancel", None, {}, 404, "not_found"),
+    (
+        "ship a cancelled order",
+        "post",
+        "/orders/{cancelled}/ship",
+        None,
+        {},
+        409,
+        "invalid_transition",
+    ),
+    (
+        "cancel a cancelled order",
+        "post",
+        "/orders/{cancelled}/cancel",
+        None,
+        {},
+        409,
+        "invalid_transition",
+    ),
+    (
+        "cancel a shipped order",
+        "post",
+        "/orders/{shipped}/cancel",
+        None,
+        {},
+        409,
+        "invalid_transition",
+    ),
+    ("order id not a number", "post", "/orders/abc/ship", None, {}, 422, "invalid_input"),
+    (
+        "price zero",
+        "post",
+        "/products/1/price",
+        {"new_price_cents": 0, "reason": "sale"},
+        {},
+        422,
+        "invalid_input",
+    ),
+    (
+        "price as string",
+        "post",
+        "/products/1/price",
+        {"new_price_cents": "10", "reason": "sale"},
+        {},
+        422,
+        "invalid_input",
+    ),
+    (
+        "price without reason",
+        "post",
+        "/products/1/price",
+        {"new_price_cents": 10, "reason": ""},
+        {},
+        422,
+        "invalid_input",
+    ),
+    (
+        "reprice unknown product",
+        "post",
+        "/products/999/price",
+        {"new_price_cents": 10, "reason": "x"},
+        {},
+        404,
+        "not_found",
+    ),
+    (
+        "reprice discontinued",
+        "post",
+        "/products/4/price",
+        {"new_price_cents": 10, "reason": "x"},
+        {},
+        409,
+        "product_discontinued",
+    ),
+    ("restock zero", "post", "/products/1/restock", {"quantity": 0}, {}, 422, "invalid_input"),
+    (
+        "restock discontinued",
+        "post",
+        "/products/4/restock",
+        {"quantity": 5},
+        {},
+        409,
+        "product_discontinued",
+    ),
+    ("discontinue twice", "post", "/products/4/discontinue", None, {}, 409, "product_discontinued"),
+    ("discontinue unknown", "post", "/products/999/discontinue", None, {}, 404, "not_found"),
+    ("unknown order summary", "get", "/orders/999999", None, {}, 404, "not_found"),
+    ("huge order id", "get", f"/orders/{2**70}", None, {}, 404, "not_found"),
+    ("unknown customer orders", "get", "/customers/999/orders", None, {}, 404, "not_found"),
+    ("limit 0", "get", "/customers/1/orders?limit=0", None, {}, 422, "invalid_input"),
+    (
+        "naive timestamp",
+        "get",
+        "/dashboard/sales-by-category?since=2026-01-01T00:00:00&until=2026-01-02T00:00:00",
+        None,
+        {},
+        422,
+        "invalid_input",
+    ),
+    (
+        "window backwards",
+        "get",
+        f"/dashboard/top-products?since={UNTIL}&until={SINCE}",
+        None,
+        {},
+        422,
+        "invalid_input",
+    ),
+    (
+        "not a timestamp",
+        "get",
+        "/dashboard/revenue?since=yesterday&until=today",
+        None,
+        {},
+        422,
+        "invalid_input",
+    ),
+    (
+        "bad bucket",
+        "get",
+        f"/dashboard/revenue?since={SINCE}&until={UNTIL}&bucket=week",
+        None,
+        {},
+        422,
+        "invalid_input",
+    ),
+    (
+        "too many minute buckets",
+        "get",
+        f"/dashboard/revenue?since={SINCE}&until=2026-02-01T00:00:00Z&bucket=minute",
+        None,
+        {},
+        422,
+        "invalid_input",
+    ),
+    (
+        "price range backwards",
+        "get",
+        "/products/search?min_price_cents=10&max_price_cents=5",
+        None,
+        {},
+        422,
+        "invalid_input",
+    ),
+    ("search text with NUL", "get", "/products/search?text=a%00b", None, {}, 422, "invalid_input"),
+]
+
+
+@pytest.fixture
+def api(crud):
+    with TestClient(create_app(crud), raise_server_exceptions=False) as client:
+        yield client
+
+
+@pytest.fixture
+def history(api):
+    """One shipped and one cancelled order, and product 4 discontinued."""
+    shipped = api.post("/orders", json=ORDER, headers={"Idempotency-Key": "h-1"}).json()["order_id"]
+    cancelled = api.post("/orders", json=ORDER, headers={"Idempotency-Key": "h-2"}).json()[
+        "order_id"
+    ]
+    assert api.post(f"/orders/{shipped}/ship").status_code == 200
+    assert api.post(f"/orders/{cancelled}/cancel").status_code == 200
+    assert api.post("/products/4/discontinue").status_code == 200
+    return {"shipped": shipped, "cancelled": cancelled}
+
+
+@pytest.mark.parametrize(
+    "why,method,path,body,headers,status,code", BAD_REQUESTS, ids=[b[0] for b in BAD_REQUESTS]
+)
+def test_bad_input_gets_its_status_and_writes_nothing(
+    api, history, crud, why, method, path, body, headers, status, code
+):
+    dsn = crud.config.write_dsn
+    before = table_digest(dsn)
+    kwargs = {"headers": headers}
+    if isinstance(body, str):
+        kwargs["content"] = body
+        kwargs["headers"] = {**headers, "Content-Type": "application/json"}
+    elif body is not None:
+        kwargs["json"] = body
+    response = getattr(api, method)(path.format(**history), **kwargs)
+    assert response.status_code == status, response.text
+    assert response.json()["error"] == code
+    assert response.json()["reason"]
+    assert table_digest(dsn) == before
+
+
+def test_duplicate_idempotency_key_returns_the_first_order_and_writes_nothing(api, crud):
+    first = api.post("/orders", json=ORDER, headers={"Idempotency-Key": "dup"})
+    assert first.status_code == 201
+    before = table_digest(crud.config.write_dsn)
+    again = api.post("/orders", json=ORDER, headers={"Idempotency-Key": "dup"})
+    assert again.status_code == 200
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["order_id"] == first.json()["order_id"]
+    assert table_digest(crud.config.write_dsn) == before
+
+
+def test_good_requests_answer_from_the_database(api):
+    placed = api.post(
+        "/orders", json={"customer_id": 2, "lines": [{"product_id": 2, "quantity": 3}]}
+    )
+    assert placed.status_code == 201
+    body = placed.json()
+    assert (body["total_cents"], body["item_count"], body["replayed"]) == (2400, 3, False)
+    summary = api.get(f"/orders/{body['order_id']}").json()
+    assert summary["customer_name"] == "Alan Turing"
+    assert summary["lines"] == [
+        {
+            "line_no": 1,
+            "product_id": 2,
+            "sku": "MUG-002",
+            "product_name": "Blue Mug 100%",
+            "quantity": 3,
+            "unit_price_cents": 800,
+            "line_total_cents": 2400,
+        }
+    ]
+    mine = api.get("/customers/2/orders").json()
+    assert (mine["order_count"], mine["total_spent_cents"], mine["average_order_cents"]) == (
+        1,
+        2400,
+        2400,
+    )
+    window = {"since": body["placed_at"], "until": body["placed_at"]}
+    assert api.get("/dashboard/sales-by-category", params=window).json() == [
+        {"category": "kitchen", "orders": 1, "units": 3, "revenue_cents": 2400}
+    ]
+    revenue = api.get("/dashboard/revenue", params={**window, "bucket": "minute"}).json()
+    assert [p["revenue_cents"] for p in revenue] == [2400]
+    top = api.get("/dashboard/top-products", params={**window, "limit": 1}).json()
+    assert [p["product_id"] for p in top] == [2]
+    hits = api.get("/products/search", params={"text": "mug"}).json()
+    assert [(h["product_id"], h["units_sold"]) for h in hits] == [(2, 3)]
+    assert (
+        api.post("/products/2/price", json={"new_price_cents": 900, "reason": "x"}).json()[
+            "price_cents"
+        ]
+        == 900
+    )
+    assert api.post("/products/2/restock", json={"quantity": 4}).json()["stock"] == 50 - 3 + 4
+    assert api.post(f"/orders/{body['order_id']}/ship").json()["status"] == "shipped"
+
+
+def test_openapi_describes_every_route(api):
+    paths = api.get("/openapi.json").json()["paths"]
+    assert {
+        "/orders",
+        "/orders/{order_id}",
+        "/orders/{order_id}/cancel",
+        "/orders/{order_id}/ship",
+        "/products/{product_id}/price",
+        "/products/{product_id}/discontinue",
+        "/products/{product_id}/restock",
+        "/customers/{customer_id}/orders",
+        "/dashboard/sales-by-category",
+        "/dashboard/top-products",
+        "/dashboard/revenue",
+        "/products/search",
+        "/health",
+    } <= set(paths)
+    assert any(p["name"] == "idempotency-key" for p in paths["/orders"]["post"]["parameters"])
