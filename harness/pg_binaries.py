@@ -57,6 +57,8 @@ def candidate_dirs() -> list[Path]:
 
 def find_bindir() -> Path:
     """The first directory holding initdb, pg_ctl and postgres, or PostgresNotFound."""
+    if (env := os.environ.get("CQRS_BENCH_PG_BINDIR")) and not _complete(Path(env)):
+        raise PostgresNotFound([f"CQRS_BENCH_PG_BINDIR={env} (it lacks {', '.join(REQUIRED)})"])
     candidates = candidate_dirs()
     for bindir in candidates:
         if _complete(bindir):

@@ -1,0 +1,115 @@
+"""The `cqrs-bench` command line."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+
+import psycopg
+import typer
+import uvicorn
+
+from harness import demo
+from harness.cli_bench import checkout as bench_checkout
+from harness.cli_db import app as db_app
+from harness.cli_load import load
+from harness.datasets import DatasetError
+from harness.options import ImplName, ReadDsn, ScaleFactor, Seed, WriteDsn
+from harness.pg_binaries import PostgresNotFound
+from harness.pg_server import ServerError
+from harness.prepare import prepared
+from harness.servers import use_servers
+from harness.service import BackgroundService
+from implementations.api import create_app
+from implementations.domain.errors import DomainError
+
+app = typer.Typer(
+    help="Measure whether CQRS fixes checkout latency: one order domain, three architectures.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(db_app, name="db")
+app.command()(load)
+bench_app = typer.Typer(
+    help="Benchmarks that print their figures (speed is measured, not asserted)."
+)
+bench_app.command("checkout")(bench_checkout)
+app.add_typer(bench_app, name="bench")
+
+# Errors a user can fix: shown as one message, not a traceback.
+USER_ERRORS = (
+    PostgresNotFound,
+    ServerError,
+    DatasetError,
+    ValueError,
+    psycopg.OperationalError,
+    DomainError,
+)
+
+
+@app.command()
+def serve(
+    impl: ImplName = "crud",
+    host: str = typer.Option("127.0.0.1", help="Address to bind; 0.0.0.0 exposes the service."),
+    port: int = typer.Option(8000, help="TCP port."),
+    sf: ScaleFactor = 0.1,
+    seed: Seed = 42,
+    keep: bool = typer.Option(False, help="Keep the dataset clone when the service stops."),
+    write_dsn: WriteDsn = None,
+    read_dsn: ReadDsn = None,
+) -> None:
+    """Serve one implementation over HTTP (OpenAPI at /docs) on a fresh clone of the dataset."""
+    with use_servers(write_dsn, read_dsn) as servers, prepared(impl, servers, sf=sf, seed=seed,
+                                                                keep=keep) as implementation:  # fmt: skip
+        typer.echo(f"serving {impl} on http://{host}:{port} (Ctrl-C stops and cleans up)")
+        uvicorn.run(create_app(implementation), host=host, port=port, log_level="warning")
+
+
+@app.command("demo")
+def demo_command(
+    impl: ImplName = "crud",
+    sf: ScaleFactor = 0.05,
+    seed: Seed = 42,
+    checkouts: int = typer.Option(200, min=1, max=100_000, help="Checkouts in the burst."),
+    threads: int = typer.Option(4, min=1, max=64, help="Concurrent HTTP clients."),
+    write_dsn: WriteDsn = None,
+    read_dsn: ReadDsn = None,
+) -> None:
+    """The quick start: servers, dataset, the API, and a burst of real commands and queries."""
+    started = time.perf_counter()
+    with (
+        use_servers(write_dsn, read_dsn) as servers,
+        prepared(impl, servers, sf=sf, seed=seed) as implementation,
+    ):
+        with BackgroundService(implementation) as base_url:
+            typer.echo(
+                f"driving {impl} through {base_url}: {checkouts} checkouts from {threads} clients, then reads"
+            )
+            tally = demo.run(
+                base_url, implementation.config.write_dsn, checkouts=checkouts, threads=threads
+            )
+    typer.echo(f"\n{'operation':22} {'calls':>6}  {'p50 ms':>8} {'p95 ms':>8}  statuses")
+    for op, calls, codes, p50, p95 in tally.rows():
+        typer.echo(f"{op:22} {calls:6d}  {p50:8.1f} {p95:8.1f}  {codes}")
+    typer.echo(
+        f"\ndone in {time.perf_counter() - started:.1f}s; every server and database it made is gone."
+    )
+
+
+def _exit_on_signal(signum: int, _frame) -> None:
+    raise SystemExit(128 + signum)  # unwinds through every `finally`, which stops what we started
+
+
+def main() -> None:
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _exit_on_signal)
+    try:
+        app()
+    except USER_ERRORS as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        typer.secho("interrupted; stopped everything this command started", fg="yellow", err=True)
+        sys.exit(130)

@@ -1,0 +1,40 @@
+"""`cqrs-bench bench ...`: benchmark commands that print their figures (not timed tests)."""
+
+from __future__ import annotations
+
+import typer
+
+from harness import bench_checkout
+from harness.options import ImplName, ScaleFactor, Seed, WriteDsn
+from implementations import registry
+
+
+def checkout(
+    impl: ImplName = "crud",
+    clients: int = typer.Option(8, min=1, max=150, help="Concurrent clients on each side."),
+    duration: int = typer.Option(15, min=1, help="Seconds per measurement."),
+    rounds: int = typer.Option(2, min=1, help="Rounds; each measures in-process, then pgbench."),
+    sf: ScaleFactor = 0.1,
+    seed: Seed = 42,
+    write_dsn: WriteDsn = None,
+) -> None:
+    """Checkout throughput of an implementation called in-process next to pgbench running the
+    same three checkout statements (a script generated from checkout.py) on the same server.
+
+    Rounds alternate in-process and pgbench on one clone of the dataset; every count is checked
+    against the orders the database gained. Prints each round, the medians and their ratio.
+    """
+    if impl not in registry.names():
+        raise ValueError(
+            f"unknown implementation {impl!r}; choose from {', '.join(registry.names())}"
+        )
+    try:
+        result = bench_checkout.run(
+            write_dsn=write_dsn, impl=impl, clients=clients, duration=duration, rounds=rounds,
+            sf=sf, seed=seed, progress=typer.echo,
+        )  # fmt: skip
+    except bench_checkout.BenchError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo("")
+    typer.echo(bench_checkout.report(result))

@@ -1,0 +1,72 @@
+"""`cqrs-bench db up | status | down`: the embedded write and read servers."""
+
+from __future__ import annotations
+
+import psycopg
+import typer
+
+from harness.options import ReadDsn, WriteDsn
+from harness.pg_binaries import find_bindir
+from harness.servers import given_dsns, persistent_servers, sweep_orphans
+
+app = typer.Typer(help="Start, inspect and stop the embedded write and read PostgreSQL servers.")
+
+
+def _version(dsn: str) -> str:
+    try:
+        with psycopg.connect(dsn, connect_timeout=3) as conn:
+            return conn.execute("SHOW server_version").fetchone()[0]
+    except psycopg.OperationalError as exc:
+        return f"unreachable ({str(exc).strip().splitlines()[0]})"
+
+
+@app.command()
+def up() -> None:
+    """Start the write and read servers (initdb on first use); a running pair is reused.
+
+    While they run, every other command uses them by default.
+    """
+    sweep_orphans()
+    typer.echo(f"PostgreSQL binaries: {find_bindir()}")
+    for role, server in persistent_servers().items():
+        was_running = server.status().running
+        status = server.start()
+        verb = "already running" if was_running else "started"
+        typer.echo(f"{role:5}  {verb:15}  {status.dsn}  (data: {status.datadir})")
+
+
+@app.command()
+def status(write_dsn: WriteDsn = None, read_dsn: ReadDsn = None) -> None:
+    """Print each server's DSN, version and state (the given servers, else the embedded pair)."""
+    if given := given_dsns(write_dsn, read_dsn):
+        for role, dsn in zip(("write", "read"), given, strict=True):
+            version = _version(dsn)
+            state = "unreachable" if version.startswith("unreachable") else "running (given)"
+            typer.echo(f"{role:5}  {state:16}  {dsn}  PostgreSQL {version}")
+        return
+    for role, server in persistent_servers().items():
+        st = server.status()
+        if st.running:
+            line = f"running (pid {st.pid})  {st.dsn}  PostgreSQL {_version(st.dsn)}"
+        elif server.initialized():
+            line = f"stopped  (data: {st.datadir})"
+        else:
+            line = "not created (cqrs-bench db up)"
+        typer.echo(f"{role:5}  {line}")
+
+
+@app.command()
+def down(
+    purge: bool = typer.Option(False, "--purge", help="Also delete the servers' data directories."),
+) -> None:
+    """Stop the embedded servers (and any left behind by a command that was killed)."""
+    for root in sweep_orphans():
+        typer.echo(f"removed orphaned servers in {root}")
+    for role, server in persistent_servers().items():
+        running = server.status().running
+        if purge:
+            server.remove()
+        else:
+            server.stop()
+        done = "stopped" if running else "was not running"
+        typer.echo(f"{role:5}  {done}{' and purged' if purge else ''}")
