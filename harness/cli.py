@@ -63,8 +63,9 @@ def serve(
     """Serve one implementation over HTTP (OpenAPI at /docs) on a fresh clone of the dataset."""
     with use_servers(write_dsn, read_dsn) as servers, prepared(impl, servers, sf=sf, seed=seed,
                                                                 keep=keep) as implementation:  # fmt: skip
-        typer.echo(f"serving {impl} on http://{host}:{port} (Ctrl-C stops and cleans up)")
-        uvicorn.run(create_app(implementation), host=host, port=port, log_level="warning")
+        typer.echo(f"serving {impl}; Ctrl-C stops the service and removes what it started")
+        uvicorn.run(create_app(implementation), host=host, port=port, log_level="info",
+                    access_log=False)  # fmt: skip
 
 
 @app.command("demo")

@@ -1,0 +1,107 @@
+"""Commands that start their own servers leave nothing running: on success, error, Ctrl-C, SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from test_db_cli import _cli, _env
+
+from harness.pg_server import free_port
+
+CHECKOUT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def home():
+    path = CHECKOUT / ".work" / f"test-cleanup-{os.getpid()}-{time.monotonic_ns()}"
+    yield path
+    assert not _processes_under(path), "a test left servers running"
+
+
+def _processes_under(home: Path) -> list[str]:
+    """Command lines of live processes that mention `home` (postgres -D <home>/...)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if str(home) in cmdline and "pytest" not in cmdline:
+                found.append(cmdline)
+    return found
+
+
+def _start(home: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(_cli(*args), env=_env(home), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+
+
+def _wait_for_line(proc: subprocess.Popen, needle: str, timeout: float = 120) -> str:
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            break
+        seen.append(line)
+        if needle in line:
+            return line
+    proc.kill()
+    raise AssertionError(f"never printed {needle!r}:\n{''.join(seen)}")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_serve_stops_everything_it_started_on_a_signal(home, sig):
+    port = free_port()
+    proc = _start(home, "serve", "--sf", "0.01", "--port", str(port))
+    _wait_for_line(proc, f"Uvicorn running on http://127.0.0.1:{port}")
+    assert (
+        httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).json()["implementation"] == "crud"
+    )
+    assert _processes_under(home), "the throwaway servers should be running while it serves"
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    assert not _processes_under(home)
+    assert not list((home / "servers").glob("run-*"))
+
+
+def test_an_error_after_servers_started_stops_them(home):
+    result = subprocess.run(_cli("demo", "--impl", "no-such-thing", "--sf", "0.01"),
+                            env=_env(home), capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 1
+    assert "unknown implementation 'no-such-thing'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not _processes_under(home)
+
+
+def test_a_killed_commands_servers_are_removed_by_the_next_command(home):
+    proc = _start(home, "serve", "--sf", "0.01", "--port", str(free_port()))
+    _wait_for_line(proc, "Uvicorn running on")
+    proc.kill()  # SIGKILL: no chance to clean up
+    proc.wait(timeout=30)
+    assert _processes_under(home), "pg_ctl-started servers outlive a SIGKILLed command"
+    down = subprocess.run(_cli("db", "down"), env=_env(home), capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert "removed orphaned servers" in down.stdout
+    assert not _processes_under(home)
+
+
+def test_demo_runs_end_to_end_and_cleans_up(home):
+    result = subprocess.run(_cli("demo", "--sf", "0.01", "--checkouts", "20", "--threads", "2"),
+                            env=_env(home), capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "checkout                   20" in result.stdout
+    assert "bad checkout" in result.stdout and "500" not in result.stdout.split("bad checkout")[1]
+    assert not _processes_under(home)
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__]))
