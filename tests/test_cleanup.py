@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,7 +23,11 @@ CHECKOUT = Path(__file__).resolve().parents[1]
 def home():
     path = CHECKOUT / ".work" / f"test-cleanup-{os.getpid()}-{time.monotonic_ns()}"
     yield path
-    assert not _processes_under(path), "a test left servers running"
+    leftover = _processes_under(path)
+    if leftover:  # remove them before failing, so a failing test leaves nothing behind either
+        subprocess.run(_cli("db", "down"), env=_env(path), capture_output=True, timeout=120)
+    shutil.rmtree(path, ignore_errors=True)
+    assert not leftover, "a test left servers running"
 
 
 def _processes_under(home: Path) -> list[str]:
