@@ -19,10 +19,18 @@ from harness.pg_server import free_port
 CHECKOUT = Path(__file__).resolve().parents[1]
 
 
+STARTED: list[subprocess.Popen] = []
+
+
 @pytest.fixture
 def home():
     path = CHECKOUT / ".work" / f"test-cleanup-{os.getpid()}-{time.monotonic_ns()}"
     yield path
+    while STARTED:  # a test that failed half-way still stops the command it started
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=60)
     leftover = _processes_under(path)
     if leftover:  # remove them before failing, so a failing test leaves nothing behind either
         subprocess.run(_cli("db", "down"), env=_env(path), capture_output=True, timeout=120)
@@ -45,8 +53,10 @@ def _processes_under(home: Path) -> list[str]:
 
 
 def _start(home: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen(_cli(*args), env=_env(home), stdout=subprocess.PIPE,
+    proc = subprocess.Popen(_cli(*args), env=_env(home), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    STARTED.append(proc)
+    return proc
 
 
 def _wait_for_line(proc: subprocess.Popen, needle: str, timeout: float = 120) -> str:
@@ -59,7 +69,6 @@ def _wait_for_line(proc: subprocess.Popen, needle: str, timeout: float = 120) ->
         seen.append(line)
         if needle in line:
             return line
-    proc.kill()
     raise AssertionError(f"never printed {needle!r}:\n{''.join(seen)}")
 
 
