@@ -87,7 +87,7 @@ class Measurement:
 class BenchResult:
     impl: str
     clients: int
-    duration: float
+    duration: int
     measurements: list[Measurement]
 
     def median(self, side: str) -> float:
@@ -115,6 +115,9 @@ def pgbench_script(catalog: Catalog) -> str:
         raise BenchError("INSERT_ORDER no longer returns `id` first: fix the \\gset below")
     n = len(catalog.product_bands)
     same = {"customer_id": ":customer_id", "order_id": ":order_id"}
+    # pgbench has no array variables, hence ARRAY[:p1, ...]. Unlike the application's single
+    # array parameter, this form lets the server settle on a generic plan after five executions
+    # (pg_prepared_statements.generic_plans), so pgbench does not re-plan; the application does.
     arrays = {
         "product_ids": "ARRAY[" + ", ".join(f":p{i}" for i in range(1, n + 1)) + "]",
         "quantities": "ARRAY[" + ", ".join([str(QUANTITY)] * n) + "]",
@@ -404,6 +407,8 @@ def report(result: BenchResult) -> str:
         f"{result.clients} clients, {result.duration} s per measurement",
         "round  side      committed  seconds        tps  db orders  errors",
         *(_row(m) for m in result.measurements),
+        "db orders: what the database gained, checked against each count (python's include one",
+        "untimed warm-up order per client); pgbench seconds exclude its connection time.",
         "",
         f"{'median python (in-process ' + result.impl + ')':<36} {python:>10.1f} tps",
         f"{'median pgbench (same SQL)':<36} {pgbench:>10.1f} tps",

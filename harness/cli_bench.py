@@ -18,11 +18,11 @@ def checkout(
     seed: Seed = 42,
     write_dsn: WriteDsn = None,
 ) -> None:
-    """Checkout throughput of an implementation called in-process next to pgbench running the
-    same three checkout statements (a script generated from checkout.py) on the same server.
+    """Checkout throughput of an implementation in-process next to pgbench running the same SQL.
 
-    Rounds alternate in-process and pgbench on one clone of the dataset; every count is checked
-    against the orders the database gained. Prints each round, the medians and their ratio.
+    The pgbench script is generated from the checkout statements; rounds alternate the two sides.
+
+    Every count is checked against the orders the database gained; prints rounds, medians, ratio.
     """
     if impl not in registry.names():
         raise ValueError(
