@@ -30,7 +30,6 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql
-from sqlalchemy import TextClause
 
 from harness import datasets
 from harness.pg_binaries import find_bindir
@@ -46,8 +45,8 @@ HUGE_STOCK = 10**12
 PGBENCH_KEY_PREFIX = "pgb-"
 PYTHON_KEY_PREFIX = "py-"
 
-# SQLAlchemy's own pattern for `:name` bind parameters in text().
-_BIND = re.compile(r"(?<![:\w\\]):(\w+)(?!:)")
+# psycopg's named placeholders, as the checkout statements use them.
+_BIND = re.compile(r"%\((\w+)\)s")
 _TPS = re.compile(r"^tps = ([\d.]+) \(without initial connection time\)", re.M)
 _PROCESSED = re.compile(r"^number of transactions actually processed: (\d+)", re.M)
 _FAILED = re.compile(r"^number of failed transactions: (\d+)", re.M)
@@ -101,23 +100,23 @@ class BenchResult:
 # --- the pgbench script -------------------------------------------------------------------------
 
 
-def _pgbench_sql(clause: TextClause, replacements: dict[str, str]) -> str:
+def _pgbench_sql(statement: str, replacements: dict[str, str]) -> str:
     """The statement with each bind parameter replaced; one it does not know is an error."""
-    params = set(_BIND.findall(clause.text))
+    params = set(_BIND.findall(statement))
     if unknown := params - set(replacements):
         raise BenchError(f"checkout statement has parameters the pgbench script lacks: {unknown}")
-    return textwrap.dedent(_BIND.sub(lambda m: replacements[m.group(1)], clause.text)).strip()
+    return textwrap.dedent(_BIND.sub(lambda m: replacements[m.group(1)], statement)).strip()
 
 
 def pgbench_script(catalog: Catalog) -> str:
     """A pgbench script placing one order per transaction with the statements of checkout.py."""
-    if not re.search(r"RETURNING\s+id\b", checkout.INSERT_ORDER.text):
+    if not re.search(r"RETURNING\s+id\b", checkout.INSERT_ORDER):
         raise BenchError("INSERT_ORDER no longer returns `id` first: fix the \\gset below")
     n = len(catalog.product_bands)
     same = {"customer_id": ":customer_id", "order_id": ":order_id"}
-    # pgbench has no array variables, hence ARRAY[:p1, ...]. Unlike the application's single
-    # array parameter, this form lets the server settle on a generic plan after five executions
-    # (pg_prepared_statements.generic_plans), so pgbench does not re-plan; the application does.
+    # pgbench has no array variables, hence ARRAY[:p1, ...]. This form lets the server settle on
+    # a generic plan after five executions; the application's single array parameter would be
+    # re-planned every time, which is why its command connections force generic plans.
     arrays = {
         "product_ids": "ARRAY[" + ", ".join(f":p{i}" for i in range(1, n + 1)) + "]",
         "quantities": "ARRAY[" + ", ".join([str(QUANTITY)] * n) + "]",

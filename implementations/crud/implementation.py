@@ -17,7 +17,7 @@ class Crud:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.engine: Engine | None = None
+        self.engines: list[Engine] = []
 
     def install(self) -> None:
         engine = make_engine(self.config.write_dsn, component="crud-install", pool_size=1)
@@ -28,16 +28,19 @@ class Crud:
             engine.dispose()
 
     def start(self) -> None:
-        self.engine = make_engine(
-            self.config.write_dsn, component="crud", pool_size=self.config.pool_size
-        )
-        self.commands = CrudCommands(self.engine)
-        self.queries = CrudQueries(self.engine)
+        size = self.config.pool_size
+        self.engines = [
+            make_engine(self.config.write_dsn, component="crud:commands", pool_size=size,
+                        generic_plans=True),
+            make_engine(self.config.write_dsn, component="crud:queries", pool_size=size),
+        ]  # fmt: skip
+        self.commands = CrudCommands(self.engines[0])
+        self.queries = CrudQueries(self.engines[1])
 
     def stop(self) -> None:
-        if self.engine is not None:
-            self.engine.dispose()
-            self.engine = None
+        for engine in self.engines:
+            engine.dispose()
+        self.engines = []
 
 
 def create(config: Config) -> Crud:

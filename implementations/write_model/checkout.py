@@ -4,30 +4,31 @@
 2. lock the products in id order (no deadlocks) and take the stock where active and sufficient;
 3. insert the lines at the current prices and set the order total.
 
-`benchmarks/pgbench_checkout.sql` runs these same statements from pgbench.
+`cqrs-bench bench checkout` generates its pgbench script from these statement texts. They run on
+the psycopg connection directly (see implementations.db.driver), hence `%(name)s` parameters.
 """
 
 from __future__ import annotations
 
 import psycopg.errors
-from sqlalchemy import Connection, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection
 
+from implementations.db import driver
 from implementations.domain.commands import PlaceOrder
 from implementations.domain.errors import NotFound, OutOfStock, ProductDiscontinued
 from implementations.domain.events import OrderPlaced, PlacedLine
 from implementations.domain.results import PlacedOrder
 
-INSERT_ORDER = text("""
+INSERT_ORDER = """
     INSERT INTO orders (customer_id, status, total_cents, placed_at, idempotency_key)
-    VALUES (:customer_id, 'placed', 0, now(), :idempotency_key)
+    VALUES (%(customer_id)s, 'placed', 0, now(), %(idempotency_key)s)
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING id, placed_at
-""")
+"""
 
-TAKE_STOCK = text("""
+TAKE_STOCK = """
     WITH wanted AS (
-        SELECT * FROM unnest(CAST(:product_ids AS bigint[]), CAST(:quantities AS int[]))
+        SELECT * FROM unnest(CAST(%(product_ids)s AS bigint[]), CAST(%(quantities)s AS int[]))
             AS w (product_id, quantity)
     ), locked AS MATERIALIZED (
         SELECT id FROM products WHERE id IN (SELECT product_id FROM wanted)
@@ -37,13 +38,13 @@ TAKE_STOCK = text("""
     FROM wanted w, locked l
     WHERE p.id = w.product_id AND l.id = p.id AND p.status = 'active' AND p.stock >= w.quantity
     RETURNING p.id
-""")
+"""
 
-INSERT_LINES = text("""
+INSERT_LINES = """
     WITH lines AS (
         INSERT INTO order_lines (order_id, line_no, product_id, quantity, unit_price_cents)
-        SELECT :order_id, w.line_no, w.product_id, w.quantity, p.price_cents
-        FROM unnest(CAST(:product_ids AS bigint[]), CAST(:quantities AS int[]))
+        SELECT %(order_id)s, w.line_no, w.product_id, w.quantity, p.price_cents
+        FROM unnest(CAST(%(product_ids)s AS bigint[]), CAST(%(quantities)s AS int[]))
             WITH ORDINALITY AS w (product_id, quantity, line_no)
         JOIN products p ON p.id = w.product_id
         RETURNING line_no, quantity, unit_price_cents
@@ -52,41 +53,40 @@ INSERT_LINES = text("""
                array_agg(unit_price_cents ORDER BY line_no) AS prices
         FROM lines
     )
-    UPDATE orders o SET total_cents = t.total FROM t WHERE o.id = :order_id
+    UPDATE orders o SET total_cents = t.total FROM t WHERE o.id = %(order_id)s
     RETURNING o.total_cents, t.prices
-""")
+"""
 
-REPLAY = text("""
+REPLAY = """
     SELECT o.id, o.total_cents, o.placed_at, sum(l.quantity) AS units
     FROM orders o JOIN order_lines l ON l.order_id = o.id
-    WHERE o.idempotency_key = :idempotency_key
+    WHERE o.idempotency_key = %(idempotency_key)s
     GROUP BY o.id
-""")
+"""
 
-WHY_NOT = text("SELECT id, status, stock FROM products WHERE id = ANY(CAST(:ids AS bigint[]))")
+WHY_NOT = "SELECT id, status, stock FROM products WHERE id = ANY(CAST(%(ids)s AS bigint[]))"
 
 
 def place_order(conn: Connection, cmd: PlaceOrder) -> tuple[PlacedOrder, list[OrderPlaced]]:
     """Place the order, or return the one its idempotency key already placed (and no event)."""
+    db = driver(conn)
     try:
-        row = conn.execute(
+        row = db.execute(
             INSERT_ORDER, {"customer_id": cmd.customer_id, "idempotency_key": cmd.idempotency_key}
-        ).first()
-    except IntegrityError as exc:
-        if isinstance(exc.orig, psycopg.errors.ForeignKeyViolation):
-            raise NotFound(f"customer {cmd.customer_id} does not exist") from exc
-        raise
+        ).fetchone()
+    except psycopg.errors.ForeignKeyViolation as exc:
+        raise NotFound(f"customer {cmd.customer_id} does not exist") from exc
     if row is None:
-        return _replay(conn, cmd), []
+        return _replay(db, cmd), []
     order_id, placed_at = row
     ids = [line.product_id for line in cmd.lines]
     quantities = [line.quantity for line in cmd.lines]
-    taken = conn.execute(TAKE_STOCK, {"product_ids": ids, "quantities": quantities}).all()
+    taken = db.execute(TAKE_STOCK, {"product_ids": ids, "quantities": quantities}).fetchall()
     if len(taken) != len(ids):
-        _explain_refusal(conn, cmd, taken={pid for (pid,) in taken})
-    total, prices = conn.execute(
+        _explain_refusal(db, cmd, taken={pid for (pid,) in taken})
+    total, prices = db.execute(
         INSERT_LINES, {"order_id": order_id, "product_ids": ids, "quantities": quantities}
-    ).one()
+    ).fetchone()
     lines = tuple(
         PlacedLine(line_no=n, product_id=line.product_id, quantity=line.quantity,
                    unit_price_cents=price)
@@ -101,17 +101,17 @@ def place_order(conn: Connection, cmd: PlaceOrder) -> tuple[PlacedOrder, list[Or
     return placed, [event]
 
 
-def _replay(conn: Connection, cmd: PlaceOrder) -> PlacedOrder:
-    order_id, total, placed_at, units = conn.execute(
+def _replay(db: psycopg.Connection, cmd: PlaceOrder) -> PlacedOrder:
+    order_id, total, placed_at, units = db.execute(
         REPLAY, {"idempotency_key": cmd.idempotency_key}
-    ).one()
+    ).fetchone()
     return PlacedOrder(order_id, total, int(units), placed_at, replayed=True)
 
 
-def _explain_refusal(conn: Connection, cmd: PlaceOrder, taken: set[int]) -> None:
+def _explain_refusal(db: psycopg.Connection, cmd: PlaceOrder, taken: set[int]) -> None:
     """Raise the domain error for the first line whose product could not supply its quantity."""
     refused = [line for line in cmd.lines if line.product_id not in taken]
-    found = {pid: (status, stock) for pid, status, stock in conn.execute(
+    found = {pid: (status, stock) for pid, status, stock in db.execute(
         WHY_NOT, {"ids": [line.product_id for line in refused]})}  # fmt: skip
     for line in refused:
         if line.product_id not in found:
