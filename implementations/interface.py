@@ -44,6 +44,7 @@ class Config:
     write_dsn: str
     read_dsn: str
     pool_size: int = 16
+    read_your_writes_timeout: float = 5.0  # how long a query given a token waits for it
 
 
 class CommandSide(Protocol):
@@ -80,6 +81,7 @@ class Implementation(Protocol):
     name: str
     commands: CommandSide
     queries: QuerySide
+    needs_projector: bool  # the harness runs a projector on `projection_dsns` while it is used
 
     def install(self) -> None:
         """Create this implementation's own schema objects on a fresh dataset clone (idempotent)."""

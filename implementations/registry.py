@@ -8,6 +8,7 @@ from implementations.interface import Config, Implementation
 
 PACKAGES = {
     "crud": "implementations.crud",
+    "cqrs-logical": "implementations.cqrs_logical",
 }
 
 

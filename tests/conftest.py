@@ -16,6 +16,8 @@ from harness.servers import READ_DSN_ENV, WRITE_DSN_ENV, Servers, use_servers
 from implementations import contract, registry
 from implementations.db import make_engine
 from implementations.interface import Config, Implementation
+from implementations.projector.background import projector_thread
+from implementations.projector.engine import Projector
 from implementations.write_model import schema_sql
 
 
@@ -86,3 +88,16 @@ def table_digest(dsn: str, tables: tuple[str, ...] = WRITE_TABLES) -> dict[str, 
             ).fetchone()[0]
             for table in tables
         }
+
+
+@pytest.fixture
+def cqrs_logical(contract_catalog: str) -> Iterator[Implementation]:
+    """cqrs-logical on the contract catalog, caught up, with a projector thread running."""
+    impl = registry.create("cqrs-logical", Config(contract_catalog, contract_catalog, pool_size=24))
+    impl.install()
+    with Projector(*impl.projection_dsns) as catch_up:
+        catch_up.catch_up()
+    with projector_thread(*impl.projection_dsns, poll_interval=0.2):
+        impl.start()
+        yield impl
+        impl.stop()

@@ -5,3 +5,7 @@ from implementations import contract
 
 def test_crud_passes_the_contract(crud):
     contract.run_scenario(crud)
+
+
+def test_cqrs_logical_passes_the_contract(cqrs_logical):
+    contract.run_scenario(cqrs_logical)

@@ -6,7 +6,7 @@ from importlib.resources import files
 
 from sqlalchemy import Engine
 
-from implementations.crud.commands import CrudCommands
+from implementations.crud.commands import command_side
 from implementations.crud.queries import CrudQueries
 from implementations.db import make_engine
 from implementations.interface import Config
@@ -14,6 +14,7 @@ from implementations.interface import Config
 
 class Crud:
     name = "crud"
+    needs_projector = False
 
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -34,7 +35,7 @@ class Crud:
                         generic_plans=True),
             make_engine(self.config.write_dsn, component="crud:queries", pool_size=size),
         ]  # fmt: skip
-        self.commands = CrudCommands(self.engines[0])
+        self.commands = command_side(self.engines[0])
         self.queries = CrudQueries(self.engines[1])
 
     def stop(self) -> None:

@@ -33,3 +33,14 @@ class OutOfStock(Conflict):
 
 class InvalidTransition(Conflict):
     code = "invalid_transition"
+
+
+class NotYetVisible(Exception):
+    """A query given a consistency token waited its bound and the projection had not caught up.
+
+    Not a caller's mistake: the API answers 503 with Retry-After.
+    """
+
+    def __init__(self, reason: str, waited: float) -> None:
+        super().__init__(reason)
+        self.reason, self.waited = reason, waited

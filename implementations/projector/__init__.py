@@ -1,0 +1,1 @@
+"""The one projection engine both CQRS variants use: outbox reader, checkpoint, apply, status."""

@@ -1,0 +1,166 @@
+"""The projection engine: read a batch in commit order, apply it with the checkpoint, repeat.
+
+- Reads happen on an autocommit connection to the write database, outside the apply transaction.
+- Each batch is applied to the read database in one transaction that also advances the checkpoint
+  by compare-and-set; a full batch loops at once.
+- LISTEN on the write database is only a wake-up hint; without a notification the projector
+  still polls every `poll_interval` seconds.
+- One active projector per projection: a session advisory lock on the read database. A second
+  projector waits as a standby until the first one's session ends.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from importlib.resources import files
+
+import psycopg
+
+from implementations import read_model
+from implementations.projector import checkpoint
+from implementations.projector.outbox_reader import Batch, read_batch, read_statement
+from implementations.projector.positions import Position
+from implementations.read_model.apply import apply
+
+PROJECTION = "orders"
+LOCK_NAMESPACE = 0x70726F6A  # "proj"
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What one applied batch did, for lag measurement: source commit times and apply time."""
+
+    count: int
+    last: Position
+    source_commits: list[datetime | None]
+    applied_at: float  # time.time() right after the apply transaction committed
+
+
+def _connect(dsn: str, component: str, autocommit: bool) -> psycopg.Connection:
+    return psycopg.connect(
+        dsn, autocommit=autocommit, application_name=f"cqrs-bench:{component}",
+        options="-c timezone=UTC",
+    )  # fmt: skip
+
+
+def install(write_dsn: str, read_dsn: str, name: str = PROJECTION) -> None:
+    """Create the read models and checkpoint (read side) and the wake-up trigger (write side)."""
+    with _connect(read_dsn, "projector-install", autocommit=False) as conn:
+        conn.execute(read_model.schema_sql())
+        checkpoint.ensure(conn, name)
+    with _connect(write_dsn, "projector-install", autocommit=False) as conn:
+        conn.execute(files(__package__).joinpath("notify.sql").read_text())
+
+
+class Projector:
+    def __init__(
+        self,
+        write_dsn: str,
+        read_dsn: str,
+        *,
+        name: str = PROJECTION,
+        batch_size: int = 1000,
+        poll_interval: float = 0.5,
+        on_applied: Callable[[Applied], None] | None = None,
+    ) -> None:
+        self.write_dsn, self.read_dsn, self.name = write_dsn, read_dsn, name
+        self.batch_size, self.poll_interval = batch_size, poll_interval
+        self.on_applied = on_applied
+        self.source: psycopg.Connection | None = None
+        self.target: psycopg.Connection | None = None
+        self.listener: psycopg.Connection | None = None
+
+    # -- connections and the single-active lock ----------------------------------------------
+
+    def open(self) -> None:
+        self.source = _connect(self.write_dsn, "projector", autocommit=True)
+        self.target = _connect(self.read_dsn, "projector", autocommit=False)
+        self.statement = read_statement(self.source)
+
+    def close(self) -> None:
+        for conn in (self.listener, self.source, self.target):
+            if conn is not None:
+                conn.close()
+        self.source = self.target = self.listener = None
+
+    def __enter__(self) -> Projector:
+        self.open()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _lock_key(self) -> int:
+        return zlib.crc32(self.name.encode()) - 2**31
+
+    def try_lock(self) -> bool:
+        """Become the active projector of this projection (held until the session ends)."""
+        row = self.target.execute(
+            "SELECT pg_try_advisory_lock(%s, %s)", (LOCK_NAMESPACE, self._lock_key())
+        ).fetchone()
+        self.target.commit()
+        return row[0]
+
+    # -- the work ------------------------------------------------------------------------------
+
+    def step(self) -> Batch:
+        """Read one batch after the checkpoint and apply it with the checkpoint; return it."""
+        current = checkpoint.load(self.target, self.name)
+        self.target.commit()
+        batch = read_batch(self.source, self.statement, current.at, self.batch_size)
+        if not batch.events and (batch.full or batch.horizon <= current.horizon):
+            return batch
+        with self.target.transaction():
+            last = batch.events[-1].at if batch.events else current.at
+            apply(self.target, batch.events)
+            commits = [e.committed_at for e in batch.events]
+            checkpoint.advance(
+                self.target, self.name, current.at, last,
+                horizon=current.horizon if batch.full else batch.horizon,
+                count=len(batch.events), source_commit=commits[-1] if commits else None,
+            )  # fmt: skip
+        if batch.events and self.on_applied:
+            self.on_applied(Applied(len(batch.events), last, commits, time.time()))
+        return batch
+
+    def catch_up(self, progress: Callable[[int], None] | None = None) -> int:
+        """Apply batches until one comes back short; return the number of events applied."""
+        total = 0
+        while True:
+            batch = self.step()
+            total += len(batch.events)
+            if progress and batch.events:
+                progress(total)
+            if not batch.full:
+                return total
+
+    def rebuild(self, progress: Callable[[int], None] | None = None) -> int:
+        """Empty every read model and the checkpoint, then replay the whole outbox."""
+        with self.target.transaction():
+            read_model.truncate(self.target)
+            checkpoint.reset(self.target, self.name)
+        return self.catch_up(progress)
+
+    def run(self, stop: threading.Event, *, on_standby: Callable[[], None] | None = None) -> None:
+        """Project until `stop` is set: as the active projector, or waiting as a standby."""
+        while not self.try_lock():
+            if on_standby:
+                on_standby()
+            if stop.wait(self.poll_interval):
+                return
+        self.listener = _connect(self.write_dsn, "projector-listen", autocommit=True)
+        self.listener.execute("LISTEN outbox")
+        while not stop.is_set():
+            if self.step().full:
+                continue
+            self._wait_for_hint()
+
+    def _wait_for_hint(self) -> None:
+        """Until a notification arrives or the poll interval passes; drain what is queued."""
+        for _ in self.listener.notifies(timeout=self.poll_interval, stop_after=1):
+            break

@@ -1,0 +1,234 @@
+"""Applying a batch of outbox events to the read models: coalesced, then set-based SQL.
+
+Events are folded per target row in Python (a product added and repriced in one batch becomes one
+insert), then written with one statement per table and kind of change. Order contributions to the
+aggregates are signed (+1 placed, -1 cancelled) and applied in one statement, so an order placed
+and cancelled in the same batch nets to nothing. Anything that does not match the read model
+(an event for an unknown order, customer or product) raises: a projector never skips an event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import psycopg
+
+from implementations.projector.outbox_reader import OutboxEvent
+
+
+class ProjectionError(RuntimeError):
+    pass
+
+
+INSERT_CUSTOMERS = """
+    INSERT INTO rm_customers (customer_id, name)
+    SELECT * FROM unnest(CAST(%(ids)s AS bigint[]), CAST(%(names)s AS text[]))
+"""
+INSERT_PRODUCTS = """
+    INSERT INTO rm_products (product_id, sku, name, category, price_cents, active)
+    SELECT * FROM unnest(CAST(%(ids)s AS bigint[]), CAST(%(skus)s AS text[]),
+        CAST(%(names)s AS text[]), CAST(%(categories)s AS text[]), CAST(%(prices)s AS bigint[]),
+        CAST(%(active)s AS boolean[]))
+"""
+REPRICE = """
+    UPDATE rm_products p SET price_cents = u.price
+    FROM unnest(CAST(%(ids)s AS bigint[]), CAST(%(prices)s AS bigint[])) AS u (id, price)
+    WHERE p.product_id = u.id
+"""
+DISCONTINUE = (
+    "UPDATE rm_products SET active = false WHERE product_id = ANY(CAST(%(ids)s AS bigint[]))"
+)
+INSERT_ORDERS = """
+    INSERT INTO rm_orders (order_id, customer_id, customer_name, status, total_cents, item_count,
+                           placed_at)
+    SELECT u.order_id, u.customer_id, c.name, 'placed', u.total, u.items, u.placed_at
+    FROM unnest(CAST(%(ids)s AS bigint[]), CAST(%(customers)s AS bigint[]),
+                CAST(%(totals)s AS bigint[]), CAST(%(items)s AS int[]),
+                CAST(%(placed_at)s AS timestamptz[]))
+        AS u (order_id, customer_id, total, items, placed_at)
+    LEFT JOIN rm_customers c ON c.customer_id = u.customer_id
+"""
+INSERT_LINES = """
+    INSERT INTO rm_order_lines (order_id, line_no, product_id, sku, product_name, category,
+                                quantity, unit_price_cents)
+    SELECT u.order_id, u.line_no, u.product_id, p.sku, p.name, p.category, u.quantity, u.price
+    FROM unnest(CAST(%(orders)s AS bigint[]), CAST(%(line_nos)s AS smallint[]),
+                CAST(%(products)s AS bigint[]), CAST(%(quantities)s AS int[]),
+                CAST(%(prices)s AS bigint[]))
+        AS u (order_id, line_no, product_id, quantity, price)
+    LEFT JOIN rm_products p ON p.product_id = u.product_id
+"""
+SET_STATUS = """
+    UPDATE rm_orders SET status = %(status)s
+    WHERE order_id = ANY(CAST(%(ids)s AS bigint[])) AND status = 'placed'
+"""
+CONTRIBUTE = """
+    WITH s AS (
+        SELECT * FROM unnest(CAST(%(ids)s AS bigint[]), CAST(%(signs)s AS int[])) AS s (order_id, sign)
+    ), o AS (
+        SELECT s.sign, o.order_id, o.customer_id, o.total_cents, o.placed_at,
+               date_trunc('minute', o.placed_at) AS minute
+        FROM s JOIN rm_orders o ON o.order_id = s.order_id
+    ), l AS (
+        SELECT o.sign, o.order_id, o.minute, l.product_id, l.category, l.quantity,
+               l.quantity * l.unit_price_cents AS amount
+        FROM o JOIN rm_order_lines l ON l.order_id = o.order_id
+    ), categories AS (
+        INSERT INTO rm_category_sales_minute AS t (category, minute, orders, units, revenue_cents)
+        SELECT category, minute, sum(sign), sum(sign * units), sum(sign * amount)
+        FROM (SELECT category, minute, order_id, sign, sum(quantity) AS units,
+                     sum(amount) AS amount
+              FROM l GROUP BY category, minute, order_id, sign) per_order
+        GROUP BY category, minute
+        ON CONFLICT (minute, category) DO UPDATE SET orders = t.orders + excluded.orders,
+            units = t.units + excluded.units, revenue_cents = t.revenue_cents + excluded.revenue_cents
+    ), products AS (
+        INSERT INTO rm_product_sales_minute AS t (product_id, minute, units, revenue_cents)
+        SELECT product_id, minute, sum(sign * quantity), sum(sign * amount)
+        FROM l GROUP BY product_id, minute
+        ON CONFLICT (minute, product_id) DO UPDATE SET units = t.units + excluded.units,
+            revenue_cents = t.revenue_cents + excluded.revenue_cents
+    ), units AS (
+        UPDATE rm_products p SET units_sold = p.units_sold + d.units
+        FROM (SELECT product_id, sum(sign * quantity) AS units FROM l GROUP BY product_id) d
+        WHERE p.product_id = d.product_id
+    ), revenue AS (
+        INSERT INTO rm_revenue_minute AS t (minute, orders, revenue_cents)
+        SELECT minute, sum(sign), sum(sign * total_cents) FROM o GROUP BY minute
+        ON CONFLICT (minute) DO UPDATE SET orders = t.orders + excluded.orders,
+            revenue_cents = t.revenue_cents + excluded.revenue_cents
+    ), customers AS (
+        UPDATE rm_customers c
+        SET order_count = c.order_count + d.orders,
+            total_spent_cents = c.total_spent_cents + d.spent,
+            last_order_at = greatest(c.last_order_at, d.last_placed)
+        FROM (SELECT customer_id, sum(sign) AS orders, sum(sign * total_cents) AS spent,
+                     max(placed_at) FILTER (WHERE sign > 0) AS last_placed
+              FROM o GROUP BY customer_id) d
+        WHERE c.customer_id = d.customer_id
+    )
+    SELECT count(*) FROM o
+"""
+LAST_ORDER_AT = """
+    UPDATE rm_customers c
+    SET last_order_at = (SELECT max(o.placed_at) FROM rm_orders o
+                         WHERE o.customer_id = c.customer_id AND o.status <> 'cancelled')
+    WHERE c.customer_id IN (SELECT customer_id FROM rm_orders
+                            WHERE order_id = ANY(CAST(%(ids)s AS bigint[])))
+"""
+
+
+@dataclass
+class Changes:
+    """One batch of events, folded per target row."""
+
+    customers: list[tuple[int, str]] = field(default_factory=list)
+    products: dict[int, list] = field(
+        default_factory=dict
+    )  # new: sku, name, category, price, active
+    prices: dict[int, int] = field(default_factory=dict)  # existing product -> last new price
+    discontinued: set[int] = field(default_factory=set)
+    placed: list[tuple[dict, object]] = field(default_factory=list)  # (payload, placed_at)
+    shipped: list[int] = field(default_factory=list)
+    cancelled: list[int] = field(default_factory=list)
+
+    def add(self, event: OutboxEvent) -> None:
+        p, kind = event.payload, event.event_type
+        if kind == "OrderPlaced":
+            self.placed.append((p, event.occurred_at))
+        elif kind == "OrderShipped":
+            self.shipped.append(p["order_id"])
+        elif kind == "OrderCancelled":
+            self.cancelled.append(p["order_id"])
+        elif kind == "CustomerRegistered":
+            self.customers.append((p["customer_id"], p["name"]))
+        elif kind == "ProductAdded":
+            self.products[p["product_id"]] = [p["sku"], p["name"], p["category"],
+                                              p["price_cents"], True]  # fmt: skip
+        elif kind == "ProductPriceChanged":
+            self._product_change(p["product_id"], 3, p["new_price_cents"], self.prices)
+        elif kind == "ProductDiscontinued":
+            self._product_change(p["product_id"], 4, False, None)
+        elif kind != "ProductRestocked":  # stock is not part of any read model
+            raise ProjectionError(f"unknown event type {kind!r} at {event.at}")
+
+    def _product_change(self, product_id: int, slot: int, value, existing: dict | None) -> None:
+        if product_id in self.products:
+            self.products[product_id][slot] = value
+        elif existing is not None:
+            existing[product_id] = value
+        else:
+            self.discontinued.add(product_id)
+
+
+def apply(conn: psycopg.Connection, events: list[OutboxEvent]) -> None:
+    """Apply `events` (in commit order) in the caller's transaction."""
+    changes = Changes()
+    for event in events:
+        changes.add(event)
+    _catalog(conn, changes)
+    _orders(conn, changes)
+
+
+def _expect(cursor: psycopg.Cursor, count: int, what: str) -> None:
+    if cursor.rowcount != count:
+        raise ProjectionError(f"{what}: {cursor.rowcount} rows matched, {count} expected")
+
+
+def _catalog(conn: psycopg.Connection, ch: Changes) -> None:
+    if ch.customers:
+        ids, names = zip(*ch.customers, strict=True)
+        conn.execute(INSERT_CUSTOMERS, {"ids": list(ids), "names": list(names)})
+    if ch.products:
+        cols = list(zip(*ch.products.values(), strict=True))
+        conn.execute(INSERT_PRODUCTS, {
+            "ids": list(ch.products), "skus": list(cols[0]), "names": list(cols[1]),
+            "categories": list(cols[2]), "prices": list(cols[3]), "active": list(cols[4]),
+        })  # fmt: skip
+    if ch.prices:
+        cursor = conn.execute(REPRICE, {"ids": list(ch.prices), "prices": list(ch.prices.values())})
+        _expect(cursor, len(ch.prices), "price changes")
+    if ch.discontinued:
+        cursor = conn.execute(DISCONTINUE, {"ids": list(ch.discontinued)})
+        _expect(cursor, len(ch.discontinued), "discontinued products")
+
+
+def _orders(conn: psycopg.Connection, ch: Changes) -> None:
+    if ch.placed:
+        _insert_orders(conn, ch.placed)
+    if ch.shipped:
+        cursor = conn.execute(SET_STATUS, {"status": "shipped", "ids": ch.shipped})
+        _expect(cursor, len(set(ch.shipped)), "shipped orders")
+    signed = [p["order_id"] for p, _ in ch.placed] + ch.cancelled
+    if signed:
+        signs = [1] * len(ch.placed) + [-1] * len(ch.cancelled)
+        matched = conn.execute(CONTRIBUTE, {"ids": signed, "signs": signs}).fetchone()[0]
+        if matched != len(signed):
+            raise ProjectionError(
+                f"{len(signed) - matched} placed/cancelled orders not in the read model"
+            )
+    if ch.cancelled:
+        cursor = conn.execute(SET_STATUS, {"status": "cancelled", "ids": ch.cancelled})
+        _expect(cursor, len(set(ch.cancelled)), "cancelled orders")
+        conn.execute(LAST_ORDER_AT, {"ids": ch.cancelled})
+
+
+def _insert_orders(conn: psycopg.Connection, placed: list[tuple[dict, object]]) -> None:
+    orders = {"ids": [], "customers": [], "totals": [], "items": [], "placed_at": []}
+    lines = {"orders": [], "line_nos": [], "products": [], "quantities": [], "prices": []}
+    for p, placed_at in placed:
+        units = 0
+        for line in p["lines"]:
+            lines["orders"].append(p["order_id"])
+            lines["line_nos"].append(line["line_no"])
+            lines["products"].append(line["product_id"])
+            lines["quantities"].append(line["quantity"])
+            lines["prices"].append(line["unit_price_cents"])
+            units += line["quantity"]
+        orders["ids"].append(p["order_id"])
+        orders["customers"].append(p["customer_id"])
+        orders["totals"].append(p["total_cents"])
+        orders["items"].append(units)
+        orders["placed_at"].append(placed_at)
+    conn.execute(INSERT_ORDERS, orders)
+    conn.execute(INSERT_LINES, lines)
