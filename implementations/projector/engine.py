@@ -95,13 +95,13 @@ class Projector:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _lock_key(self) -> int:
+    def lock_key(self) -> int:
         return zlib.crc32(self.name.encode()) - 2**31
 
     def try_lock(self) -> bool:
         """Become the active projector of this projection (held until the session ends)."""
         row = self.target.execute(
-            "SELECT pg_try_advisory_lock(%s, %s)", (LOCK_NAMESPACE, self._lock_key())
+            "SELECT pg_try_advisory_lock(%s, %s)", (LOCK_NAMESPACE, self.lock_key())
         ).fetchone()
         self.target.commit()
         return row[0]

@@ -1,0 +1,87 @@
+"""Where a projection stands: head and checkpoint, events behind, lag, and what holds it back."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+import psycopg
+
+from implementations.projector import checkpoint
+from implementations.projector.engine import LOCK_NAMESPACE, PROJECTION, Projector
+
+HEAD = "SELECT tx_id::text, position FROM outbox ORDER BY tx_id DESC, position DESC LIMIT 1"
+BEHIND = """
+    SELECT count(*),
+           count(*) FILTER (WHERE tx_id >= pg_snapshot_xmin(pg_current_snapshot()))
+    FROM outbox WHERE (tx_id, position) > (CAST(%(tx)s AS xid8), %(pos)s)
+"""
+# The oldest transaction with an xid: while it runs, nothing at or after it is read.
+OLDEST_TX = """
+    SELECT pid, application_name, state, extract(epoch FROM now() - xact_start)
+    FROM pg_stat_activity
+    WHERE backend_xid IS NOT NULL AND datname = current_database()
+    ORDER BY age(backend_xid) DESC LIMIT 1
+"""
+CHECKPOINT_ROW = """
+    SELECT events_applied, last_lag_ms, last_source_commit, updated_at
+    FROM projection_checkpoint WHERE projection = %(name)s
+"""
+ACTIVE = """
+    SELECT count(*) FROM pg_locks
+    WHERE locktype = 'advisory' AND classid = %(ns)s AND objid = %(key)s AND granted
+"""
+
+
+@dataclass(frozen=True)
+class HeldBackBy:
+    pid: int
+    application_name: str
+    state: str
+    transaction_seconds: float
+
+
+@dataclass(frozen=True)
+class ProjectionStatus:
+    projection: str
+    head: str | None  # tx_id:position of the newest committed event
+    checkpoint: str  # tx_id:position of the last applied event
+    events_behind: int  # committed, not yet applied
+    events_held_back: int  # committed, but behind a transaction that is still running
+    held_back_by: HeldBackBy | None
+    events_applied: int
+    last_lag_ms: float | None  # apply commit minus source commit, last batch
+    last_source_commit: datetime | None
+    updated_at: datetime | None
+    projector_active: bool
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _oldest_transaction(conn: psycopg.Connection) -> HeldBackBy | None:
+    row = conn.execute(OLDEST_TX).fetchone()
+    return HeldBackBy(*row[:3], float(row[3] or 0)) if row else None
+
+
+def projection_status(write_dsn: str, read_dsn: str, name: str = PROJECTION) -> ProjectionStatus:
+    options = {"autocommit": True, "application_name": "cqrs-bench:status"}
+    with psycopg.connect(read_dsn, **options) as rd, psycopg.connect(write_dsn, **options) as wr:
+        cp = checkpoint.load(rd, name)
+        applied, lag, source_commit, updated = rd.execute(CHECKPOINT_ROW, {"name": name}).fetchone()
+        key = {
+            "ns": LOCK_NAMESPACE,
+            "key": Projector(write_dsn, read_dsn, name=name).lock_key() % 2**32,
+        }
+        active = rd.execute(ACTIVE, key).fetchone()[0] > 0
+        head = wr.execute(HEAD).fetchone()
+        behind, held = wr.execute(
+            BEHIND, {"tx": str(cp.at.tx_id), "pos": cp.at.position}
+        ).fetchone()
+        oldest = _oldest_transaction(wr) if held else None
+    return ProjectionStatus(
+        projection=name, head=f"{head[0]}:{head[1]}" if head else None,
+        checkpoint=cp.at.token(), events_behind=behind, events_held_back=held,
+        held_back_by=oldest, events_applied=applied, last_lag_ms=lag,
+        last_source_commit=source_commit, updated_at=updated, projector_active=active,
+    )  # fmt: skip
