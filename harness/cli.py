@@ -14,6 +14,7 @@ from harness import demo
 from harness.cli_bench import checkout as bench_checkout
 from harness.cli_db import app as db_app
 from harness.cli_load import load
+from harness.cli_project import app as project_app
 from harness.datasets import DatasetError
 from harness.options import ImplName, ReadDsn, ScaleFactor, Seed, WriteDsn
 from harness.pg_binaries import PostgresNotFound
@@ -21,6 +22,7 @@ from harness.pg_server import ServerError
 from harness.prepare import prepared
 from harness.servers import use_servers
 from harness.service import BackgroundService
+from implementations import registry
 from implementations.api import create_app
 from implementations.domain.errors import DomainError
 
@@ -31,6 +33,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(db_app, name="db")
+app.add_typer(project_app, name="project")
 app.command()(load)
 bench_app = typer.Typer(
     help="Benchmarks that print their figures (speed is measured, not asserted)."
@@ -70,7 +73,9 @@ def serve(
 
 @app.command("demo")
 def demo_command(
-    impl: ImplName = "crud",
+    impl: str = typer.Option(
+        ",".join(registry.names()), "--impl", help="Implementations to drive, comma-separated."
+    ),
     sf: ScaleFactor = 0.05,
     seed: Seed = 42,
     checkouts: int = typer.Option(200, min=1, max=100_000, help="Checkouts in the burst."),
@@ -78,24 +83,25 @@ def demo_command(
     write_dsn: WriteDsn = None,
     read_dsn: ReadDsn = None,
 ) -> None:
-    """The quick start: servers, dataset, the API, and a burst of real commands and queries."""
+    """The quick start: servers, dataset, the API, and a burst of real commands and queries
+    through every implementation in turn, each on a fresh clone of the same dataset."""
     started = time.perf_counter()
-    with (
-        use_servers(write_dsn, read_dsn) as servers,
-        prepared(impl, servers, sf=sf, seed=seed) as implementation,
-    ):
-        with BackgroundService(implementation) as base_url:
-            typer.echo(
-                f"driving {impl} through {base_url}: {checkouts} checkouts from {threads} clients, then reads"
-            )
-            tally = demo.run(
-                base_url, implementation.config.write_dsn, checkouts=checkouts, threads=threads
-            )
-    typer.echo(f"\n{'operation':22} {'calls':>6}  {'p50 ms':>8} {'p95 ms':>8}  statuses")
-    for op, calls, codes, p50, p95 in tally.rows():
-        typer.echo(f"{op:22} {calls:6d}  {p50:8.1f} {p95:8.1f}  {codes}")
+    names = [name.strip() for name in impl.split(",") if name.strip()]
+    for name in names:
+        registry.check(name)
+    tallies = {}
+    with use_servers(write_dsn, read_dsn) as servers:
+        for name in names:
+            with prepared(name, servers, sf=sf, seed=seed) as implementation, \
+                    BackgroundService(implementation) as base_url:  # fmt: skip
+                typer.echo(
+                    f"driving {name} through {base_url}: {checkouts} checkouts from {threads} clients, then reads"
+                )
+                tallies[name] = demo.run(base_url, implementation.config.write_dsn,
+                                         checkouts=checkouts, threads=threads)  # fmt: skip
+    typer.echo(demo.report(tallies))
     typer.echo(
-        f"\ndone in {time.perf_counter() - started:.1f}s; every server and database it made is gone."
+        f"done in {time.perf_counter() - started:.1f}s; every server and database it made is gone."
     )
 
 

@@ -84,8 +84,9 @@ def _checkouts(client, tally, customers, products, count, threads, seed) -> list
 
 
 def _reads(client, tally, placed, customers) -> None:
-    for order in placed[:50]:
-        tally.call(client, "order summary", "GET", f"/orders/{order['order_id']}")
+    for order in placed[:50]:  # read-your-writes: wait (bounded) until the order is visible
+        params = {"after": order["token"]} if order.get("token") else {}
+        tally.call(client, "order summary", "GET", f"/orders/{order['order_id']}", params=params)
     for customer in customers[:20]:
         tally.call(client, "customer orders", "GET", f"/customers/{customer}/orders")
     now = datetime.now(UTC)
@@ -126,3 +127,22 @@ def _bad_requests(client, tally, products) -> None:
     ]
     for body in bad:
         tally.call(client, "bad checkout", "POST", "/orders", json=body)
+
+
+def report(tallies: dict[str, Tally]) -> str:
+    """One table: for each operation, each implementation's calls, p50 and p95, and statuses."""
+    names = list(tallies)
+    head = f"{'operation':20}" + "".join(f" | {n:^33}" for n in names)
+    sub = f"{'':20}" + "".join(f" | {'p50 ms':>7} {'p95 ms':>7}  {'statuses':<16}" for _ in names)
+    lines = ["", head, sub, "-" * len(sub)]
+    rows = {name: {op: rest for op, *rest in tally.rows()} for name, tally in tallies.items()}
+    for op in dict.fromkeys(op for r in rows.values() for op in r):
+        cells = []
+        for name in names:
+            calls, codes, p50, p95 = rows[name].get(op, (0, "-", float("nan"), float("nan")))
+            cells.append(f" | {p50:7.1f} {p95:7.1f}  {codes:<16}")
+        lines.append(f"{op:20}" + "".join(cells))
+    lines.append(
+        "(client-side latency through the HTTP API on this machine; a smoke run, not a benchmark)"
+    )
+    return "\n".join(lines)

@@ -8,9 +8,22 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from harness.datasets import clone, drop_database, ensure_template
+from harness.projector_process import ProjectorProcess
 from harness.servers import Servers
 from implementations import registry
 from implementations.interface import Config, Implementation
+from implementations.projector.engine import Projector
+
+
+def _catch_up(impl: Implementation, progress: Callable[[str], None]) -> None:
+    """Project the dataset's history, so the run starts with a caught-up projection."""
+    started = time.perf_counter()
+    with Projector(*impl.projection_dsns, batch_size=5000) as projector:
+        events = projector.catch_up()
+    seconds = time.perf_counter() - started
+    progress(
+        f"projected {events:,} history events in {seconds:.1f}s ({events / max(seconds, 1e-9):,.0f}/s)"
+    )
 
 
 def clone_name(impl: str) -> str:
@@ -29,20 +42,27 @@ def prepared(
     pool_size: int = 16,
 ) -> Iterator[Implementation]:
     """Clone the (sf, seed) dataset, install and start `impl_name` on it; stop and drop afterwards."""
-    if impl_name not in registry.names():
-        registry.create(impl_name, Config("", ""))  # raises the "unknown implementation" error
+    registry.check(impl_name)
     template = ensure_template(servers.write_dsn, sf, seed, progress=progress)
     name = clone_name(impl_name)
     started = time.perf_counter()
     dsn = clone(servers.write_dsn, template.name, name)
     progress(f"cloned dataset into {name} in {time.perf_counter() - started:.1f}s")
     impl = registry.create(impl_name, Config(write_dsn=dsn, read_dsn=dsn, pool_size=pool_size))
+    projector = None
     try:
         impl.install()
+        if impl.needs_projector:
+            _catch_up(impl, progress)
+            projector = ProjectorProcess(impl_name, *impl.projection_dsns, log_name=name).start()
         impl.start()
         yield impl
+        if projector:
+            projector.check()
     finally:
         impl.stop()
+        if projector:
+            projector.stop()
         if keep:
             progress(f"kept database {name}: {dsn}")
         else:

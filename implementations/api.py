@@ -20,8 +20,15 @@ from pydantic import BaseModel, ConfigDict
 from implementations.domain import commands as c
 from implementations.domain import queries as q
 from implementations.domain import results as r
-from implementations.domain.errors import Conflict, DomainError, InvalidInput, NotFound
+from implementations.domain.errors import (
+    Conflict,
+    DomainError,
+    InvalidInput,
+    NotFound,
+    NotYetVisible,
+)
 from implementations.interface import Implementation
+from implementations.projector.status import projection_status
 
 STATUS = {InvalidInput: 422, NotFound: 404, Conflict: 409}
 Token = Annotated[
@@ -61,6 +68,14 @@ async def _domain_error(_request: Request, exc: DomainError) -> JSONResponse:
     return JSONResponse({"error": exc.code, "reason": exc.reason}, status_code=_status_of(exc))
 
 
+async def _not_yet_visible(_request: Request, exc: NotYetVisible) -> JSONResponse:
+    return JSONResponse(
+        {"error": "not_yet_visible", "reason": exc.reason},
+        status_code=503,
+        headers={"Retry-After": "1"},
+    )
+
+
 async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
     problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
     return JSONResponse(
@@ -81,12 +96,21 @@ def create_app(impl: Implementation) -> FastAPI:
     )
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(NotYetVisible, _not_yet_visible)
     _command_routes(app, impl)
     _query_routes(app, impl)
 
     @app.get("/health", tags=["service"])
     def health() -> dict:
         return {"status": "ok", "implementation": impl.name}
+
+    @app.get("/status", tags=["service"])
+    def status() -> dict:
+        """The implementation and, for CQRS variants, where its projection stands."""
+        projection = None
+        if impl.needs_projector:
+            projection = projection_status(*impl.projection_dsns).as_dict()
+        return {"implementation": impl.name, "projection": projection}
 
     return app
 

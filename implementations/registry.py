@@ -16,11 +16,12 @@ def names() -> list[str]:
     return list(PACKAGES)
 
 
+def check(name: str) -> str:
+    """`name`, or ValueError naming the implementations there are."""
+    if name not in PACKAGES:
+        raise ValueError(f"unknown implementation {name!r}; choose from {', '.join(PACKAGES)}")
+    return name
+
+
 def create(name: str, config: Config) -> Implementation:
-    try:
-        package = PACKAGES[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown implementation {name!r}; choose from {', '.join(PACKAGES)}"
-        ) from None
-    return importlib.import_module(package).create(config)
+    return importlib.import_module(PACKAGES[check(name)]).create(config)

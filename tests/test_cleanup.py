@@ -112,7 +112,8 @@ def test_demo_runs_end_to_end_and_cleans_up(home):
     result = subprocess.run(_cli("demo", "--sf", "0.01", "--checkouts", "20", "--threads", "2"),
                             env=_env(home), capture_output=True, text=True, timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "checkout                   20" in result.stdout
+    checkout_row = next(line for line in result.stdout.splitlines() if line.startswith("checkout "))
+    assert checkout_row.count("201x20") == 2, result.stdout  # crud and cqrs-logical
     assert "bad checkout" in result.stdout and "500" not in result.stdout.split("bad checkout")[1]
     assert not _processes_under(home)
 

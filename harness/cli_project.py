@@ -1,0 +1,136 @@
+"""`cqrs-bench project run | status | rebuild`: a CQRS implementation's projection."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from typing import Annotated
+
+import typer
+
+from harness.datasets import database_dsn
+from harness.options import ImplName, ReadDsn, WriteDsn
+from harness.servers import given_dsns, persistent_servers
+from implementations import registry
+from implementations.interface import Config
+from implementations.projector.engine import Applied, Projector
+from implementations.projector.status import projection_status
+
+app = typer.Typer(help="Run, inspect and rebuild the projection of a CQRS implementation.")
+
+Database = Annotated[
+    str | None,
+    typer.Option(
+        "--database",
+        help="Database (a run's clone) on the servers in use; default: the DSNs' own database.",
+        show_default=False,
+    ),
+]
+
+
+def projection_dsns(impl: str, database: str | None, write_dsn: str | None,
+                    read_dsn: str | None) -> tuple[str, str]:  # fmt: skip
+    """(outbox DSN, read-model DSN) of `impl` on the given servers or the `db up` pair."""
+    if given := given_dsns(write_dsn, read_dsn):
+        write, read = given
+    else:
+        status = {role: s.status() for role, s in persistent_servers().items()}
+        if not all(s.running for s in status.values()):
+            raise ValueError("no servers: start them with `cqrs-bench db up`, or pass --write-dsn")
+        if database is None:
+            raise ValueError(
+                "name the run's database with --database (see `psql -l` on the write server)"
+            )
+        write, read = status["write"].dsn, status["read"].dsn
+    if database is not None:
+        write, read = database_dsn(write, database), database_dsn(read, database)
+    implementation = registry.create(impl, Config(write, read))
+    if not getattr(implementation, "needs_projector", False):
+        raise ValueError(f"{impl} has no projection")
+    return implementation.projection_dsns
+
+
+def _exit_with_parent(stop: threading.Event) -> None:
+    parent = os.getppid()
+    while not stop.wait(1.0):
+        if os.getppid() != parent:
+            stop.set()
+
+
+@app.command()
+def run(
+    impl: ImplName = "cqrs-logical",
+    database: Database = None,
+    batch_size: int = typer.Option(1000, min=1, help="Events per batch."),
+    poll_interval: float = typer.Option(
+        0.5, min=0.01, help="Seconds between polls without a notification."
+    ),
+    exit_with_parent: bool = typer.Option(
+        False, help="Stop when the process that started this one ends."
+    ),
+    write_dsn: WriteDsn = None,
+    read_dsn: ReadDsn = None,
+) -> None:
+    """Run the projector in the foreground until Ctrl-C (a standby while another one is active)."""
+    source, target = projection_dsns(impl, database, write_dsn, read_dsn)
+    stop = threading.Event()
+    if exit_with_parent:
+        threading.Thread(target=_exit_with_parent, args=(stop,), daemon=True).start()
+    totals = {"events": 0, "batches": 0, "since": time.monotonic()}
+
+    def report(applied: Applied) -> None:
+        totals["events"] += applied.count
+        totals["batches"] += 1
+        if time.monotonic() - totals["since"] >= 5:
+            typer.echo(
+                f"applied {totals['events']:,} events in {totals['batches']:,} batches; at {applied.last.token()}"
+            )
+            totals.update(events=0, batches=0, since=time.monotonic())
+
+    projector = Projector(source, target, batch_size=batch_size, poll_interval=poll_interval,
+                          on_applied=report)  # fmt: skip
+    typer.echo(f"projector for {impl}: outbox {source}, read models {target}")
+    with projector:
+        projector.run(stop, on_standby=lambda: None)
+    typer.echo("projector stopped")
+
+
+@app.command()
+def status(
+    impl: ImplName = "cqrs-logical",
+    database: Database = None,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    write_dsn: WriteDsn = None,
+    read_dsn: ReadDsn = None,
+) -> None:
+    """Head and checkpoint, events behind, time lag of the last batch, and what holds it back."""
+    st = projection_status(*projection_dsns(impl, database, write_dsn, read_dsn))
+    if as_json:
+        typer.echo(json.dumps(st.as_dict(), default=str, indent=2))
+        return
+    for key, value in st.as_dict().items():
+        typer.echo(f"{key:20} {value}")
+
+
+@app.command()
+def rebuild(
+    impl: ImplName = "cqrs-logical",
+    database: Database = None,
+    batch_size: int = typer.Option(5000, min=1, help="Events per batch."),
+    write_dsn: WriteDsn = None,
+    read_dsn: ReadDsn = None,
+) -> None:
+    """Empty every read model and replay the full event history (no projector may be running)."""
+    source, target = projection_dsns(impl, database, write_dsn, read_dsn)
+    started = time.perf_counter()
+    with Projector(source, target, batch_size=batch_size) as projector:
+        if not projector.try_lock():
+            raise ValueError("a projector is running on this projection: stop it before a rebuild")
+        events = projector.rebuild(progress=lambda n: typer.echo(f"  {n:,} events", nl=True)
+                                   if n % (batch_size * 20) == 0 else None)  # fmt: skip
+    seconds = time.perf_counter() - started
+    typer.echo(
+        f"rebuilt from {events:,} events in {seconds:.1f}s ({events / seconds:,.0f} events/s)"
+    )
