@@ -101,3 +101,9 @@ def cqrs_logical(contract_catalog: str) -> Iterator[Implementation]:
         impl.start()
         yield impl
         impl.stop()
+
+
+@pytest.fixture(params=["crud", "cqrs-logical"])
+def impl(request: pytest.FixtureRequest) -> Implementation:
+    """Each implementation in turn, started on the contract catalog (projector running)."""
+    return request.getfixturevalue(request.param.replace("-", "_"))

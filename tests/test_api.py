@@ -1,4 +1,5 @@
-"""The HTTP API on crud: right statuses for good and bad input; bad input writes nothing."""
+"""The HTTP API on every implementation: right statuses for good and bad input; bad input writes
+nothing (neither the write model nor the outbox)."""
 
 from __future__ import annotations
 
@@ -293,8 +294,8 @@ BAD_REQUESTS = [
 
 
 @pytest.fixture
-def api(crud):
-    with TestClient(create_app(crud), raise_server_exceptions=False) as client:
+def api(impl):
+    with TestClient(create_app(impl), raise_server_exceptions=False) as client:
         yield client
 
 
@@ -315,9 +316,9 @@ def history(api):
     "why,method,path,body,headers,status,code", BAD_REQUESTS, ids=[b[0] for b in BAD_REQUESTS]
 )
 def test_bad_input_gets_its_status_and_writes_nothing(
-    api, history, crud, why, method, path, body, headers, status, code
+    api, history, impl, why, method, path, body, headers, status, code
 ):
-    dsn = crud.config.write_dsn
+    dsn = impl.config.write_dsn
     before = table_digest(dsn)
     kwargs = {"headers": headers}
     if isinstance(body, str):
@@ -332,15 +333,15 @@ def test_bad_input_gets_its_status_and_writes_nothing(
     assert table_digest(dsn) == before
 
 
-def test_duplicate_idempotency_key_returns_the_first_order_and_writes_nothing(api, crud):
+def test_duplicate_idempotency_key_returns_the_first_order_and_writes_nothing(api, impl):
     first = api.post("/orders", json=ORDER, headers={"Idempotency-Key": "dup"})
     assert first.status_code == 201
-    before = table_digest(crud.config.write_dsn)
+    before = table_digest(impl.config.write_dsn)
     again = api.post("/orders", json=ORDER, headers={"Idempotency-Key": "dup"})
     assert again.status_code == 200
     assert again.headers["Idempotent-Replayed"] == "true"
     assert again.json()["order_id"] == first.json()["order_id"]
-    assert table_digest(crud.config.write_dsn) == before
+    assert table_digest(impl.config.write_dsn) == before
 
 
 def test_good_requests_answer_from_the_database(api):
@@ -350,7 +351,8 @@ def test_good_requests_answer_from_the_database(api):
     assert placed.status_code == 201
     body = placed.json()
     assert (body["total_cents"], body["item_count"], body["replayed"]) == (2400, 3, False)
-    summary = api.get(f"/orders/{body['order_id']}").json()
+    after = {"after": body["token"]} if body["token"] else {}  # read-your-writes on CQRS
+    summary = api.get(f"/orders/{body['order_id']}", params=after).json()
     assert summary["customer_name"] == "Alan Turing"
     assert summary["lines"] == [
         {
@@ -363,13 +365,13 @@ def test_good_requests_answer_from_the_database(api):
             "line_total_cents": 2400,
         }
     ]
-    mine = api.get("/customers/2/orders").json()
+    mine = api.get("/customers/2/orders", params=after).json()
     assert (mine["order_count"], mine["total_spent_cents"], mine["average_order_cents"]) == (
         1,
         2400,
         2400,
     )
-    window = {"since": body["placed_at"], "until": body["placed_at"]}
+    window = {"since": body["placed_at"], "until": body["placed_at"], **after}
     assert api.get("/dashboard/sales-by-category", params=window).json() == [
         {"category": "kitchen", "orders": 1, "units": 3, "revenue_cents": 2400}
     ]
@@ -377,7 +379,7 @@ def test_good_requests_answer_from_the_database(api):
     assert [p["revenue_cents"] for p in revenue] == [2400]
     top = api.get("/dashboard/top-products", params={**window, "limit": 1}).json()
     assert [p["product_id"] for p in top] == [2]
-    hits = api.get("/products/search", params={"text": "mug"}).json()
+    hits = api.get("/products/search", params={"text": "mug", **after}).json()
     assert [(h["product_id"], h["units_sold"]) for h in hits] == [(2, 3)]
     assert (
         api.post("/products/2/price", json={"new_price_cents": 900, "reason": "x"}).json()[
@@ -405,5 +407,32 @@ def test_openapi_describes_every_route(api):
         "/dashboard/revenue",
         "/products/search",
         "/health",
+        "/status",
     } <= set(paths)
     assert any(p["name"] == "idempotency-key" for p in paths["/orders"]["post"]["parameters"])
+
+
+def test_status_reports_the_projection(api, impl):
+    status = api.get("/status").json()
+    assert status["implementation"] == impl.name
+    if impl.needs_projector:
+        assert status["projection"]["projector_active"] is True
+        assert status["projection"]["checkpoint"] == status["projection"]["head"]
+    else:
+        assert status["projection"] is None
+
+
+def test_a_token_not_covered_in_time_answers_503(api, impl):
+    if not impl.needs_projector:
+        pytest.skip("crud has no projection: every token is covered at once")
+    impl.queries.wait_bound = 0.2
+    response = api.get("/orders/1", params={"after": "999999999:1"})
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"
+    assert "had not caught up" in response.json()["reason"]
+
+
+def test_a_malformed_token_answers_422_where_tokens_are_used(api, impl):
+    response = api.get("/orders/999", params={"after": "not-a-token"})
+    # crud ignores tokens (its reads are always current) and answers for the unknown order.
+    assert response.status_code == (422 if impl.needs_projector else 404)

@@ -1,0 +1,562 @@
+"""Projector benchmarks: the catch-up rate of a full rebuild, and time lag while checkout runs.
+
+rebuild: a dataset clone's whole outbox (its seeded history) replayed into empty read models,
+timed per batch size; afterwards the checkpoint must be at the outbox head and the read models
+must agree with the write model, or the run fails.
+
+lag: the projector runs in a process of its own, as in production, so the load generator's GIL
+cannot slow it down. Its `on_applied` callback keeps, for every applied event, the source commit
+time (track_commit_timestamp) and the moment its apply transaction committed; the process hands
+them over when it stops. Time lag per event is the difference (DESIGN section 6): the batch-level
+`last_lag_ms` of the checkpoint row would show one event per batch, not every event. Meanwhile
+`clients` threads place orders in-process as fast as they can; the projector kept up if it
+reaches the outbox head within DRAIN_BOUND seconds of the last checkout.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import os
+import random
+import resource
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+import psycopg
+from hdrh.histogram import HdrHistogram
+
+from harness import datasets
+from harness.servers import use_servers
+from implementations import registry
+from implementations.domain.commands import OrderLine, PlaceOrder
+from implementations.interface import Config, Implementation
+from implementations.projector import checkpoint
+from implementations.projector.engine import PROJECTION, Applied, Projector
+from implementations.projector.positions import Position
+from implementations.projector.status import HEAD, projection_status
+
+DEFAULT_BATCH_SIZE: int = inspect.signature(Projector).parameters["batch_size"].default
+DEFAULT_POLL_INTERVAL: float = inspect.signature(Projector).parameters["poll_interval"].default
+IMPL = "cqrs-logical"
+LINES, QUANTITY, HUGE_STOCK = 3, 1, 10**12  # as in bench checkout: comparable checkouts
+KEY_PREFIX = "lag-"
+DRAIN_BOUND = 1.0  # seconds after the last checkout within which a projector that kept up is done
+CONFIG_ENV = "CQRS_BENCH_PROJECTOR_CONFIG"  # the projector process's settings (DSNs stay off argv)
+LAG_RANGE_US = (1, 3_600_000_000)  # 1 us to 1 h, 3 significant digits
+
+Progress = Callable[[str], None]
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+# --- the checks both benchmarks end with ---------------------------------------------------------
+
+# (what, on the write model, on the read models): each pair must be equal once caught up.
+AGREEMENT = (
+    ("orders", "SELECT count(*) FROM orders", "SELECT count(*) FROM rm_orders"),
+    ("order lines", "SELECT count(*) FROM order_lines", "SELECT count(*) FROM rm_order_lines"),
+    ("customers", "SELECT count(*) FROM customers", "SELECT count(*) FROM rm_customers"),
+    ("products", "SELECT count(*) FROM products", "SELECT count(*) FROM rm_products"),
+    ("non-cancelled orders", "SELECT count(*) FROM orders WHERE status <> 'cancelled'",
+     "SELECT coalesce(sum(order_count), 0) FROM rm_customers"),
+    ("non-cancelled revenue", "SELECT coalesce(sum(total_cents), 0) FROM orders "
+     "WHERE status <> 'cancelled'", "SELECT coalesce(sum(total_spent_cents), 0) FROM rm_customers"),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Agreement:
+    what: str
+    write: int
+    read: int
+
+
+def _connect(dsn: str) -> psycopg.Connection:
+    return psycopg.connect(dsn, autocommit=True, application_name="cqrs-bench:bench-projector")
+
+
+def _select_all(dsn: str, queries: list[str]) -> tuple:
+    with _connect(dsn) as conn:
+        return conn.execute("SELECT " + ", ".join(f"({q})" for q in queries)).fetchone()
+
+
+def check_projection(write_dsn: str, read_dsn: str) -> list[Agreement]:
+    """The checkpoint is at the outbox head and the read models agree with the write model."""
+    status = projection_status(write_dsn, read_dsn)
+    problems = []
+    if status.events_behind or (status.head is not None and status.checkpoint != status.head):
+        problems.append(f"checkpoint {status.checkpoint} is not the outbox head {status.head} "
+                        f"({status.events_behind} events behind)")  # fmt: skip
+    written = _select_all(write_dsn, [w for _, w, _ in AGREEMENT])
+    projected = _select_all(read_dsn, [r for _, _, r in AGREEMENT])
+    found = [Agreement(what, int(w), int(r))
+             for (what, _, _), w, r in zip(AGREEMENT, written, projected, strict=True)]  # fmt: skip
+    problems += [f"{a.what}: write model {a.write:,}, read models {a.read:,}"
+                 for a in found if a.write != a.read]  # fmt: skip
+    if problems:
+        raise BenchError("the read models do not match the write model: " + "; ".join(problems))
+    return found
+
+
+def _head(conn: psycopg.Connection) -> Position | None:
+    row = conn.execute(HEAD).fetchone()
+    return Position(int(row[0]), row[1]) if row else None
+
+
+def wait_caught_up(write_dsn: str, read_dsn: str, timeout: float) -> float | None:
+    """Seconds until the checkpoint covered the outbox head as it is now; None after `timeout`."""
+    started = time.monotonic()
+    with _connect(write_dsn) as source, _connect(read_dsn) as target:
+        head = _head(source)
+        while head is not None and not checkpoint.load(target, PROJECTION).covers(head):
+            if time.monotonic() - started > timeout:
+                return None
+            time.sleep(0.002)
+    return time.monotonic() - started
+
+
+def _with_clone(write_dsn: str | None, sf: float, seed: int, progress: Progress, work):
+    """`work(clone dsn)` on a fresh clone of the (sf, seed) dataset, dropped afterwards."""
+    with use_servers(write_dsn, None, announce=progress) as servers:
+        template = datasets.ensure_template(servers.write_dsn, sf, seed, progress=progress)
+        name = f"bench_projector_{uuid.uuid4().hex[:12]}"
+        try:
+            started = time.perf_counter()
+            dsn = datasets.clone(servers.write_dsn, template.name, name)
+            progress(f"cloned {template.name} into {name} in {time.perf_counter() - started:.1f}s")
+            return work(dsn)
+        finally:
+            datasets.drop_database(servers.write_dsn, name)
+
+
+# --- rebuild: the catch-up rate ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RebuildRun:
+    batch_size: int
+    events: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds
+
+
+@dataclass(frozen=True)
+class RebuildResult:
+    sf: float
+    seed: int
+    outbox_events: int
+    runs: list[RebuildRun]
+    agreement: list[Agreement]
+
+
+def _throttled(progress: Progress, total: int, started: float, every: float = 2.0):
+    last = [started]
+
+    def report(done: int) -> None:
+        now = time.perf_counter()
+        if now - last[0] >= every:
+            last[0] = now
+            progress(f"  {done:>10,} / {total:,} events  {now - started:6.1f}s  "
+                     f"{done / (now - started):>9,.0f} events/s")  # fmt: skip
+
+    return report
+
+
+def measure_rebuild(dsn: str, batch_sizes: list[int], progress: Progress = print) -> RebuildResult:
+    """Rebuild the projection from the whole outbox once per batch size, on the clone at `dsn`."""
+    impl = registry.create(IMPL, Config(dsn, dsn))
+    impl.install()
+    write_dsn, read_dsn = impl.projection_dsns
+    with _connect(write_dsn) as conn:
+        outbox = conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
+    runs, agreement = [], []
+    for size in batch_sizes:
+        progress(f"rebuilding {outbox:,} events, batch size {size:,}")
+        with Projector(write_dsn, read_dsn, batch_size=size) as projector:
+            started = time.perf_counter()
+            applied = projector.rebuild(_throttled(progress, outbox, started))
+            seconds = time.perf_counter() - started
+        if applied != outbox:
+            raise BenchError(f"the rebuild applied {applied:,} events; the outbox holds {outbox:,}")
+        agreement = check_projection(write_dsn, read_dsn)
+        runs.append(RebuildRun(size, applied, seconds))
+        progress(f"  {applied:,} events in {seconds:.2f}s: {applied / seconds:,.0f} events/s; "
+                 "checkpoint at the outbox head, read models agree")  # fmt: skip
+    return RebuildResult(0, 0, outbox, runs, agreement)
+
+
+def rebuild_report(result: RebuildResult) -> str:
+    best = max(result.runs, key=lambda r: r.rate)
+    return "\n".join([
+        f"projector rebuild: {IMPL}, sf={result.sf:g} seed={result.seed}, "
+        f"{result.outbox_events:,} outbox events replayed into empty read models",
+        "batch size      events   seconds    events/s",
+        *(f"{r.batch_size:>10,} {r.events:>11,} {r.seconds:>9.2f} {r.rate:>11,.0f}"
+          for r in result.runs),
+        "after each rebuild: checkpoint = outbox head, and write model = read models for",
+        "  " + ", ".join(f"{a.what} {a.write:,}" for a in result.agreement),
+        "",
+        f"best {best.rate:,.0f} events/s at batch size {best.batch_size:,} "
+        f"(goal: at least 20,000 events/s)",
+    ])  # fmt: skip
+
+
+def run_rebuild(
+    *,
+    write_dsn: str | None = None,
+    sf: float = 1.0,
+    seed: int = 42,
+    batch_sizes: list[int] | None = None,
+    progress: Progress = print,
+) -> RebuildResult:
+    """measure_rebuild on a fresh clone of the (sf, seed) dataset, dropped afterwards."""
+    sizes = batch_sizes or [DEFAULT_BATCH_SIZE]
+    result = _with_clone(write_dsn, sf, seed, progress,
+                         lambda dsn: measure_rebuild(dsn, sizes, progress))  # fmt: skip
+    return dataclasses.replace(result, sf=sf, seed=seed)
+
+
+# --- lag: the projector in its own process -------------------------------------------------------
+
+
+def projector_process() -> None:
+    """The projector subprocess: run until SIGTERM or SIGINT, then print every applied batch."""
+    config = json.loads(os.environ[CONFIG_ENV])
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    batches: list[tuple[float, list[float]]] = []
+
+    def record(applied: Applied) -> None:
+        batches.append((applied.applied_at, [c.timestamp() for c in applied.source_commits]))
+
+    with Projector(config["write_dsn"], config["read_dsn"], batch_size=config["batch_size"],
+                   poll_interval=config["poll_interval"], on_applied=record) as projector:  # fmt: skip
+        projector.run(stop)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    json.dump({"batches": batches, "cpu_seconds": usage.ru_utime + usage.ru_stime}, sys.stdout)
+
+
+@dataclass(frozen=True)
+class ProjectorReport:
+    batches: list[tuple[float, list[float]]]  # (applied at, source commit of each event), epoch s
+    cpu_seconds: float
+
+
+class ProjectorProcess:
+    """A projector in a child process started here and stopped here, by its PID."""
+
+    def __init__(self, write_dsn: str, read_dsn: str, *, batch_size: int, poll_interval: float):
+        self.dsns = write_dsn, read_dsn
+        self.config = {"write_dsn": write_dsn, "read_dsn": read_dsn, "batch_size": batch_size,
+                       "poll_interval": poll_interval}  # fmt: skip
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> ProjectorProcess:
+        code = "from harness.bench_projector import projector_process; projector_process()"
+        env = {**os.environ, CONFIG_ENV: json.dumps(self.config)}
+        self.proc = subprocess.Popen([sys.executable, "-c", code], env=env, text=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+        return self
+
+    def wait_active(self, timeout: float = 30) -> None:
+        """Until the child holds the projection's lock (it listens right after)."""
+        deadline = time.monotonic() + timeout
+        while not projection_status(*self.dsns).projector_active:
+            if self.proc.poll() is not None:
+                raise BenchError(f"the projector process exited: {self.proc.stderr.read()}")
+            if time.monotonic() > deadline:
+                raise BenchError(f"the projector process was not active after {timeout:.0f}s")
+            time.sleep(0.05)
+
+    def stop(self) -> ProjectorReport:
+        self.proc.send_signal(signal.SIGTERM)
+        out, err = self.proc.communicate(timeout=60)
+        if self.proc.returncode != 0:
+            raise BenchError(f"the projector process failed (exit {self.proc.returncode}): {err}")
+        report = json.loads(out)
+        return ProjectorReport([tuple(b) for b in report["batches"]], report["cpu_seconds"])
+
+    def __exit__(self, *exc) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.communicate()
+
+
+# --- lag: the checkout load ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shoppers:
+    customers: list[int]
+    products: list[int]  # active ones: an order for a discontinued product would fail
+
+
+def prepare_load(dsn: str) -> Shoppers:
+    """Stock so large that no order is refused (stock is in no read model: nothing to project),
+    fresh statistics and a checkpoint, so the measurement inherits no dirty pages."""
+    with _connect(dsn) as conn:
+        conn.execute("UPDATE products SET stock = %s", (HUGE_STOCK,))
+        conn.execute("VACUUM ANALYZE products")
+        conn.execute("CHECKPOINT")
+        customers = [r[0] for r in conn.execute("SELECT id FROM customers ORDER BY id")]
+        products = [r[0] for r in conn.execute(
+            "SELECT id FROM products WHERE status = 'active' ORDER BY id")]  # fmt: skip
+    if len(products) < LINES:
+        raise BenchError(f"{len(products)} active products cannot fill {LINES} distinct lines")
+    return Shoppers(customers, products)
+
+
+@dataclass(frozen=True)
+class Load:
+    committed: int  # orders placed in the timed window
+    warmup: int  # one untimed order per client before it
+    seconds: float
+    started_at: float  # epoch seconds: events committed from here on are measured
+    errors: dict[str, int]
+
+
+def drive_checkout(impl: Implementation, shoppers: Shoppers, clients: int, duration: float,
+                   ready: Callable[[], None]) -> Load:  # fmt: skip
+    """`clients` threads place orders back to back for `duration` seconds.
+
+    Each places one order first; `ready()` then runs (the projector catches up) before the clock
+    starts, so connections are open and the projector is live when measuring begins.
+    """
+    tag = uuid.uuid4().hex[:8]
+    committed, warm, errors, lock = [0] * clients, [0] * clients, Counter(), threading.Lock()
+    warmed, go, stop = threading.Barrier(clients + 1), threading.Event(), threading.Event()
+    clock: dict[str, float] = {}
+
+    def client(i: int) -> None:
+        rng, n = random.Random(f"{tag}-{i}"), 0
+
+        def place() -> int:
+            nonlocal n
+            n += 1
+            lines = tuple(OrderLine(p, QUANTITY) for p in rng.sample(shoppers.products, LINES))
+            cmd = PlaceOrder(rng.choice(shoppers.customers), lines, f"{KEY_PREFIX}{tag}-{i}-{n}")
+            try:
+                return int(not impl.commands.place_order(cmd).replayed)
+            except Exception as exc:  # counted by type and reported: there should be none
+                with lock:
+                    errors[type(exc).__name__] += 1
+                return 0
+
+        warm[i] = place()
+        try:
+            warmed.wait()
+        except threading.BrokenBarrierError:
+            return
+        go.wait()
+        while not stop.is_set() and time.monotonic() < clock["deadline"]:
+            committed[i] += place()
+
+    with ThreadPoolExecutor(clients, thread_name_prefix="checkout-client") as pool:
+        futures = [pool.submit(client, i) for i in range(clients)]
+        try:
+            warmed.wait()
+            ready()
+            clock.update(started_at=time.time(), start=time.monotonic())
+            clock["deadline"] = clock["start"] + duration
+            go.set()
+            wait(futures)
+        finally:
+            stop.set()
+            warmed.abort()
+            go.set()
+            wait(futures)
+    for future in futures:
+        future.result()
+    seconds = time.monotonic() - clock["start"]
+    return Load(sum(committed), sum(warm), seconds, clock["started_at"], dict(errors))
+
+
+# --- lag: measuring ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LagResult:
+    sf: float
+    seed: int
+    clients: int
+    batch_size: int
+    load: Load
+    events: int  # events committed during the load, all applied
+    batches: int  # apply transactions that carried them
+    lag_ms: dict[str, float]  # p50, p90, p99, p99.9, max, mean
+    p99_by_quarter_ms: list[float]  # by source commit time: growth means falling behind
+    behind_at_end: int  # events committed but not applied when the last checkout returned
+    drain_seconds: float | None  # from then until the checkpoint reached the head
+    projector_cpu_seconds: float
+    agreement: list[Agreement] = field(default_factory=list)
+
+    @property
+    def tps(self) -> float:
+        return self.load.committed / self.load.seconds
+
+    @property
+    def kept_up(self) -> bool:
+        return self.drain_seconds is not None and self.drain_seconds <= DRAIN_BOUND
+
+
+def _histogram() -> HdrHistogram:
+    return HdrHistogram(*LAG_RANGE_US, 3)
+
+
+def _percentiles(h: HdrHistogram) -> dict[str, float]:
+    points = {"p50": 50, "p90": 90, "p99": 99, "p99.9": 99.9}
+    if h.get_total_count() == 0:
+        return {name: float("nan") for name in [*points, "max", "mean"]}
+    found = {name: h.get_value_at_percentile(p) / 1000 for name, p in points.items()}
+    return {**found, "max": h.get_max_value() / 1000, "mean": h.get_mean_value() / 1000}
+
+
+def lag_histograms(report: ProjectorReport, load: Load) -> tuple[HdrHistogram, list[HdrHistogram]]:
+    """Per-event time lag of the events committed during the load: overall and per quarter."""
+    overall, quarters = _histogram(), [_histogram() for _ in range(4)]
+    quarter = load.seconds / 4
+    for applied_at, commits in report.batches:
+        for committed in commits:
+            if committed < load.started_at:
+                continue
+            lag_us = max(1, round((applied_at - committed) * 1e6))
+            overall.record_value(lag_us)
+            quarters[min(3, int((committed - load.started_at) / quarter))].record_value(lag_us)
+    return overall, quarters
+
+
+def _value(dsn: str, query: str, params: tuple = ()):
+    with _connect(dsn) as conn:
+        return conn.execute(query, params).fetchone()[0]
+
+
+def measure_lag(dsn: str, *, clients: int = 8, duration: float = 20,
+                batch_size: int = DEFAULT_BATCH_SIZE, poll_interval: float = DEFAULT_POLL_INTERVAL,
+                progress: Progress = print) -> LagResult:  # fmt: skip
+    """Time lag of a projector process while `clients` threads place orders, on the clone at `dsn`."""
+    impl = registry.create(IMPL, Config(dsn, dsn, pool_size=clients))
+    impl.install()
+    write_dsn, read_dsn = impl.projection_dsns
+    if not _value(write_dsn, "SELECT current_setting('track_commit_timestamp')::bool"):
+        raise BenchError("the write server runs without track_commit_timestamp: no commit times")
+    shoppers = prepare_load(write_dsn)
+    with Projector(write_dsn, read_dsn, batch_size=batch_size) as projector:
+        started = time.perf_counter()
+        caught_up = projector.catch_up()
+    progress(f"caught up {caught_up:,} events in {time.perf_counter() - started:.1f}s")
+    orders_before = _value(write_dsn, "SELECT count(*) FROM orders")
+    position_before = _value(write_dsn, "SELECT coalesce(max(position), 0) FROM outbox")
+
+    def ready() -> None:
+        if wait_caught_up(write_dsn, read_dsn, timeout=30) is None:
+            raise BenchError("the projector did not apply the warm-up orders within 30s")
+
+    with ProjectorProcess(write_dsn, read_dsn, batch_size=batch_size,
+                          poll_interval=poll_interval) as child:  # fmt: skip
+        child.wait_active()
+        progress(f"projector process {child.proc.pid} active; {clients} clients place orders "
+                 f"for {duration:g}s")  # fmt: skip
+        impl.start()
+        try:
+            load = drive_checkout(impl, shoppers, clients, duration, ready)
+        finally:
+            impl.stop()
+        behind = projection_status(write_dsn, read_dsn).events_behind
+        drain = wait_caught_up(write_dsn, read_dsn, timeout=60)
+        report = child.stop()
+    progress(f"  {load.committed:,} orders in {load.seconds:.1f}s; {behind:,} events behind at "
+             f"the end, drained in {drain if drain is None else round(drain, 3)}s")  # fmt: skip
+    return _lag_result(write_dsn, read_dsn, load, report, behind, drain,
+                       orders_before, position_before, clients, batch_size)  # fmt: skip
+
+
+def _lag_result(write_dsn: str, read_dsn: str, load: Load, report: ProjectorReport, behind: int,
+                drain: float | None, orders_before: int, position_before: int, clients: int,
+                batch_size: int) -> LagResult:  # fmt: skip
+    """Check every count against the database, then summarize the lags."""
+    gained = _value(write_dsn, "SELECT count(*) FROM orders") - orders_before
+    appended = _value(write_dsn, "SELECT count(*) FROM outbox WHERE position > %s",
+                      (position_before,))  # fmt: skip
+    reported = sum(len(commits) for _, commits in report.batches)
+    problems = []
+    if gained != load.committed + load.warmup:
+        problems.append(f"the database gained {gained:,} orders, the clients counted "
+                        f"{load.committed + load.warmup:,}")  # fmt: skip
+    if drain is not None and reported != appended:
+        problems.append(f"the projector reported {reported:,} events, {appended:,} were appended")
+    if problems:
+        raise BenchError("the lag measurement is not trustworthy: " + "; ".join(problems))
+    agreement = check_projection(write_dsn, read_dsn) if drain is not None else []
+    overall, quarters = lag_histograms(report, load)
+    return LagResult(
+        sf=0, seed=0, clients=clients, batch_size=batch_size, load=load,
+        events=overall.get_total_count(),
+        batches=sum(1 for _, commits in report.batches if commits[-1] >= load.started_at),
+        lag_ms=_percentiles(overall),
+        p99_by_quarter_ms=[_percentiles(q)["p99"] for q in quarters],
+        behind_at_end=behind, drain_seconds=drain,
+        projector_cpu_seconds=report.cpu_seconds, agreement=agreement,
+    )  # fmt: skip
+
+
+def lag_report(r: LagResult) -> str:
+    lag = r.lag_ms
+    errors = ", ".join(f"{k} {v}" for k, v in sorted(r.load.errors.items())) or "none"
+    drained = "never" if r.drain_seconds is None else f"{r.drain_seconds:.3f}s later"
+    return "\n".join([
+        f"projector time lag: {IMPL}, sf={r.sf:g} seed={r.seed}, projector in its own process "
+        f"(batch size {r.batch_size:,}), {r.clients} checkout clients in-process",
+        f"checkout        {r.load.committed:>9,} orders in {r.load.seconds:.1f}s = "
+        f"{r.tps:,.1f} tps (errors: {errors})",
+        f"events applied  {r.events:>9,} in {r.batches:,} batches "
+        f"({r.events / max(r.batches, 1):.1f} per batch)",
+        "time lag (apply commit - source commit, every event committed during the load), ms:",
+        "     p50      p90      p99    p99.9      max     mean",
+        " ".join(f"{lag[k]:>8.1f}" for k in ("p50", "p90", "p99", "p99.9", "max", "mean")),
+        "p99 by quarter of the run (by commit time): "
+        + ", ".join(f"{v:.1f}" for v in r.p99_by_quarter_ms) + " ms",
+        f"when checkout stopped: {r.behind_at_end:,} events behind, caught up {drained}",
+        f"projector CPU {r.projector_cpu_seconds:.1f}s over its life "
+        f"(checkout ran {r.load.seconds:.1f}s)",
+        "read models agree with the write model: "
+        + ", ".join(f"{a.what} {a.write:,}" for a in r.agreement),
+        "",
+        f"kept up: {'yes' if r.kept_up else 'NO'} (caught up within {DRAIN_BOUND:g}s of the last "
+        f"checkout); p99 {lag['p99']:.1f} ms (goal: under 100 ms)",
+    ])  # fmt: skip
+
+
+def run_lag(
+    *,
+    write_dsn: str | None = None,
+    sf: float = 0.1,
+    seed: int = 42,
+    clients: int = 8,
+    duration: float = 20,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: Progress = print,
+) -> LagResult:
+    """measure_lag on a fresh clone of the (sf, seed) dataset, dropped afterwards."""
+    result = _with_clone(write_dsn, sf, seed, progress, lambda dsn: measure_lag(
+        dsn, clients=clients, duration=duration, batch_size=batch_size, progress=progress))
+    return dataclasses.replace(result, sf=sf, seed=seed)

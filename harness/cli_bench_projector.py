@@ -1,0 +1,66 @@
+"""`cqrs-bench bench rebuild` and `cqrs-bench bench lag`: the projector's figures, printed."""
+
+from __future__ import annotations
+
+import typer
+
+from harness import bench_projector
+from harness.options import ScaleFactor, Seed, WriteDsn
+
+BATCH_HELP = "Events the projector reads and applies per transaction."
+
+
+def rebuild(
+    sf: ScaleFactor = 1.0,
+    seed: Seed = 42,
+    batch_size: list[int] = typer.Option(
+        [bench_projector.DEFAULT_BATCH_SIZE], "--batch-size", min=1,
+        help=BATCH_HELP + " Repeat for a sweep: --batch-size 1000 --batch-size 5000.",
+    ),  # fmt: skip
+    write_dsn: WriteDsn = None,
+) -> None:
+    """Catch-up rate of the projector: rebuild cqrs-logical's read models from the whole history.
+
+    On a fresh dataset clone, the whole outbox is replayed into empty read models per batch size.
+
+    After each rebuild the checkpoint must be at the outbox head and the models must agree.
+
+    Prints events, seconds and events per second for each batch size.
+    """
+    try:
+        result = bench_projector.run_rebuild(
+            write_dsn=write_dsn, sf=sf, seed=seed, batch_sizes=batch_size, progress=typer.echo
+        )
+    except bench_projector.BenchError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo("")
+    typer.echo(bench_projector.rebuild_report(result))
+
+
+def lag(
+    sf: ScaleFactor = 0.1,
+    seed: Seed = 42,
+    clients: int = typer.Option(8, min=1, max=150, help="Checkout threads placing orders."),
+    duration: int = typer.Option(20, min=1, help="Seconds of checkout."),
+    batch_size: int = typer.Option(bench_projector.DEFAULT_BATCH_SIZE, min=1, help=BATCH_HELP),
+    write_dsn: WriteDsn = None,
+) -> None:
+    """Projection time lag while checkout runs as fast as it can (cqrs-logical).
+
+    The projector runs in its own process and reports each event's source and apply commit times.
+
+    Meanwhile in-process clients place orders back to back on a fresh dataset clone.
+
+    Prints checkout tps, lag p50/p90/p99/max per event, and whether the projector kept up.
+    """
+    try:
+        result = bench_projector.run_lag(
+            write_dsn=write_dsn, sf=sf, seed=seed, clients=clients, duration=duration,
+            batch_size=batch_size, progress=typer.echo,
+        )  # fmt: skip
+    except bench_projector.BenchError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo("")
+    typer.echo(bench_projector.lag_report(result))
