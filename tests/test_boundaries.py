@@ -22,7 +22,14 @@ def _imports(path: Path) -> set[str]:
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module:
             found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names if _is_module(
+                f"{node.module}.{alias.name}"))  # fmt: skip
     return found
+
+
+def _is_module(name: str) -> bool:
+    module = ROOT / Path(*name.split("."))
+    return module.with_suffix(".py").is_file() or (module / "__init__.py").is_file()
 
 
 def _local_closure(path: Path) -> set[str]:
