@@ -61,3 +61,577 @@ def read_side(request) -> Callable[[str], str]:
     """The read-model database that goes with a write database, for the parametrized pair."""
     assert request.param == "same-database"
     return lambda write_dsn: write_dsn
+
+def _install(write_dsn: str, read_dsn: str) -> Pair:
+    install(write_dsn, read_dsn)
+    engine = make_engine(write_dsn, component="failures-commands", pool_size=12)
+    return Pair(write_dsn, read_dsn, engine)
+
+
+@pytest.fixture
+def pair(contract_catalog: str, read_side: Callable[[str], str]) -> Iterator[Pair]:
+    """The contract catalog, its projection installed and not yet projected, no projector running."""
+    installed = _install(contract_catalog, read_side(contract_catalog))
+    yield installed
+    installed.engine.dispose()
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+def _scalar(dsn: str, query: str, params: tuple = ()):
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(query, params).fetchone()[0]
+
+
+def _rows(dsn: str, query: str, params: tuple = ()) -> list[tuple]:
+    with psycopg.connect(dsn, options="-c timezone=UTC") as conn:
+        return conn.execute(query, params).fetchall()
+
+
+def _checkpoint(pair: Pair) -> checkpoint.Checkpoint:
+    with psycopg.connect(pair.read_dsn, autocommit=True) as conn:
+        return checkpoint.load(conn, PROJECTION)
+
+
+def _covered(pair: Pair, token: str, timeout: float = 0.0) -> bool:
+    with psycopg.connect(pair.read_dsn, autocommit=True) as conn:
+        return checkpoint.wait_until_covered(conn, PROJECTION, parse_token(token), timeout)
+
+
+def _eventually(condition: Callable[[], object], what: str, timeout: float = 20.0):
+    """Poll `condition` until it is truthy (its value) or fail naming `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting: {what}")
+        time.sleep(0.01)
+    return value
+
+
+def _read_orders(pair: Pair) -> set[int]:
+    return {row[0] for row in _rows(pair.read_dsn, "SELECT order_id FROM rm_orders")}
+
+
+def _outbox_count(pair: Pair) -> int:
+    return _scalar(pair.write_dsn, "SELECT count(*) FROM outbox")
+
+
+def _catch_up(pair: Pair, **options) -> int:
+    with pair.projector(**options) as projector:
+        return projector.catch_up()
+
+
+def _assert_caught_up_and_equal_to_rebuild(pair: Pair) -> None:
+    """Checkpoint at the outbox head, each event applied once, read models equal to a rebuild."""
+    status = projection_status(*pair.dsns)
+    assert status.checkpoint == status.head, status
+    assert (status.events_behind, status.events_held_back) == (0, 0), status
+    assert status.events_applied == _outbox_count(pair), "an event applied twice or not at all"
+    live = table_digest(pair.read_dsn, read_model.TABLES)
+    with pair.projector() as projector:
+        assert projector.rebuild() == _outbox_count(pair)
+    assert table_digest(pair.read_dsn, read_model.TABLES) == live
+
+
+def _assert_agrees_with_write_model(pair: Pair) -> None:
+    """Orders, lines and products in the read models are those of the write model."""
+    orders = "SELECT {} FROM {} ORDER BY 1"
+    assert _rows(pair.read_dsn, orders.format(
+        "order_id, customer_id, status, total_cents, placed_at", "rm_orders")) == _rows(
+        pair.write_dsn, orders.format("id, customer_id, status, total_cents, placed_at", "orders"))  # fmt: skip
+    lines = "SELECT {} FROM {} ORDER BY 1, 2"
+    assert _rows(pair.read_dsn, lines.format(
+        "order_id, line_no, product_id, quantity, unit_price_cents", "rm_order_lines")) == _rows(
+        pair.write_dsn, lines.format(
+            "order_id, line_no, product_id, quantity, unit_price_cents", "order_lines"))  # fmt: skip
+    products = "SELECT {} FROM {} ORDER BY 1"
+    assert _rows(pair.read_dsn, products.format(
+        "product_id, sku, price_cents, active", "rm_products")) == _rows(
+        pair.write_dsn, products.format("id, sku, price_cents, status = 'active'", "products"))  # fmt: skip
+
+
+class OpenTransaction:
+    """A command's transaction on the write model, left open until the test ends it."""
+
+    def __init__(self, pair: Pair) -> None:
+        self.conn = pair.engine.connect()
+        self.transaction = self.conn.begin()
+
+    @property
+    def pid(self) -> int:
+        return driver(self.conn).info.backend_pid
+
+    def take_xid(self) -> None:
+        driver(self.conn).execute("SELECT pg_current_xact_id()")
+
+    def place(self, cmd: c.PlaceOrder) -> list:
+        """The checkout's write-model statements; their events, not yet appended."""
+        return checkout.place_order(self.conn, cmd)[1]
+
+    def append(self, events: list) -> Position:
+        return parse_token(outbox.append(self.conn, events))
+
+    def end(self, commit: bool) -> None:
+        (self.transaction.commit if commit else self.transaction.rollback)()
+        self.conn.close()
+
+
+def _order(customer: int, product: int, key: str, quantity: int = 1) -> c.PlaceOrder:
+    return c.PlaceOrder(customer, (c.OrderLine(product, quantity),), key)
+
+
+def _restock(pair: Pair, *products: int, quantity: int = 1_000_000) -> None:
+    for product in products:
+        pair.commands.restock_product(c.RestockProduct(product, quantity))
+
+
+# --- 1, 2: commit order is not position order ----------------------------------------------------
+
+
+@pytest.mark.parametrize("first_xid", ["lower-position", "higher-position"])
+def test_an_event_that_commits_after_a_higher_position_is_still_applied(pair, first_xid):
+    """Transaction A appends position p, B appends p + 1 and commits first; A commits later.
+
+    lower-position: A also took its transaction id first, so B waits behind A (nothing at or past
+    the oldest running transaction is read). higher-position: B took its transaction id first, so
+    B is applied and the checkpoint passes position p while A is still open: a reader going by
+    position alone would now skip A for ever.
+    """
+    _catch_up(pair)
+    before = _checkpoint(pair)
+    a, b = OpenTransaction(pair), OpenTransaction(pair)
+    try:
+        if first_xid == "higher-position":
+            b_events = b.place(_order(2, 2, "order-b"))  # B's transaction id comes first
+        a_at = a.append(a.place(_order(1, 1, "order-a")))
+        if first_xid == "lower-position":
+            b_events = b.place(_order(2, 2, "order-b"))
+        b_at = b.append(b_events)
+        assert b_at.position == a_at.position + 1
+        assert (b_at.tx_id < a_at.tx_id) == (first_xid == "higher-position")
+        b.end(commit=True)
+
+        _catch_up(pair)
+        held = _checkpoint(pair)
+        assert held.at < a_at, "the checkpoint passed an event of a transaction still running"
+        status = projection_status(*pair.dsns)
+        if first_xid == "lower-position":
+            assert held.at == before.at
+            assert _read_orders(pair) == set()
+            assert (status.events_behind, status.events_held_back) == (1, 1)
+            assert status.held_back_by is not None and status.held_back_by.pid == a.pid
+        else:
+            assert held.at == b_at
+            assert held.at.position > a_at.position
+            assert len(_read_orders(pair)) == 1
+            assert (status.events_behind, status.events_held_back) == (0, 0)
+        a.end(commit=True)
+    finally:
+        for tx in (a, b):
+            if tx.transaction.is_active:
+                tx.end(commit=False)
+
+    assert _catch_up(pair) == (2 if first_xid == "lower-position" else 1)
+    assert len(_read_orders(pair)) == 2
+    assert _checkpoint(pair).at == max(a_at, b_at)
+    _assert_agrees_with_write_model(pair)
+    _assert_caught_up_and_equal_to_rebuild(pair)
+
+
+def test_a_rolled_back_transaction_leaves_a_hole_that_neither_stalls_nor_skips(pair):
+    _catch_up(pair)
+    a, b = OpenTransaction(pair), OpenTransaction(pair)
+    a_at = a.append(a.place(_order(1, 1, "rolled-back")))
+    b_at = b.append(b.place(_order(2, 2, "kept")))
+    b.end(commit=True)
+    _catch_up(pair)
+    assert _read_orders(pair) == set(), "B is behind A until A ends"
+    a.end(commit=False)
+
+    assert _catch_up(pair) == 1
+    assert _checkpoint(pair).at == b_at
+    assert _scalar(pair.write_dsn, "SELECT count(*) FROM outbox WHERE position = %s",
+                   (a_at.position,)) == 0  # fmt: skip
+    after = pair.commands.place_order(_order(1, 2, "after-the-hole"))
+    assert _catch_up(pair) == 1
+    assert _checkpoint(pair).at == parse_token(after.token)
+    assert len(_read_orders(pair)) == 2
+    _assert_agrees_with_write_model(pair)
+    _assert_caught_up_and_equal_to_rebuild(pair)
+
+
+# --- 3: an idle transaction holds the horizon back -----------------------------------------------
+
+
+def test_an_idle_transaction_holding_the_horizon_shows_in_the_status(pair):
+    with projector_thread(*pair.dsns, poll_interval=0.02):
+        _eventually(lambda: projection_status(*pair.dsns).events_behind == 0, "catch up")
+        with psycopg.connect(pair.write_dsn, application_name="idle-writer") as idle:
+            idle.execute("INSERT INTO dataset_info VALUES ('idle', 'in transaction')")
+            placed = pair.commands.place_order(_order(1, 1, "held-back"))
+            assert not _covered(pair, placed.token, timeout=0.3)
+            status = projection_status(*pair.dsns)
+            assert (status.events_behind, status.events_held_back) == (1, 1), status
+            assert status.held_back_by is not None
+            assert status.held_back_by.pid == idle.info.backend_pid
+            assert status.held_back_by.application_name == "idle-writer"
+            assert status.held_back_by.state == "idle in transaction"
+            assert status.projector_active
+            assert _read_orders(pair) == set()
+            idle.rollback()
+        assert _covered(pair, placed.token, timeout=20)
+        status = projection_status(*pair.dsns)
+        assert (status.events_behind, status.events_held_back) == (0, 0), status
+        assert status.held_back_by is None
+    assert _read_orders(pair) == {placed.order_id}
+    _assert_caught_up_and_equal_to_rebuild(pair)
+
+
+def test_a_transaction_in_another_database_holding_the_horizon_is_named(pair, servers):
+    """The horizon (pg_snapshot_xmin) is the whole server's: any database's transaction holds it."""
+    _catch_up(pair)
+    with psycopg.connect(servers.write_dsn, application_name="elsewhere") as elsewhere:
+        assert elsewhere.info.dbname != psycopg.conninfo.conninfo_to_dict(pair.write_dsn)["dbname"]
+        elsewhere.execute("SELECT pg_current_xact_id()")
+        placed = pair.commands.place_order(_order(1, 1, "held-from-elsewhere"))
+        assert _catch_up(pair) == 0
+        status = projection_status(*pair.dsns)
+        assert (status.events_behind, status.events_held_back) == (1, 1), status
+        assert status.held_back_by is not None, "events held back, but by nobody"
+        assert status.held_back_by.pid == elsewhere.info.backend_pid
+        elsewhere.rollback()
+    assert _catch_up(pair) == 1
+    assert _covered(pair, placed.token)
+
+
+# --- 4: a projector killed mid-batch --------------------------------------------------------------
+
+PROJECTOR_PROCESS = """
+import sys, threading
+from implementations.projector.engine import Projector
+with Projector(sys.argv[1], sys.argv[2], batch_size=int(sys.argv[3]), poll_interval=0.05) as p:
+    p.run(threading.Event())
+"""
+BLOCKED_APPLY = """
+    SELECT pid FROM pg_stat_activity
+    WHERE application_name = 'cqrs-bench:projector' AND backend_xid IS NOT NULL
+      AND wait_event_type = 'Lock' AND %s = ANY(pg_blocking_pids(pid))
+"""
+
+
+def _place_many(pair: Pair, orders: list[c.PlaceOrder]) -> list:
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(pair.commands.place_order, orders))
+
+
+def test_a_projector_killed_mid_batch_restarts_to_the_same_read_models(pair, tmp_path):
+    _restock(pair, 1, 2, 3)
+    _catch_up(pair)  # the catalog, so that product 3's read-model row exists to be locked
+    early = [c.PlaceOrder(1 + i % 2, (c.OrderLine(1, 1 + i % 3), c.OrderLine(2, 1)), f"early-{i}")
+             for i in range(2000)]  # fmt: skip
+    late = [c.PlaceOrder(1 + i % 2, (c.OrderLine(3, 1), c.OrderLine(1 + i % 2, 2)), f"late-{i}")
+            for i in range(500)]  # fmt: skip
+    _place_many(pair, early)
+    last = _place_many(pair, late)[-1]
+    total = _outbox_count(pair)
+
+    # Hold product 3's row: the projector applies the early batches, then blocks inside the first
+    # batch with a late order, its other writes made and not committed. Then it is killed.
+    log = tmp_path / "projector.log"
+    with psycopg.connect(pair.read_dsn) as holder:
+        holder.execute("SELECT 1 FROM rm_products WHERE product_id = 3 FOR UPDATE")
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-c", PROJECTOR_PROCESS, *pair.dsns, "50"], cwd=ROOT,
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        try:
+            blocked = _eventually(
+                lambda: proc.poll() is None
+                and _rows(pair.read_dsn, BLOCKED_APPLY, (holder.info.backend_pid,)),
+                f"the projector blocked mid-batch (log: {log.read_text()[-2000:]})",
+            )
+            assert len(blocked) == 1
+            applied = _checkpoint_row(pair)
+            assert 0 < applied < total - len(late), "killed after some batches, before the end"
+            os.kill(proc.pid, signal.SIGKILL)
+            assert proc.wait(timeout=20) == -signal.SIGKILL
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert _checkpoint_row(pair) == applied, "the killed batch must not have committed"
+        holder.rollback()
+
+    with projector_thread(*pair.dsns, batch_size=50, poll_interval=0.05):
+        assert _covered(pair, last.token, timeout=30)
+    assert len(_read_orders(pair)) == len(early) + len(late)
+    _assert_agrees_with_write_model(pair)
+    _assert_caught_up_and_equal_to_rebuild(pair)
+
+
+def _checkpoint_row(pair: Pair) -> int:
+    return _scalar(pair.read_dsn, "SELECT events_applied FROM projection_checkpoint")
+
+
+# --- 5: one active projector ------------------------------------------------------------------------
+
+
+class WatchedProjector(ProjectorThread):
+    """A projector thread that counts its applied batches and its turns as a standby."""
+
+    def __init__(self, pair: Pair, start: threading.Barrier) -> None:
+        self.applied: list[int] = []
+        self.standby_turns = 0
+        self.barrier = start
+        projector = pair.projector(poll_interval=0.02, on_applied=self._applied)
+        super().__init__(projector)
+
+    def _applied(self, applied) -> None:
+        self.applied.append(applied.count)
+
+    def _standby(self) -> None:
+        self.standby_turns += 1
+
+    def _run(self) -> None:
+        try:
+            with self.projector:
+                self.barrier.wait()
+                self.projector.run(self.stop, on_standby=self._standby)
+        except BaseException as exc:  # noqa: BLE001 - reported on join
+            self.error = exc
+
+
+def test_two_projectors_one_active_the_other_takes_over_when_it_stops(pair):
+    barrier = threading.Barrier(2)
+    both = [WatchedProjector(pair, barrier).start() for _ in range(2)]
+    try:
+        first = pair.commands.place_order(_order(1, 1, "first"))
+        assert _covered(pair, first.token, timeout=20)
+        _eventually(lambda: any(p.standby_turns for p in both), "a standby")
+        active = [p for p in both if p.applied]
+        assert len(active) == 1, [(p.applied, p.standby_turns) for p in both]
+        (active,) = active
+        (standby,) = [p for p in both if p is not active]
+        assert standby.applied == [] and standby.standby_turns > 0
+        assert sum(active.applied) == _outbox_count(pair)
+        assert projection_status(*pair.dsns).projector_active
+
+        active.join()
+        second = pair.commands.place_order(_order(2, 2, "second"))
+        assert _covered(pair, second.token, timeout=20)
+        assert standby.applied and sum(standby.applied) == 1
+        assert projection_status(*pair.dsns).projector_active
+    finally:
+        for projector in both:
+            projector.join()
+    assert not projection_status(*pair.dsns).projector_active
+    _assert_caught_up_and_equal_to_rebuild(pair)
+
+
+# --- 6: a transaction larger than a batch -----------------------------------------------------------
+
+
+def _register(pair: Pair, count: int) -> None:
+    customers = [CustomerRegistered(100 + i, f"Customer {i}", f"c{i}@example.com")
+                 for i in range(count)]  # fmt: skip
+    products = [ProductAdded(100 + i, f"SKU-{i}", f"Product {i}", "garden", 100 + i, 10)
+                for i in range(count)]  # fmt: skip
+    with pair.engine.begin() as conn:
+        catalog.register(conn, customers, products)
+
+
+def _counts(pair: Pair) -> tuple[int, int, int]:
+    return _rows(pair.read_dsn, """
+        SELECT (SELECT count(*) FROM rm_customers), (SELECT count(*) FROM rm_products),
+               (SELECT count(*) FROM rm_orders)""")[0]  # fmt: skip
+
+
+def test_a_transaction_with_more_events_than_a_batch_spans_batches(pair):
+    _catch_up(pair)  # the catalog: 2 customers, 4 products
+    start = _checkpoint(pair)
+    _register(pair, 10)  # one transaction: 10 customers, then 10 products
+    placed = pair.commands.place_order(_order(100, 100, "after-the-big-one"))
+    events = [Position(int(tx), pos) for tx, pos in _rows(pair.write_dsn, """
+        SELECT tx_id::text, position FROM outbox
+        WHERE (tx_id, position) > (CAST(%s AS xid8), %s) ORDER BY tx_id, position""",
+        (str(start.at.tx_id), start.at.position))]  # fmt: skip
+    assert len(events) == 21 and len({e.tx_id for e in events[:20]}) == 1
+    big = events[19]
+
+    with pair.projector(batch_size=7) as projector:
+        expected = [  # events, checkpoint, (customers, products, orders)
+            (7, events[6], (9, 4, 0)),
+            (7, events[13], (12, 8, 0)),
+            (7, events[20], (12, 14, 1)),  # the big transaction's last 6 and the order
+            (0, events[20], (12, 14, 1)),
+        ]
+        for count, at, rows in expected:
+            batch = projector.step()
+            assert len(batch.events) == count
+            now = _checkpoint(pair)
+            assert now.at == at
+            assert _counts(pair) == rows
+            if batch.full:
+                assert now.horizon == start.horizon, "a full batch leaves the horizon alone"
+            assert now.covers(big) == (at >= big)
+    finished = _checkpoint(pair)
+    assert finished.horizon > events[20].tx_id
+    assert finished.at == parse_token(placed.token)
+    _assert_agrees_with_write_model(pair)
+    _assert_caught_up_and_equal_to_rebuild(pair)
+
+
+@pytest.fixture
+def dataset_pair(servers, read_side: Callable[[str], str]) -> Iterator[Pair]:
+    """A small seeded dataset (its whole history in one transaction), projection installed."""
+    template = ensure_template(servers.write_dsn, 0.002, 11, progress=lambda _m: None)
+    name = f"test_pf_{uuid.uuid4().hex[:12]}"
+    write_dsn = clone(servers.write_dsn, template.name, name)
+    installed = _install(write_dsn, read_side(write_dsn))
+    yield installed
+    installed.engine.dispose()
+    drop_database(servers.write_dsn, name)
+
+
+def test_a_dataset_history_in_one_transaction_spans_batches(dataset_pair):
+    pair = dataset_pair
+    assert _scalar(pair.write_dsn, "SELECT count(DISTINCT tx_id) FROM outbox") == 1
+    total = _outbox_count(pair)
+    assert total > 500
+    with pair.projector(batch_size=97) as projector:
+        sizes = []
+        while (batch := projector.step()).full:
+            sizes.append(len(batch.events))
+    assert sum(sizes) + len(batch.events) == total
+    assert len(sizes) == total // 97
+    _assert_agrees_with_write_model(pair)
+    _assert_caught_up_and_equal_to_rebuild(pair)
+
+
+# --- 7: a rebuild equals live projection ----------------------------------------------------------
+
+
+def _shopper(pair: Pair, seed: int, steps: int) -> list[str]:
+    """A random stream of every command; the consistency tokens it was handed."""
+    rng, cmd, tokens, mine = random.Random(seed), pair.commands, [], []
+    for step in range(steps):
+        roll = rng.random()
+        try:
+            if roll < 0.5 or not mine:
+                lines = tuple(c.OrderLine(p, rng.randint(1, 3))
+                              for p in rng.sample(range(1, 5), rng.randint(1, 3)))  # fmt: skip
+                result = cmd.place_order(c.PlaceOrder(rng.randint(1, 2), lines, f"{seed}-{step}"))
+                mine.append(result.order_id)
+            elif roll < 0.65:
+                result = cmd.ship_order(c.ShipOrder(mine.pop(rng.randrange(len(mine)))))
+            elif roll < 0.8:
+                result = cmd.cancel_order(c.CancelOrder(mine.pop(rng.randrange(len(mine)))))
+            elif roll < 0.9:
+                price = c.ChangeProductPrice(rng.randint(1, 3), rng.randint(100, 9000), "live")
+                result = cmd.change_product_price(price)
+            elif roll < 0.99:
+                result = cmd.restock_product(c.RestockProduct(rng.randint(1, 3), 50))
+            else:
+                result = cmd.discontinue_product(c.DiscontinueProduct(4))
+        except DomainError:
+            continue  # out of stock, discontinued: refused commands append nothing
+        tokens.append(result.token)
+    return tokens
+
+
+def test_a_rebuild_equals_live_projection_of_a_mixed_stream(pair):
+    _restock(pair, 1, 2, 3, 4, quantity=10_000)
+    with projector_thread(*pair.dsns, batch_size=10, poll_interval=0.02):
+        with ThreadPoolExecutor(4) as pool:
+            streams = list(pool.map(lambda seed: _shopper(pair, seed, 150), range(4)))
+        for tokens in streams:
+            assert _covered(pair, tokens[-1], timeout=30)
+    assert _scalar(pair.write_dsn, "SELECT count(DISTINCT event_type) FROM outbox") == 8
+    _assert_agrees_with_write_model(pair)
+    _assert_caught_up_and_equal_to_rebuild(pair)
+
+
+# --- 8, 9: read-your-writes --------------------------------------------------------------------------
+
+
+def test_polling_delivers_when_notifications_are_lost(pair):
+    with psycopg.connect(pair.write_dsn, autocommit=True) as conn:
+        conn.execute("ALTER TABLE outbox DISABLE TRIGGER outbox_notify")
+    queries = pair.queries(wait_bound=20)
+    with projector_thread(*pair.dsns, poll_interval=0.05):
+        placed = pair.commands.place_order(_order(1, 2, "no-notification"))
+        summary = queries.order_summary(placed.order_id, after=placed.token)
+    queries.engine.dispose()
+    assert (summary.order_id, summary.status, summary.total_cents) == (
+        placed.order_id, "placed", 800)  # fmt: skip
+    _assert_caught_up_and_equal_to_rebuild(pair)
+
+
+def test_a_token_not_covered_within_the_bound_raises_not_yet_visible(pair):
+    queries = pair.queries(wait_bound=0.2)
+    try:
+        placed = pair.commands.place_order(_order(1, 1, "not-yet"))
+        with pytest.raises(NotYetVisible) as raised:
+            queries.order_summary(placed.order_id, after=placed.token)
+        assert raised.value.waited == 0.2
+        _catch_up(pair)
+        assert queries.order_summary(placed.order_id, after=placed.token).order_id == (
+            placed.order_id)  # fmt: skip
+    finally:
+        queries.engine.dispose()
+
+
+# --- 10: idempotent retries ------------------------------------------------------------------------
+
+
+def _order_placed_events(pair: Pair, order_id: int) -> int:
+    return _scalar(pair.write_dsn, """
+        SELECT count(*) FROM outbox
+        WHERE event_type = 'OrderPlaced' AND (payload ->> 'order_id')::bigint = %s""",
+        (order_id,))  # fmt: skip
+
+
+def test_a_retry_waiting_on_the_first_checkout_appends_no_event(pair):
+    cmd = _order(1, 1, "retried")
+    first = OpenTransaction(pair)
+    events = first.place(cmd)
+    with ThreadPoolExecutor(1) as pool:
+        retry = pool.submit(pair.commands.place_order, cmd)
+        _eventually(lambda: _rows(pair.write_dsn, """
+            SELECT 1 FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))""",
+            (first.pid,)), "the retry waits on the first checkout")  # fmt: skip
+        first_at = first.append(events)
+        first.end(commit=True)
+        replayed = retry.result(timeout=20)
+    assert replayed.replayed
+    assert _order_placed_events(pair, replayed.order_id) == 1
+    assert parse_token(replayed.token) > first_at, "the retry's token must cover the first's event"
+    queries = pair.queries(wait_bound=20)
+    try:
+        with projector_thread(*pair.dsns, poll_interval=0.02):
+            summary = queries.order_summary(replayed.order_id, after=replayed.token)
+        assert summary.total_cents == replayed.total_cents
+    finally:
+        queries.engine.dispose()
+    _assert_caught_up_and_equal_to_rebuild(pair)
+
+
+def test_concurrent_checkouts_with_one_key_append_one_order_placed(pair):
+    cmd = _order(2, 2, "raced")
+    barrier = threading.Barrier(8)
+
+    def checkout_once(_):
+        barrier.wait()
+        return pair.commands.place_order(cmd)
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(checkout_once, range(8)))
+    assert len({r.order_id for r in results}) == 1
+    assert sum(not r.replayed for r in results) == 1
+    assert _order_placed_events(pair, results[0].order_id) == 1
+    assert _scalar(pair.write_dsn, "SELECT stock FROM products WHERE id = 2") == 50 - 1
+    _catch_up(pair)
+    assert _read_orders(pair) == {results[0].order_id}
+    _assert_caught_up_and_equal_to_rebuild(pair)
