@@ -11,21 +11,42 @@ DSNs, so a read-server pair (cqrs-physical) is one more entry in READ_SIDES.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pytest
+from conftest import table_digest
+from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy import Engine
 
+from harness.datasets import clone, drop_database, ensure_template
+from implementations import read_model
 from implementations.cqrs_logical.commands import command_side
-from implementations.db import make_engine
-from implementations.projector.engine import Projector
+from implementations.db import driver, make_engine
+from implementations.domain import commands as c
+from implementations.domain.errors import DomainError, NotYetVisible
+from implementations.domain.events import CustomerRegistered, ProductAdded
+from implementations.projector import checkpoint
+from implementations.projector.background import ProjectorThread, projector_thread
+from implementations.projector.engine import PROJECTION, Projector, install
+from implementations.projector.positions import Position, parse_token
+from implementations.projector.status import projection_status
 from implementations.read_model.queries import ReadModelQueries
+from implementations.write_model import catalog, checkout, outbox
 from implementations.write_model.command_side import CommandSide
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMANDS_APP = "cqrs-bench:failures-commands"
 READ_SIDES = ["same-database"]  # where the read models live; a later issue adds the read server
 
 
@@ -61,6 +82,7 @@ def read_side(request) -> Callable[[str], str]:
     """The read-model database that goes with a write database, for the parametrized pair."""
     assert request.param == "same-database"
     return lambda write_dsn: write_dsn
+
 
 def _install(write_dsn: str, read_dsn: str) -> Pair:
     install(write_dsn, read_dsn)
@@ -292,7 +314,7 @@ def test_a_transaction_in_another_database_holding_the_horizon_is_named(pair, se
     """The horizon (pg_snapshot_xmin) is the whole server's: any database's transaction holds it."""
     _catch_up(pair)
     with psycopg.connect(servers.write_dsn, application_name="elsewhere") as elsewhere:
-        assert elsewhere.info.dbname != psycopg.conninfo.conninfo_to_dict(pair.write_dsn)["dbname"]
+        assert elsewhere.info.dbname != conninfo_to_dict(pair.write_dsn)["dbname"]
         elsewhere.execute("SELECT pg_current_xact_id()")
         placed = pair.commands.place_order(_order(1, 1, "held-from-elsewhere"))
         assert _catch_up(pair) == 0
@@ -348,8 +370,10 @@ def test_a_projector_killed_mid_batch_restarts_to_the_same_read_models(pair, tmp
             )  # fmt: skip
         try:
             blocked = _eventually(
-                lambda: proc.poll() is None
-                and _rows(pair.read_dsn, BLOCKED_APPLY, (holder.info.backend_pid,)),
+                lambda: (
+                    proc.poll() is None
+                    and _rows(pair.read_dsn, BLOCKED_APPLY, (holder.info.backend_pid,))
+                ),
                 f"the projector blocked mid-batch (log: {log.read_text()[-2000:]})",
             )
             assert len(blocked) == 1
