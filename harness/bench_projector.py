@@ -557,6 +557,13 @@ def run_lag(
     progress: Progress = print,
 ) -> LagResult:
     """measure_lag on a fresh clone of the (sf, seed) dataset, dropped afterwards."""
-    result = _with_clone(write_dsn, sf, seed, progress, lambda dsn: measure_lag(
-        dsn, clients=clients, duration=duration, batch_size=batch_size, progress=progress))
+    result = _with_clone(
+        write_dsn,
+        sf,
+        seed,
+        progress,
+        lambda dsn: measure_lag(
+            dsn, clients=clients, duration=duration, batch_size=batch_size, progress=progress
+        ),
+    )
     return dataclasses.replace(result, sf=sf, seed=seed)

@@ -14,7 +14,9 @@ def rebuild(
     sf: ScaleFactor = 1.0,
     seed: Seed = 42,
     batch_size: list[int] = typer.Option(
-        [bench_projector.DEFAULT_BATCH_SIZE], "--batch-size", min=1,
+        [bench_projector.DEFAULT_BATCH_SIZE],
+        "--batch-size",
+        min=1,
         help=BATCH_HELP + " Repeat for a sweep: --batch-size 1000 --batch-size 5000.",
     ),  # fmt: skip
     write_dsn: WriteDsn = None,

@@ -346,3 +346,13 @@ def _drop(admin: psycopg.Connection, name: str) -> None:
         admin.execute(sql.SQL("DROP DATABASE {}").format(ident))
     except psycopg.errors.ObjectInUse as e:
         raise DatasetError(f"cannot drop {name!r} while sessions use it: {e}") from e
+
+
+def create_empty_database(server_dsn: str, name: str) -> str:
+    """A new empty database (for read models on the read server); refuses an existing name."""
+    _check_name(name)
+    with _connect(server_dsn) as admin:
+        if _exists(admin, name):
+            raise DatasetError(f"database {name} already exists on {server_dsn}; not touching it")
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return database_dsn(server_dsn, name)

@@ -7,7 +7,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from harness.datasets import clone, drop_database, ensure_template
+from harness.datasets import (
+    clone,
+    create_empty_database,
+    database_dsn,
+    drop_database,
+    ensure_template,
+)
 from harness.projector_process import ProjectorProcess
 from harness.servers import Servers
 from implementations import registry
@@ -48,9 +54,17 @@ def prepared(
     started = time.perf_counter()
     dsn = clone(servers.write_dsn, template.name, name)
     progress(f"cloned dataset into {name} in {time.perf_counter() - started:.1f}s")
-    impl = registry.create(impl_name, Config(write_dsn=dsn, read_dsn=dsn, pool_size=pool_size))
+    read_dsn = database_dsn(servers.read_dsn, name)
+    impl = registry.create(impl_name, Config(write_dsn=dsn, read_dsn=read_dsn, pool_size=pool_size))
     projector = None
+    separate = impl.separate_read_server and servers.read_dsn != servers.write_dsn
     try:
+        if impl.separate_read_server and not separate:
+            progress(
+                f"warning: {impl_name} has no read server of its own here: read models share the write server"
+            )
+        elif separate:
+            create_empty_database(servers.read_dsn, name)
         impl.install()
         if impl.needs_projector:
             _catch_up(impl, progress)
@@ -64,6 +78,8 @@ def prepared(
         if projector:
             projector.stop()
         if keep:
-            progress(f"kept database {name}: {dsn}")
+            progress(f"kept database {name}: {dsn}" + (f" and {read_dsn}" if separate else ""))
         else:
             drop_database(servers.write_dsn, name)
+            if separate:
+                drop_database(servers.read_dsn, name)

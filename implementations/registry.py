@@ -9,6 +9,7 @@ from implementations.interface import Config, Implementation
 PACKAGES = {
     "crud": "implementations.crud",
     "cqrs-logical": "implementations.cqrs_logical",
+    "cqrs-physical": "implementations.cqrs_physical",
 }
 
 

@@ -103,7 +103,32 @@ def cqrs_logical(contract_catalog: str) -> Iterator[Implementation]:
         impl.stop()
 
 
-@pytest.fixture(params=["crud", "cqrs-logical"])
+@pytest.fixture
+def empty_read_database(servers: Servers) -> Iterator[str]:
+    """A new, empty database on the read server; its DSN."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(servers.read_dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield servers.read_dsn.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(servers.read_dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def cqrs_physical(contract_catalog: str, empty_read_database: str) -> Iterator[Implementation]:
+    """cqrs-physical: the contract catalog on the write server, read models on the read server."""
+    config = Config(contract_catalog, empty_read_database, pool_size=24)
+    impl = registry.create("cqrs-physical", config)
+    impl.install()
+    with Projector(*impl.projection_dsns) as catch_up:
+        catch_up.catch_up()
+    with projector_thread(*impl.projection_dsns, poll_interval=0.2):
+        impl.start()
+        yield impl
+        impl.stop()
+
+
+@pytest.fixture(params=["crud", "cqrs-logical", "cqrs-physical"])
 def impl(request: pytest.FixtureRequest) -> Implementation:
     """Each implementation in turn, started on the contract catalog (projector running)."""
     return request.getfixturevalue(request.param.replace("-", "_"))

@@ -12,6 +12,7 @@ WRITE_TABLES = ("customers", "products", "orders", "order_lines", "price_history
 QUERY_MODULES = [
     IMPLEMENTATIONS / "read_model" / "queries.py",
     IMPLEMENTATIONS / "cqrs_logical" / "queries.py",
+    IMPLEMENTATIONS / "cqrs_physical" / "queries.py",
 ]
 
 
@@ -60,7 +61,7 @@ def test_query_sql_reads_only_read_model_tables():
 
 
 def test_implementations_never_import_each_other_or_the_harness():
-    folders = ["crud", "cqrs_logical"]
+    folders = ["crud", "cqrs_logical", "cqrs_physical"]
     for folder in folders:
         for path in (IMPLEMENTATIONS / folder).glob("*.py"):
             for name in _imports(path):

@@ -4,9 +4,10 @@ Out-of-order commits, rolled-back holes, idle transactions holding the horizon, 
 mid-batch, two projectors at once, transactions larger than a batch, live projection against a
 rebuild, lost notifications, read-your-writes bounds and idempotent retries.
 
-Every test runs on a (write database, read database) pair from `projection_pair`. Today that is
-cqrs-logical's pair: the read models in the write database itself. The tests only use the two
-DSNs, so a read-server pair (cqrs-physical) is one more entry in READ_SIDES.
+Every test runs on a (write database, read database) pair, parametrized by `read_side`. Today
+that is cqrs-logical's pair: the read models in the write database itself. The tests use nothing
+but the two DSNs, so a read-server pair (cqrs-physical) is one more entry in READ_SIDES and a
+branch in `read_side` that creates the read database on `servers.read_dsn`.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 READ_SIDES = ["same-database"]  # where the read models live; a later issue adds the read server
 
 
-# --- the pair under test -------------------------------------------------------------------------
+# --- the pair under test --------------------------------------------------------------------------
 
 
 @dataclass
@@ -92,13 +93,13 @@ def _install(write_dsn: str, read_dsn: str) -> Pair:
 
 @pytest.fixture
 def pair(contract_catalog: str, read_side: Callable[[str], str]) -> Iterator[Pair]:
-    """The contract catalog, its projection installed and not yet projected, no projector running."""
+    """The contract catalog with its projection installed, not yet projected, no projector."""
     installed = _install(contract_catalog, read_side(contract_catalog))
     yield installed
     installed.engine.dispose()
 
 
-# --- helpers ---------------------------------------------------------------------------------------
+# --- helpers --------------------------------------------------------------------------------------
 
 
 def _scalar(dsn: str, query: str, params: tuple = ()):
@@ -121,18 +122,32 @@ def _covered(pair: Pair, token: str, timeout: float = 0.0) -> bool:
         return checkpoint.wait_until_covered(conn, PROJECTION, parse_token(token), timeout)
 
 
-def _eventually(condition: Callable[[], object], what: str, timeout: float = 20.0):
+def _eventually(
+    condition: Callable[[], object], what: str | Callable[[], str], timeout: float = 20.0
+):
     """Poll `condition` until it is truthy (its value) or fail naming `what` after `timeout`."""
     deadline = time.monotonic() + timeout
     while not (value := condition()):
         if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting: {what}")
+            raise AssertionError(f"gave up waiting: {what if isinstance(what, str) else what()}")
         time.sleep(0.01)
     return value
 
 
 def _read_orders(pair: Pair) -> set[int]:
     return {row[0] for row in _rows(pair.read_dsn, "SELECT order_id FROM rm_orders")}
+
+
+def _head(pair: Pair) -> Position:
+    """The newest event in commit order (ordered by the xid8, not by its text)."""
+    tx, pos = _rows(pair.write_dsn, """
+        SELECT tx_id::text, position FROM outbox
+        ORDER BY outbox.tx_id DESC, outbox.position DESC LIMIT 1""")[0]  # fmt: skip
+    return Position(int(tx), pos)
+
+
+def _read_order_ids(write_dsn: str) -> list[int]:
+    return [row[0] for row in _rows(write_dsn, "SELECT id FROM orders ORDER BY id")]
 
 
 def _outbox_count(pair: Pair) -> int:
@@ -146,8 +161,8 @@ def _catch_up(pair: Pair, **options) -> int:
 
 def _assert_caught_up_and_equal_to_rebuild(pair: Pair) -> None:
     """Checkpoint at the outbox head, each event applied once, read models equal to a rebuild."""
+    assert _checkpoint(pair).at == _head(pair)
     status = projection_status(*pair.dsns)
-    assert status.checkpoint == status.head, status
     assert (status.events_behind, status.events_held_back) == (0, 0), status
     assert status.events_applied == _outbox_count(pair), "an event applied twice or not at all"
     live = table_digest(pair.read_dsn, read_model.TABLES)
@@ -156,21 +171,23 @@ def _assert_caught_up_and_equal_to_rebuild(pair: Pair) -> None:
     assert table_digest(pair.read_dsn, read_model.TABLES) == live
 
 
+SAME_ROWS = [  # (read model, write model): equal once the projection has caught up
+    ("""SELECT order_id, customer_id, status, total_cents, placed_at FROM rm_orders
+        ORDER BY order_id""",
+     """SELECT id, customer_id, status, total_cents, placed_at FROM orders ORDER BY id"""),
+    ("""SELECT order_id, line_no, product_id, quantity, unit_price_cents FROM rm_order_lines
+        ORDER BY order_id, line_no""",
+     """SELECT order_id, line_no, product_id, quantity, unit_price_cents FROM order_lines
+        ORDER BY order_id, line_no"""),
+    ("SELECT product_id, sku, price_cents, active FROM rm_products ORDER BY product_id",
+     "SELECT id, sku, price_cents, status = 'active' FROM products ORDER BY id"),
+]  # fmt: skip
+
+
 def _assert_agrees_with_write_model(pair: Pair) -> None:
     """Orders, lines and products in the read models are those of the write model."""
-    orders = "SELECT {} FROM {} ORDER BY 1"
-    assert _rows(pair.read_dsn, orders.format(
-        "order_id, customer_id, status, total_cents, placed_at", "rm_orders")) == _rows(
-        pair.write_dsn, orders.format("id, customer_id, status, total_cents, placed_at", "orders"))  # fmt: skip
-    lines = "SELECT {} FROM {} ORDER BY 1, 2"
-    assert _rows(pair.read_dsn, lines.format(
-        "order_id, line_no, product_id, quantity, unit_price_cents", "rm_order_lines")) == _rows(
-        pair.write_dsn, lines.format(
-            "order_id, line_no, product_id, quantity, unit_price_cents", "order_lines"))  # fmt: skip
-    products = "SELECT {} FROM {} ORDER BY 1"
-    assert _rows(pair.read_dsn, products.format(
-        "product_id, sku, price_cents, active", "rm_products")) == _rows(
-        pair.write_dsn, products.format("id, sku, price_cents, status = 'active'", "products"))  # fmt: skip
+    for read_query, write_query in SAME_ROWS:
+        assert _rows(pair.read_dsn, read_query) == _rows(pair.write_dsn, write_query)
 
 
 class OpenTransaction:
@@ -184,8 +201,8 @@ class OpenTransaction:
     def pid(self) -> int:
         return driver(self.conn).info.backend_pid
 
-    def take_xid(self) -> None:
-        driver(self.conn).execute("SELECT pg_current_xact_id()")
+    def take_xid(self) -> int:
+        return int(driver(self.conn).execute("SELECT pg_current_xact_id()::text").fetchone()[0])
 
     def place(self, cmd: c.PlaceOrder) -> list:
         """The checkout's write-model statements; their events, not yet appended."""
@@ -208,7 +225,7 @@ def _restock(pair: Pair, *products: int, quantity: int = 1_000_000) -> None:
         pair.commands.restock_product(c.RestockProduct(product, quantity))
 
 
-# --- 1, 2: commit order is not position order ----------------------------------------------------
+# --- 1, 2: commit order is not position order -----------------------------------------------------
 
 
 @pytest.mark.parametrize("first_xid", ["lower-position", "higher-position"])
@@ -262,14 +279,19 @@ def test_an_event_that_commits_after_a_higher_position_is_still_applied(pair, fi
 
 
 def test_a_rolled_back_transaction_leaves_a_hole_that_neither_stalls_nor_skips(pair):
+    """A appends position p and is still open when B appends p + 1 and commits; A rolls back."""
     _catch_up(pair)
     a, b = OpenTransaction(pair), OpenTransaction(pair)
-    a_at = a.append(a.place(_order(1, 1, "rolled-back")))
-    b_at = b.append(b.place(_order(2, 2, "kept")))
-    b.end(commit=True)
-    _catch_up(pair)
-    assert _read_orders(pair) == set(), "B is behind A until A ends"
-    a.end(commit=False)
+    try:
+        a_at = a.append(a.place(_order(1, 1, "rolled-back")))
+        b_at = b.append(b.place(_order(2, 2, "kept")))
+        b.end(commit=True)
+        _catch_up(pair)
+        assert _read_orders(pair) == set(), "B is behind A until A ends"
+    finally:
+        a.end(commit=False)
+        if b.transaction.is_active:
+            b.end(commit=False)
 
     assert _catch_up(pair) == 1
     assert _checkpoint(pair).at == b_at
@@ -283,7 +305,7 @@ def test_a_rolled_back_transaction_leaves_a_hole_that_neither_stalls_nor_skips(p
     _assert_caught_up_and_equal_to_rebuild(pair)
 
 
-# --- 3: an idle transaction holds the horizon back -----------------------------------------------
+# --- 3: an idle transaction holds the horizon back ------------------------------------------------
 
 
 def test_an_idle_transaction_holding_the_horizon_shows_in_the_status(pair):
@@ -342,6 +364,10 @@ BLOCKED_APPLY = """
 """
 
 
+def _events_applied(pair: Pair) -> int:
+    return _scalar(pair.read_dsn, "SELECT events_applied FROM projection_checkpoint")
+
+
 def _place_many(pair: Pair, orders: list[c.PlaceOrder]) -> list:
     with ThreadPoolExecutor(8) as pool:
         return list(pool.map(pair.commands.place_order, orders))
@@ -350,10 +376,11 @@ def _place_many(pair: Pair, orders: list[c.PlaceOrder]) -> list:
 def test_a_projector_killed_mid_batch_restarts_to_the_same_read_models(pair, tmp_path):
     _restock(pair, 1, 2, 3)
     _catch_up(pair)  # the catalog, so that product 3's read-model row exists to be locked
+    started = _events_applied(pair)
     early = [c.PlaceOrder(1 + i % 2, (c.OrderLine(1, 1 + i % 3), c.OrderLine(2, 1)), f"early-{i}")
-             for i in range(2000)]  # fmt: skip
+             for i in range(1990)]  # fmt: skip
     late = [c.PlaceOrder(1 + i % 2, (c.OrderLine(3, 1), c.OrderLine(1 + i % 2, 2)), f"late-{i}")
-            for i in range(500)]  # fmt: skip
+            for i in range(400)]  # fmt: skip
     _place_many(pair, early)
     last = _place_many(pair, late)[-1]
     total = _outbox_count(pair)
@@ -374,18 +401,18 @@ def test_a_projector_killed_mid_batch_restarts_to_the_same_read_models(pair, tmp
                     proc.poll() is None
                     and _rows(pair.read_dsn, BLOCKED_APPLY, (holder.info.backend_pid,))
                 ),
-                f"the projector blocked mid-batch (log: {log.read_text()[-2000:]})",
+                lambda: f"the projector blocked mid-batch; its log: {log.read_text()[-2000:]}",
             )
             assert len(blocked) == 1
-            applied = _checkpoint_row(pair)
-            assert 0 < applied < total - len(late), "killed after some batches, before the end"
+            applied = _events_applied(pair)
+            assert started < applied <= total - len(late), "killed after some batches"
             os.kill(proc.pid, signal.SIGKILL)
             assert proc.wait(timeout=20) == -signal.SIGKILL
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-        assert _checkpoint_row(pair) == applied, "the killed batch must not have committed"
+        assert _events_applied(pair) == applied, "the killed batch must not have committed"
         holder.rollback()
 
     with projector_thread(*pair.dsns, batch_size=50, poll_interval=0.05):
@@ -395,20 +422,16 @@ def test_a_projector_killed_mid_batch_restarts_to_the_same_read_models(pair, tmp
     _assert_caught_up_and_equal_to_rebuild(pair)
 
 
-def _checkpoint_row(pair: Pair) -> int:
-    return _scalar(pair.read_dsn, "SELECT events_applied FROM projection_checkpoint")
-
-
-# --- 5: one active projector ------------------------------------------------------------------------
+# --- 5: one active projector ----------------------------------------------------------------------
 
 
 class WatchedProjector(ProjectorThread):
     """A projector thread that counts its applied batches and its turns as a standby."""
 
-    def __init__(self, pair: Pair, start: threading.Barrier) -> None:
+    def __init__(self, pair: Pair, barrier: threading.Barrier) -> None:
         self.applied: list[int] = []
         self.standby_turns = 0
-        self.barrier = start
+        self.barrier = barrier
         projector = pair.projector(poll_interval=0.02, on_applied=self._applied)
         super().__init__(projector)
 
@@ -454,7 +477,7 @@ def test_two_projectors_one_active_the_other_takes_over_when_it_stops(pair):
     _assert_caught_up_and_equal_to_rebuild(pair)
 
 
-# --- 6: a transaction larger than a batch -----------------------------------------------------------
+# --- 6: a transaction larger than a batch ---------------------------------------------------------
 
 
 def _register(pair: Pair, count: int) -> None:
@@ -479,7 +502,7 @@ def test_a_transaction_with_more_events_than_a_batch_spans_batches(pair):
     placed = pair.commands.place_order(_order(100, 100, "after-the-big-one"))
     events = [Position(int(tx), pos) for tx, pos in _rows(pair.write_dsn, """
         SELECT tx_id::text, position FROM outbox
-        WHERE (tx_id, position) > (CAST(%s AS xid8), %s) ORDER BY tx_id, position""",
+        WHERE (tx_id, position) > (CAST(%s AS xid8), %s) ORDER BY outbox.tx_id, position""",
         (str(start.at.tx_id), start.at.position))]  # fmt: skip
     assert len(events) == 21 and len({e.tx_id for e in events[:20]}) == 1
     big = events[19]
@@ -577,17 +600,21 @@ def test_a_rebuild_equals_live_projection_of_a_mixed_stream(pair):
     _assert_caught_up_and_equal_to_rebuild(pair)
 
 
-# --- 8, 9: read-your-writes --------------------------------------------------------------------------
+# --- 8, 9: read-your-writes -----------------------------------------------------------------------
 
 
 def test_polling_delivers_when_notifications_are_lost(pair):
     with psycopg.connect(pair.write_dsn, autocommit=True) as conn:
         conn.execute("ALTER TABLE outbox DISABLE TRIGGER outbox_notify")
+        enabled = "SELECT tgenabled FROM pg_trigger WHERE tgname = 'outbox_notify'"
+        assert conn.execute(enabled).fetchone()[0] == "D"
     queries = pair.queries(wait_bound=20)
-    with projector_thread(*pair.dsns, poll_interval=0.05):
-        placed = pair.commands.place_order(_order(1, 2, "no-notification"))
-        summary = queries.order_summary(placed.order_id, after=placed.token)
-    queries.engine.dispose()
+    try:
+        with projector_thread(*pair.dsns, poll_interval=0.05):
+            placed = pair.commands.place_order(_order(1, 2, "no-notification"))
+            summary = queries.order_summary(placed.order_id, after=placed.token)
+    finally:
+        queries.engine.dispose()
     assert (summary.order_id, summary.status, summary.total_cents) == (
         placed.order_id, "placed", 800)  # fmt: skip
     _assert_caught_up_and_equal_to_rebuild(pair)
@@ -607,7 +634,7 @@ def test_a_token_not_covered_within_the_bound_raises_not_yet_visible(pair):
         queries.engine.dispose()
 
 
-# --- 10: idempotent retries ------------------------------------------------------------------------
+# --- 10: idempotent retries -----------------------------------------------------------------------
 
 
 def _order_placed_events(pair: Pair, order_id: int) -> int:
@@ -617,21 +644,25 @@ def _order_placed_events(pair: Pair, order_id: int) -> int:
         (order_id,))  # fmt: skip
 
 
+def _wait_until_blocked_by(pair: Pair, pid: int) -> None:
+    _eventually(lambda: _rows(pair.write_dsn, """
+        SELECT 1 FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))""",
+        (pid,)), f"a session waiting on {pid}")  # fmt: skip
+
+
 def test_a_retry_waiting_on_the_first_checkout_appends_no_event(pair):
     cmd = _order(1, 1, "retried")
     first = OpenTransaction(pair)
     events = first.place(cmd)
     with ThreadPoolExecutor(1) as pool:
         retry = pool.submit(pair.commands.place_order, cmd)
-        _eventually(lambda: _rows(pair.write_dsn, """
-            SELECT 1 FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))""",
-            (first.pid,)), "the retry waits on the first checkout")  # fmt: skip
+        _wait_until_blocked_by(pair, first.pid)
         first_at = first.append(events)
         first.end(commit=True)
         replayed = retry.result(timeout=20)
     assert replayed.replayed
     assert _order_placed_events(pair, replayed.order_id) == 1
-    assert parse_token(replayed.token) > first_at, "the retry's token must cover the first's event"
+    assert parse_token(replayed.token) >= first_at, "the retry's token must cover the first event"
     queries = pair.queries(wait_bound=20)
     try:
         with projector_thread(*pair.dsns, poll_interval=0.02):
@@ -639,6 +670,51 @@ def test_a_retry_waiting_on_the_first_checkout_appends_no_event(pair):
         assert summary.total_cents == replayed.total_cents
     finally:
         queries.engine.dispose()
+    _assert_caught_up_and_equal_to_rebuild(pair)
+
+
+def test_a_retry_with_the_lower_transaction_id_still_reads_its_order(pair):
+    """A retry that loses a close race for its key can hold the LOWER transaction id.
+
+    Both checkouts insert the key speculatively (each taking a transaction id), the other one's
+    insert wins, the retry waits for it and replays. Measured here: 6 to 8 of 300 four-way races
+    on one key returned a replay token whose tx_id was below the winner's. A token of the retry's
+    own transaction ("tx_id:0") is covered once every transaction below that id has ended, which
+    can happen while a transaction between the two ids still runs and the order's event is not
+    applied: a read with the token answers "no such order". This test takes the retry's id first
+    on purpose, as the speculative insert does in that race.
+    """
+    _catch_up(pair)
+    cmd = _order(1, 1, "retried-low-xid")
+    retry, between, first = OpenTransaction(pair), OpenTransaction(pair), OpenTransaction(pair)
+    queries = pair.queries(wait_bound=0.3)
+    try:
+        retry_xid = retry.take_xid()
+        between.take_xid()  # another command, still running
+        events = first.place(cmd)
+        with ThreadPoolExecutor(1) as pool:
+            replay = pool.submit(lambda: retry.append(retry.place(cmd)))
+            _wait_until_blocked_by(pair, first.pid)
+            first_at = first.append(events)
+            first.end(commit=True)
+            token = replay.result(timeout=20)
+        retry.end(commit=True)
+        (order_id,) = _read_order_ids(pair.write_dsn)
+        assert retry_xid < first_at.tx_id  # the race's outcome
+
+        _catch_up(pair)
+        assert order_id not in _read_orders(pair), "held back by the transaction in between"
+        with pytest.raises(NotYetVisible):  # not NotFound: the token promises the order
+            queries.order_summary(order_id, after=token.token())
+        between.end(commit=False)
+        _catch_up(pair)
+        assert queries.order_summary(order_id, after=token.token()).order_id == order_id
+        assert token >= first_at, "the retry's token must cover the first event"
+    finally:
+        queries.engine.dispose()
+        for tx in (retry, between, first):
+            if tx.transaction.is_active:
+                tx.end(commit=False)
     _assert_caught_up_and_equal_to_rebuild(pair)
 
 
@@ -659,3 +735,33 @@ def test_concurrent_checkouts_with_one_key_append_one_order_placed(pair):
     _catch_up(pair)
     assert _read_orders(pair) == {results[0].order_id}
     _assert_caught_up_and_equal_to_rebuild(pair)
+
+
+# --- status: the head is the newest event in commit order -----------------------------------------
+
+
+def _burn_xids_to_the_next_power_of_ten(dsn: str) -> None:
+    """Make the next transaction ids one digit longer (1000 after 999): a boundary a real server
+    crosses on its own, reached here in one statement of short transactions."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SET synchronous_commit = off")
+        xid = int(conn.execute("SELECT pg_current_xact_id()::text").fetchone()[0])
+        gap = 10 ** len(str(xid)) - xid
+        if gap > 300_000:
+            pytest.skip(f"transaction id {xid} is too far from the next power of ten")
+        conn.execute(f"""
+            DO $$ BEGIN
+                FOR i IN 1..{gap} LOOP PERFORM pg_current_xact_id(); COMMIT; END LOOP;
+            END $$""")  # fmt: skip
+        assert int(conn.execute("SELECT pg_current_xact_id()::text").fetchone()[0]) >= xid + gap
+
+
+def test_the_status_head_is_the_newest_event_across_a_digit_boundary(pair):
+    _catch_up(pair)
+    _burn_xids_to_the_next_power_of_ten(pair.write_dsn)
+    placed = pair.commands.place_order(_order(1, 1, "after-the-boundary"))
+    assert len(str(parse_token(placed.token).tx_id)) > len(str(_checkpoint(pair).at.tx_id))
+    _catch_up(pair)
+    status = projection_status(*pair.dsns)
+    assert status.checkpoint == placed.token
+    assert status.head == placed.token, "the head went by the text of the transaction id"

@@ -3,22 +3,17 @@ projector (a separate process or thread, started by the harness) keeps up to dat
 
 from __future__ import annotations
 
-from sqlalchemy import Engine
-
 from implementations.cqrs_logical.commands import command_side
 from implementations.cqrs_logical.queries import query_side
 from implementations.db import make_engine
 from implementations.interface import Config
+from implementations.lifecycle import PooledImplementation
 from implementations.projector import engine as projector
 
 
-class CqrsLogical:
+class CqrsLogical(PooledImplementation):
     name = "cqrs-logical"
     needs_projector = True
-
-    def __init__(self, config: Config) -> None:
-        self.config = config
-        self.engines: list[Engine] = []
 
     def install(self) -> None:
         projector.install(self.config.write_dsn, self.config.write_dsn)
@@ -31,11 +26,6 @@ class CqrsLogical:
         ]
         self.commands = command_side(self.engines[0])
         self.queries = query_side(self.engines[1], self.config.read_your_writes_timeout)
-
-    def stop(self) -> None:
-        for engine in self.engines:
-            engine.dispose()
-        self.engines = []
 
     @property
     def projection_dsns(self) -> tuple[str, str]:

@@ -4,21 +4,15 @@ from __future__ import annotations
 
 from importlib.resources import files
 
-from sqlalchemy import Engine
-
 from implementations.crud.commands import command_side
 from implementations.crud.queries import CrudQueries
 from implementations.db import make_engine
 from implementations.interface import Config
+from implementations.lifecycle import PooledImplementation
 
 
-class Crud:
+class Crud(PooledImplementation):
     name = "crud"
-    needs_projector = False
-
-    def __init__(self, config: Config) -> None:
-        self.config = config
-        self.engines: list[Engine] = []
 
     def install(self) -> None:
         engine = make_engine(self.config.write_dsn, component="crud-install", pool_size=1)
@@ -37,11 +31,6 @@ class Crud:
         ]  # fmt: skip
         self.commands = command_side(self.engines[0])
         self.queries = CrudQueries(self.engines[1])
-
-    def stop(self) -> None:
-        for engine in self.engines:
-            engine.dispose()
-        self.engines = []
 
 
 def create(config: Config) -> Crud:

@@ -1,0 +1,12 @@
+"""cqrs-physical query side: the shared read models, on the read server only; it keeps serving
+(stale) while the write server is down."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from implementations.read_model.queries import ReadModelQueries
+
+
+def query_side(engine: Engine, wait_bound: float) -> ReadModelQueries:
+    return ReadModelQueries(engine, wait_bound=wait_bound)
