@@ -10,17 +10,20 @@ import psycopg
 from implementations.projector import checkpoint
 from implementations.projector.engine import LOCK_NAMESPACE, PROJECTION, Projector
 
-HEAD = "SELECT tx_id::text, position FROM outbox ORDER BY tx_id DESC, position DESC LIMIT 1"
+HEAD = """
+    SELECT tx_id::text, position FROM outbox ORDER BY outbox.tx_id DESC, outbox.position DESC LIMIT 1
+"""
 BEHIND = """
     SELECT count(*),
            count(*) FILTER (WHERE tx_id >= pg_snapshot_xmin(pg_current_snapshot()))
     FROM outbox WHERE (tx_id, position) > (CAST(%(tx)s AS xid8), %(pos)s)
 """
-# The oldest transaction with an xid: while it runs, nothing at or after it is read.
+# The oldest transaction with an xid, in any database of the server (pg_snapshot_xmin is the
+# server's): while it runs, nothing at or after it is read.
 OLDEST_TX = """
     SELECT pid, application_name, state, extract(epoch FROM now() - xact_start)
     FROM pg_stat_activity
-    WHERE backend_xid IS NOT NULL AND datname = current_database()
+    WHERE backend_xid IS NOT NULL
     ORDER BY age(backend_xid) DESC LIMIT 1
 """
 CHECKPOINT_ROW = """
