@@ -93,7 +93,8 @@ def run(
                           on_applied=report)  # fmt: skip
     typer.echo(f"projector for {impl}: outbox {source}, read models {target}")
     with projector:
-        projector.run(stop, on_standby=lambda: None)
+        projector.run(stop, on_standby=lambda: None, on_outage=lambda exc, wait: typer.echo(
+            f"server unavailable ({str(exc).strip().splitlines()[0]}); retrying in {wait:g}s"))  # fmt: skip
     typer.echo("projector stopped")
 
 

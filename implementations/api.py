@@ -11,6 +11,8 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
+import psycopg
+import sqlalchemy.exc
 from fastapi import FastAPI, Header, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -76,6 +78,15 @@ async def _not_yet_visible(_request: Request, exc: NotYetVisible) -> JSONRespons
     )
 
 
+async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    cause = str(getattr(exc, "orig", exc) or exc).strip().splitlines()
+    return JSONResponse(
+        {"error": "unavailable", "reason": f"database unavailable: {cause[0] if cause else exc!r}"},
+        status_code=503,
+        headers={"Retry-After": "1"},
+    )
+
+
 async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
     problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
     return JSONResponse(
@@ -97,6 +108,10 @@ def create_app(impl: Implementation) -> FastAPI:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(NotYetVisible, _not_yet_visible)
+    # A server that is down or restarting: answer 503 at once rather than hang or 500.
+    for kind in (sqlalchemy.exc.OperationalError, sqlalchemy.exc.TimeoutError,
+                 psycopg.OperationalError):  # fmt: skip
+        app.add_exception_handler(kind, _database_unavailable)
     _command_routes(app, impl)
     _query_routes(app, impl)
 

@@ -44,8 +44,12 @@ def make_engine(
         sqlalchemy_url(dsn),
         pool_size=pool_size,
         max_overflow=0,
-        pool_timeout=30,
-        connect_args={"application_name": f"cqrs-bench:{component}", "options": options},
+        pool_timeout=10,
+        connect_args={
+            "application_name": f"cqrs-bench:{component}",
+            "options": options,
+            "connect_timeout": 5,
+        },  # fmt: skip
     )
 
 

@@ -29,6 +29,7 @@ from implementations.read_model.apply import apply
 
 PROJECTION = "orders"
 LOCK_NAMESPACE = 0x70726F6A  # "proj"
+MIN_BACKOFF, MAX_BACKOFF = 0.1, 5.0  # seconds between reconnection attempts
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class Applied:
 def _connect(dsn: str, component: str, autocommit: bool) -> psycopg.Connection:
     return psycopg.connect(
         dsn, autocommit=autocommit, application_name=f"cqrs-bench:{component}",
-        options="-c timezone=UTC",
+        options="-c timezone=UTC", connect_timeout=5,
     )  # fmt: skip
 
 
@@ -85,7 +86,7 @@ class Projector:
     def close(self) -> None:
         for conn in (self.listener, self.source, self.target):
             if conn is not None:
-                conn.close()
+                conn.close()  # never raises, also on a broken connection
         self.source = self.target = self.listener = None
 
     def __enter__(self) -> Projector:
@@ -146,8 +147,35 @@ class Projector:
             checkpoint.reset(self.target, self.name)
         return self.catch_up(progress)
 
-    def run(self, stop: threading.Event, *, on_standby: Callable[[], None] | None = None) -> None:
-        """Project until `stop` is set: as the active projector, or waiting as a standby."""
+    def run(
+        self,
+        stop: threading.Event,
+        *,
+        on_standby: Callable[[], None] | None = None,
+        on_outage: Callable[[Exception, float], None] | None = None,
+    ) -> None:
+        """Project until `stop` is set: as the active projector, or waiting as a standby.
+
+        When either server goes away, reconnect with exponential backoff (up to MAX_BACKOFF
+        seconds) and carry on from the checkpoint: the compare-and-set makes a batch whose
+        commit was lost with the connection count exactly once.
+        """
+        backoff = MIN_BACKOFF
+        while not stop.is_set():
+            try:
+                if self.target is None:
+                    self.open()
+                self._project(stop, on_standby)
+                return
+            except psycopg.OperationalError as exc:
+                if on_outage:
+                    on_outage(exc, backoff)
+                self.close()
+                if stop.wait(backoff):
+                    return
+                backoff = min(backoff * 2, MAX_BACKOFF)
+
+    def _project(self, stop: threading.Event, on_standby: Callable[[], None] | None) -> None:
         while not self.try_lock():
             if on_standby:
                 on_standby()
