@@ -19,11 +19,12 @@ from harness.datasets import DatasetError
 from harness.options import ImplName, ReadDsn, ScaleFactor, Seed, WriteDsn
 from harness.pg_binaries import PostgresNotFound
 from harness.pg_server import ServerError
-from harness.prepare import prepared
+from harness.prepare import attached, prepared, run_databases
+from harness.prepare import provision as provision_run
 from harness.servers import use_servers
 from harness.service import BackgroundService
 from implementations import registry
-from implementations.api import create_app
+from implementations.api import SIDES, create_app
 from implementations.domain.errors import DomainError
 
 app = typer.Typer(
@@ -55,20 +56,57 @@ USER_ERRORS = (
 @app.command()
 def serve(
     impl: ImplName = "crud",
+    side: str = typer.Option("both", help="Serve the command routes, the query routes, or both."),
     host: str = typer.Option("127.0.0.1", help="Address to bind; 0.0.0.0 exposes the service."),
     port: int = typer.Option(8000, help="TCP port."),
+    database: str | None = typer.Option(
+        None,
+        help="Serve an existing run database (see `provision`) instead of a fresh clone; "
+        "starts no projector (run `project run` for it).",
+        show_default=False,
+    ),
     sf: ScaleFactor = 0.1,
     seed: Seed = 42,
-    keep: bool = typer.Option(False, help="Keep the dataset clone when the service stops."),
+    keep: bool = typer.Option(False, help="Keep the fresh clone when the service stops."),
     write_dsn: WriteDsn = None,
     read_dsn: ReadDsn = None,
 ) -> None:
-    """Serve one implementation over HTTP (OpenAPI at /docs) on a fresh clone of the dataset."""
-    with use_servers(write_dsn, read_dsn) as servers, prepared(impl, servers, sf=sf, seed=seed,
-                                                                keep=keep) as implementation:  # fmt: skip
-        typer.echo(f"serving {impl}; Ctrl-C stops the service and removes what it started")
-        uvicorn.run(create_app(implementation), host=host, port=port, log_level="info",
-                    access_log=False)  # fmt: skip
+    """Serve one implementation over HTTP (OpenAPI at /docs): on a fresh clone of the dataset
+    (with a projector process for CQRS), or on an existing run database with --database."""
+    if side not in SIDES:
+        raise ValueError(f"--side must be one of {', '.join(SIDES)}")
+    registry.check(impl)
+    with use_servers(write_dsn, read_dsn) as servers:
+        if database:
+            context = attached(impl, run_databases(impl, servers, database))
+        else:
+            context = prepared(impl, servers, sf=sf, seed=seed, keep=keep)
+        with context as implementation:
+            typer.echo(
+                f"serving {impl} ({side}); Ctrl-C stops the service and removes what it started"
+            )
+            uvicorn.run(create_app(implementation, side), host=host, port=port, log_level="info",
+                        access_log=False)  # fmt: skip
+
+
+@app.command()
+def provision(
+    impl: ImplName = "crud",
+    sf: ScaleFactor = 0.1,
+    seed: Seed = 42,
+    write_dsn: WriteDsn = None,
+    read_dsn: ReadDsn = None,
+) -> None:
+    """Make a run database that stays: a clone of the dataset with the implementation's schema
+    and projected history. Serve it with `serve --database NAME` (one process per --side if you
+    like), project it with `project run --database NAME`, drop it with `db drop NAME`."""
+    with use_servers(write_dsn, read_dsn) as servers:
+        if servers.origin == "ephemeral":
+            raise ValueError(
+                "provision needs servers that outlive it: `cqrs-bench db up`, or --write-dsn"
+            )
+        dbs = provision_run(impl, servers, sf=sf, seed=seed, progress=typer.echo)
+    typer.echo(f"provisioned {dbs.name}")
 
 
 @app.command("demo")

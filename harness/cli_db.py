@@ -5,9 +5,10 @@ from __future__ import annotations
 import psycopg
 import typer
 
+from harness.datasets import drop_database
 from harness.options import ReadDsn, WriteDsn
 from harness.pg_binaries import find_bindir
-from harness.servers import given_dsns, persistent_servers, sweep_orphans
+from harness.servers import given_dsns, persistent_servers, sweep_orphans, use_servers
 
 app = typer.Typer(help="Start, inspect and stop the embedded write and read PostgreSQL servers.")
 
@@ -70,3 +71,22 @@ def down(
             server.stop()
         done = "stopped" if running else "was not running"
         typer.echo(f"{role:5}  {done}{' and purged' if purge else ''}")
+
+
+@app.command("drop")
+def drop_command(
+    name: str = typer.Argument(..., help="A run database (from `provision` or `serve --keep`)."),
+    write_dsn: WriteDsn = None,
+    read_dsn: ReadDsn = None,
+) -> None:
+    """Drop a run database from the write server and, where it has one, the read server."""
+    if name.startswith("cqrsb_tpl_"):
+        raise ValueError(
+            f"{name} is a dataset template; rebuild it with `cqrs-bench load --rebuild`"
+        )
+    with use_servers(write_dsn, read_dsn) as servers:
+        for role, dsn in (("write", servers.write_dsn), ("read", servers.read_dsn)):
+            if drop_database(dsn, name):
+                typer.echo(f"dropped {name} from the {role} server")
+            if servers.read_dsn == servers.write_dsn:
+                break

@@ -1,4 +1,11 @@
-"""An implementation ready to measure: a fresh clone of the dataset, its schema, started."""
+"""An implementation ready to measure: a fresh clone of the dataset, its schema, its projection.
+
+`provision` makes a run's databases (a clone of the dataset template on the write server and, for
+an implementation with a read server of its own, an empty database of the same name there),
+installs the implementation's schema and projects the history; `attached` starts an
+implementation on existing databases; `prepared` does both with a projector process and drops
+everything afterwards.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from harness.datasets import (
     clone,
@@ -20,20 +28,79 @@ from implementations import registry
 from implementations.interface import Config, Implementation
 from implementations.projector.engine import Projector
 
+Progress = Callable[[str], None]
 
-def _catch_up(impl: Implementation, progress: Callable[[str], None]) -> None:
-    """Project the dataset's history, so the run starts with a caught-up projection."""
-    started = time.perf_counter()
-    with Projector(*impl.projection_dsns, batch_size=5000) as projector:
-        events = projector.catch_up()
-    seconds = time.perf_counter() - started
-    progress(
-        f"projected {events:,} history events in {seconds:.1f}s ({events / max(seconds, 1e-9):,.0f}/s)"
-    )
+
+@dataclass(frozen=True)
+class RunDatabases:
+    name: str
+    write_dsn: str
+    read_dsn: str
+    separate: bool  # a database of the same name on the read server belongs to the run
 
 
 def clone_name(impl: str) -> str:
     return f"cqrsb_{impl.replace('-', '_')}_{time.strftime('%Y%m%d_%H%M%S')}_{os.getpid()}"
+
+
+def run_databases(impl_name: str, servers: Servers, name: str) -> RunDatabases:
+    """Where `impl_name` keeps the run `name` on these servers."""
+    impl = registry.create(impl_name, Config(servers.write_dsn, servers.read_dsn))
+    separate = impl.separate_read_server and servers.read_dsn != servers.write_dsn
+    return RunDatabases(name, database_dsn(servers.write_dsn, name),
+                        database_dsn(servers.read_dsn, name), separate)  # fmt: skip
+
+
+def _catch_up(impl: Implementation, progress: Progress) -> None:
+    """Project the dataset's history, so the run starts with a caught-up projection."""
+    started = time.perf_counter()
+    with Projector(*impl.projection_dsns, batch_size=5000) as projector:
+        events = projector.catch_up()
+    seconds = max(time.perf_counter() - started, 1e-9)
+    progress(f"projected {events:,} history events in {seconds:.1f}s ({events / seconds:,.0f}/s)")
+
+
+def provision(impl_name: str, servers: Servers, *, sf: float, seed: int,
+              progress: Progress = print) -> RunDatabases:  # fmt: skip
+    """New databases for one run of `impl_name`, schema installed and history projected."""
+    registry.check(impl_name)
+    template = ensure_template(servers.write_dsn, sf, seed, progress=progress)
+    dbs = run_databases(impl_name, servers, clone_name(impl_name))
+    started = time.perf_counter()
+    clone(servers.write_dsn, template.name, dbs.name)
+    progress(f"cloned dataset into {dbs.name} in {time.perf_counter() - started:.1f}s")
+    try:
+        impl = registry.create(impl_name, Config(dbs.write_dsn, dbs.read_dsn))
+        if impl.separate_read_server and not dbs.separate:
+            progress(
+                f"warning: no read server of its own here: {impl_name}'s read models share the write server"
+            )
+        if dbs.separate:
+            create_empty_database(servers.read_dsn, dbs.name)
+        impl.install()
+        if impl.needs_projector:
+            _catch_up(impl, progress)
+    except BaseException:
+        drop(servers, dbs)
+        raise
+    return dbs
+
+
+def drop(servers: Servers, dbs: RunDatabases) -> None:
+    drop_database(servers.write_dsn, dbs.name)
+    if dbs.separate:
+        drop_database(servers.read_dsn, dbs.name)
+
+
+@contextmanager
+def attached(impl_name: str, dbs: RunDatabases, *, pool_size: int = 16) -> Iterator[Implementation]:
+    """`impl_name` started on existing run databases; stopped afterwards."""
+    impl = registry.create(impl_name, Config(dbs.write_dsn, dbs.read_dsn, pool_size=pool_size))
+    impl.start()
+    try:
+        yield impl
+    finally:
+        impl.stop()
 
 
 @contextmanager
@@ -44,42 +111,24 @@ def prepared(
     sf: float,
     seed: int,
     keep: bool = False,
-    progress: Callable[[str], None] = print,
+    progress: Progress = print,
     pool_size: int = 16,
 ) -> Iterator[Implementation]:
-    """Clone the (sf, seed) dataset, install and start `impl_name` on it; stop and drop afterwards."""
-    registry.check(impl_name)
-    template = ensure_template(servers.write_dsn, sf, seed, progress=progress)
-    name = clone_name(impl_name)
-    started = time.perf_counter()
-    dsn = clone(servers.write_dsn, template.name, name)
-    progress(f"cloned dataset into {name} in {time.perf_counter() - started:.1f}s")
-    read_dsn = database_dsn(servers.read_dsn, name)
-    impl = registry.create(impl_name, Config(write_dsn=dsn, read_dsn=read_dsn, pool_size=pool_size))
+    """Provision, start a projector process if needed, and attach; stop and drop afterwards."""
+    dbs = provision(impl_name, servers, sf=sf, seed=seed, progress=progress)
     projector = None
-    separate = impl.separate_read_server and servers.read_dsn != servers.write_dsn
     try:
-        if impl.separate_read_server and not separate:
-            progress(
-                f"warning: {impl_name} has no read server of its own here: read models share the write server"
-            )
-        elif separate:
-            create_empty_database(servers.read_dsn, name)
-        impl.install()
-        if impl.needs_projector:
-            _catch_up(impl, progress)
-            projector = ProjectorProcess(impl_name, *impl.projection_dsns, log_name=name).start()
-        impl.start()
-        yield impl
-        if projector:
-            projector.check()
+        with attached(impl_name, dbs, pool_size=pool_size) as impl:
+            if impl.needs_projector:
+                projector = ProjectorProcess(impl_name, *impl.projection_dsns, log_name=dbs.name)
+                projector.start()
+            yield impl
+            if projector:
+                projector.check()
     finally:
-        impl.stop()
         if projector:
             projector.stop()
         if keep:
-            progress(f"kept database {name}: {dsn}" + (f" and {read_dsn}" if separate else ""))
+            progress(f"kept database {dbs.name} (drop it with `cqrs-bench db drop {dbs.name}`)")
         else:
-            drop_database(servers.write_dsn, name)
-            if separate:
-                drop_database(servers.read_dsn, name)
+            drop(servers, dbs)

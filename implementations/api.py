@@ -99,7 +99,13 @@ async def _invalid_request(_request: Request, exc: RequestValidationError) -> JS
     )
 
 
-def create_app(impl: Implementation) -> FastAPI:
+SIDES = ("both", "commands", "queries")
+
+
+def create_app(impl: Implementation, side: str = "both") -> FastAPI:
+    """The service; `side` serves only the command routes or only the query routes."""
+    if side not in SIDES:
+        raise ValueError(f"side must be one of {', '.join(SIDES)}, not {side!r}")
     app = FastAPI(
         title="cqrs-bench order service",
         description=f"The order domain, served by the `{impl.name}` implementation.",
@@ -112,12 +118,14 @@ def create_app(impl: Implementation) -> FastAPI:
     for kind in (sqlalchemy.exc.OperationalError, sqlalchemy.exc.TimeoutError,
                  psycopg.OperationalError):  # fmt: skip
         app.add_exception_handler(kind, _database_unavailable)
-    _command_routes(app, impl)
-    _query_routes(app, impl)
+    if side in ("both", "commands"):
+        _command_routes(app, impl)
+    if side in ("both", "queries"):
+        _query_routes(app, impl)
 
     @app.get("/health", tags=["service"])
     def health() -> dict:
-        return {"status": "ok", "implementation": impl.name}
+        return {"status": "ok", "implementation": impl.name, "side": side}
 
     @app.get("/status", tags=["service"])
     def status() -> dict:
