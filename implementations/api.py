@@ -8,6 +8,7 @@ anything is written.
 from __future__ import annotations
 
 import uuid
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated
 
@@ -31,6 +32,7 @@ from implementations.domain.errors import (
 )
 from implementations.interface import Implementation
 from implementations.projector.status import projection_status
+from implementations.side_watch import SideWatch
 
 STATUS = {InvalidInput: 422, NotFound: 404, Conflict: 409}
 Token = Annotated[
@@ -106,11 +108,31 @@ def create_app(impl: Implementation, side: str = "both") -> FastAPI:
     """The service; `side` serves only the command routes or only the query routes."""
     if side not in SIDES:
         raise ValueError(f"side must be one of {', '.join(SIDES)}, not {side!r}")
+    read_dsn = impl.projection_dsns[1] if impl.needs_projector else None
+    watch = SideWatch(impl.config.write_dsn, read_dsn)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        watch.start()
+        yield
+        watch.stop()
+
     app = FastAPI(
         title="cqrs-bench order service",
         description=f"The order domain, served by the `{impl.name}` implementation.",
         version="1",
+        lifespan=lifespan,
     )
+
+    @app.middleware("http")
+    async def say_how_fresh(request: Request, call_next):
+        response = await call_next(request)
+        state = watch.state
+        response.headers["X-Write-Side"] = "up" if state.write_up else "down"
+        if state.read_models_as_of is not None:
+            response.headers["X-Read-Models-As-Of"] = state.read_models_as_of.isoformat()
+        return response
+
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(NotYetVisible, _not_yet_visible)
@@ -129,11 +151,16 @@ def create_app(impl: Implementation, side: str = "both") -> FastAPI:
 
     @app.get("/status", tags=["service"])
     def status() -> dict:
-        """The implementation and, for CQRS variants, where its projection stands."""
+        """Each side's state and, for CQRS variants, where the projection stands."""
+        state = watch.check()
+        sides = {"write": "up" if state.write_up else "down"}
         projection = None
         if impl.needs_projector:
-            projection = projection_status(*impl.projection_dsns).as_dict()
-        return {"implementation": impl.name, "projection": projection}
+            sides["read"] = "up" if state.read_up else "down"
+            if state.write_up and state.read_up:
+                projection = projection_status(*impl.projection_dsns).as_dict()
+        return {"implementation": impl.name, "side": side, "sides": sides,
+                "read_models_as_of": state.read_models_as_of, "projection": projection}  # fmt: skip
 
     return app
 
