@@ -16,7 +16,7 @@ from harness.cli_db import app as db_app
 from harness.cli_load import load
 from harness.cli_project import app as project_app
 from harness.datasets import DatasetError
-from harness.options import ImplName, ReadDsn, ScaleFactor, Seed, WriteDsn
+from harness.options import Cpus, ImplName, ReadDsn, ScaleFactor, Seed, WriteDsn, pin_this_process
 from harness.pg_binaries import PostgresNotFound
 from harness.pg_server import ServerError
 from harness.prepare import attached, prepared, run_databases
@@ -68,6 +68,7 @@ def serve(
     sf: ScaleFactor = 0.1,
     seed: Seed = 42,
     keep: bool = typer.Option(False, help="Keep the fresh clone when the service stops."),
+    cpus: Cpus = None,
     write_dsn: WriteDsn = None,
     read_dsn: ReadDsn = None,
 ) -> None:
@@ -76,6 +77,7 @@ def serve(
     if side not in SIDES:
         raise ValueError(f"--side must be one of {', '.join(SIDES)}")
     registry.check(impl)
+    pin_this_process(cpus)
     with use_servers(write_dsn, read_dsn) as servers:
         if database:
             context = attached(impl, run_databases(impl, servers, database))

@@ -6,7 +6,7 @@ import psycopg
 import typer
 
 from harness.datasets import drop_database
-from harness.options import ReadDsn, WriteDsn
+from harness.options import ReadCpus, ReadDsn, WriteCpus, WriteDsn, parse_cpus
 from harness.pg_binaries import find_bindir
 from harness.servers import given_dsns, persistent_servers, sweep_orphans, use_servers
 
@@ -22,16 +22,20 @@ def _version(dsn: str) -> str:
 
 
 @app.command()
-def up() -> None:
+def up(write_cpus: WriteCpus = None, read_cpus: ReadCpus = None) -> None:
     """Start the write and read servers (initdb on first use); a running pair is reused.
 
-    While they run, every other command uses them by default.
+    While they run, every other command uses them by default. --write-cpus/--read-cpus pin each
+    server to its own CPUs, so that one machine can stand in for two (see the README).
     """
     sweep_orphans()
     typer.echo(f"PostgreSQL binaries: {find_bindir()}")
+    cpus = {"write": parse_cpus(write_cpus), "read": parse_cpus(read_cpus)}
     for role, server in persistent_servers().items():
         was_running = server.status().running
-        status = server.start()
+        if was_running and cpus[role]:
+            typer.echo(f"{role}: already running; stop it (`db down`) to change its CPUs")
+        status = server.start(cpus=cpus[role])
         verb = "already running" if was_running else "started"
         typer.echo(f"{role:5}  {verb:15}  {status.dsn}  (data: {status.datadir})")
 

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from harness.datasets import database_dsn
-from harness.options import ImplName, ReadDsn, WriteDsn
+from harness.options import Cpus, ImplName, ReadDsn, WriteDsn, pin_this_process
 from harness.servers import given_dsns, persistent_servers
 from implementations import registry
 from implementations.interface import Config
@@ -70,10 +70,12 @@ def run(
     exit_with_parent: bool = typer.Option(
         False, help="Stop when the process that started this one ends."
     ),
+    cpus: Cpus = None,
     write_dsn: WriteDsn = None,
     read_dsn: ReadDsn = None,
 ) -> None:
     """Run the projector in the foreground until Ctrl-C (a standby while another one is active)."""
+    pin_this_process(cpus)
     source, target = projection_dsns(impl, database, write_dsn, read_dsn)
     stop = threading.Event()
     if exit_with_parent:

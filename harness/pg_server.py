@@ -99,7 +99,9 @@ class EmbeddedServer:
         digest = hashlib.sha1(str(self.datadir).encode()).hexdigest()[:10]
         return Path(tempfile.gettempdir()) / f"cqrsb-{digest}"
 
-    def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    def _run(
+        self, *args: str, check: bool = True, cpus: set[int] | None = None
+    ) -> subprocess.CompletedProcess:
         bindir = find_bindir()
         proc = subprocess.run(
             [str(bindir / args[0]), *args[1:]],
@@ -107,6 +109,8 @@ class EmbeddedServer:
             text=True,
             cwd="/",
             env={**os.environ, "LC_ALL": "C"},
+            # The postmaster and every backend inherit the CPU affinity of pg_ctl.
+            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
             **_os_user(),
         )
         if check and proc.returncode != 0:
@@ -142,8 +146,9 @@ class EmbeddedServer:
             conf.write("\n# cqrs-bench measurement settings\n")
             conf.writelines(f"{k} = {v}\n" for k, v in SETTINGS.items())
 
-    def start(self, port: int | None = None) -> ServerStatus:
-        """Start the server (initdb first if needed); a running server is left as it is."""
+    def start(self, port: int | None = None, cpus: set[int] | None = None) -> ServerStatus:
+        """Start the server (initdb first if needed) on `port` (default: a free one), its
+        processes pinned to `cpus` when given; a running server is left as it is."""
         current = self.status()
         if current.running:
             return current
@@ -154,7 +159,7 @@ class EmbeddedServer:
         port = port or free_port()
         self._run(
             "pg_ctl", "start", "-w", "-t", "60", "-D", str(self.datadir), "-l", str(self.logfile),
-            "-o", f"-p {port} -k {self.socket_dir}",
+            "-o", f"-p {port} -k {self.socket_dir}", cpus=cpus,
         )  # fmt: skip
         status = self.status()
         if not status.running:

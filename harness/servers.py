@@ -63,6 +63,13 @@ def sweep_orphans() -> list[Path]:
     return removed
 
 
+def role_cpus(role: str) -> set[int] | None:
+    """CPUs to pin an embedded server to (CQRS_BENCH_WRITE_CPUS / CQRS_BENCH_READ_CPUS)."""
+    from harness.options import parse_cpus
+
+    return parse_cpus(os.environ.get(f"CQRS_BENCH_{role.upper()}_CPUS"))
+
+
 def given_dsns(write_dsn: str | None, read_dsn: str | None) -> tuple[str, str] | None:
     write_dsn = write_dsn or os.environ.get(WRITE_DSN_ENV) or None
     read_dsn = read_dsn or os.environ.get(READ_DSN_ENV) or None
@@ -94,7 +101,7 @@ def use_servers(
         announce(
             f"starting throwaway PostgreSQL servers in {root} (`cqrs-bench db up` keeps a pair)"
         )
-        statuses = {role: server.start() for role, server in pair.items()}
+        statuses = {role: server.start(cpus=role_cpus(role)) for role, server in pair.items()}
         yield Servers(statuses["write"].dsn, statuses["read"].dsn, origin="ephemeral")
     finally:
         for server in pair.values():

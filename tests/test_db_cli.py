@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -72,3 +73,16 @@ def test_nothing_found_anywhere_names_where_it_looked(monkeypatch):
     monkeypatch.setattr(pg_binaries, "VERSIONED_GLOBS", ("/nonexistent/*/bin",))
     with pytest.raises(pg_binaries.PostgresNotFound, match="Install a PostgreSQL server"):
         pg_binaries.find_bindir()
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+def test_up_pins_each_server_to_its_cpus(home):
+    result = run(home, "db", "up", "--write-cpus", "0", "--read-cpus", "1")
+    assert result.returncode == 0, result.stderr
+    pids = [int(p) for p in re.findall(r"running \(pid (\d+)\)", run(home, "db", "status").stdout)]
+    assert [os.sched_getaffinity(pid) for pid in pids] == [{0}, {1}]
+
+
+def test_cpus_that_do_not_exist_are_refused(home):
+    result = run(home, "db", "up", "--write-cpus", "4096")
+    assert result.returncode == 1 and "not all available" in result.stderr
