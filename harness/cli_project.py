@@ -94,9 +94,11 @@ def run(
     projector = Projector(source, target, batch_size=batch_size, poll_interval=poll_interval,
                           on_applied=report)  # fmt: skip
     typer.echo(f"projector for {impl}: outbox {source}, read models {target}")
-    with projector:
+    try:  # run() opens the connections, and reopens them after an outage
         projector.run(stop, on_standby=lambda: None, on_outage=lambda exc, wait: typer.echo(
             f"server unavailable ({str(exc).strip().splitlines()[0]}); retrying in {wait:g}s"))  # fmt: skip
+    finally:
+        projector.close()
     typer.echo("projector stopped")
 
 

@@ -18,10 +18,11 @@ class ProjectorThread:
 
     def _run(self) -> None:
         try:
-            with self.projector:
-                self.projector.run(self.stop)
+            self.projector.run(self.stop)  # opens (and reopens after an outage) its connections
         except BaseException as exc:  # noqa: BLE001 - reported by the owner on join
             self.error = exc
+        finally:
+            self.projector.close()
 
     def start(self) -> ProjectorThread:
         self.thread.start()

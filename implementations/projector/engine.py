@@ -160,7 +160,7 @@ class Projector:
         seconds) and carry on from the checkpoint: the compare-and-set makes a batch whose
         commit was lost with the connection count exactly once.
         """
-        backoff = MIN_BACKOFF
+        self._backoff = MIN_BACKOFF
         while not stop.is_set():
             try:
                 if self.target is None:
@@ -168,12 +168,13 @@ class Projector:
                 self._project(stop, on_standby)
                 return
             except psycopg.OperationalError as exc:
+                wait = self._backoff
                 if on_outage:
-                    on_outage(exc, backoff)
+                    on_outage(exc, wait)
                 self.close()
-                if stop.wait(backoff):
+                if stop.wait(wait):
                     return
-                backoff = min(backoff * 2, MAX_BACKOFF)
+                self._backoff = min(wait * 2, MAX_BACKOFF)
 
     def _project(self, stop: threading.Event, on_standby: Callable[[], None] | None) -> None:
         while not self.try_lock():
@@ -184,7 +185,11 @@ class Projector:
         self.listener = _connect(self.write_dsn, "projector-listen", autocommit=True)
         self.listener.execute("LISTEN outbox")
         while not stop.is_set():
-            if self.step().full:
+            full = self.step().full
+            self._backoff = (
+                MIN_BACKOFF  # working again: the next outage starts from the shortest wait
+            )
+            if full:
                 continue
             self._wait_for_hint()
 
