@@ -15,6 +15,7 @@ import pytest
 from test_db_cli import _cli, _env
 
 from harness.pg_server import free_port
+from implementations import registry
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 
@@ -113,7 +114,7 @@ def test_demo_runs_end_to_end_and_cleans_up(home):
                             env=_env(home), capture_output=True, text=True, timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     checkout_row = next(line for line in result.stdout.splitlines() if line.startswith("checkout "))
-    assert checkout_row.count("201x20") == 2, result.stdout  # crud and cqrs-logical
+    assert checkout_row.count("201x20") == len(registry.names()), result.stdout  # every one
     assert "bad checkout" in result.stdout and "500" not in result.stdout.split("bad checkout")[1]
     assert not _processes_under(home)
 

@@ -381,7 +381,10 @@ def test_read_server_down_checkout_keeps_working_and_the_projector_catches_up(st
                  "/products/search"):  # fmt: skip
         resp = stack.api.get(path)
         _assert_unavailable(resp)
-        assert resp.headers["X-Write-Side"] == "up"
+        _eventually(  # the side watch looks every 0.5 s
+            lambda: _read_your_write(stack, last).headers["X-Write-Side"] == "up",
+            "the API to see the write side back",
+        )
     status = stack.api.get("/status").json()
     assert status["sides"] == {"write": "up", "read": "down"}
     assert status["projection"] is None
@@ -449,7 +452,10 @@ def test_write_server_down_queries_serve_stale_and_commands_answer_503(stack):
     _eventually(lambda: _caught_up(stack, last), "the projector to catch up")
     resp = _read_your_write(stack, last)
     assert resp.status_code == 200, resp.text
-    assert resp.headers["X-Write-Side"] == "up"
+    _eventually(  # the side watch looks every 0.5 s
+        lambda: _read_your_write(stack, last).headers["X-Write-Side"] == "up",
+        "the API to see the write side back",
+    )
     _assert_status_recovered(stack)
     stack.projector.join()
     _assert_backoff(stack.projector.waits)
