@@ -28,8 +28,9 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import psycopg
@@ -41,7 +42,7 @@ from implementations import registry
 from implementations.domain.commands import OrderLine, PlaceOrder
 from implementations.interface import Config, Implementation
 from implementations.projector import checkpoint
-from implementations.projector.engine import PROJECTION, Applied, Projector
+from implementations.projector.engine import LOCK_NAMESPACE, PROJECTION, Applied, Projector
 from implementations.projector.positions import Position
 from implementations.projector.status import HEAD, projection_status
 
@@ -53,6 +54,7 @@ KEY_PREFIX = "lag-"
 DRAIN_BOUND = 1.0  # seconds after the last checkout within which a projector that kept up is done
 CONFIG_ENV = "CQRS_BENCH_PROJECTOR_CONFIG"  # the projector process's settings (DSNs stay off argv)
 LAG_RANGE_US = (1, 3_600_000_000)  # 1 us to 1 h, 3 significant digits
+FOREIGN_WARNING = 0.1  # seconds: another session's transaction this long distorts the lag
 
 Progress = Callable[[str], None]
 
@@ -115,13 +117,15 @@ def _head(conn: psycopg.Connection) -> Position | None:
     return Position(int(row[0]), row[1]) if row else None
 
 
-def wait_caught_up(write_dsn: str, read_dsn: str, timeout: float) -> float | None:
-    """Seconds until the checkpoint covered the outbox head as it is now; None after `timeout`."""
+def wait_caught_up(write_dsn: str, read_dsn: str, timeout: float,
+                   alive: Callable[[], bool] = lambda: True) -> float | None:  # fmt: skip
+    """Seconds until the checkpoint covered the outbox head as it is now; None after `timeout`
+    or as soon as `alive()` says the projector is gone."""
     started = time.monotonic()
     with _connect(write_dsn) as source, _connect(read_dsn) as target:
         head = _head(source)
         while head is not None and not checkpoint.load(target, PROJECTION).covers(head):
-            if time.monotonic() - started > timeout:
+            if time.monotonic() - started > timeout or not alive():
                 return None
             time.sleep(0.002)
     return time.monotonic() - started
@@ -240,6 +244,7 @@ def projector_process() -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    threading.Thread(target=_stop_with_parent, args=(stop,), daemon=True).start()
     batches: list[tuple[float, list[float]]] = []
 
     def record(applied: Applied) -> None:
@@ -250,6 +255,28 @@ def projector_process() -> None:
         projector.run(stop)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     json.dump({"batches": batches, "cpu_seconds": usage.ru_utime + usage.ru_stime}, sys.stdout)
+
+
+def _stop_with_parent(stop: threading.Event) -> None:
+    """A benchmark that dies without stopping its projector still takes it along."""
+    parent = os.getppid()
+    while not stop.wait(1.0):
+        if os.getppid() != parent:
+            stop.set()
+
+
+def _last_line(stderr: str) -> str:
+    """The exception a child process died of: the last line of its traceback."""
+    lines = stderr.strip().splitlines()
+    return lines[-1] if lines else "(no message)"
+
+
+# The projection's lock, held in this database (advisory locks are per database).
+LOCK_HELD = """
+    SELECT count(*) > 0 FROM pg_locks
+    WHERE locktype = 'advisory' AND classid = %(ns)s AND objid = %(key)s AND granted
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+"""
 
 
 @dataclass(frozen=True)
@@ -277,18 +304,25 @@ class ProjectorProcess:
     def wait_active(self, timeout: float = 30) -> None:
         """Until the child holds the projection's lock (it listens right after)."""
         deadline = time.monotonic() + timeout
-        while not projection_status(*self.dsns).projector_active:
-            if self.proc.poll() is not None:
-                raise BenchError(f"the projector process exited: {self.proc.stderr.read()}")
-            if time.monotonic() > deadline:
-                raise BenchError(f"the projector process was not active after {timeout:.0f}s")
-            time.sleep(0.05)
+        key = {"ns": LOCK_NAMESPACE, "key": Projector(*self.dsns).lock_key() % 2**32}
+        with _connect(self.dsns[1]) as conn:
+            while self.proc.poll() is None:
+                if conn.execute(LOCK_HELD, key).fetchone()[0]:
+                    return
+                if time.monotonic() > deadline:
+                    raise BenchError(f"the projector process was not active after {timeout:.0f}s")
+                time.sleep(0.05)
+        raise BenchError(f"the projector process exited: {_last_line(self.proc.communicate()[1])}")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
 
     def stop(self) -> ProjectorReport:
         self.proc.send_signal(signal.SIGTERM)
         out, err = self.proc.communicate(timeout=60)
         if self.proc.returncode != 0:
-            raise BenchError(f"the projector process failed (exit {self.proc.returncode}): {err}")
+            raise BenchError(f"the projector process failed (exit {self.proc.returncode}): "
+                             f"{_last_line(err)}")  # fmt: skip
         report = json.loads(out)
         return ProjectorReport([tuple(b) for b in report["batches"]], report["cpu_seconds"])
 
@@ -312,11 +346,12 @@ class Shoppers:
 
 
 def prepare_load(dsn: str) -> Shoppers:
-    """Stock so large that no order is refused (stock is in no read model: nothing to project),
-    fresh statistics and a checkpoint, so the measurement inherits no dirty pages."""
+    """Stock so large that no order is refused (stock is in no read model: nothing to project);
+    then, as autovacuum would have long done in production, every table vacuumed and analyzed
+    after the catch-up, and a checkpoint, so the measurement inherits no dirty pages."""
     with _connect(dsn) as conn:
         conn.execute("UPDATE products SET stock = %s", (HUGE_STOCK,))
-        conn.execute("VACUUM ANALYZE products")
+        conn.execute("VACUUM ANALYZE")
         conn.execute("CHECKPOINT")
         customers = [r[0] for r in conn.execute("SELECT id FROM customers ORDER BY id")]
         products = [r[0] for r in conn.execute(
@@ -391,6 +426,47 @@ def drive_checkout(impl: Implementation, shoppers: Shoppers, clients: int, durat
     return Load(sum(committed), sum(warm), seconds, clock["started_at"], dict(errors))
 
 
+# --- lag: other sessions on the server -----------------------------------------------------------
+
+# The oldest transaction holding an xid that is not this benchmark's. pg_snapshot_xmin is the
+# server's: while such a transaction runs, in any database, no newer event can be read.
+FOREIGN_TRANSACTION = """
+    SELECT datname, application_name, extract(epoch FROM clock_timestamp() - xact_start)
+    FROM pg_stat_activity
+    WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()
+      AND (datname IS DISTINCT FROM current_database() OR application_name NOT LIKE 'cqrs-bench:%')
+    ORDER BY xact_start LIMIT 1
+"""
+
+
+@dataclass
+class ForeignHold:
+    """The longest-running transaction of another session seen during the load (10 Hz samples)."""
+
+    seconds: float = 0.0
+    who: str = ""
+
+
+@contextmanager
+def watch_foreign_transactions(dsn: str) -> Iterator[ForeignHold]:
+    seen, stop = ForeignHold(), threading.Event()
+
+    def sample() -> None:
+        with _connect(dsn) as conn:
+            while not stop.wait(0.1):
+                row = conn.execute(FOREIGN_TRANSACTION).fetchone()
+                if row and row[2] > seen.seconds:
+                    seen.seconds, seen.who = float(row[2]), f"{row[1] or '?'} in {row[0]}"
+
+    sampler = threading.Thread(target=sample, name="foreign-transactions", daemon=True)
+    sampler.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        sampler.join()
+
+
 # --- lag: measuring ------------------------------------------------------------------------------
 
 
@@ -406,9 +482,10 @@ class LagResult:
     lag_ms: dict[str, float]  # p50, p90, p99, p99.9, max, mean
     p99_by_quarter_ms: list[float]  # by source commit time: growth means falling behind
     behind_at_end: int  # events committed but not applied when the last checkout returned
-    drain_seconds: float | None  # from then until the checkpoint reached the head
+    drain_seconds: float | None  # from the last checkout until the checkpoint reached the head
     projector_cpu_seconds: float
     agreement: list[Agreement] = field(default_factory=list)
+    foreign: ForeignHold = field(default_factory=ForeignHold)
 
     @property
     def tps(self) -> float:
@@ -459,35 +536,42 @@ def measure_lag(dsn: str, *, clients: int = 8, duration: float = 20,
     write_dsn, read_dsn = impl.projection_dsns
     if not _value(write_dsn, "SELECT current_setting('track_commit_timestamp')::bool"):
         raise BenchError("the write server runs without track_commit_timestamp: no commit times")
-    shoppers = prepare_load(write_dsn)
     with Projector(write_dsn, read_dsn, batch_size=batch_size) as projector:
         started = time.perf_counter()
-        caught_up = projector.catch_up()
-    progress(f"caught up {caught_up:,} events in {time.perf_counter() - started:.1f}s")
+        replayed = projector.catch_up()
+    progress(f"caught up {replayed:,} events in {time.perf_counter() - started:.1f}s")
+    shoppers = prepare_load(write_dsn)
     orders_before = _value(write_dsn, "SELECT count(*) FROM orders")
     position_before = _value(write_dsn, "SELECT coalesce(max(position), 0) FROM outbox")
 
-    def ready() -> None:
-        if wait_caught_up(write_dsn, read_dsn, timeout=30) is None:
-            raise BenchError("the projector did not apply the warm-up orders within 30s")
-
     with ProjectorProcess(write_dsn, read_dsn, batch_size=batch_size,
                           poll_interval=poll_interval) as child:  # fmt: skip
+
+        def ready() -> None:
+            if wait_caught_up(write_dsn, read_dsn, timeout=30, alive=child.alive) is None:
+                child.stop()  # raises if the projector process failed
+                raise BenchError("the projector did not apply the warm-up orders within 30s")
+
         child.wait_active()
         progress(f"projector process {child.proc.pid} active; {clients} clients place orders "
                  f"for {duration:g}s")  # fmt: skip
         impl.start()
         try:
-            load = drive_checkout(impl, shoppers, clients, duration, ready)
+            with watch_foreign_transactions(write_dsn) as foreign:
+                load = drive_checkout(impl, shoppers, clients, duration, ready)
+            ended = time.monotonic()
         finally:
             impl.stop()
         behind = projection_status(write_dsn, read_dsn).events_behind
-        drain = wait_caught_up(write_dsn, read_dsn, timeout=60)
+        caught_up = wait_caught_up(write_dsn, read_dsn, timeout=60, alive=child.alive)
+        drain = None if caught_up is None else time.monotonic() - ended
         report = child.stop()
-    progress(f"  {load.committed:,} orders in {load.seconds:.1f}s; {behind:,} events behind at "
-             f"the end, drained in {drain if drain is None else round(drain, 3)}s")  # fmt: skip
-    return _lag_result(write_dsn, read_dsn, load, report, behind, drain,
-                       orders_before, position_before, clients, batch_size)  # fmt: skip
+    drained = "never caught up" if drain is None else f"caught up {drain:.3f}s later"
+    progress(f"  {load.committed:,} orders in {load.seconds:.1f}s; when they stopped "
+             f"{behind:,} events were behind, {drained}")  # fmt: skip
+    result = _lag_result(write_dsn, read_dsn, load, report, behind, drain,
+                         orders_before, position_before, clients, batch_size)  # fmt: skip
+    return dataclasses.replace(result, foreign=foreign)
 
 
 def _lag_result(write_dsn: str, read_dsn: str, load: Load, report: ProjectorReport, behind: int,
@@ -538,12 +622,22 @@ def lag_report(r: LagResult) -> str:
         f"when checkout stopped: {r.behind_at_end:,} events behind, caught up {drained}",
         f"projector CPU {r.projector_cpu_seconds:.1f}s over its life "
         f"(checkout ran {r.load.seconds:.1f}s)",
+        describe_foreign(r.foreign),
         "read models agree with the write model: "
         + ", ".join(f"{a.what} {a.write:,}" for a in r.agreement),
         "",
         f"kept up: {'yes' if r.kept_up else 'NO'} (caught up within {DRAIN_BOUND:g}s of the last "
         f"checkout); p99 {lag['p99']:.1f} ms (goal: under 100 ms)",
     ])  # fmt: skip
+
+
+def describe_foreign(hold: ForeignHold) -> str:
+    if hold.seconds < FOREIGN_WARNING:
+        return "no other session held the outbox back (none ran a transaction with an xid for 0.1s or more)"
+    return (
+        f"WARNING: another session ({hold.who}) ran a transaction for {hold.seconds:.1f}s "
+        "during the load; the server-wide xmin held the projector back: use quiet servers"
+    )
 
 
 def run_lag(

@@ -10,6 +10,7 @@ import psycopg
 import typer
 import uvicorn
 
+from harness import cli_bench_projector as bench_projector_cli
 from harness import demo
 from harness.cli_bench import checkout as bench_checkout
 from harness.cli_db import app as db_app
@@ -40,6 +41,8 @@ bench_app = typer.Typer(
     help="Benchmarks that print their figures (speed is measured, not asserted)."
 )
 bench_app.command("checkout")(bench_checkout)
+bench_app.command("rebuild")(bench_projector_cli.rebuild)
+bench_app.command("lag")(bench_projector_cli.lag)
 app.add_typer(bench_app, name="bench")
 
 # Errors a user can fix: shown as one message, not a traceback.

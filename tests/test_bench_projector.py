@@ -1,0 +1,142 @@
+"""The projector benchmarks on real PostgreSQL: tiny runs that check the plumbing and the counts
+(every event replayed or measured, read models checked against the write model), never speed."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from harness import bench_projector, datasets
+from harness.servers import Servers
+from implementations import registry
+from implementations.interface import Config
+from implementations.projector.engine import Projector
+
+SF, SEED = 0.01, 42
+
+
+def _quiet(_message: str) -> None:
+    pass
+
+
+@pytest.fixture
+def dataset_clone(servers: Servers) -> Iterator[str]:
+    template = datasets.ensure_template(servers.write_dsn, SF, SEED, progress=_quiet)
+    name = f"test_bench_{uuid.uuid4().hex[:12]}"
+    dsn = datasets.clone(servers.write_dsn, template.name, name)
+    yield dsn
+    datasets.drop_database(servers.write_dsn, name)
+
+
+def _outbox_events(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
+
+
+def test_rebuild_replays_the_whole_outbox_at_each_batch_size(dataset_clone: str) -> None:
+    result = bench_projector.measure_rebuild(dataset_clone, [1000, 37], progress=_quiet)
+    outbox = _outbox_events(dataset_clone)
+    assert result.outbox_events == outbox > 0
+    assert [(r.batch_size, r.events) for r in result.runs] == [(1000, outbox), (37, outbox)]
+    assert all(r.seconds > 0 and r.rate > 0 for r in result.runs)
+    counts = {a.what: (a.write, a.read) for a in result.agreement}
+    with psycopg.connect(dataset_clone) as conn:
+        orders = conn.execute("SELECT count(*) FROM orders").fetchone()[0]
+    assert counts["orders"] == (orders, orders)
+    assert all(a.write == a.read for a in result.agreement)
+    assert "events/s" in bench_projector.rebuild_report(result)
+
+
+def test_a_read_model_that_disagrees_is_refused(dataset_clone: str) -> None:
+    bench_projector.measure_rebuild(dataset_clone, [1000], progress=_quiet)
+    with psycopg.connect(dataset_clone) as conn:
+        conn.execute("UPDATE rm_customers SET order_count = order_count + 1 WHERE customer_id = 1")
+    with pytest.raises(bench_projector.BenchError, match="non-cancelled orders"):
+        bench_projector.check_projection(dataset_clone, dataset_clone)
+
+
+def test_a_checkpoint_short_of_the_head_is_refused(dataset_clone: str) -> None:
+    impl = registry.create("cqrs-logical", Config(dataset_clone, dataset_clone))
+    impl.install()
+    with Projector(dataset_clone, dataset_clone, batch_size=10) as projector:
+        projector.step()
+    with pytest.raises(bench_projector.BenchError, match="is not the outbox head"):
+        bench_projector.check_projection(dataset_clone, dataset_clone)
+
+
+def test_lag_measures_every_event_the_checkout_committed(dataset_clone: str) -> None:
+    result = bench_projector.measure_lag(dataset_clone, clients=2, duration=2, progress=_quiet)
+    load = result.load
+    assert load.committed > 0 and load.warmup == 2 and load.errors == {}
+    assert result.events == load.committed  # one OrderPlaced per order, each measured once
+    assert result.drain_seconds is not None  # the projector caught up, however long it took
+    assert 0 < result.lag_ms["p50"] <= result.lag_ms["p99"] <= result.lag_ms["max"]
+    assert 1 <= result.batches <= result.events
+    assert result.projector_cpu_seconds > 0
+    counts = {a.what: (a.write, a.read) for a in result.agreement}
+    assert counts["orders"][0] == counts["orders"][1]
+    assert "time lag" in bench_projector.lag_report(result)
+
+    with psycopg.connect(dataset_clone) as conn:
+        placed = conn.execute(
+            "SELECT count(*) FROM orders WHERE idempotency_key LIKE 'lag-%'"
+        ).fetchone()[0]
+        holders = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name = 'cqrs-bench:projector'"
+        ).fetchone()[0]
+    assert placed == load.committed + load.warmup
+    assert holders == 0  # the projector process stopped and closed its connections
+
+
+def test_lag_counts_only_events_committed_during_the_load() -> None:
+    load = bench_projector.Load(committed=3, warmup=1, seconds=4.0, started_at=100.0, errors={})
+    report = bench_projector.ProjectorReport(
+        batches=[(100.5, [99.9]), (101.01, [101.0, 100.99]), (104.2, [103.95])], cpu_seconds=0.1
+    )
+    overall, quarters = bench_projector.lag_histograms(report, load)
+    assert overall.get_total_count() == 3
+    assert overall.get_max_value() == pytest.approx(250_000, rel=1e-3)  # microseconds
+    assert [q.get_total_count() for q in quarters] == [1, 1, 0, 1]  # by commit time: 1 s each
+
+
+def test_a_projector_process_that_cannot_start_is_reported(dataset_clone: str) -> None:
+    missing = datasets.database_dsn(dataset_clone, f"missing_{uuid.uuid4().hex[:8]}")
+    with bench_projector.ProjectorProcess(
+        missing, dataset_clone, batch_size=10, poll_interval=0.1
+    ) as child:
+        with pytest.raises(bench_projector.BenchError, match="projector process exited.*missing_"):
+            child.wait_active(timeout=30)
+    assert child.proc.returncode not in (None, 0)
+
+
+def test_runs_drop_their_clones(servers: Servers) -> None:
+    rebuilt = bench_projector.run_rebuild(
+        write_dsn=servers.write_dsn, sf=SF, seed=SEED, progress=_quiet
+    )
+    lagged = bench_projector.run_lag(
+        write_dsn=servers.write_dsn, sf=SF, seed=SEED, clients=1, duration=1, progress=_quiet
+    )
+    assert (rebuilt.sf, lagged.sf, lagged.seed) == (SF, SF, SEED)
+    assert rebuilt.runs[0].batch_size == bench_projector.DEFAULT_BATCH_SIZE
+    with psycopg.connect(servers.write_dsn) as conn:
+        left = conn.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'bench\\_projector\\_%'"
+        ).fetchall()
+    assert left == []
+
+
+def test_a_transaction_of_another_session_is_noticed(servers: Servers, dataset_clone: str) -> None:
+    with bench_projector.watch_foreign_transactions(dataset_clone) as seen:
+        with psycopg.connect(servers.write_dsn, application_name="elsewhere") as other:
+            other.execute("SELECT pg_current_xact_id()")  # holds an xid: the server's xmin
+            time.sleep(0.6)
+    assert seen.seconds >= 0.3
+    assert (
+        seen.who == f"elsewhere in {psycopg.conninfo.conninfo_to_dict(servers.write_dsn)['dbname']}"
+    )
+    assert "WARNING" in bench_projector.describe_foreign(seen)
