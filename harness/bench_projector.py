@@ -10,7 +10,10 @@ time (track_commit_timestamp) and the moment its apply transaction committed; th
 them over when it stops. Time lag per event is the difference (DESIGN section 6): the batch-level
 `last_lag_ms` of the checkpoint row would show one event per batch, not every event. Meanwhile
 `clients` threads place orders in-process as fast as they can; the projector kept up if it
-reaches the outbox head within DRAIN_BOUND seconds of the last checkout.
+reaches the outbox head within DRAIN_BOUND seconds of the last checkout. The clone is vacuumed and
+analyzed after the catch-up (autovacuum would otherwise start mid-run), and the run reports any
+other session's transaction: the outbox is read below the server-wide xmin, so a long
+transaction in any database of the write server holds the projector back.
 """
 
 from __future__ import annotations
@@ -112,6 +115,14 @@ def check_projection(write_dsn: str, read_dsn: str) -> list[Agreement]:
     return found
 
 
+def dataset_of(dsn: str) -> tuple[float, int]:
+    """(sf, seed) of the dataset clone at `dsn`, from its dataset_info."""
+    with _connect(dsn) as conn:
+        info = dict(conn.execute(
+            "SELECT key, value FROM dataset_info WHERE key IN ('sf', 'seed')").fetchall())  # fmt: skip
+    return float(info["sf"]), int(info["seed"])
+
+
 def _head(conn: psycopg.Connection) -> Position | None:
     row = conn.execute(HEAD).fetchone()
     return Position(int(row[0]), row[1]) if row else None
@@ -201,7 +212,7 @@ def measure_rebuild(dsn: str, batch_sizes: list[int], progress: Progress = print
         runs.append(RebuildRun(size, applied, seconds))
         progress(f"  {applied:,} events in {seconds:.2f}s: {applied / seconds:,.0f} events/s; "
                  "checkpoint at the outbox head, read models agree")  # fmt: skip
-    return RebuildResult(0, 0, outbox, runs, agreement)
+    return RebuildResult(*dataset_of(write_dsn), outbox, runs, agreement)
 
 
 def rebuild_report(result: RebuildResult) -> str:
@@ -230,9 +241,8 @@ def run_rebuild(
 ) -> RebuildResult:
     """measure_rebuild on a fresh clone of the (sf, seed) dataset, dropped afterwards."""
     sizes = batch_sizes or [DEFAULT_BATCH_SIZE]
-    result = _with_clone(write_dsn, sf, seed, progress,
-                         lambda dsn: measure_rebuild(dsn, sizes, progress))  # fmt: skip
-    return dataclasses.replace(result, sf=sf, seed=seed)
+    return _with_clone(write_dsn, sf, seed, progress,
+                       lambda dsn: measure_rebuild(dsn, sizes, progress))  # fmt: skip
 
 
 # --- lag: the projector in its own process -------------------------------------------------------
@@ -592,8 +602,9 @@ def _lag_result(write_dsn: str, read_dsn: str, load: Load, report: ProjectorRepo
         raise BenchError("the lag measurement is not trustworthy: " + "; ".join(problems))
     agreement = check_projection(write_dsn, read_dsn) if drain is not None else []
     overall, quarters = lag_histograms(report, load)
+    sf, seed = dataset_of(write_dsn)
     return LagResult(
-        sf=0, seed=0, clients=clients, batch_size=batch_size, load=load,
+        sf=sf, seed=seed, clients=clients, batch_size=batch_size, load=load,
         events=overall.get_total_count(),
         batches=sum(1 for _, commits in report.batches if commits[-1] >= load.started_at),
         lag_ms=_percentiles(overall),
@@ -651,13 +662,6 @@ def run_lag(
     progress: Progress = print,
 ) -> LagResult:
     """measure_lag on a fresh clone of the (sf, seed) dataset, dropped afterwards."""
-    result = _with_clone(
-        write_dsn,
-        sf,
-        seed,
-        progress,
-        lambda dsn: measure_lag(
-            dsn, clients=clients, duration=duration, batch_size=batch_size, progress=progress
-        ),
-    )
-    return dataclasses.replace(result, sf=sf, seed=seed)
+    return _with_clone(write_dsn, sf, seed, progress, lambda dsn: measure_lag(
+        dsn, clients=clients, duration=duration, batch_size=batch_size, progress=progress,
+    ))  # fmt: skip
