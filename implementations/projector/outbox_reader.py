@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg.types.string import TextLoader
 
 from implementations.projector.positions import Position
 
@@ -49,6 +50,7 @@ class Batch:
 
 def read_statement(conn: psycopg.Connection) -> str:
     """The read statement, with commit times only where the server tracks them."""
+    conn.adapters.register_loader("jsonb", TextLoader)  # payloads stay text: parsed where needed
     tracked = conn.execute("SHOW track_commit_timestamp").fetchone()[0] == "on"
     return READ.format(committed_at="pg_xact_commit_timestamp(xid(tx_id))" if tracked else "NULL")
 
