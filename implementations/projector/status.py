@@ -33,6 +33,7 @@ CHECKPOINT_ROW = """
 ACTIVE = """
     SELECT count(*) FROM pg_locks
     WHERE locktype = 'advisory' AND classid = %(ns)s AND objid = %(key)s AND granted
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
 """
 
 
