@@ -16,6 +16,7 @@ from harness.cli_bench import checkout as bench_checkout
 from harness.cli_db import app as db_app
 from harness.cli_load import load
 from harness.cli_project import app as project_app
+from harness.cli_project import rebuild as project_rebuild
 from harness.datasets import DatasetError
 from harness.options import Cpus, ImplName, ReadDsn, ScaleFactor, Seed, WriteDsn, pin_this_process
 from harness.pg_binaries import PostgresNotFound
@@ -36,6 +37,9 @@ app = typer.Typer(
 )
 app.add_typer(db_app, name="db")
 app.add_typer(project_app, name="project")
+app.command(
+    "rebuild", help="Same as `project rebuild`: replay the whole history into empty read models."
+)(project_rebuild)
 app.command()(load)
 bench_app = typer.Typer(
     help="Benchmarks that print their figures (speed is measured, not asserted)."

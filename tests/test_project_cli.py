@@ -81,3 +81,11 @@ def test_crud_has_no_projection(logical_db, tmp_path):
         tmp_path, "status", "--impl", "crud", "--write-dsn", logical_db.config.write_dsn
     )
     assert result.returncode == 1 and "crud has no projection" in result.stderr
+
+
+def test_top_level_rebuild_is_project_rebuild(logical_db, tmp_path):
+    result = subprocess.run(
+        _cli("rebuild", "--impl", "cqrs-logical", "--write-dsn", logical_db.config.write_dsn),
+        env=_env(tmp_path), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0 and "rebuilt from 6 events" in result.stdout
