@@ -29,7 +29,7 @@ ReadDsn = Annotated[
 ]
 ImplName = Annotated[
     str,
-    typer.Option("--impl", help="Implementation to use: crud (more arrive with the CQRS issues)."),
+    typer.Option("--impl", help="Implementation: crud, cqrs-logical or cqrs-physical."),
 ]
 ScaleFactor = Annotated[
     float, typer.Option("--sf", help="Dataset scale factor (1.0: 10k customers, 200k orders).")
