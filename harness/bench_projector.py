@@ -40,6 +40,7 @@ import psycopg
 from hdrh.histogram import HdrHistogram
 
 from harness import datasets
+from harness.prepare import drop, provision
 from harness.servers import use_servers
 from implementations import registry
 from implementations.domain.commands import OrderLine, PlaceOrder
@@ -381,8 +382,10 @@ class Load:
 
 
 def drive_checkout(impl: Implementation, shoppers: Shoppers, clients: int, duration: float,
-                   ready: Callable[[], None]) -> Load:  # fmt: skip
-    """`clients` threads place orders back to back for `duration` seconds.
+                   ready: Callable[[], None], rate: float | None = None) -> Load:  # fmt: skip
+    """`clients` threads place orders back to back for `duration` seconds, or, with `rate`,
+    paced together to `rate` orders per second (each client starts its orders on a fixed
+    schedule; one that falls behind places its next order at once).
 
     Each places one order first; `ready()` then runs (the projector catches up) before the clock
     starts, so connections are open and the projector is live when measuring begins.
@@ -413,7 +416,13 @@ def drive_checkout(impl: Implementation, shoppers: Shoppers, clients: int, durat
         except threading.BrokenBarrierError:
             return
         go.wait()
+        interval, k = (clients / rate if rate else 0.0), 0
         while not stop.is_set() and time.monotonic() < clock["deadline"]:
+            if interval:
+                due = clock["start"] + (k + i / clients) * interval
+                k += 1
+                if (pause := due - time.monotonic()) > 0 and stop.wait(pause):
+                    break
             committed[i] += place()
 
     with ThreadPoolExecutor(clients, thread_name_prefix="checkout-client") as pool:
@@ -539,9 +548,11 @@ def _value(dsn: str, query: str, params: tuple = ()):
 
 def measure_lag(dsn: str, *, clients: int = 8, duration: float = 20,
                 batch_size: int = DEFAULT_BATCH_SIZE, poll_interval: float = DEFAULT_POLL_INTERVAL,
-                progress: Progress = print) -> LagResult:  # fmt: skip
-    """Time lag of a projector process while `clients` threads place orders, on the clone at `dsn`."""
-    impl = registry.create(IMPL, Config(dsn, dsn, pool_size=clients))
+                progress: Progress = print, impl_name: str = IMPL, read_dsn: str | None = None,
+                rate: float | None = None) -> LagResult:  # fmt: skip
+    """Time lag of a projector process while `clients` threads place orders, on the clone at `dsn`
+    (read models in `read_dsn` for an implementation with a read server of its own)."""
+    impl = registry.create(impl_name, Config(dsn, read_dsn or dsn, pool_size=clients))
     impl.install()
     write_dsn, read_dsn = impl.projection_dsns
     if not _value(write_dsn, "SELECT current_setting('track_commit_timestamp')::bool"):
@@ -568,7 +579,7 @@ def measure_lag(dsn: str, *, clients: int = 8, duration: float = 20,
         impl.start()
         try:
             with watch_foreign_transactions(write_dsn) as foreign:
-                load = drive_checkout(impl, shoppers, clients, duration, ready)
+                load = drive_checkout(impl, shoppers, clients, duration, ready, rate)
             ended = time.monotonic()
         finally:
             impl.stop()
@@ -665,3 +676,47 @@ def run_lag(
     return _with_clone(write_dsn, sf, seed, progress, lambda dsn: measure_lag(
         dsn, clients=clients, duration=duration, batch_size=batch_size, progress=progress,
     ))  # fmt: skip
+
+
+# --- lag of several implementations at the same checkout rate -----------------------------------
+
+
+def run_lag_compare(
+    *,
+    impls: list[str],
+    rate: float,
+    write_dsn: str | None = None,
+    read_dsn: str | None = None,
+    sf: float = 0.1,
+    seed: int = 42,
+    clients: int = 8,
+    duration: float = 20,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: Progress = print,
+) -> list[tuple[str, LagResult]]:
+    """measure_lag for each implementation in turn, each on run databases of its own (for
+    cqrs-physical, read models on the read server), all at the same paced checkout rate."""
+    results = []
+    with use_servers(write_dsn, read_dsn, announce=progress) as servers:
+        for name in impls:
+            progress(f"--- {name}")
+            dbs = provision(name, servers, sf=sf, seed=seed, progress=progress)
+            try:
+                results.append((name, measure_lag(
+                    dbs.write_dsn, read_dsn=dbs.read_dsn, impl_name=name, clients=clients,
+                    duration=duration, batch_size=batch_size, progress=progress, rate=rate)))  # fmt: skip
+            finally:
+                drop(servers, dbs)
+    return results
+
+
+def lag_compare_report(results: list[tuple[str, LagResult]], rate: float) -> str:
+    head = f"{'implementation':16} {'checkouts/s':>11} {'events':>8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8}  kept up"
+    lines = [f"projection time lag at the same paced checkout rate (target {rate:g}/s)", head]
+    for name, r in results:
+        lag = r.lag_ms
+        lines.append(f"{name:16} {r.tps:11.1f} {r.events:8,} {lag['p50']:8.1f} {lag['p90']:8.1f} "
+                     f"{lag['p99']:8.1f} {lag['max']:8.1f}  {'yes' if r.kept_up else 'NO'}")  # fmt: skip
+    if any(r.foreign.seconds > 0 for _, r in results):
+        lines.append("WARNING: another session's transaction held a projector back during a run")
+    return "\n".join(lines)

@@ -47,6 +47,7 @@ bench_app = typer.Typer(
 bench_app.command("checkout")(bench_checkout)
 bench_app.command("rebuild")(bench_projector_cli.rebuild)
 bench_app.command("lag")(bench_projector_cli.lag)
+bench_app.command("lag-compare")(bench_projector_cli.lag_compare)
 app.add_typer(bench_app, name="bench")
 
 # Errors a user can fix: shown as one message, not a traceback.

@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 
 from harness import bench_projector
-from harness.options import ScaleFactor, Seed, WriteDsn
+from harness.options import ReadDsn, ScaleFactor, Seed, WriteDsn
+from implementations import registry
 
 BATCH_HELP = "Events the projector reads and applies per transaction."
 
@@ -66,3 +67,34 @@ def lag(
         raise typer.Exit(1) from exc
     typer.echo("")
     typer.echo(bench_projector.lag_report(result))
+
+
+def lag_compare(
+    impl: str = typer.Option(
+        "cqrs-logical,cqrs-physical", "--impl", help="Implementations, comma-separated."
+    ),
+    rate: float = typer.Option(300, min=1, help="Checkouts per second, the same for each (paced)."),
+    sf: ScaleFactor = 0.1,
+    seed: Seed = 42,
+    clients: int = typer.Option(8, min=1, max=150, help="Checkout threads sharing the rate."),
+    duration: int = typer.Option(20, min=1, help="Seconds of checkout per implementation."),
+    batch_size: int = typer.Option(bench_projector.DEFAULT_BATCH_SIZE, min=1, help=BATCH_HELP),
+    write_dsn: WriteDsn = None,
+    read_dsn: ReadDsn = None,
+) -> None:
+    """Projection time lag of several implementations side by side at the same checkout rate.
+
+    Each runs on run databases of its own (cqrs-physical: read models on the read server), with its
+    projector in its own process, while paced clients place `rate` orders per second.
+    """
+    names = [registry.check(n.strip()) for n in impl.split(",") if n.strip()]
+    try:
+        results = bench_projector.run_lag_compare(
+            impls=names, rate=rate, write_dsn=write_dsn, read_dsn=read_dsn, sf=sf, seed=seed,
+            clients=clients, duration=duration, batch_size=batch_size, progress=typer.echo,
+        )  # fmt: skip
+    except bench_projector.BenchError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo("")
+    typer.echo(bench_projector.lag_compare_report(results, rate))

@@ -140,3 +140,18 @@ def test_a_transaction_of_another_session_is_noticed(servers: Servers, dataset_c
         seen.who == f"elsewhere in {psycopg.conninfo.conninfo_to_dict(servers.write_dsn)['dbname']}"
     )
     assert "WARNING" in bench_projector.describe_foreign(seen)
+
+
+def test_lag_compare_runs_each_implementation_at_the_paced_rate(servers):
+    results = bench_projector.run_lag_compare(
+        impls=["cqrs-logical", "cqrs-physical"], rate=20, write_dsn=servers.write_dsn,
+        read_dsn=servers.read_dsn, sf=0.01, seed=7, clients=2, duration=2, progress=lambda _m: None,
+    )  # fmt: skip
+    assert [name for name, _ in results] == ["cqrs-logical", "cqrs-physical"]
+    for _, result in results:
+        assert (
+            0 < result.load.committed <= 20 * 2 + 2
+        )  # paced: at most rate x duration (+ one per client)
+        assert result.events > 0 and result.kept_up
+    report = bench_projector.lag_compare_report(results, 20)
+    assert "cqrs-physical" in report and "p99 ms" in report
