@@ -132,3 +132,17 @@ def cqrs_physical(contract_catalog: str, empty_read_database: str) -> Iterator[I
 def impl(request: pytest.FixtureRequest) -> Implementation:
     """Each implementation in turn, started on the contract catalog (projector running)."""
     return request.getfixturevalue(request.param.replace("-", "_"))
+
+
+def processes_mentioning(text: str) -> list[str]:
+    """Command lines of live processes (other than pytest) that mention `text`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if text in cmdline and "pytest" not in cmdline:
+                found.append(cmdline)
+    return found

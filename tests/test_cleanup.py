@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import processes_mentioning
 from test_db_cli import _cli, _env
 
 from harness.pg_server import free_port
@@ -32,25 +33,11 @@ def home():
         if proc.poll() is None:
             proc.terminate()
             proc.wait(timeout=60)
-    leftover = _processes_under(path)
+    leftover = processes_mentioning(str(path))
     if leftover:  # remove them before failing, so a failing test leaves nothing behind either
         subprocess.run(_cli("db", "down"), env=_env(path), capture_output=True, timeout=120)
     shutil.rmtree(path, ignore_errors=True)
     assert not leftover, "a test left servers running"
-
-
-def _processes_under(home: Path) -> list[str]:
-    """Command lines of live processes that mention `home` (postgres -D <home>/...)."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if str(home) in cmdline and "pytest" not in cmdline:
-                found.append(cmdline)
-    return found
 
 
 def _start(home: Path, *args: str) -> subprocess.Popen:
@@ -81,10 +68,12 @@ def test_serve_stops_everything_it_started_on_a_signal(home, sig):
     assert (
         httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).json()["implementation"] == "crud"
     )
-    assert _processes_under(home), "the throwaway servers should be running while it serves"
+    assert processes_mentioning(str(home)), (
+        "the throwaway servers should be running while it serves"
+    )
     proc.send_signal(sig)
     proc.wait(timeout=60)
-    assert not _processes_under(home)
+    assert not processes_mentioning(str(home))
     assert not list((home / "servers").glob("run-*"))
 
 
@@ -94,7 +83,7 @@ def test_an_error_after_servers_started_stops_them(home):
     assert result.returncode == 1
     assert "unknown implementation 'no-such-thing'" in result.stderr
     assert "Traceback" not in result.stderr
-    assert not _processes_under(home)
+    assert not processes_mentioning(str(home))
 
 
 def test_a_killed_commands_servers_are_removed_by_the_next_command(home):
@@ -102,11 +91,11 @@ def test_a_killed_commands_servers_are_removed_by_the_next_command(home):
     _wait_for_line(proc, "Uvicorn running on")
     proc.kill()  # SIGKILL: no chance to clean up
     proc.wait(timeout=30)
-    assert _processes_under(home), "pg_ctl-started servers outlive a SIGKILLed command"
+    assert processes_mentioning(str(home)), "pg_ctl-started servers outlive a SIGKILLed command"
     down = subprocess.run(_cli("db", "down"), env=_env(home), capture_output=True, text=True,
                           timeout=120)  # fmt: skip
     assert "removed orphaned servers" in down.stdout
-    assert not _processes_under(home)
+    assert not processes_mentioning(str(home))
 
 
 def test_demo_runs_end_to_end_and_cleans_up(home):
@@ -116,7 +105,7 @@ def test_demo_runs_end_to_end_and_cleans_up(home):
     checkout_row = next(line for line in result.stdout.splitlines() if line.startswith("checkout "))
     assert checkout_row.count("201x20") == len(registry.names()), result.stdout  # every one
     assert "bad checkout" in result.stdout and "500" not in result.stdout.split("bad checkout")[1]
-    assert not _processes_under(home)
+    assert not processes_mentioning(str(home))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-from conftest import table_digest
+from conftest import processes_mentioning, table_digest
 
 from harness.pg_server import EmbeddedServer
 from harness.prepare import RunDatabases, attached, drop, provision
@@ -59,20 +59,6 @@ class OwnServers:
             server.start(port=self.ports[server.role])  # a running server is left as it is
 
 
-def _processes_under(root: Path) -> list[str]:
-    """Command lines of live processes that mention `root` (postgres -D <root>/...)."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if str(root) in cmdline and "pytest" not in cmdline:
-                found.append(cmdline)
-    return found
-
-
 @pytest.fixture(scope="module")
 def own_servers() -> Iterator[OwnServers]:
     root = CHECKOUT / ".work" / f"tests-outage-{os.getpid()}-{next(_PAIRS)}"
@@ -84,7 +70,7 @@ def own_servers() -> Iterator[OwnServers]:
         for server in (write, read):
             server.remove()
         shutil.rmtree(root, ignore_errors=True)
-    assert not _processes_under(root), "a server of the outage tests is still running"
+    assert not processes_mentioning(str(root)), "a server of the outage tests is still running"
 
 
 # --- the service under test -----------------------------------------------------------------------

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+from conftest import processes_mentioning
 from test_db_cli import _cli, _env
 
 from harness.pg_server import free_port
@@ -99,20 +100,6 @@ def cli(servers: Servers) -> Iterator[Cli]:
             runner.terminate(proc)
         runner.drop_databases()
         shutil.rmtree(home, ignore_errors=True)
-
-
-def _processes_mentioning(text: str) -> list[str]:
-    """Command lines of live processes (other than pytest) that mention `text`."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if text in cmdline and "pytest" not in cmdline:
-                found.append(cmdline)
-    return found
 
 
 def _routes(base_url: str) -> set[tuple[str, str]]:
@@ -207,7 +194,7 @@ def test_commands_and_queries_run_as_separate_services(cli, servers):
                                            f"dropped {name} from the read server"]  # fmt: skip
     cli.databases.remove(name)
     assert name not in _databases(servers.write_dsn) | _databases(servers.read_dsn)
-    assert _processes_mentioning(name) == [], "a service or projector is still running"
+    assert processes_mentioning(name) == [], "a service or projector is still running"
     for port in ports.values():
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
