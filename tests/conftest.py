@@ -12,6 +12,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from harness.datasets import clone, drop_database, ensure_template
 from harness.servers import READ_DSN_ENV, WRITE_DSN_ENV, Servers, use_servers
 from implementations import contract, registry
 from implementations.db import make_engine
@@ -90,10 +91,9 @@ def table_digest(dsn: str, tables: tuple[str, ...] = WRITE_TABLES) -> dict[str, 
         }
 
 
-@pytest.fixture
-def cqrs_logical(contract_catalog: str) -> Iterator[Implementation]:
-    """cqrs-logical on the contract catalog, caught up, with a projector thread running."""
-    impl = registry.create("cqrs-logical", Config(contract_catalog, contract_catalog, pool_size=24))
+def _with_projector(name: str, config: Config) -> Iterator[Implementation]:
+    """`name` installed, caught up and started, with a projector thread running."""
+    impl = registry.create(name, config)
     impl.install()
     with Projector(*impl.projection_dsns) as catch_up:
         catch_up.catch_up()
@@ -101,6 +101,14 @@ def cqrs_logical(contract_catalog: str) -> Iterator[Implementation]:
         impl.start()
         yield impl
         impl.stop()
+
+
+@pytest.fixture
+def cqrs_logical(contract_catalog: str) -> Iterator[Implementation]:
+    """cqrs-logical on the contract catalog, caught up, with a projector thread running."""
+    yield from _with_projector(
+        "cqrs-logical", Config(contract_catalog, contract_catalog, pool_size=24)
+    )
 
 
 @pytest.fixture
@@ -117,15 +125,9 @@ def empty_read_database(servers: Servers) -> Iterator[str]:
 @pytest.fixture
 def cqrs_physical(contract_catalog: str, empty_read_database: str) -> Iterator[Implementation]:
     """cqrs-physical: the contract catalog on the write server, read models on the read server."""
-    config = Config(contract_catalog, empty_read_database, pool_size=24)
-    impl = registry.create("cqrs-physical", config)
-    impl.install()
-    with Projector(*impl.projection_dsns) as catch_up:
-        catch_up.catch_up()
-    with projector_thread(*impl.projection_dsns, poll_interval=0.2):
-        impl.start()
-        yield impl
-        impl.stop()
+    yield from _with_projector(
+        "cqrs-physical", Config(contract_catalog, empty_read_database, pool_size=24)
+    )
 
 
 @pytest.fixture(params=["crud", "cqrs-logical", "cqrs-physical"])
@@ -146,3 +148,12 @@ def processes_mentioning(text: str) -> list[str]:
             if text in cmdline and "pytest" not in cmdline:
                 found.append(cmdline)
     return found
+
+
+@pytest.fixture
+def dataset_clone(servers: Servers) -> Iterator[str]:
+    """A clone of the small seeded dataset (sf 0.01, seed 42) on the write server; its DSN."""
+    template = ensure_template(servers.write_dsn, 0.01, 42, progress=lambda _message: None)
+    name = f"test_bench_{uuid.uuid4().hex[:12]}"
+    yield clone(servers.write_dsn, template.name, name)
+    drop_database(servers.write_dsn, name)

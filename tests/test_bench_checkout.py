@@ -3,13 +3,10 @@ statements, and every number either side reports matches what the database gaine
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-
 import psycopg
 import pytest
 
-from harness import bench_checkout, datasets
+from harness import bench_checkout
 from harness.servers import Servers
 from implementations.write_model import checkout
 
@@ -18,15 +15,6 @@ SF, SEED = 0.01, 42
 
 def _quiet(_message: str) -> None:
     pass
-
-
-@pytest.fixture
-def dataset_clone(servers: Servers) -> Iterator[str]:
-    template = datasets.ensure_template(servers.write_dsn, SF, SEED, progress=_quiet)
-    name = f"test_bench_{uuid.uuid4().hex[:12]}"
-    dsn = datasets.clone(servers.write_dsn, template.name, name)
-    yield dsn
-    datasets.drop_database(servers.write_dsn, name)
 
 
 def test_script_is_generated_from_the_checkout_statements(dataset_clone: str) -> None:

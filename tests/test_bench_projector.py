@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -21,15 +20,6 @@ SF, SEED = 0.01, 42
 
 def _quiet(_message: str) -> None:
     pass
-
-
-@pytest.fixture
-def dataset_clone(servers: Servers) -> Iterator[str]:
-    template = datasets.ensure_template(servers.write_dsn, SF, SEED, progress=_quiet)
-    name = f"test_bench_{uuid.uuid4().hex[:12]}"
-    dsn = datasets.clone(servers.write_dsn, template.name, name)
-    yield dsn
-    datasets.drop_database(servers.write_dsn, name)
 
 
 def _outbox_events(dsn: str) -> int:
