@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, text
 
+from implementations import query_params as bind
 from implementations.db import read
 from implementations.domain import queries as q
 from implementations.domain import results as r
@@ -127,32 +128,29 @@ class CrudQueries:
     def sales_by_category(
         self, window: q.TimeWindow, *, after: str | None = None
     ) -> list[r.CategorySales]:
-        rows = self._all(SALES_BY_CATEGORY, {"since": window.since, "until": window.until})
+        rows = self._all(SALES_BY_CATEGORY, bind.window(window))
         return [r.CategorySales(cat, n, int(units), int(rev)) for cat, n, units, rev in rows]
 
     def top_products(
         self, query: q.TopProductsQuery, *, after: str | None = None
     ) -> list[r.ProductRevenue]:
-        params = {"since": query.window.since, "until": query.window.until, "limit": query.limit}
         return [
             r.ProductRevenue(pid, sku, name, cat, int(units), int(rev))
-            for pid, sku, name, cat, units, rev in self._all(TOP_PRODUCTS, params)
+            for pid, sku, name, cat, units, rev in self._all(TOP_PRODUCTS, bind.top_products(query))
         ]
 
     def revenue_over_time(
         self, query: q.RevenueQuery, *, after: str | None = None
     ) -> list[r.RevenuePoint]:
-        params = {"bucket": query.bucket, "since": query.window.since, "until": query.window.until}
         return [
-            r.RevenuePoint(at, n, int(rev)) for at, n, rev in self._all(REVENUE_OVER_TIME, params)
+            r.RevenuePoint(at, n, int(rev))
+            for at, n, rev in self._all(REVENUE_OVER_TIME, bind.revenue(query))
         ]
 
     def search_products(
         self, query: q.ProductSearch, *, after: str | None = None
     ) -> list[r.ProductHit]:
-        params = {
-            "category": query.category, "min_price": query.min_price_cents,
-            "max_price": query.max_price_cents, "pattern": query.like_pattern,
-            "limit": query.limit,
-        }  # fmt: skip
-        return [r.ProductHit(*row[:5], int(row[5])) for row in self._all(SEARCH_PRODUCTS, params)]
+        return [
+            r.ProductHit(*row[:5], int(row[5]))
+            for row in self._all(SEARCH_PRODUCTS, bind.search(query))
+        ]

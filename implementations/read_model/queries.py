@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, text
 
+from implementations import query_params as bind
 from implementations.db import driver, read
 from implementations.domain import queries as q
 from implementations.domain import results as r
@@ -115,31 +116,26 @@ class ReadModelQueries:
     def sales_by_category(
         self, window: q.TimeWindow, *, after: str | None = None
     ) -> list[r.CategorySales]:
-        rows = self._all(SALES_BY_CATEGORY, {"since": window.since, "until": window.until}, after)
+        rows = self._all(SALES_BY_CATEGORY, bind.window(window), after)
         return [r.CategorySales(cat, int(n), int(u), int(rev)) for cat, n, u, rev in rows]
 
     def top_products(
         self, query: q.TopProductsQuery, *, after: str | None = None
     ) -> list[r.ProductRevenue]:
-        params = {"since": query.window.since, "until": query.window.until, "limit": query.limit}
         return [
             r.ProductRevenue(pid, sku, name, cat, int(units), int(rev))
-            for pid, sku, name, cat, units, rev in self._all(TOP_PRODUCTS, params, after)
+            for pid, sku, name, cat, units, rev in self._all(
+                TOP_PRODUCTS, bind.top_products(query), after
+            )
         ]
 
     def revenue_over_time(
         self, query: q.RevenueQuery, *, after: str | None = None
     ) -> list[r.RevenuePoint]:
-        params = {"bucket": query.bucket, "since": query.window.since, "until": query.window.until}
-        rows = self._all(REVENUE_OVER_TIME, params, after)
+        rows = self._all(REVENUE_OVER_TIME, bind.revenue(query), after)
         return [r.RevenuePoint(at, int(n), int(rev)) for at, n, rev in rows]
 
     def search_products(
         self, query: q.ProductSearch, *, after: str | None = None
     ) -> list[r.ProductHit]:
-        params = {
-            "category": query.category, "min_price": query.min_price_cents,
-            "max_price": query.max_price_cents, "pattern": query.like_pattern,
-            "limit": query.limit,
-        }  # fmt: skip
-        return [r.ProductHit(*row) for row in self._all(SEARCH_PRODUCTS, params, after)]
+        return [r.ProductHit(*row) for row in self._all(SEARCH_PRODUCTS, bind.search(query), after)]
