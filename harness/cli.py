@@ -10,6 +10,8 @@ import psycopg
 import typer
 import uvicorn
 
+from harness import bench_checkout as checkout_bench
+from harness import bench_projector as projector_bench
 from harness import cli_bench_projector as bench_projector_cli
 from harness import demo
 from harness.cli_bench import checkout as bench_checkout
@@ -58,6 +60,8 @@ USER_ERRORS = (
     ValueError,
     psycopg.OperationalError,
     DomainError,
+    checkout_bench.BenchError,
+    projector_bench.BenchError,
 )
 
 

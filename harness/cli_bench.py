@@ -24,17 +24,10 @@ def checkout(
 
     Every count is checked against the orders the database gained; prints rounds, medians, ratio.
     """
-    if impl not in registry.names():
-        raise ValueError(
-            f"unknown implementation {impl!r}; choose from {', '.join(registry.names())}"
-        )
-    try:
-        result = bench_checkout.run(
-            write_dsn=write_dsn, impl=impl, clients=clients, duration=duration, rounds=rounds,
-            sf=sf, seed=seed, progress=typer.echo,
-        )  # fmt: skip
-    except bench_checkout.BenchError as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
-        raise typer.Exit(1) from exc
+    registry.check(impl)
+    result = bench_checkout.run(
+        write_dsn=write_dsn, impl=impl, clients=clients, duration=duration, rounds=rounds,
+        sf=sf, seed=seed, progress=typer.echo,
+    )  # fmt: skip
     typer.echo("")
     typer.echo(bench_checkout.report(result))

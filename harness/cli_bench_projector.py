@@ -30,13 +30,9 @@ def rebuild(
 
     Prints events, seconds and events per second for each batch size.
     """
-    try:
-        result = bench_projector.run_rebuild(
-            write_dsn=write_dsn, sf=sf, seed=seed, batch_sizes=batch_size, progress=typer.echo
-        )
-    except bench_projector.BenchError as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
-        raise typer.Exit(1) from exc
+    result = bench_projector.run_rebuild(
+        write_dsn=write_dsn, sf=sf, seed=seed, batch_sizes=batch_size, progress=typer.echo
+    )
     typer.echo("")
     typer.echo(bench_projector.rebuild_report(result))
 
@@ -57,14 +53,10 @@ def lag(
 
     Prints checkout tps, lag p50/p90/p99/max per event, and whether the projector kept up.
     """
-    try:
-        result = bench_projector.run_lag(
-            write_dsn=write_dsn, sf=sf, seed=seed, clients=clients, duration=duration,
-            batch_size=batch_size, progress=typer.echo,
-        )  # fmt: skip
-    except bench_projector.BenchError as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
-        raise typer.Exit(1) from exc
+    result = bench_projector.run_lag(
+        write_dsn=write_dsn, sf=sf, seed=seed, clients=clients, duration=duration,
+        batch_size=batch_size, progress=typer.echo,
+    )  # fmt: skip
     typer.echo("")
     typer.echo(bench_projector.lag_report(result))
 
@@ -88,13 +80,9 @@ def lag_compare(
     projector in its own process, while paced clients place `rate` orders per second.
     """
     names = [registry.check(n.strip()) for n in impl.split(",") if n.strip()]
-    try:
-        results = bench_projector.run_lag_compare(
-            impls=names, rate=rate, write_dsn=write_dsn, read_dsn=read_dsn, sf=sf, seed=seed,
-            clients=clients, duration=duration, batch_size=batch_size, progress=typer.echo,
-        )  # fmt: skip
-    except bench_projector.BenchError as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
-        raise typer.Exit(1) from exc
+    results = bench_projector.run_lag_compare(
+        impls=names, rate=rate, write_dsn=write_dsn, read_dsn=read_dsn, sf=sf, seed=seed,
+        clients=clients, duration=duration, batch_size=batch_size, progress=typer.echo,
+    )  # fmt: skip
     typer.echo("")
     typer.echo(bench_projector.lag_compare_report(results, rate))
