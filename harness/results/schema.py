@@ -1,0 +1,580 @@
+"""The results format: the one source of truth for every table a run writes.
+
+`results/README.md` carries a section generated from this module (`describe_markdown`), and a
+test checks that it matches, so the documentation cannot drift from what the code writes and
+validates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import pyarrow as pa
+
+RESULTS_SCHEMA_VERSION = 1
+KNOWN_SCHEMA_VERSIONS = frozenset({1})
+
+Kind = Literal["timestamp", "int", "float", "str", "bool"]
+
+IMPLS = ("crud", "cqrs-logical", "cqrs-physical")
+PHASES = ("warmup", "measure", "cooldown")
+LATENCY_KINDS = ("service", "intended", "visibility")
+SERVERS = ("write", "read")
+RESOURCE_COMPONENTS = ("write_server", "read_server", "service", "projector", "locust", "runner")
+LOCK_EVENTS = ("still_waiting", "acquired", "deadlock", "serialization_failure", "lock_timeout")
+RUN_STATUSES = ("running", "complete", "incomplete")
+
+# The canonical Arrow type written for each kind. The validator accepts any type of the same
+# kind (any integer width, string or large_string, timestamps of any unit in UTC).
+ARROW_TYPES: dict[str, pa.DataType] = {
+    "timestamp": pa.timestamp("us", tz="UTC"),
+    "int": pa.int64(),
+    "float": pa.float64(),
+    "str": pa.string(),
+    "bool": pa.bool_(),
+}
+
+
+def is_cqrs(impl: str) -> bool:
+    """True for the implementations that have a projection (and so lag and freshness)."""
+    return impl.startswith("cqrs-")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: Kind
+    description: str
+    unit: str = ""
+    nullable: bool = False
+    values: tuple[str, ...] | None = None  # the only values allowed (str columns)
+    non_negative: bool = False
+
+    @property
+    def arrow_type(self) -> pa.DataType:
+        return ARROW_TYPES[self.kind]
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str  # without ".parquet"
+    description: str
+    columns: tuple[Column, ...]
+    # In a complete run every implementation (CQRS ones only, if cqrs_only) has rows.
+    rows_required: bool = True
+    # Only CQRS implementations may have rows (the projection's tables).
+    cqrs_only: bool = False
+    notes: str = ""
+
+    def must_have_rows(self, impl: str) -> bool:
+        return self.rows_required and (is_cqrs(impl) or not self.cqrs_only)
+
+    def __post_init__(self) -> None:
+        names = [c.name for c in self.columns]
+        if len(set(names)) != len(names):
+            raise ValueError(f"table {self.name}: duplicate column names")
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.name}.parquet"
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+    def arrow_schema(self) -> pa.Schema:
+        return pa.schema(
+            [pa.field(c.name, c.arrow_type, nullable=c.nullable) for c in self.columns],
+            metadata={
+                b"cqrs_bench.results_schema_version": str(RESULTS_SCHEMA_VERSION).encode(),
+                b"cqrs_bench.table": self.name.encode(),
+            },
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Column helpers: the same column in several tables is described once.
+
+IMPL = Column("impl", "str", "The architecture.", values=IMPLS)
+
+
+def _ts(name: str, description: str, nullable: bool = False) -> Column:
+    return Column(name, "timestamp", description, unit="UTC, µs", nullable=nullable)
+
+
+def _ms(name: str, description: str, nullable: bool = False, non_negative: bool = True) -> Column:
+    return Column(
+        name, "float", description, unit="ms", nullable=nullable, non_negative=non_negative
+    )
+
+
+def _count(name: str, description: str) -> Column:
+    return Column(name, "int", description, non_negative=True)
+
+
+def _percentiles(when_empty: str) -> tuple[Column, ...]:
+    points = (
+        ("p50", "50th"),
+        ("p90", "90th"),
+        ("p95", "95th"),
+        ("p99", "99th"),
+        ("p999", "99.9th"),
+    )
+    cols = [
+        _ms(f"{p}_ms", f"{label} percentile of successful calls; {when_empty}.", True)
+        for p, label in points
+    ]
+    cols.append(_ms("max_ms", f"Slowest successful call; {when_empty}.", True))
+    cols.append(_ms("mean_ms", f"Mean of successful calls; {when_empty}.", True))
+    return tuple(cols)
+
+
+OPERATION = Column(
+    "operation", "str", "The operation, as Locust names it (e.g. `checkout`, `dashboard_sales`)."
+)
+LATENCY_KIND = Column(
+    "kind",
+    "str",
+    "`service`: request sent to response received; `intended`: from the time the request "
+    "was scheduled to be sent (corrects coordinated omission); `visibility`: a probe user's "
+    "write until its read shows it (read-your-writes).",
+    values=LATENCY_KINDS,
+)
+PHASE = Column("phase", "str", "Phase of the load the second belongs to.", values=PHASES)
+SERVER = Column("server", "str", "Which PostgreSQL server.", values=SERVERS)
+DATABASE = Column("database", "str", 'Database name (`""` when none, e.g. background workers).')
+PG_COMPONENT = Column(
+    "component",
+    "str",
+    "Who the session belongs to: `X` from its `application_name` `cqrs-bench:X` (`service`, "
+    '`projector`, `runner`, ...); otherwise the `application_name` as it is (`""` if none).',
+)
+
+TABLES: tuple[Table, ...] = (
+    Table(
+        "latency",
+        "Client-side latency per second, operation and kind, from HdrHistograms.",
+        (
+            IMPL,
+            _ts("second", "Start of the second."),
+            Column("elapsed_s", "float", "`second` minus the start of the load.", unit="s"),
+            PHASE,
+            OPERATION,
+            LATENCY_KIND,
+            _count("count", "Successful calls completed in the second."),
+            _count("errors", "Failed calls completed in the second."),
+            *_percentiles("NaN when count is 0"),
+            Column(
+                "hdr",
+                "str",
+                "The second's HdrHistogram of successful calls in µs, base64-encoded "
+                "(`HdrHistogram.encode`), for exact merging.",
+            ),
+        ),
+        notes="One row per second × operation × kind in which the operation ran.",
+    ),
+    Table(
+        "latency_summary",
+        "The measure phase per operation and kind, merged exactly from the per-second "
+        "HdrHistograms.",
+        (
+            IMPL,
+            OPERATION,
+            LATENCY_KIND,
+            _count("count", "Successful calls in the measure phase."),
+            _count("errors", "Failed calls in the measure phase."),
+            Column("seconds", "float", "Measured duration.", unit="s", non_negative=True),
+            Column("rate_per_s", "float", "count / seconds.", unit="1/s", non_negative=True),
+            *_percentiles("NaN when count is 0"),
+        ),
+    ),
+    Table(
+        "errors",
+        "Failed calls per second, operation, kind and error.",
+        (
+            IMPL,
+            _ts("second", "Start of the second."),
+            PHASE,
+            OPERATION,
+            LATENCY_KIND,
+            Column(
+                "error",
+                "str",
+                "The error: HTTP status and API error code (e.g. `409 out_of_stock`), or the "
+                "exception type for transport errors.",
+            ),
+            _count("count", "Failures of this kind in the second."),
+        ),
+        rows_required=False,
+        notes="No rows when nothing failed.",
+    ),
+    Table(
+        "waits",
+        "Active-session samples of `pg_stat_activity` at about 10 Hz, one row per session and "
+        "sample (the sampler's own session excluded).",
+        (
+            IMPL,
+            _ts("ts", "When the sample was taken."),
+            _count("sample", "Sample number, from 0; rows of one sample share it."),
+            SERVER,
+            DATABASE,
+            Column("pid", "int", "Backend process id."),
+            PG_COMPONENT,
+            Column("backend_type", "str", "`client backend`, `autovacuum worker`, ..."),
+            Column("state", "str", '`active`, `idle`, `idle in transaction`, ... (`""` if null).'),
+            Column(
+                "wait_event_type", "str", '`Lock`, `LWLock`, `IO`, `Client`, ...; `""` = on CPU.'
+            ),
+            Column("wait_event", "str", 'The wait event (`""` = on CPU).'),
+            Column(
+                "blocked_by",
+                "int",
+                "pid of the first session blocking this one (`pg_blocking_pids`); 0 when not "
+                "blocked.",
+                non_negative=True,
+            ),
+            _ms("xact_age_ms", "Age of the session's open transaction; null when none.", True),
+            Column(
+                "query_id", "int", "`pg_stat_activity.query_id`; null when unknown.", nullable=True
+            ),
+        ),
+    ),
+    Table(
+        "db_stats",
+        "Counters of `pg_stat_database` (and similar) before and after the measure phase.",
+        (
+            IMPL,
+            SERVER,
+            DATABASE,
+            Column(
+                "stat",
+                "str",
+                "Counter name (`xact_commit`, `xact_rollback`, `deadlocks`, "
+                "`conflicts`, `blks_read`, ...).",
+            ),
+            Column("before", "float", "Value at the start of the measure phase."),
+            Column("after", "float", "Value at its end."),
+            Column("delta", "float", "after − before."),
+        ),
+    ),
+    Table(
+        "statements",
+        "`pg_stat_statements` per statement at the end of the run (reset at its start).",
+        (
+            IMPL,
+            SERVER,
+            DATABASE,
+            Column("queryid", "int", "`pg_stat_statements.queryid`."),
+            Column("query", "str", "Normalized statement text."),
+            _count("calls", "Executions."),
+            _count("rows", "Rows returned or affected."),
+            _ms("total_exec_ms", "Total execution time."),
+            _ms("mean_exec_ms", "Mean execution time."),
+            _ms("min_exec_ms", "Fastest execution."),
+            _ms("max_exec_ms", "Slowest execution."),
+            _ms("stddev_exec_ms", "Standard deviation of execution time."),
+            _ms(
+                "total_plan_ms",
+                "Total planning time (0 unless `pg_stat_statements.track_planning`).",
+            ),
+            _count("shared_blks_hit", "Shared buffer hits."),
+            _count("shared_blks_read", "Shared blocks read."),
+            _count("shared_blks_dirtied", "Shared blocks dirtied."),
+            _count("temp_blks_written", "Temporary blocks written."),
+            _ms("blk_read_time_ms", "Time reading blocks (`track_io_timing`)."),
+            _ms("blk_write_time_ms", "Time writing blocks (`track_io_timing`)."),
+            Column("wal_bytes", "float", "WAL generated.", unit="bytes", non_negative=True),
+        ),
+    ),
+    Table(
+        "lock_waits",
+        "Lock waits, deadlocks, serialization failures and lock timeouts reported in the "
+        "servers' logs (`log_lock_waits`, `deadlock_timeout`).",
+        (
+            IMPL,
+            _ts("ts", "Log line time."),
+            SERVER,
+            Column("pid", "int", "Backend process id."),
+            PG_COMPONENT,
+            DATABASE,
+            Column("event", "str", "What the line reports.", values=LOCK_EVENTS),
+            Column("lock_mode", "str", '`ShareLock`, `RowExclusiveLock`, ... (`""` if none).'),
+            Column("object", "str", 'The locked object as the log names it (`""` if none).'),
+            _ms("waited_ms", "How long it had waited; null when the line does not say.", True),
+            Column("message", "str", "The log message."),
+        ),
+        rows_required=False,
+        notes="No rows when nothing waited longer than `deadlock_timeout`.",
+    ),
+    Table(
+        "lag",
+        "The projection's backlog, sampled at about 2 Hz.",
+        (
+            IMPL,
+            _ts("ts", "When the sample was taken."),
+            Column("elapsed_s", "float", "`ts` minus the start of the load.", unit="s"),
+            _count("events_behind", "Events committed to the outbox but not yet applied."),
+            _ms(
+                "oldest_unapplied_age_ms",
+                "Age of the oldest committed, unapplied event; null when none.",
+                True,
+            ),
+        ),
+        cqrs_only=True,
+    ),
+    Table(
+        "event_lag",
+        "Time lag of every applied event.",
+        (
+            IMPL,
+            _ts(
+                "source_commit",
+                "Commit time of the event on the write server (`track_commit_timestamp`).",
+            ),
+            _ts("applied_at", "Commit time of the transaction that applied it to the read model."),
+            _ms(
+                "lag_ms",
+                "applied_at − source_commit. Across two servers it includes their clock "
+                "difference, so it is not checked for sign.",
+                non_negative=False,
+            ),
+        ),
+        cqrs_only=True,
+        notes="One row per applied event.",
+    ),
+    Table(
+        "freshness",
+        "Freshness seen by each dashboard query: query start minus the commit time of the "
+        "oldest committed, unapplied event (0 when none, as HATtrick defines it).",
+        (
+            IMPL,
+            OPERATION,
+            _ts("started_at", "When the query started."),
+            _ms("freshness_ms", "Staleness of the answer."),
+        ),
+        rows_required=False,
+        cqrs_only=True,
+        notes="No rows in a run without dashboard load.",
+    ),
+    Table(
+        "resources",
+        "CPU and memory per component, sampled at about 1 Hz (psutil, children included).",
+        (
+            IMPL,
+            _ts("ts", "When the sample was taken."),
+            Column("component", "str", "Which processes.", values=RESOURCE_COMPONENTS),
+            _count("processes", "Processes counted."),
+            Column(
+                "cpu_user_s", "float", "User CPU time, cumulative.", unit="s", non_negative=True
+            ),
+            Column(
+                "cpu_system_s", "float", "System CPU time, cumulative.", unit="s", non_negative=True
+            ),
+            Column("rss_bytes", "int", "Resident memory.", unit="bytes", non_negative=True),
+        ),
+    ),
+    Table(
+        "verification",
+        "Answers checked before measuring: each implementation gives the same answers.",
+        (
+            IMPL,
+            Column("check", "str", "What was checked."),
+            Column("matched", "bool", "Whether the answer matched the expected one."),
+            Column("detail", "str", 'What differed, or `""`.'),
+        ),
+    ),
+)
+
+TABLES_BY_NAME: dict[str, Table] = {t.name: t for t in TABLES}
+TABLE_NAMES: tuple[str, ...] = tuple(TABLES_BY_NAME)
+
+
+def table(name: str | Table) -> Table:
+    """The table called `name` (with or without `.parquet`; a Table is returned as it is);
+    ValueError naming the tables."""
+    if isinstance(name, Table):
+        return name
+    key = name.removesuffix(".parquet")
+    if key not in TABLES_BY_NAME:
+        raise ValueError(
+            f"unknown results table {name!r}; the tables are {', '.join(TABLES_BY_NAME)}"
+        )
+    return TABLES_BY_NAME[key]
+
+
+# Everything else a run directory holds. {impl} and {component} are placeholders.
+RUN_JSON = "run.json"
+SUMMARY_TXT = "summary.txt"
+LOCUST_DIR = "locust"
+LOGS_DIR = "logs"
+LOCUST_FILES = (
+    "{impl}_stats.csv",
+    "{impl}_stats_history.csv",
+    "{impl}_failures.csv",
+    "{impl}_exceptions.csv",
+)
+OTHER_FILES = (
+    (RUN_JSON, "Metadata of the run (below)."),
+    (SUMMARY_TXT, "The summary table printed at the end of the run."),
+    *((f"{LOCUST_DIR}/{f}", "Locust's own CSV, per implementation.") for f in LOCUST_FILES),
+    (
+        f"{LOGS_DIR}/{{impl}}-{{component}}.log",
+        "Log of each component (servers, service, "
+        "projector, Locust) while it ran that implementation.",
+    ),
+)
+
+RUN_JSON_KEYS: tuple[tuple[str, str], ...] = (
+    (
+        "schema_version",
+        f"Version of this results format (an integer; now {RESULTS_SCHEMA_VERSION}).",
+    ),
+    (
+        "run_id",
+        "The run directory's name: UTC start time `YYYYmmddTHHMMSSZ`, plus `-N` when "
+        "another run started in the same second.",
+    ),
+    ("experiment", "The experiment's name (the parent directory)."),
+    ("status", "`running` while it runs, then `complete` or `incomplete`."),
+    ("started_at", "UTC start time, ISO 8601."),
+    ("finished_at", "UTC end time, ISO 8601; null while running."),
+    (
+        "config",
+        "The full configuration of the run (load shape, rates, durations, seed, CPUs, "
+        "...), enough to repeat it.",
+    ),
+    (
+        "versions",
+        "Python and package versions (`cqrs-bench`, SQLAlchemy, psycopg, Locust, "
+        "pandas, pyarrow, hdrhistogram); null for one that is not installed.",
+    ),
+    (
+        "postgres",
+        "Per server (`write`, `read`): DSN without password, `server_version`, "
+        "`server_version_num`, and `settings`: name → {value, setting, unit, source} for every "
+        "setting not at its default plus a fixed list of relevant ones.",
+    ),
+    (
+        "git",
+        "`commit`, `branch` (null when detached), `dirty` (uncommitted changes to tracked "
+        "files) and `dirty_files`; null when the code is not a git checkout.",
+    ),
+    (
+        "machine",
+        "hostname, platform, kernel, CPU model, logical CPUs, this process's CPU "
+        "affinity, memory total, load average at start.",
+    ),
+    ("dataset", "Scale factor, seed, generator and schema versions, checksum of the dataset."),
+    (
+        "impls",
+        "The implementations the run drives, in order: a list of names, or an object keyed by "
+        "name holding details of each (its `status`, database, ...).",
+    ),
+    (
+        "metadata_errors",
+        "Optional: dotted key → reason, for each piece of metadata that could "
+        "not be gathered (that piece is null).",
+    ),
+    ("incomplete_reason", "When `incomplete`: why the run stopped."),
+    (
+        "failed_component",
+        "When `incomplete`: the component that failed (null if none did, e.g. interrupted).",
+    ),
+    (
+        "failed_log",
+        "When `incomplete`: the failed component's log, relative to the run "
+        "directory, or absolute (null if none).",
+    ),
+)
+REQUIRED_RUN_JSON_KEYS = (
+    "schema_version",
+    "run_id",
+    "experiment",
+    "status",
+    "started_at",
+    "finished_at",
+    "config",
+    "versions",
+    "postgres",
+    "git",
+    "machine",
+    "dataset",
+    "impls",
+)
+INCOMPLETE_RUN_JSON_KEYS = ("incomplete_reason", "failed_component", "failed_log")
+
+
+def _rows_text(t: Table) -> str:
+    who = "CQRS implementations only" if t.cqrs_only else "every implementation"
+    if not t.rows_required:
+        return f"may be empty; {who.lower()} may have rows" if t.cqrs_only else "may be empty"
+    return f"required for {who} in a complete run"
+
+
+BEGIN_MARKER = "<!-- BEGIN GENERATED: cqrs-bench results schema --write -->"
+END_MARKER = "<!-- END GENERATED -->"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def describe_markdown() -> str:
+    """The tables section of results/README.md, generated from TABLES (markers not included)."""
+    out = [f"## Tables (results schema version {RESULTS_SCHEMA_VERSION})", ""]
+    out.append(
+        "Every table is one Parquet file in the run directory, written once. Timestamps are "
+        "UTC with microsecond precision. A nullable float may hold NaN, which is stored as "
+        "null. *Rows* says which implementations must (or may) have rows."
+    )
+    out.append("")
+    for t in TABLES:
+        out.append(f"### `{t.file_name}`")
+        out.append("")
+        out.append(t.description + (f" {t.notes}" if t.notes else ""))
+        out.append("")
+        out.append(f"Rows: {_rows_text(t)}.")
+        out.append("")
+        out.append("| column | type | unit | null | description |")
+        out.append("| --- | --- | --- | --- | --- |")
+        for c in t.columns:
+            desc = c.description
+            if c.values:
+                desc += " One of " + ", ".join(f"`{v}`" for v in c.values) + "."
+            if c.non_negative:
+                desc += " ≥ 0."
+            null = "yes" if c.nullable else ""
+            out.append(f"| `{c.name}` | {c.kind} | {_cell(c.unit)} | {null} | {_cell(desc)} |")
+        out.append("")
+    out.append("### Other files")
+    out.append("")
+    out.append("| file | what it holds |")
+    out.append("| --- | --- |")
+    for name, desc in OTHER_FILES:
+        out.append(f"| `{name}` | {_cell(desc)} |")
+    out.append("")
+    out.append("### `run.json` keys")
+    out.append("")
+    out.append("| key | what it holds |")
+    out.append("| --- | --- |")
+    for key, desc in RUN_JSON_KEYS:
+        out.append(f"| `{key}` | {_cell(desc)} |")
+    return "\n".join(out) + "\n"
+
+
+README = Path(__file__).resolve().parents[2] / "results" / "README.md"
+
+
+def with_generated_section(text: str) -> str:
+    """`text` (results/README.md) with the part between the markers replaced by
+    describe_markdown(); ValueError when the markers are missing."""
+    begin, end = text.find(BEGIN_MARKER), text.find(END_MARKER)
+    if begin < 0 or end < begin:
+        raise ValueError(f"the README lacks the markers {BEGIN_MARKER!r} ... {END_MARKER!r}")
+    head = text[: begin + len(BEGIN_MARKER)]
+    return f"{head}\n\n{describe_markdown()}\n{text[end:]}"
