@@ -234,8 +234,8 @@ TABLES: tuple[Table, ...] = (
             Column(
                 "blocked_by",
                 "int",
-                "pid of the first session blocking this one (`pg_blocking_pids`); 0 when not "
-                "blocked.",
+                "How many sessions block this one (`cardinality(pg_blocking_pids(pid))`, asked "
+                "only of sessions waiting on a Lock); 0 when not blocked.",
                 non_negative=True,
             ),
             _ms("xact_age_ms", "Age of the session's open transaction; null when none.", True),

@@ -1,0 +1,35 @@
+"""Measurement collectors (DESIGN section 6): each produces a pandas frame for one results table.
+
+| table | collector |
+| --- | --- |
+| waits | activity.ActivitySampler (thread; rounds() counts the sampling rounds) |
+| db_stats | db_stats.snapshot() before and after, db_stats.deltas() |
+| statements | statements.reset() at start, statements.read() at the end |
+| lock_waits | server_log.LogTail(path).start(), .read() at the end |
+| resources | resources.ResourceSampler (thread) |
+| lag | lag.LagSampler (thread) |
+| event_lag | lag.event_lag(lag.read_batches(path)) |
+| freshness | lag.freshness(event_lag frame, queries frame) |
+
+Timestamps are timezone-aware UTC; a sampler thread's failure is raised by its stop() as a
+CollectorError naming the collector (with what it collected before, in `.frame`).
+"""
+
+from harness.collectors.activity import ActivitySampler
+from harness.collectors.base import CollectorError
+from harness.collectors.lag import LagSampler, event_lag, freshness, read_batches
+from harness.collectors.resources import ResourceSampler
+from harness.collectors.server_log import LogTail, log_path, log_path_for
+
+__all__ = [
+    "ActivitySampler",
+    "CollectorError",
+    "LagSampler",
+    "LogTail",
+    "ResourceSampler",
+    "log_path",
+    "event_lag",
+    "freshness",
+    "log_path_for",
+    "read_batches",
+]

@@ -1,0 +1,175 @@
+"""Projection lag (DESIGN section 6): the `lag`, `event_lag` and `freshness` tables.
+
+- LagSampler polls the projection's status during the run: events committed but not applied,
+  and the age of the oldest of them.
+- event_lag() turns the projector's per-batch records (one JSON line per applied batch:
+  {"applied_at": epoch s, "source_commits": [epoch s or null, ...]}) into one row per event:
+  applied_at minus its source commit time.
+- freshness() gives each dashboard query the staleness it saw (HATtrick's definition): a query
+  started at t sees freshness t - (commit time of the oldest event with source_commit <= t <
+  applied_at), 0 when there is none.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness.collectors.activity import collector_connection
+from harness.collectors.base import TS, Sampler, epoch_utc, typed_frame
+from implementations.projector.status import projection_status
+
+LAG_COLUMNS = {"ts": TS, "events_behind": "int64", "oldest_unapplied_age_ms": "float64"}
+EVENT_LAG_COLUMNS = {"source_commit": TS, "applied_at": TS, "lag_ms": "float64"}
+FRESHNESS_COLUMNS = {"operation": "str", "started_at": TS, "freshness_ms": "float64"}
+
+# Commit times of the events after the checkpoint (the same events status counts as behind).
+# Commit order is not tx_id order, so the oldest commit is the minimum over them; it is taken over
+# the first OLDEST_SCAN_LIMIT of them in (tx_id, position) order, to stay cheap when far behind.
+OLDEST_SCAN_LIMIT = 10_000
+OLDEST_UNAPPLIED = """
+    SELECT (extract(epoch FROM now() - min(pg_xact_commit_timestamp(xid(tx_id)))) * 1000)::float8
+    FROM (SELECT tx_id FROM outbox
+          WHERE (tx_id, position) > (CAST(%(tx)s AS xid8), %(pos)s)
+          ORDER BY tx_id, position LIMIT %(limit)s) behind
+"""
+
+
+class LagSampler(Sampler):
+    """Polls projection_status() of the run's write and read databases every `interval` s.
+
+    Rows: ts (client clock, when the poll began), events_behind, oldest_unapplied_age_ms (server
+    now() minus the commit time of the oldest committed, unapplied event; NaN when none is behind
+    or commit times are not tracked). projection_status opens its own two connections each poll
+    (application_name cqrs-bench:status, so they show as component "status" in `waits`); the age
+    query runs on one persistent collector connection to the write database.
+    """
+
+    name = "lag"
+
+    def __init__(self, write_dsn: str, read_dsn: str, interval: float = 0.5) -> None:
+        super().__init__(interval)
+        self.write_dsn, self.read_dsn = write_dsn, read_dsn
+        self._conn = None
+        self._rows: list[tuple] = []
+
+    def _open(self) -> None:
+        self._conn = collector_connection(self.write_dsn)
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+
+    def _sample(self) -> None:
+        ts = datetime.now(UTC)
+        status = projection_status(self.write_dsn, self.read_dsn)
+        age = math.nan
+        if status.events_behind:
+            tx, pos = status.checkpoint.split(":")
+            row = self._conn.execute(
+                OLDEST_UNAPPLIED, {"tx": tx, "pos": int(pos), "limit": OLDEST_SCAN_LIMIT}
+            ).fetchone()
+            age = math.nan if row[0] is None else row[0]
+        with self._lock:
+            self._rows.append((ts, status.events_behind, age))
+
+    def latest(self) -> str | None:
+        """The last poll, for a progress line ("12 events, oldest 340 ms"); None before one."""
+        with self._lock:
+            if not self._rows:
+                return None
+            _ts, behind, age = self._rows[-1]
+        return f"{behind} events" + ("" if math.isnan(age) else f", oldest {age:.0f} ms")
+
+    def frame(self) -> pd.DataFrame:
+        with self._lock:
+            rows = list(self._rows)
+        return typed_frame(pd.DataFrame(rows, columns=list(LAG_COLUMNS)), LAG_COLUMNS)
+
+
+def read_batches(path: Path | str) -> list[dict]:
+    """The projector's per-batch records from its JSONL file (blank lines skipped)."""
+    with Path(path).open() as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def event_lag(batches: Iterable[Mapping]) -> pd.DataFrame:
+    """The `event_lag` frame: one row per applied event with a known source commit time.
+
+    Events whose commit time is null (commit timestamps not tracked, or too old) are skipped;
+    their number is in `frame.attrs["null_commits"]`.
+    """
+    commits, applied, nulls = [], [], 0
+    for batch in batches:
+        for commit in batch["source_commits"]:
+            if commit is None:
+                nulls += 1
+            else:
+                commits.append(commit)
+                applied.append(batch["applied_at"])
+    source = epoch_utc(commits)
+    applied_at = epoch_utc(applied)
+    frame = typed_frame(
+        pd.DataFrame({
+            "source_commit": source,
+            "applied_at": applied_at,
+            "lag_ms": (np.asarray(applied, dtype="float64") - np.asarray(commits, dtype="float64"))
+            * 1000,
+        }),
+        EVENT_LAG_COLUMNS,
+    )  # fmt: skip
+    frame.attrs["null_commits"] = nulls
+    return frame
+
+
+def _ns(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Timestamps as int64 nanoseconds since the epoch, and where they are missing (NaT)."""
+    stamps = pd.Series(pd.to_datetime(values, utc=True)).astype("datetime64[ns, UTC]")
+    return stamps.to_numpy("int64", na_value=0), stamps.isna().to_numpy()
+
+
+def freshness(events: pd.DataFrame, queries: pd.DataFrame) -> pd.DataFrame:
+    """The `freshness` frame: for each query (in the order given), the staleness it saw.
+
+    events: source_commit, applied_at (timestamps; e.g. event_lag()'s frame). queries: operation,
+    started_at. A query started at t has freshness_ms = t - the oldest source_commit among events
+    with source_commit <= t < applied_at, and 0 when there is none: an event applied exactly at
+    t counts as applied. Only recorded events count: events applied before the projector's first
+    recorded batch (the history, and anything projected before recording began) are taken as
+    applied, so queries from before recording began read 0 when they may have been stale.
+    A query without a start time gets NaN.
+
+    O((n + m) log n): events sorted by commit time with the running maximum of applied_at; for
+    each query, the first event in commit order applied after t is found by binary search, and
+    it is the oldest pending one if it committed at or before t.
+    """
+    commit, commit_na = _ns(events["source_commit"])
+    applied, applied_na = _ns(events["applied_at"])
+    keep = ~(commit_na | applied_na)
+    commit, applied = commit[keep], applied[keep]
+    order = np.argsort(commit, kind="stable")
+    commit, applied = commit[order], applied[order]
+    started, started_na = _ns(queries["started_at"])
+    fresh = np.zeros(len(started), dtype="float64")
+    if len(commit):
+        applied_by = np.maximum.accumulate(applied)
+        first = np.searchsorted(applied_by, started, side="right")
+        pending = first < len(commit)
+        oldest = commit[np.minimum(first, len(commit) - 1)]
+        pending &= oldest <= started
+        fresh = np.where(pending, (started - oldest) / 1e6, 0.0)
+    fresh[started_na] = np.nan
+    return typed_frame(
+        pd.DataFrame({
+            "operation": queries["operation"].to_numpy(),
+            "started_at": queries["started_at"].to_numpy(),
+            "freshness_ms": fresh,
+        }),
+        FRESHNESS_COLUMNS,
+    )  # fmt: skip
