@@ -19,12 +19,15 @@ from harness.cli_db import app as db_app
 from harness.cli_load import load
 from harness.cli_project import app as project_app
 from harness.cli_project import rebuild as project_rebuild
+from harness.cli_results import app as results_app
+from harness.cli_run import run as run_command
 from harness.datasets import DatasetError
 from harness.options import Cpus, ImplName, ReadDsn, ScaleFactor, Seed, WriteDsn, pin_this_process
 from harness.pg_binaries import PostgresNotFound
 from harness.pg_server import ServerError
 from harness.prepare import attached, prepared, run_databases
 from harness.prepare import provision as provision_run
+from harness.runner.components import ComponentFailed
 from harness.servers import use_servers
 from harness.service import BackgroundService
 from implementations import registry
@@ -43,6 +46,8 @@ app.command(
     "rebuild", help="Same as `project rebuild`: replay the whole history into empty read models."
 )(project_rebuild)
 app.command()(load)
+app.command("run")(run_command)
+app.add_typer(results_app, name="results")
 bench_app = typer.Typer(
     help="Benchmarks that print their figures (speed is measured, not asserted)."
 )
@@ -62,6 +67,7 @@ USER_ERRORS = (
     DomainError,
     checkout_bench.BenchError,
     projector_bench.BenchError,
+    ComponentFailed,
 )
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import threading
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -52,6 +53,14 @@ def projection_dsns(impl: str, database: str | None, write_dsn: str | None,
     return implementation.projection_dsns
 
 
+def lag_record(applied: Applied) -> dict:
+    """One batch for `--record-lag`: its apply commit and its events' source commits (epoch s)."""
+    return {
+        "applied_at": applied.applied_at,
+        "source_commits": [c.timestamp() if c else None for c in applied.source_commits],
+    }
+
+
 def _exit_with_parent(stop: threading.Event) -> None:
     parent = os.getppid()
     while not stop.wait(1.0):
@@ -70,6 +79,12 @@ def run(
     exit_with_parent: bool = typer.Option(
         False, help="Stop when the process that started this one ends."
     ),
+    record_lag: Path | None = typer.Option(
+        None,
+        help="Append one JSON line per applied batch to this file: when it committed and the "
+        "source commit time of each of its events (epoch seconds), for per-event time lag.",
+        show_default=False,
+    ),
     cpus: Cpus = None,
     write_dsn: WriteDsn = None,
     read_dsn: ReadDsn = None,
@@ -82,7 +97,12 @@ def run(
         threading.Thread(target=_exit_with_parent, args=(stop,), daemon=True).start()
     totals = {"events": 0, "batches": 0, "since": time.monotonic()}
 
+    lag_log = record_lag.open("a", encoding="utf-8") if record_lag else None
+
     def report(applied: Applied) -> None:
+        if lag_log:
+            lag_log.write(json.dumps(lag_record(applied)) + "\n")
+            lag_log.flush()
         totals["events"] += applied.count
         totals["batches"] += 1
         if time.monotonic() - totals["since"] >= 5:
@@ -99,6 +119,8 @@ def run(
             f"server unavailable ({str(exc).strip().splitlines()[0]}); retrying in {wait:g}s"))  # fmt: skip
     finally:
         projector.close()
+        if lag_log:
+            lag_log.close()
     typer.echo("projector stopped")
 
 

@@ -50,7 +50,7 @@ QUERY = """
     SELECT now(), datname, pid, application_name, backend_type, state,
            wait_event_type, wait_event,
            CASE WHEN wait_event_type = 'Lock' THEN cardinality(pg_blocking_pids(pid)) ELSE 0 END,
-           (extract(epoch FROM now() - xact_start) * 1000)::float8,
+           greatest(extract(epoch FROM now() - xact_start) * 1000, 0)::float8,  -- now() is this round's start
            query_id
     FROM pg_stat_activity
     WHERE pid <> pg_backend_pid()

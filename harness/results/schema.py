@@ -412,6 +412,7 @@ RUN_JSON = "run.json"
 SUMMARY_TXT = "summary.txt"
 LOCUST_DIR = "locust"
 LOGS_DIR = "logs"
+RAW_DIR = "raw"
 LOCUST_FILES = (
     "{impl}_stats.csv",
     "{impl}_stats_history.csv",
@@ -427,6 +428,21 @@ OTHER_FILES = (
         "Log of each component (servers, service, "
         "projector, Locust) while it ran that implementation.",
     ),
+    (
+        f"{RAW_DIR}/{{impl}}/seconds-{{pid}}.jsonl",
+        "What each Locust process recorded, one line per second: per operation and kind the "
+        "count, the errors by type and the base64 HDR histogram (the source of latency.parquet).",
+    ),
+    (
+        f"{RAW_DIR}/{{impl}}/queries-{{pid}}.jsonl",
+        "Start time (epoch s) and outcome of every dashboard query (the source of freshness).",
+    ),
+    (
+        f"{RAW_DIR}/{{impl}}/projector-batches.jsonl",
+        "CQRS: every batch the projector applied, its commit time and its events' source commit "
+        "times, epoch s (the source of event_lag).",
+    ),
+    (f"{RAW_DIR}/{{impl}}/workload.json", "The workload configuration Locust ran with."),
 )
 
 RUN_JSON_KEYS: tuple[tuple[str, str], ...] = (

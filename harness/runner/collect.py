@@ -1,0 +1,109 @@
+"""The collectors of one implementation's run (DESIGN section 6), started and stopped together.
+
+Beside the load: active-session sampling of every server, CPU and memory per component, and,
+for CQRS, the projection's event lag. Around the measurement window: the database statistics
+(before/after), pg_stat_statements (reset at its start, read at its end) and the server logs'
+lock waits. Each sampler thread that fails is named when the collectors are checked.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import psycopg
+
+from harness.collectors import activity, db_stats, lag, resources, server_log, statements
+from harness.runner.components import ComponentFailed
+
+
+def local_server(dsn: str) -> tuple[int | None, Path | None]:
+    """(postmaster PID, server log) of a server on this machine laid out like ours; Nones else."""
+    try:
+        with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
+            datadir = Path(conn.execute("SHOW data_directory").fetchone()[0])
+        pid = int((datadir / "postmaster.pid").read_text().split()[0])
+    except (psycopg.Error, OSError, ValueError, IndexError):
+        return None, None
+    log = server_log.log_path(datadir)
+    return pid, (log if log and log.is_file() else None)
+
+
+class RunCollectors:
+    def __init__(self, *, servers: dict[str, str], databases: dict[str, str],
+                 projection: tuple[str, str] | None, warnings: list[str]) -> None:  # fmt: skip
+        """`servers`: role → admin DSN (one entry when both roles share a server);
+        `databases`: role → DSN of the run's database there; `projection`: (outbox, read models)."""
+        self.servers, self.databases, self.warnings = servers, databases, warnings
+        self.activity = activity.ActivitySampler(
+            servers, hz=10, databases={_dbname(d) for d in databases.values()})
+        self.resources = resources.ResourceSampler({}, include_children=set(), interval=1.0)
+        self.lag = lag.LagSampler(*projection, interval=0.5) if projection else None
+        self.tails = {}
+        for role, dsn in servers.items():
+            pid, log = local_server(dsn)
+            if pid:
+                self.resources.add(f"{role}_server", pid, children=True)
+            if log:
+                self.tails[role] = server_log.LogTail(log, role)
+            else:
+                warnings.append(f"{role} server: no log file here, lock waits from its log are not collected")
+        self.resources.add("runner", os.getpid(), children=False)
+        self.before: dict[str, dict] = {}
+        self.frames: dict[str, list[pd.DataFrame]] = {}
+
+    def start(self) -> None:
+        for tail in self.tails.values():
+            tail.start()
+        self.activity.start()
+        self.resources.start()
+        if self.lag:
+            self.lag.start()
+
+    def add_component(self, name: str, pid: int) -> None:
+        self.resources.add(name, pid, children=True)
+
+    def check(self) -> None:
+        """Raise ComponentFailed if a sampler thread died."""
+        for name, sampler in (("activity sampler", self.activity),
+                              ("resource sampler", self.resources), ("lag sampler", self.lag)):  # fmt: skip
+            if sampler is not None and sampler.error is not None:
+                raise ComponentFailed(name, Path("(the runner's own output)"),
+                                      f"failed: {sampler.error!r}")  # fmt: skip
+
+    def begin_measure(self) -> None:
+        self.before = {role: db_stats.snapshot(dsn) for role, dsn in self.databases.items()}
+        for dsn in self.servers.values():
+            statements.reset(dsn)
+
+    def end_measure(self) -> None:
+        if not self.before:
+            return
+        for role, dsn in self.databases.items():
+            after = db_stats.snapshot(dsn)
+            self._add("db_stats", db_stats.deltas(self.before[role], after, role, _dbname(dsn)))
+        for role, dsn in self.servers.items():
+            frame, warning = statements.read(dsn, role, {_dbname(d) for d in self.databases.values()})
+            self._add("statements", frame)
+            if warning:
+                self.warnings.append(f"{role} server: {warning}")
+        self.before = {}
+
+    def stop(self) -> dict[str, list[pd.DataFrame]]:
+        """Stop every sampler (also after a failure) and hand over what they gathered."""
+        self._add("waits", self.activity.stop())
+        self._add("resources", self.resources.stop())
+        if self.lag:
+            self._add("lag", self.lag.stop())
+        for tail in self.tails.values():
+            self._add("lock_waits", tail.read())
+        return self.frames
+
+    def _add(self, table: str, frame: pd.DataFrame) -> None:
+        if frame is not None and len(frame):
+            self.frames.setdefault(table, []).append(frame)
+
+
+def _dbname(dsn: str) -> str:
+    return psycopg.conninfo.conninfo_to_dict(dsn).get("dbname") or "postgres"

@@ -1,0 +1,366 @@
+"""`cqrs-bench run`: every architecture under the same load, one after another, each on a fresh
+clone of the same dataset, into one results directory.
+
+Per implementation: provision the clone and project its history; raise stock and vacuum (the
+state autovacuum would long have reached); check its answers against the reference answers;
+start its projector and (http transport) its API service as processes; start the collectors;
+run Locust; take the statistics around the measurement window; let the projector catch up;
+stop everything; drop the clone. Ctrl-C or a failing component stops every process, writes what
+was measured and marks the run incomplete, naming the component and its log.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import psycopg
+
+from harness.bench_projector import wait_caught_up
+from harness.collectors import lag as lag_tables
+from harness.pg_server import free_port
+from harness.prepare import attached, drop, provision
+from harness.results import metadata
+from harness.results.run_dir import (
+    create_run_dir,
+    empty_frame,
+    update_run_json,
+    write_run_json,
+    write_table,
+)
+from harness.results.schema import TABLE_NAMES
+from harness.runner import latency
+from harness.runner.collect import RunCollectors
+from harness.runner.components import Component, ComponentFailed
+from harness.runner.progress import SecondsTail
+from harness.runner.summary import summary_table
+from harness.runner.verify import verify
+from harness.servers import Servers
+from implementations import registry
+from workloads import spec
+from workloads.catalog import Catalog
+from workloads.config import WorkloadConfig
+from workloads.recorder import merge_seconds
+
+Progress = Callable[[str], None]
+LOCUSTFILE = Path(__file__).resolve().parents[2] / "workloads" / "locustfile.py"
+HUGE_STOCK = 10**12  # no checkout is refused for stock: refusals would change the load over time
+PROGRESS_EVERY = 5.0  # seconds between progress lines
+CATCH_UP_BOUND = 60.0  # seconds the projector may take to apply what the load wrote
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    impls: list[str]
+    mix: str = "mixed"
+    shape: str = "steady"
+    transport: str = "http"
+    duration: float = 60.0
+    warmup: float = 10.0
+    sf: float = 1.0
+    seed: int = 42
+    arrival_rate: float | None = None
+    experiment: str = "default"
+    results_root: Path = Path("results")
+    collectors: bool = True
+    pool_size: int = 16
+    extra: dict = field(default_factory=dict)
+
+    def check(self) -> None:
+        for name in self.impls:
+            registry.check(name)
+        if not self.impls:
+            raise ValueError("--impl names no implementation")
+        if self.transport not in ("http", "inproc"):
+            raise ValueError("--transport must be http or inproc")
+        spec.load_mix(self.mix)
+        spec.load_shape(self.shape)
+
+
+class Frames:
+    """What the run measured so far, per table, written once at the end (also when interrupted)."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, list[pd.DataFrame]] = {}
+
+    def add(self, impl: str, table: str, frame: pd.DataFrame | None) -> None:
+        if frame is not None and len(frame):
+            self.parts.setdefault(table, []).append(frame.assign(impl=impl))
+
+    def table(self, name: str) -> pd.DataFrame:
+        empty = empty_frame(name)
+        parts = [p for p in self.parts.get(name, [])]
+        if not parts:
+            return empty
+        frame = pd.concat(parts, ignore_index=True)
+        return frame[list(empty.columns)].astype(empty.dtypes.to_dict())
+
+
+def _ts(epoch: float) -> pd.Timestamp:
+    return pd.Timestamp(epoch, unit="s", tz="UTC")
+
+
+def _prepare_for_load(write_dsn: str, read_dsn: str | None) -> None:
+    with psycopg.connect(write_dsn, autocommit=True, application_name="cqrs-bench:runner") as conn:
+        conn.execute("UPDATE products SET stock = %s", (HUGE_STOCK,))
+        conn.execute("VACUUM ANALYZE")
+        conn.execute("CHECKPOINT")
+    if read_dsn:
+        with psycopg.connect(read_dsn, autocommit=True, application_name="cqrs-bench:runner") as conn:
+            conn.execute("VACUUM ANALYZE")
+            conn.execute("CHECKPOINT")
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "harness", *args]
+
+
+class ImplRun:
+    """One implementation's turn: everything it starts, it stops."""
+
+    def __init__(self, plan: RunPlan, servers: Servers, impl: str, run_dir: Path,
+                 frames: Frames, progress: Progress) -> None:  # fmt: skip
+        self.plan, self.servers, self.impl, self.run_dir = plan, servers, impl, run_dir
+        self.frames, self.progress = frames, progress
+        self.raw = run_dir / "raw" / impl
+        self.logs = run_dir / "logs"
+        self.components: list[Component] = []
+        self.info: dict = {"status": "started", "warnings": []}
+        self.window: latency.Window | None = None
+        self.projector: Component | None = None
+
+    def log(self, component: str) -> Path:
+        return self.logs / f"{self.impl}-{component}.log"
+
+    def run(self) -> dict:
+        plan = self.plan
+        self.info["status"] = "incomplete"  # until it completes
+        self.progress(f"== {self.impl}: preparing a clone of sf={plan.sf:g} seed={plan.seed}")
+        dbs = provision(self.impl, self.servers, sf=plan.sf, seed=plan.seed, progress=self.progress)
+        self.info["database"] = dbs.name
+        try:
+            _prepare_for_load(dbs.write_dsn, dbs.read_dsn if dbs.separate else None)
+            with attached(self.impl, dbs, pool_size=2) as implementation:
+                self._verify(implementation, dbs.write_dsn)
+                projection = implementation.projection_dsns if implementation.needs_projector else None
+            self._measure(dbs, projection)
+        finally:
+            self._stop_components()
+            drop(self.servers, dbs)
+        self.info["status"] = "complete"
+        return self.info
+
+    def _stop_components(self) -> None:
+        while self.components:
+            self.components.pop().stop()
+
+    def _verify(self, implementation, write_dsn: str) -> None:
+        checks = verify(implementation, write_dsn, self.plan.seed)
+        self.frames.add(self.impl, "verification", pd.DataFrame([asdict(c) for c in checks]))
+        bad = [c for c in checks if not c.matched]
+        self.info["verification"] = {"checks": len(checks), "mismatches": len(bad)}
+        if bad:
+            raise ComponentFailed("verification", self.run_dir / "verification.parquet",
+                                  f"found {len(bad)} answers that differ from the reference, "
+                                  f"first: {bad[0].check}: {bad[0].detail}")  # fmt: skip
+        self.progress(f"   answers match the reference: {len(checks)} checks over every query type")
+
+    def _start(self, name: str, command: list[str]) -> Component:
+        component = Component(name, command, self.log(name)).start()
+        self.components.append(component)
+        return component
+
+    def _measure(self, dbs, projection: tuple[str, str] | None) -> None:
+        plan = self.plan
+        self.raw.mkdir(parents=True, exist_ok=True)
+        batches = self.raw / "projector-batches.jsonl"
+        admin = {"write": self.servers.write_dsn}
+        databases = {"write": dbs.write_dsn}
+        if dbs.separate:
+            admin["read"], databases["read"] = self.servers.read_dsn, dbs.read_dsn
+        collectors = None
+        if plan.collectors:
+            collectors = RunCollectors(servers=admin, databases=databases,
+                                       projection=projection, warnings=self.info["warnings"])  # fmt: skip
+            collectors.start()
+        try:
+            self._drive(dbs, projection, batches, collectors)
+        finally:
+            self._stop_components()  # their sessions close and flush their statistics
+            self._collect_latency()
+            if collectors:
+                collectors.end_measure()
+                for table, parts in collectors.stop().items():
+                    for part in parts:
+                        if table == "lag" and self.window:
+                            part = part.assign(elapsed_s=(part["ts"] - _ts(self.window.start))
+                                               .dt.total_seconds())  # fmt: skip
+                        self.frames.add(self.impl, table, part)
+            if projection and batches.exists():
+                self._collect_lag(batches)
+
+    def _drive(self, dbs, projection, batches: Path, collectors: RunCollectors | None) -> None:
+        plan = self.plan
+        server_args = ["--write-dsn", self.servers.write_dsn, "--read-dsn", self.servers.read_dsn]
+        if projection:
+            record = ["--record-lag", str(batches)] if plan.collectors else []
+            self.projector = projector = self._start("projector", _cli(
+                "project", "run", "--impl", self.impl, "--database", dbs.name,
+                "--exit-with-parent", *record, *server_args))  # fmt: skip
+            if collectors:
+                collectors.add_component("projector", projector.pid)
+        host = None
+        if plan.transport == "http":
+            port = free_port()
+            service = self._start("service", _cli(
+                "serve", "--impl", self.impl, "--database", dbs.name, "--port", str(port),
+                *server_args))  # fmt: skip
+            host = f"http://127.0.0.1:{port}"
+            service.wait_ready(lambda: _healthy(host), timeout=60)
+            if collectors:
+                collectors.add_component("service", service.pid)
+        config = WorkloadConfig(
+            transport=plan.transport, host=host, impl=self.impl, write_dsn=dbs.write_dsn,
+            read_dsn=dbs.read_dsn, mix=plan.mix, shape=plan.shape, seed=plan.seed,
+            duration_s=plan.warmup + plan.duration, arrival_rate=plan.arrival_rate,
+            catalog=Catalog.from_database(dbs.write_dsn).to_dict(), out_dir=str(self.raw),
+            pool_size=plan.pool_size,
+        )  # fmt: skip
+        config_path = self.raw / "workload.json"
+        config_path.write_text(config.to_json())
+        locust = self._start("locust", [  # users: as many as the mix and shape need
+            sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
+            "--run-time", f"{int(plan.warmup + plan.duration + 2)}s", "--stop-timeout", "10",
+            "--csv", str(self.run_dir / "locust" / self.impl), "--csv-full-history",
+            "--exit-code-on-error", "0", "--cqrs-config", str(config_path),
+            "--loglevel", "WARNING",
+        ])  # fmt: skip
+        (self.run_dir / "locust").mkdir(exist_ok=True)
+        if collectors:
+            collectors.add_component("locust", locust.pid)
+        self._watch(locust, collectors)
+        if projection:
+            caught_up = wait_caught_up(*projection, timeout=CATCH_UP_BOUND,
+                                       alive=self.projector.running)  # fmt: skip
+            if caught_up is None:
+                raise ComponentFailed("projector", self.log("projector"),
+                                      f"did not catch up within {CATCH_UP_BOUND:.0f}s of the load's end")  # fmt: skip
+            self.info["projector_caught_up_s"] = round(caught_up, 3)
+
+    def _watch(self, locust: Component, collectors: RunCollectors | None) -> None:
+        plan = self.plan
+        tail = SecondsTail(self.raw)
+        limit = time.monotonic() + plan.warmup + plan.duration + 120
+        measuring, last_report = False, 0.0
+        while locust.running():
+            for component in self.components:
+                if component is not locust:
+                    component.check()
+            if collectors:
+                collectors.check()
+            tail.poll()
+            now = time.time()
+            if tail.start and not measuring and now >= tail.start + plan.warmup:
+                measuring = True
+                if collectors:
+                    collectors.begin_measure()
+            if tail.start and now - last_report >= PROGRESS_EVERY:
+                last_report = now
+                self.progress(tail.line(self.impl, plan.warmup, plan.duration,
+                                        collectors.lag.latest() if collectors and collectors.lag else None))  # fmt: skip
+            if time.monotonic() > limit:
+                raise ComponentFailed("locust", locust.log, "ran past its run time")
+            time.sleep(0.5)
+        if locust.proc.returncode != 0:
+            raise ComponentFailed("locust", locust.log, f"exited with code {locust.proc.returncode}")
+        tail.poll()
+        if tail.start is None:
+            raise ComponentFailed("locust", locust.log, "recorded no requests")
+        self.window = latency.Window(tail.start, plan.warmup, plan.duration)
+
+    def _collect_latency(self) -> None:
+        files = sorted(self.raw.glob("seconds-*.jsonl"))
+        if not files:
+            return
+        if self.window is None:  # interrupted during the load: phases from the first request
+            start = SecondsTail(self.raw).first_second()
+            if start is None:
+                return
+            self.window = latency.Window(start, self.plan.warmup, self.plan.duration)
+        for table, frame in latency.tables(merge_seconds(files), self.window).items():
+            self.frames.add(self.impl, table, frame)
+
+    def _collect_lag(self, batches: Path) -> None:
+        events = lag_tables.event_lag(lag_tables.read_batches(batches))
+        self.frames.add(self.impl, "event_lag", events)
+        queries = SecondsTail(self.raw).queries()
+        self.frames.add(self.impl, "freshness", lag_tables.freshness(events, queries))
+
+
+def run(plan: RunPlan, servers: Servers, progress: Progress = print) -> Path:
+    """Measure every implementation of `plan`; the results directory it wrote."""
+    plan.check()
+    run_dir = create_run_dir(plan.results_root, plan.experiment)
+    progress(f"results: {run_dir}")
+    config = {**asdict(plan), "results_root": str(plan.results_root)}
+    write_run_json(run_dir, metadata.run_metadata(run_dir, config, servers))
+    frames, impls = Frames(), {}
+    outcome: dict = {"status": "incomplete", "incomplete_reason": "interrupted",
+                     "failed_component": None, "failed_log": None}  # fmt: skip
+    try:
+        for name in plan.impls:
+            turn = ImplRun(plan, servers, name, run_dir, frames, progress)
+            impls[name] = turn
+            turn.run()
+        outcome = {"status": "complete"}
+    except ComponentFailed as exc:
+        outcome.update(incomplete_reason=str(exc), failed_component=exc.component,
+                       failed_log=str(exc.log))  # fmt: skip
+        raise
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:
+        outcome["incomplete_reason"] = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        _finish(run_dir, frames, impls, outcome, progress)
+    if outcome["status"] != "complete":
+        raise ValueError(f"the run's results are incomplete: {outcome['incomplete_reason']}")
+    return run_dir
+
+
+def _finish(run_dir: Path, frames: Frames, turns: dict[str, ImplRun], outcome: dict,
+            progress: Progress) -> None:  # fmt: skip
+    """Write every table, the summary and the final run.json, whatever happened before."""
+    tables, unwritten = {}, []
+    for name in TABLE_NAMES:
+        try:
+            tables[name] = frames.table(name)
+            write_table(run_dir, name, tables[name])
+        except Exception as exc:  # noqa: BLE001 - the others are still written
+            tables[name] = empty_frame(name)
+            unwritten.append(f"{name}: {exc}")
+    if unwritten and outcome["status"] == "complete":  # in place: run() raises after it
+        outcome.update(status="incomplete", failed_component="results", failed_log=None,
+                       incomplete_reason="not written: " + "; ".join(unwritten))  # fmt: skip
+    summary = summary_table(list(turns), tables, {n: t.window for n, t in turns.items()})
+    (run_dir / "summary.txt").write_text(summary + "\n")
+    update_run_json(run_dir, {**outcome, "finished_at": metadata.now_iso(),
+                              "impls": {n: t.info for n, t in turns.items()}})  # fmt: skip
+    progress(summary)
+    progress(f"results ({outcome['status']}): {run_dir}")
+    for problem in unwritten:
+        progress(f"error: not written: {problem}")

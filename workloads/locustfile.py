@@ -1,0 +1,257 @@
+"""The cqrs-bench workload for Locust.
+
+    locust -f workloads/locustfile.py --headless --run-time 60s --cqrs-config run.json
+    locust -f workloads/locustfile.py --host http://127.0.0.1:8000 --mix mixed --shape steady \\
+        --seed 42 --catalog-dsn postgresql://...
+
+The user counts come from the mix and shape (Locust's -u is set to their sum; spawn rate: all at
+once unless -r is given). Closed loop: each class spawns as many users as its shape ever wants;
+a user whose index is at or above its class's current target idles. Open loop (arrival_rate):
+one scheduler user per class. Results: workloads/recorder.py's files in the output directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from random import Random
+
+import gevent
+import psycopg
+from locust import User, constant, events, task
+from locust.runners import MasterRunner
+
+from workloads.catalog import Catalog
+from workloads.config import TRANSPORTS, WorkloadConfig
+from workloads.openloop import OpenLoop
+from workloads.recorder import Recorder
+from workloads.spec import USER_CLASSES, Mix, Shape, load_mix, load_shape
+from workloads.transports import Transport, create_transport
+from workloads.users import Actor, Planner, Popularity
+
+IDLE_S = 0.1
+DEFAULT_DURATION_S = 600.0  # shapes' time base when neither --duration nor --run-time is given
+log = logging.getLogger("cqrs-bench")
+
+
+@events.init_command_line_parser.add_listener
+def _options(parser) -> None:
+    def option(*names, **kwargs) -> None:
+        parser.add_argument(*names, include_in_web_ui=False, **kwargs)
+
+    option(
+        "--cqrs-config",
+        default="",
+        help="a workload config JSON file (workloads/config.py); the options below are ignored",
+    )
+    option("--transport", choices=TRANSPORTS, default="http")
+    option("--impl", default="crud", help="inproc: the implementation to drive")
+    option("--write-dsn", default=None, help="inproc: the implementation's write database")
+    option("--read-dsn", default=None, help="inproc: its read database (default: write)")
+    option("--pool-size", type=int, default=16, help="inproc: connections per engine")
+    option("--mix", default="mixed", help="mix name or .toml path")
+    option("--shape", default="steady", help="shape name or .toml path")
+    option("--seed", type=int, default=42)
+    option(
+        "--duration",
+        type=float,
+        default=None,
+        help="seconds the shape spans (default: --run-time, else 600)",
+    )
+    option(
+        "--arrival-rate",
+        type=float,
+        default=None,
+        help="open loop: total arrivals per second (default: closed loop)",
+    )
+    option("--max-in-flight", type=int, default=256, help="open loop: cap on requests in flight")
+    option(
+        "--catalog-dsn",
+        default=None,
+        help="write-model database to read customers/products from (inproc: --write-dsn)",
+    )
+    option("--out-dir", default="locust-out", help="where the per-second results go")  # fmt: skip
+
+
+def config_from_options(options) -> WorkloadConfig:
+    if options.cqrs_config:
+        return WorkloadConfig.load(options.cqrs_config)
+    return WorkloadConfig(
+        transport=options.transport, impl=options.impl, write_dsn=options.write_dsn,
+        read_dsn=options.read_dsn, pool_size=options.pool_size, mix=options.mix,
+        shape=options.shape, seed=options.seed,
+        duration_s=options.duration or options.run_time or DEFAULT_DURATION_S,
+        arrival_rate=options.arrival_rate, max_in_flight=options.max_in_flight,
+        catalog_dsn=options.catalog_dsn, out_dir=options.out_dir,
+    )  # fmt: skip
+
+
+@dataclass
+class Run:
+    config: WorkloadConfig
+    mix: Mix
+    shape: Shape
+    catalog: Catalog | None = None  # None on a distributed master (it runs no users)
+    popularity: Popularity | None = None
+    recorder: Recorder | None = None
+    transport: Transport | None = None
+    openloop: OpenLoop | None = None
+    open_rates: dict[str, float] = field(default_factory=dict)  # per class, before the shape
+    started: float = field(default_factory=time.perf_counter)
+    indices: dict[str, int] = field(default_factory=dict)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def target(self, user_class: str) -> int:
+        return self.shape.target(self.mix, user_class, self.elapsed(), self.config.duration_s)
+
+    def open_rate(self, user_class: str) -> float:
+        return self.open_rates.get(user_class, 0.0) * self.shape.rate_factor(
+            self.mix, user_class, self.elapsed(), self.config.duration_s)  # fmt: skip
+
+    def next_index(self, user_class: str) -> int:
+        index = self.indices.get(user_class, 0)
+        self.indices[user_class] = index + 1
+        return index
+
+
+RUN: Run | None = None
+
+
+def open_rates(config: WorkloadConfig, mix: Mix) -> dict[str, float]:
+    """The total arrival rate split across classes by the mix's rates (else by its user counts)."""
+    shares = {name: mix.rate(name) for name in USER_CLASSES}
+    if not sum(shares.values()):
+        shares = {name: float(mix.count(name)) for name in USER_CLASSES}
+    total = sum(shares.values())
+    return {name: config.arrival_rate * share / total for name, share in shares.items() if share}
+
+
+def prepare(environment) -> Run:
+    config = config_from_options(environment.parsed_options)
+    run = Run(config, load_mix(config.mix), load_shape(config.shape))
+    if config.arrival_rate is not None:
+        run.open_rates = open_rates(config, run.mix)
+        counts = {name: int(name in run.open_rates) for name in USER_CLASSES}
+    else:
+        counts = {name: run.shape.peak(run.mix, name) for name in USER_CLASSES}
+    for cls in WORKLOAD_USERS:
+        cls.fixed_count = counts[cls.__name__]
+    _set_user_count(environment.parsed_options, sum(counts.values()))
+    if isinstance(environment.runner, MasterRunner):
+        return run
+    run.catalog = (Catalog.from_dict(config.catalog) if config.catalog is not None
+                   else Catalog.from_database(config.catalog_source))  # fmt: skip
+    run.popularity = Popularity(run.catalog.products, config.seed)
+    for name in USER_CLASSES:  # fail now, not in a user greenlet, when the catalog lacks something
+        if name in run.mix.classes:
+            Planner(run.mix.classes[name], run.catalog, run.popularity, config.seed, 0)
+    run.transport = create_transport(config, environment)
+    run.recorder = Recorder(config.out_dir)
+    environment.events.request.add_listener(run.recorder.on_request)
+    if config.arrival_rate is not None:
+        run.openloop = OpenLoop(config.max_in_flight, run.recorder)
+    return run
+
+
+def _set_user_count(options, total: int) -> None:
+    if options.num_users not in (None, total):
+        log.warning("the mix and shape need %d users; ignoring -u %s", total, options.num_users)
+    options.num_users = total
+    if options.spawn_rate is None:
+        options.spawn_rate = max(total, 1)
+
+
+@events.init.add_listener
+def _on_init(environment, **_kwargs) -> None:
+    global RUN
+    try:
+        RUN = prepare(environment)
+    except (ValueError, OSError, psycopg.Error) as exc:
+        log.error("cqrs-bench workload: %s", exc)
+        sys.exit(1)
+    if RUN.recorder is not None:
+        RUN.recorder.start()
+    log.info("cqrs-bench workload: %s transport, mix %s, shape %s, seed %d, %s",
+             RUN.config.transport, RUN.mix.name, RUN.shape.name, RUN.config.seed,
+             f"open loop at {RUN.config.arrival_rate}/s" if RUN.openloop else "closed loop")  # fmt: skip
+
+
+@events.test_start.add_listener
+def _on_test_start(environment, **_kwargs) -> None:
+    if RUN is None or RUN.transport is None:
+        return
+    RUN.started, RUN.indices = time.perf_counter(), {}
+    RUN.transport.start()
+
+
+@events.test_stop.add_listener
+def _on_test_stop(environment, **_kwargs) -> None:
+    if RUN is None or RUN.transport is None:
+        return
+    if RUN.openloop is not None:
+        RUN.openloop.stop()
+    RUN.recorder.flush(everything=True)
+    RUN.transport.stop()
+
+
+@events.quitting.add_listener
+def _on_quitting(environment, **_kwargs) -> None:
+    if RUN is not None and RUN.recorder is not None:
+        RUN.recorder.stop()
+
+
+class WorkloadUser(User):
+    """A user of one class; its index within the class picks its seed and its place in the shape."""
+
+    abstract = True
+    wait_time = constant(0)  # think time is drawn from the user's own seeded rng in `step`
+
+    def on_start(self) -> None:
+        run, name = RUN, type(self).__name__
+        self.index = run.next_index(name)
+        self.spec = run.mix.classes.get(name)
+        if self.spec is None:
+            return
+        seed = run.config.seed
+        concurrency = run.config.max_in_flight if run.openloop else 2
+        self.actor = Actor(run.transport.client(concurrency), run.recorder, sleep=gevent.sleep)
+        self.planner = Planner(self.spec, run.catalog, run.popularity, seed, self.index)
+        self.think = Random(f"{seed}-{name}-{self.index}-think")
+
+    @task
+    def step(self) -> None:
+        name = type(self).__name__
+        if self.spec is None:
+            gevent.sleep(IDLE_S)
+        elif RUN.openloop is not None:
+            RUN.openloop.run(lambda: RUN.open_rate(name), Random(f"{RUN.config.seed}-{name}-arrivals"),
+                             self.planner.next, self.actor.perform)  # fmt: skip
+        elif RUN.target(name) <= self.index:
+            gevent.sleep(IDLE_S)
+        else:
+            self.actor.perform(self.planner.next())
+            low, high = self.spec.think_min_s, self.spec.think_max_s
+            gevent.sleep(low + (high - low) * self.think.random())
+
+
+class Shopper(WorkloadUser):
+    pass
+
+
+class Analyst(WorkloadUser):
+    pass
+
+
+class Merchandiser(WorkloadUser):
+    pass
+
+
+class Prober(WorkloadUser):
+    pass
+
+
+WORKLOAD_USERS = (Shopper, Analyst, Merchandiser, Prober)

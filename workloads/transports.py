@@ -1,0 +1,258 @@
+"""Two ways to reach an implementation, one client interface (users.ShopClient).
+
+`http` sends the API's routes with Locust's FastHttpSession; `inproc` creates the implementation
+inside the Locust process and calls it directly (psycopg 3 cooperates with gevent once Locust has
+monkey-patched). Both report each call to Locust's request event under the operation's name and
+name errors alike: the domain error code, "unavailable" for 503 / a database outage, else the
+exception's class name.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+import psycopg
+import sqlalchemy.exc
+from geventhttpclient import HTTPClient
+from locust.contrib.fasthttp import FastHttpSession
+
+from implementations import registry
+from implementations.domain import commands as c
+from implementations.domain import queries as q
+from implementations.domain.errors import DomainError, NotFound, NotYetVisible
+from implementations.interface import Config, Implementation
+from workloads.config import WorkloadConfig
+from workloads.users import OperationError
+
+T = TypeVar("T")
+UNAVAILABLE = (
+    NotYetVisible,
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.TimeoutError,
+    psycopg.OperationalError,
+)  # fmt: skip  (what the API answers 503 to)
+
+
+class Transport:
+    """Lifecycle around a run (start on test_start, stop on test_stop) and clients for users."""
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def client(self, concurrency: int) -> Any: ...
+
+
+def create_transport(config: WorkloadConfig, environment) -> Transport:
+    if config.transport == "inproc":
+        return InprocTransport(config, environment)
+    return HttpTransport(config, environment)
+
+
+# --- inproc --------------------------------------------------------------------------------------
+
+
+def _inproc_error(exc: Exception) -> OperationError:
+    if isinstance(exc, DomainError):
+        return OperationError(exc.code, exc.reason)
+    if isinstance(exc, UNAVAILABLE):
+        return OperationError("unavailable", str(exc).strip().split("\n")[0])
+    return OperationError(type(exc).__name__, str(exc))
+
+
+class InprocTransport(Transport):
+    def __init__(self, config: WorkloadConfig, environment) -> None:
+        self.environment = environment
+        self.impl: Implementation = registry.create(config.impl, Config(
+            config.write_dsn, config.read_dsn or config.write_dsn, pool_size=config.pool_size))  # fmt: skip
+
+    def start(self) -> None:
+        self.impl.start()
+
+    def stop(self) -> None:
+        self.impl.stop()
+
+    def client(self, concurrency: int) -> InprocClient:
+        return InprocClient(self.impl, self.environment.events.request)
+
+
+class InprocClient:
+    def __init__(self, impl: Implementation, request_event) -> None:
+        self.impl, self.request_event = impl, request_event
+
+    def _call(self, name: str, work: Callable[[], T]) -> T:
+        start, wall = time.perf_counter(), time.time()
+        try:
+            result, error = work(), None
+        except Exception as exc:  # reported, then raised as OperationError
+            result, error = None, _inproc_error(exc)
+        self.request_event.fire(
+            request_type="inproc", name=name,
+            response_time=(time.perf_counter() - start) * 1000.0, response_length=0,
+            exception=error, context={}, start_time=wall, url=None, response=None,
+        )  # fmt: skip
+        if error is not None:
+            raise error
+        return result
+
+    def place_order(self, name: str, customer_id: int, lines, key: str) -> int:
+        return self._call(name, lambda: self.impl.commands.place_order(c.PlaceOrder(
+            customer_id, tuple(c.OrderLine(p, n) for p, n in lines), key))).order_id  # fmt: skip
+
+    def order_summary(self, name: str, order_id: int) -> None:
+        self._call(name, lambda: self.impl.queries.order_summary(order_id))
+
+    def order_visible(self, order_id: int) -> bool:
+        try:
+            self.impl.queries.order_summary(order_id)
+        except NotFound:
+            return False
+        except Exception as exc:
+            raise _inproc_error(exc) from exc
+        return True
+
+    def customer_orders(self, name: str, customer_id: int, limit: int) -> None:
+        self._call(name, lambda: self.impl.queries.customer_orders(
+            q.RecentOrdersQuery(customer_id, limit)))  # fmt: skip
+
+    def search(self, name: str, category, max_price_cents, limit: int) -> None:
+        self._call(name, lambda: self.impl.queries.search_products(
+            q.ProductSearch(category, None, max_price_cents, None, limit)))  # fmt: skip
+
+    def sales_by_category(self, name: str, since: datetime, until: datetime) -> None:
+        self._call(name, lambda: self.impl.queries.sales_by_category(q.TimeWindow(since, until)))
+
+    def top_products(self, name: str, since: datetime, until: datetime, limit: int) -> None:
+        self._call(name, lambda: self.impl.queries.top_products(
+            q.TopProductsQuery(q.TimeWindow(since, until), limit)))  # fmt: skip
+
+    def revenue(self, name: str, since: datetime, until: datetime, bucket: str) -> None:
+        self._call(name, lambda: self.impl.queries.revenue_over_time(
+            q.RevenueQuery(q.TimeWindow(since, until), bucket)))  # fmt: skip
+
+    def change_price(self, name: str, product_id: int, price_cents: int, reason: str) -> None:
+        self._call(name, lambda: self.impl.commands.change_product_price(
+            c.ChangeProductPrice(product_id, price_cents, reason)))  # fmt: skip
+
+    def restock(self, name: str, product_id: int, quantity: int) -> None:
+        self._call(name, lambda: self.impl.commands.restock_product(
+            c.RestockProduct(product_id, quantity)))  # fmt: skip
+
+    def discontinue(self, name: str, product_id: int) -> None:
+        self._call(name, lambda: self.impl.commands.discontinue_product(
+            c.DiscontinueProduct(product_id)))  # fmt: skip
+
+
+# --- http ----------------------------------------------------------------------------------------
+
+
+def _http_error(status: int, body: bytes, transport_error: Exception | None) -> OperationError:
+    if status == 0 and transport_error is not None:  # no response: connection refused, timeout
+        return OperationError(type(transport_error).__name__, str(transport_error))
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        answer = None
+    reason = answer.get("reason", "") if isinstance(answer, dict) else body[:200].decode(
+        "utf-8", "replace")  # fmt: skip
+    if status == 503:
+        return OperationError("unavailable", reason)
+    if isinstance(answer, dict) and isinstance(answer.get("error"), str):
+        return OperationError(answer["error"], reason)
+    return OperationError(f"http_{status}", reason)
+
+
+class HttpTransport(Transport):
+    def __init__(self, config: WorkloadConfig, environment) -> None:
+        self.environment = environment
+        self.host = (config.host or environment.host or "").rstrip("/")
+        if not self.host:
+            raise ValueError("the http transport needs the service's URL: --host or config host")
+
+    def client(self, concurrency: int) -> HttpClient:
+        session = FastHttpSession(self.host, self.environment.events.request, user=None,
+                                  concurrency=concurrency, network_timeout=60.0,
+                                  connection_timeout=10.0)  # fmt: skip
+        return HttpClient(session, HTTPClient.from_url(self.host, concurrency=concurrency,
+                                                       network_timeout=10.0))  # fmt: skip
+
+
+def _iso(ts: datetime) -> str:
+    return ts.isoformat()
+
+
+class HttpClient:
+    def __init__(self, session: FastHttpSession, poller: HTTPClient) -> None:
+        self.session, self.poller = session, poller
+
+    def _send(self, name: str, method: str, path: str, query: dict | None = None,
+              body: Any = None, headers: dict | None = None) -> Any:  # fmt: skip
+        if query:
+            path += "?" + urlencode({k: v for k, v in query.items() if v is not None})
+        with self.session.request(method, path, name=name, json=body, headers=headers,
+                                  catch_response=True) as response:  # fmt: skip
+            status = response.status_code or 0
+            error = None
+            if not 200 <= status < 300:
+                error = _http_error(status, response.content or b"", getattr(response, "error",
+                                                                             None))  # fmt: skip
+                response.failure(error)
+            else:
+                response.success()
+        if error is not None:
+            raise error
+        return response.json() if response.content else None
+
+    def place_order(self, name: str, customer_id: int, lines, key: str) -> int:
+        body = {"customer_id": customer_id,
+                "lines": [{"product_id": p, "quantity": n} for p, n in lines]}  # fmt: skip
+        return self._send(name, "POST", "/orders", body=body,
+                          headers={"Idempotency-Key": key})["order_id"]  # fmt: skip
+
+    def order_summary(self, name: str, order_id: int) -> None:
+        self._send(name, "GET", f"/orders/{order_id}")
+
+    def order_visible(self, order_id: int) -> bool:
+        """GET /orders/{id} without reporting it: True when found, False on 404."""
+        try:
+            response = self.poller.get(f"/orders/{order_id}")
+            body = response.read()
+        except Exception as exc:
+            raise OperationError(type(exc).__name__, str(exc)) from exc
+        if response.status_code == 404:
+            return False
+        if 200 <= response.status_code < 300:
+            return True
+        raise _http_error(response.status_code, body, None)
+
+    def customer_orders(self, name: str, customer_id: int, limit: int) -> None:
+        self._send(name, "GET", f"/customers/{customer_id}/orders", {"limit": limit})
+
+    def search(self, name: str, category, max_price_cents, limit: int) -> None:
+        self._send(name, "GET", "/products/search",
+                   {"category": category, "max_price_cents": max_price_cents, "limit": limit})  # fmt: skip
+
+    def sales_by_category(self, name: str, since: datetime, until: datetime) -> None:
+        self._send(name, "GET", "/dashboard/sales-by-category",
+                   {"since": _iso(since), "until": _iso(until)})  # fmt: skip
+
+    def top_products(self, name: str, since: datetime, until: datetime, limit: int) -> None:
+        self._send(name, "GET", "/dashboard/top-products",
+                   {"since": _iso(since), "until": _iso(until), "limit": limit})  # fmt: skip
+
+    def revenue(self, name: str, since: datetime, until: datetime, bucket: str) -> None:
+        self._send(name, "GET", "/dashboard/revenue",
+                   {"since": _iso(since), "until": _iso(until), "bucket": bucket})  # fmt: skip
+
+    def change_price(self, name: str, product_id: int, price_cents: int, reason: str) -> None:
+        self._send(name, "POST", f"/products/{product_id}/price",
+                   body={"new_price_cents": price_cents, "reason": reason})  # fmt: skip
+
+    def restock(self, name: str, product_id: int, quantity: int) -> None:
+        self._send(name, "POST", f"/products/{product_id}/restock", body={"quantity": quantity})
+
+    def discontinue(self, name: str, product_id: int) -> None:
+        self._send(name, "POST", f"/products/{product_id}/discontinue")
