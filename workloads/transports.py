@@ -102,6 +102,9 @@ class InprocClient:
         return self._call(name, lambda: self.impl.commands.place_order(c.PlaceOrder(
             customer_id, tuple(c.OrderLine(p, n) for p, n in lines), key))).order_id  # fmt: skip
 
+    def health(self, name: str) -> None:
+        self._call(name, lambda: None)
+
     def order_summary(self, name: str, order_id: int) -> None:
         self._call(name, lambda: self.impl.queries.order_summary(order_id))
 
@@ -211,6 +214,9 @@ class HttpClient:
                 "lines": [{"product_id": p, "quantity": n} for p, n in lines]}  # fmt: skip
         return self._send(name, "POST", "/orders", body=body,
                           headers={"Idempotency-Key": key})["order_id"]  # fmt: skip
+
+    def health(self, name: str) -> None:
+        self._send(name, "GET", "/health")
 
     def order_summary(self, name: str, order_id: int) -> None:
         self._send(name, "GET", f"/orders/{order_id}")

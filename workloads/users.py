@@ -162,6 +162,9 @@ class Planner:
     def _ryw_visibility(self) -> dict[str, Any]:
         return self._checkout()
 
+    def _health(self) -> dict[str, Any]:
+        return {}
+
 
 # --- performing ----------------------------------------------------------------------------------
 
@@ -183,6 +186,7 @@ class ShopClient(Protocol):
     def change_price(self, name: str, product_id: int, price_cents: int, reason: str) -> None: ...
     def restock(self, name: str, product_id: int, quantity: int) -> None: ...
     def discontinue(self, name: str, product_id: int) -> None: ...
+    def health(self, name: str) -> None: ...
 
 
 class Sink(Protocol):
@@ -246,6 +250,9 @@ class Actor:
         bucket = "minute" if window_s <= MINUTE_BUCKETS_UP_TO_S else "hour"
         self._dashboard(name, window_s, self.client.revenue, bucket)
 
+    def _health(self, name: str) -> None:
+        self.client.health(name)
+
     def _change_price(self, name: str, product_id: int, price_cents: int, reason: str) -> None:
         self.client.change_price(name, product_id, price_cents, reason)
 
@@ -256,12 +263,13 @@ class Actor:
         self.client.discontinue(name, product_id)
 
     def _ryw_visibility(self, name: str, customer_id: int, lines: tuple, key: str) -> None:
-        """Place an order (reported as a checkout), then poll the read side without a token.
+        """Place an order (reported as probe_checkout, apart from the shoppers' checkouts), then
+        poll the read side without a token.
 
         Visibility is the time from the command's response to the start of the first poll that
         found the order; polls every 5 ms, gives up after 10 s (error "timeout").
         """
-        order_id = self.client.place_order("checkout", customer_id, lines, key)
+        order_id = self.client.place_order("probe_checkout", customer_id, lines, key)
         answered = time.perf_counter()
         while True:
             polled = time.perf_counter()
