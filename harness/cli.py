@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import sys
-import time
 
 import psycopg
 import typer
@@ -13,8 +12,8 @@ import uvicorn
 from harness import bench_checkout as checkout_bench
 from harness import bench_projector as projector_bench
 from harness import cli_bench_projector as bench_projector_cli
-from harness import demo
 from harness.cli_bench import checkout as bench_checkout
+from harness.cli_bench import overhead as bench_overhead
 from harness.cli_db import app as db_app
 from harness.cli_load import load
 from harness.cli_project import app as project_app
@@ -29,7 +28,6 @@ from harness.prepare import attached, prepared, run_databases
 from harness.prepare import provision as provision_run
 from harness.runner.components import ComponentFailed
 from harness.servers import use_servers
-from harness.service import BackgroundService
 from implementations import registry
 from implementations.api import SIDES, create_app
 from implementations.domain.errors import DomainError
@@ -52,6 +50,7 @@ bench_app = typer.Typer(
     help="Benchmarks that print their figures (speed is measured, not asserted)."
 )
 bench_app.command("checkout")(bench_checkout)
+bench_app.command("overhead")(bench_overhead)
 bench_app.command("rebuild")(bench_projector_cli.rebuild)
 bench_app.command("lag")(bench_projector_cli.lag)
 bench_app.command("lag-compare")(bench_projector_cli.lag_compare)
@@ -127,40 +126,6 @@ def provision(
             )
         dbs = provision_run(impl, servers, sf=sf, seed=seed, progress=typer.echo)
     typer.echo(f"provisioned {dbs.name}")
-
-
-@app.command("demo")
-def demo_command(
-    impl: str = typer.Option(
-        ",".join(registry.names()), "--impl", help="Implementations to drive, comma-separated."
-    ),
-    sf: ScaleFactor = 0.05,
-    seed: Seed = 42,
-    checkouts: int = typer.Option(200, min=1, max=100_000, help="Checkouts in the burst."),
-    threads: int = typer.Option(4, min=1, max=64, help="Concurrent HTTP clients."),
-    write_dsn: WriteDsn = None,
-    read_dsn: ReadDsn = None,
-) -> None:
-    """The quick start: servers, dataset, the API, and a burst of real commands and queries
-    through every implementation in turn, each on a fresh clone of the same dataset."""
-    started = time.perf_counter()
-    names = [name.strip() for name in impl.split(",") if name.strip()]
-    for name in names:
-        registry.check(name)
-    tallies = {}
-    with use_servers(write_dsn, read_dsn) as servers:
-        for name in names:
-            with prepared(name, servers, sf=sf, seed=seed) as implementation, \
-                    BackgroundService(implementation) as base_url:  # fmt: skip
-                typer.echo(
-                    f"driving {name} through {base_url}: {checkouts} checkouts from {threads} clients, then reads"
-                )
-                tallies[name] = demo.run(base_url, implementation.config.write_dsn,
-                                         checkouts=checkouts, threads=threads)  # fmt: skip
-    typer.echo(demo.report(tallies))
-    typer.echo(
-        f"done in {time.perf_counter() - started:.1f}s; every server and database it made is gone."
-    )
 
 
 def _exit_on_signal(signum: int, _frame) -> None:

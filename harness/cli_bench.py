@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
-from harness import bench_checkout
-from harness.options import ImplName, ScaleFactor, Seed, WriteDsn
+from harness import bench_checkout, bench_overhead
+from harness.cli_run import default_results
+from harness.options import ImplName, ReadDsn, ScaleFactor, Seed, WriteDsn
+from harness.runner.run import RunPlan
+from harness.servers import use_servers
 from implementations import registry
 
 
@@ -31,3 +36,28 @@ def checkout(
     )  # fmt: skip
     typer.echo("")
     typer.echo(bench_checkout.report(result))
+
+
+def overhead(
+    transport: str = typer.Option("http", help="http or inproc (as in `cqrs-bench run`)."),
+    duration: float = typer.Option(20, min=1, help="Seconds measured per run."),
+    warmup: float = typer.Option(5, min=0, help="Seconds of load before measuring."),
+    pairs: int = typer.Option(2, min=1, help="Collectors off/on pairs, alternated."),
+    sf: ScaleFactor = 0.1,
+    seed: Seed = 42,
+    results: Path = typer.Option(None, show_default=False,
+                                 help="Root of the results; default: results/ of this checkout."),
+    write_dsn: WriteDsn = None,
+    read_dsn: ReadDsn = None,
+) -> None:
+    """The harness's own overhead, with `cqrs-bench run` on crud: the request rate one Locust
+    process reaches on /health (no database work) against the default mix's rate, and checkout
+    throughput (no think time) with every collector on against all off (goal: ratio >= 0.95)."""
+    plan = RunPlan(impls=[bench_overhead.IMPL], transport=transport, duration=duration,
+                   warmup=warmup, sf=sf, seed=seed,
+                   results_root=(results or default_results()).resolve())  # fmt: skip
+    plan.check()
+    with use_servers(write_dsn, read_dsn, announce=typer.echo) as servers:
+        result = bench_overhead.measure_overhead(servers, plan, pairs, progress=typer.echo)
+    typer.echo("")
+    typer.echo(bench_overhead.report(result))

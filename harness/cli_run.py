@@ -9,14 +9,15 @@ import typer
 from harness.options import ReadDsn, ScaleFactor, Seed, WriteDsn
 from harness.runner.run import RunPlan
 from harness.runner.run import run as run_plan
-from harness.servers import use_servers, work_dir
+from harness.servers import use_servers
 from implementations import registry
 from workloads import spec
 
 
 def default_results() -> Path:
-    """results/ in this checkout (beside .work/), else in the current directory."""
-    return work_dir().parent / "results"
+    """results/ of this checkout, else of the current directory."""
+    checkout = Path(__file__).resolve().parents[1]
+    return (checkout if (checkout / "pyproject.toml").is_file() else Path.cwd()) / "results"
 
 
 def run(

@@ -16,7 +16,6 @@ from conftest import processes_mentioning
 from test_db_cli import _cli, _env
 
 from harness.pg_server import free_port
-from implementations import registry
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 
@@ -78,10 +77,10 @@ def test_serve_stops_everything_it_started_on_a_signal(home, sig):
 
 
 def test_an_error_after_servers_started_stops_them(home):
-    result = subprocess.run(_cli("demo", "--impl", "no-such-thing", "--sf", "0.01"),
+    result = subprocess.run(_cli("serve", "--sf", "-1", "--port", str(free_port())),
                             env=_env(home), capture_output=True, text=True, timeout=120)  # fmt: skip
     assert result.returncode == 1
-    assert "unknown implementation 'no-such-thing'" in result.stderr
+    assert "error:" in result.stderr and "sf" in result.stderr
     assert "Traceback" not in result.stderr
     assert not processes_mentioning(str(home))
 
@@ -98,14 +97,16 @@ def test_a_killed_commands_servers_are_removed_by_the_next_command(home):
     assert not processes_mentioning(str(home))
 
 
-def test_demo_runs_end_to_end_and_cleans_up(home):
-    result = subprocess.run(_cli("demo", "--sf", "0.01", "--checkouts", "20", "--threads", "2"),
-                            env=_env(home), capture_output=True, text=True, timeout=300)  # fmt: skip
+def test_run_end_to_end_on_throwaway_servers_leaves_nothing_behind(home):
+    result = subprocess.run(
+        _cli("run", "--impl", "crud", "--sf", "0.01", "--duration", "2", "--warmup", "1",
+             "--transport", "inproc", "--results", str(home / "results")),
+        env=_env(home), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    checkout_row = next(line for line in result.stdout.splitlines() if line.startswith("checkout "))
-    assert checkout_row.count("201x20") == len(registry.names()), result.stdout  # every one
-    assert "bad checkout" in result.stdout and "500" not in result.stdout.split("bad checkout")[1]
+    assert "checkout/s" in result.stdout and "results (complete):" in result.stdout
     assert not processes_mentioning(str(home))
+    assert not list((home / "servers").glob("run-*"))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from harness.pg_server import free_port
 from harness.prepare import attached, drop, provision
 from harness.results import metadata
 from harness.results.run_dir import (
+    check_experiment,
     create_run_dir,
     empty_frame,
     update_run_json,
@@ -42,7 +43,7 @@ from harness.runner.summary import summary_table
 from harness.runner.verify import verify
 from harness.servers import Servers
 from implementations import registry
-from workloads import spec
+from workloads import dataset, spec
 from workloads.catalog import Catalog
 from workloads.config import WorkloadConfig
 from workloads.recorder import merge_seconds
@@ -80,6 +81,8 @@ class RunPlan:
             raise ValueError("--transport must be http or inproc")
         spec.load_mix(self.mix)
         spec.load_shape(self.shape)
+        dataset.validate(self.sf, self.seed)
+        check_experiment(self.experiment)
 
 
 class Frames:
