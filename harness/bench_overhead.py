@@ -47,7 +47,7 @@ def _rates(run_dir: Path) -> tuple[float, float]:
 
 def measure_overhead(servers: Servers, base: RunPlan, pairs: int,
                      progress: Callable[[str], None] = print) -> OverheadResult:  # fmt: skip
-    plan = replace(base, impls=[IMPL])
+    plan = replace(base, impls=[IMPL], report=False)
     runs = []
 
     def one(label: str, **changes) -> tuple[float, float]:

@@ -12,6 +12,8 @@ import uvicorn
 from harness import bench_checkout as checkout_bench
 from harness import bench_projector as projector_bench
 from harness import cli_bench_projector as bench_projector_cli
+from harness.cli_analysis import compare as compare_command
+from harness.cli_analysis import report as report_command
 from harness.cli_bench import checkout as bench_checkout
 from harness.cli_bench import overhead as bench_overhead
 from harness.cli_db import app as db_app
@@ -45,6 +47,8 @@ app.command(
 )(project_rebuild)
 app.command()(load)
 app.command("run")(run_command)
+app.command("report")(report_command)
+app.command("compare")(compare_command)
 app.add_typer(results_app, name="results")
 bench_app = typer.Typer(
     help="Benchmarks that print their figures (speed is measured, not asserted)."

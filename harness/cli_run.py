@@ -41,6 +41,8 @@ def run(
                                  help="Root of the results; default: results/ of this checkout."),
     collectors: bool = typer.Option(True, help="Sample sessions, statistics, logs, lag and CPU "
                                     "beside the load (--no-collectors: latency only)."),
+    report: bool = typer.Option(True, help="End by writing RUN/report/report.md: charts and "
+                                "the decision record (`cqrs-bench report`)."),
     write_dsn: WriteDsn = None,
     read_dsn: ReadDsn = None,
 ) -> None:
@@ -53,6 +55,7 @@ def run(
         sf=sf, seed=seed, arrival_rate=arrival_rate,
         experiment=experiment or f"{Path(mix).stem}-{Path(shape).stem}-{transport}",
         results_root=(results or default_results()).resolve(), collectors=collectors,
+        report=report,
     )  # fmt: skip
     plan.check()
     with use_servers(write_dsn, read_dsn, announce=typer.echo) as servers:

@@ -32,10 +32,14 @@ def test_a_short_run_of_every_architecture_gives_a_valid_plausible_results_direc
     servers: Servers, tmp_path: Path, transport: str
 ):
     plan = RunPlan(impls=registry.names(), transport=transport, duration=4, warmup=2, sf=SF,
-                   experiment=f"test-{transport}", results_root=tmp_path)  # fmt: skip
+                   experiment=f"test-{transport}", results_root=tmp_path,
+                   report=transport == "http")  # fmt: skip
     run_dir = run(plan, servers, progress=lambda _line: None)
 
     assert validate_run(run_dir) == []
+    if plan.report:  # the report of the run, with its charts
+        report = (run_dir / "report" / "report.md").read_text()
+        assert "## Decision record" in report and (run_dir / "report" / "latency_cdf.png").is_file()
     meta = json.loads((run_dir / "run.json").read_text())
     assert meta["status"] == "complete"
     assert set(meta["impls"]) == set(registry.names())

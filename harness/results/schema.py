@@ -413,6 +413,7 @@ SUMMARY_TXT = "summary.txt"
 LOCUST_DIR = "locust"
 LOGS_DIR = "logs"
 RAW_DIR = "raw"
+REPORT_DIR = "report"
 LOCUST_FILES = (
     "{impl}_stats.csv",
     "{impl}_stats_history.csv",
@@ -443,6 +444,11 @@ OTHER_FILES = (
         "times, epoch s (the source of event_lag).",
     ),
     (f"{RAW_DIR}/{{impl}}/workload.json", "The workload configuration Locust ran with."),
+    (
+        f"{REPORT_DIR}/report.md",
+        "The report `cqrs-bench run` writes at its end (`cqrs-bench report RUN_DIR`): charts "
+        "(PNG, beside it) and the decision record.",
+    ),
 )
 
 RUN_JSON_KEYS: tuple[tuple[str, str], ...] = (

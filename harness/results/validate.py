@@ -30,6 +30,7 @@ from harness.results.schema import (
     LOCUST_FILES,
     LOGS_DIR,
     RAW_DIR,
+    REPORT_DIR,
     REQUIRED_RUN_JSON_KEYS,
     RUN_JSON,
     SUMMARY_TXT,
@@ -266,7 +267,7 @@ def _check_other_files(report: Report, impls: list[str] | None, complete: bool) 
     missing = [n for n in needed if not (report.run_dir / n).is_file()]
     if missing:
         report.problems.append(f"missing files {missing}")
-    documented = {RUN_JSON, SUMMARY_TXT, LOCUST_DIR, LOGS_DIR, RAW_DIR} | {t.file_name for t in TABLES}
+    documented = {RUN_JSON, SUMMARY_TXT, LOCUST_DIR, LOGS_DIR, RAW_DIR, REPORT_DIR} | {t.file_name for t in TABLES}
     for entry in sorted(report.run_dir.iterdir()):
         if entry.name.startswith(".") and entry.name.endswith(".tmp"):
             report.warnings.append(f"leftover temporary file {entry.name} (a write was cut short)")

@@ -15,6 +15,7 @@ import pandas as pd
 import psycopg
 
 from harness.collectors import activity, db_stats, lag, resources, server_log, statements
+from harness.collectors.base import CollectorError
 from harness.runner.components import ComponentFailed
 
 
@@ -51,6 +52,7 @@ class RunCollectors:
                 warnings.append(f"{role} server: no log file here, lock waits from its log are not collected")
         self.resources.add("runner", os.getpid(), children=False)
         self.before: dict[str, dict] = {}
+        self.failure: ComponentFailed | None = None  # a sampler that failed, known after stop()
         self.frames: dict[str, list[pd.DataFrame]] = {}
 
     def start(self) -> None:
@@ -91,13 +93,23 @@ class RunCollectors:
         self.before = {}
 
     def stop(self) -> dict[str, list[pd.DataFrame]]:
-        """Stop every sampler (also after a failure) and hand over what they gathered."""
-        self._add("waits", self.activity.stop())
-        self._add("resources", self.resources.stop())
-        if self.lag:
-            self._add("lag", self.lag.stop())
+        """Stop every sampler (also after a failure) and hand over what they gathered; a sampler
+        that failed keeps what it had and is named once all are stopped."""
+        failed = []
+        samplers = {"waits": self.activity, "resources": self.resources, "lag": self.lag}
+        for table, sampler in samplers.items():
+            if sampler is None:
+                continue
+            try:
+                self._add(table, sampler.stop())
+            except CollectorError as exc:
+                self._add(table, exc.frame)
+                failed.append(exc)
         for tail in self.tails.values():
             self._add("lock_waits", tail.read())
+        if failed:
+            self.failure = ComponentFailed(failed[0].component, Path("(the run's output)"),
+                                           f"failed: {failed[0]}")  # fmt: skip
         return self.frames
 
     def _add(self, table: str, frame: pd.DataFrame) -> None:

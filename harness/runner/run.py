@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 import psycopg
 
+from harness.analysis.report import write_report
 from harness.bench_projector import wait_caught_up
 from harness.collectors import lag as lag_tables
 from harness.pg_server import free_port
@@ -34,7 +35,7 @@ from harness.results.run_dir import (
     write_run_json,
     write_table,
 )
-from harness.results.schema import TABLE_NAMES
+from harness.results.schema import REPORT_DIR, TABLE_NAMES
 from harness.runner import latency
 from harness.runner.collect import RunCollectors
 from harness.runner.components import Component, ComponentFailed
@@ -69,6 +70,7 @@ class RunPlan:
     experiment: str = "default"
     results_root: Path = Path("results")
     collectors: bool = True
+    report: bool = True  # write report/report.md (charts, decision record) when complete
     pool_size: int = 16
     extra: dict = field(default_factory=dict)
 
@@ -208,12 +210,14 @@ class ImplRun:
                 collectors.end_measure()
                 for table, parts in collectors.stop().items():
                     for part in parts:
-                        if table == "lag" and self.window:
-                            part = part.assign(elapsed_s=(part["ts"] - _ts(self.window.start))
-                                               .dt.total_seconds())  # fmt: skip
+                        if table == "lag":
+                            start = _ts(self.window.start) if self.window else part["ts"].min()
+                            part = part.assign(elapsed_s=(part["ts"] - start).dt.total_seconds())
                         self.frames.add(self.impl, table, part)
             if projection and batches.exists():
                 self._collect_lag(batches)
+        if collectors and collectors.failure:
+            raise collectors.failure
 
     def _drive(self, dbs, projection, batches: Path, collectors: RunCollectors | None) -> None:
         plan = self.plan
@@ -342,6 +346,8 @@ def run(plan: RunPlan, servers: Servers, progress: Progress = print) -> Path:
         _finish(run_dir, frames, impls, outcome, progress)
     if outcome["status"] != "complete":
         raise ValueError(f"the run's results are incomplete: {outcome['incomplete_reason']}")
+    if plan.report:
+        progress(f"report: {write_report([run_dir], run_dir / REPORT_DIR)}")
     return run_dir
 
 

@@ -1,0 +1,38 @@
+"""Analysis of run directories: tidy tables, charts, the report and run comparison.
+
+Start with `load_runs`, then `evidence`, `write_report` or `compare_runs`.
+"""
+
+from harness.analysis.compare import compare_runs, config_changes, format_comparison
+from harness.analysis.evidence import evidence
+from harness.analysis.interference import curve as interference_curve
+from harness.analysis.load import Run, load_run, load_runs, measure_windows, read
+from harness.analysis.report import (
+    contention_charts,
+    cpu_charts,
+    decision_record,
+    interference_charts,
+    lag_charts,
+    latency_charts,
+    write_report,
+)
+
+__all__ = [
+    "Run",
+    "compare_runs",
+    "config_changes",
+    "contention_charts",
+    "cpu_charts",
+    "decision_record",
+    "evidence",
+    "format_comparison",
+    "interference_charts",
+    "interference_curve",
+    "lag_charts",
+    "latency_charts",
+    "load_run",
+    "load_runs",
+    "measure_windows",
+    "read",
+    "write_report",
+]

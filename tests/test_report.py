@@ -1,0 +1,93 @@
+"""The report on the committed sample run, and `compare` with its regression gate."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import typer
+from hdrh.histogram import HdrHistogram
+from typer.testing import CliRunner
+
+from harness.cli_analysis import compare, report
+from harness.runner.latency import figures, new_histogram
+
+SAMPLE = Path(__file__).resolve().parents[1] / "results" / "sample" / "sample" / "20261126T121734Z"
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+    app.command("report")(report)
+    app.command("compare")(compare)
+    return app
+
+
+def test_report_writes_markdown_with_its_charts(tmp_path: Path) -> None:
+    result = CliRunner().invoke(_app(), ["report", str(SAMPLE), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "report.md").read_text()
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", text)
+    assert len(images) >= 10
+    for name in images:
+        assert (tmp_path / name).stat().st_size > 1000
+    assert "## Decision record" in text and "### When each architecture wins" in text
+    for impl in ("crud", "cqrs-logical", "cqrs-physical"):
+        assert f"**{impl}**" in text
+
+
+def test_compare_a_run_with_itself_finds_no_change() -> None:
+    result = CliRunner().invoke(_app(), ["compare", str(SAMPLE), str(SAMPLE),
+                                         "--fail-on-regression"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "REGRESSION" not in result.output and "slower" not in result.output
+    assert "no regression beyond noise and threshold" in result.output
+
+
+def _slowed(blob: str, factor: float) -> str:
+    """Test fixture: the same histogram with every recorded latency times `factor`."""
+    if not blob:
+        return blob
+    source, slower = HdrHistogram.decode(blob), new_histogram()
+    for item in source.get_recorded_iterator():
+        slower.record_value(int(item.value_iterated_to * factor), item.count_at_value_iterated_to)
+    return slower.encode().decode()
+
+
+@pytest.fixture
+def slower_copy(tmp_path: Path) -> Path:
+    """A copy of the sample run whose checkout and dashboard calls took 1.5 times as long and
+    whose dashboards saw 1.5 times older data: a deliberately slower run."""
+    copy = tmp_path / "sample" / "slower"
+    shutil.copytree(SAMPLE, copy)
+    path = copy / "latency.parquet"
+    latency = pd.read_parquet(path)
+    slow = latency["operation"].str.match(r"checkout|dashboard_")
+    latency.loc[slow, "hdr"] = latency.loc[slow, "hdr"].map(lambda b: _slowed(b, 1.5))
+    for i in latency.index[slow & (latency["count"] > 0)]:
+        hist = HdrHistogram.decode(latency.at[i, "hdr"])
+        for key, value in figures(hist, int(latency.at[i, "count"])).items():
+            latency.at[i, key] = value
+    path.unlink()
+    latency.to_parquet(path)
+    fresh_path = copy / "freshness.parquet"
+    freshness = pd.read_parquet(fresh_path)
+    freshness["freshness_ms"] *= 1.5
+    fresh_path.unlink()
+    freshness.to_parquet(fresh_path)
+    return copy
+
+
+def test_gate_fails_on_a_slower_run(slower_copy: Path) -> None:
+    result = CliRunner().invoke(_app(), ["compare", str(SAMPLE), str(slower_copy),
+                                         "--fail-on-regression"])  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "crud" in result.output and "checkout p99 ms" in result.output
+    assert re.search(r"crud\s+checkout p99 ms .* slower REGRESSION", result.output)
+
+
+def test_without_the_flag_a_regression_is_reported_but_exits_0(slower_copy: Path) -> None:
+    result = CliRunner().invoke(_app(), ["compare", str(SAMPLE), str(slower_copy)])
+    assert result.exit_code == 0 and "REGRESSION" in result.output
