@@ -37,7 +37,7 @@ CATALOG = Catalog(customers=list(range(1, 101)), products=list(range(1, 50)), re
 
 
 def test_every_shipped_mix_and_shape_loads():
-    assert spec.mix_names() == ["checkout-only", "dashboard-heavy", "mixed"]
+    assert spec.mix_names() == ["checkout-max", "checkout-only", "dashboard-heavy", "mixed", "noop"]
     assert spec.shape_names() == ["spike", "steady", "step"]
     for name in spec.mix_names():
         mix = spec.load_mix(name)
@@ -107,7 +107,7 @@ def test_a_bad_shape_names_its_file_and_field(tmp_path, text, field, problem):
 
 
 def test_unknown_names_and_missing_files_are_clear():
-    with pytest.raises(ValueError, match="unknown mix 'nope'; choose from checkout-only"):
+    with pytest.raises(ValueError, match="unknown mix 'nope'; choose from checkout-max, checkout-only"):
         spec.load_mix("nope")
     with pytest.raises(ValueError, match="unknown shape 'ramp'; choose from spike, steady, step"):
         spec.load_shape("ramp")

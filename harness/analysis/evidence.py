@@ -78,7 +78,10 @@ def evidence(runs: list[Run]) -> pd.DataFrame:
     order = {impl: i for i, impl in enumerate(dict.fromkeys(i for r in runs for i in r.impls))}
     table = table.sort_values(["run", "impl"], key=lambda s: s.map(order) if s.name == "impl"
                               else s).reset_index(drop=True)  # fmt: skip
-    return table.reindex(columns=["run", *COLUMNS])
+    table = table.reindex(columns=["run", *COLUMNS])
+    numeric = [c for c in COLUMNS if c not in ("impl", "storage")]
+    table[numeric] = table[numeric].apply(pd.to_numeric, errors="coerce")  # empty parts: NaN
+    return table
 
 
 def _peak(points: pd.DataFrame) -> pd.DataFrame:
