@@ -117,6 +117,9 @@ def provision(
     impl: ImplName = "crud",
     sf: ScaleFactor = 0.1,
     seed: Seed = 42,
+    name: str | None = typer.Option(
+        None, help="Name of the run database; default: after the implementation and the time.",
+        show_default=False),
     write_dsn: WriteDsn = None,
     read_dsn: ReadDsn = None,
 ) -> None:
@@ -128,7 +131,7 @@ def provision(
             raise ValueError(
                 "provision needs servers that outlive it: `cqrs-bench db up`, or --write-dsn"
             )
-        dbs = provision_run(impl, servers, sf=sf, seed=seed, progress=typer.echo)
+        dbs = provision_run(impl, servers, sf=sf, seed=seed, name=name, progress=typer.echo)
     typer.echo(f"provisioned {dbs.name}")
 
 

@@ -41,6 +41,21 @@ def run(
                                  help="Root of the results; default: results/ of this checkout."),
     collectors: bool = typer.Option(True, help="Sample sessions, statistics, logs, lag and CPU "
                                     "beside the load (--no-collectors: latency only)."),
+    database: str | None = typer.Option(
+        None, show_default=False,
+        help="Measure this existing run database (see `provision`) instead of a fresh clone; "
+        "it is neither changed nor dropped. One --impl."),
+    service_url: str | None = typer.Option(
+        None, show_default=False,
+        help="Measure the API already serving --database at this URL: no service and no "
+        "projector are started (the deployment's own projector's per-event lag is not recorded)."),
+    locust_workers: int = typer.Option(
+        0, min=0, help="Run Locust as a master with this many worker processes (0: one process)."),
+    external_workers: bool = typer.Option(
+        False, help="Start no workers: wait for --locust-workers of them to connect to the "
+        "master (from other machines: locust -f workloads/locustfile.py --worker --master-host H)."),
+    master_port: int | None = typer.Option(
+        None, show_default=False, help="Port the Locust master listens on; default: a free one."),
     report: bool = typer.Option(True, help="End by writing RUN/report/report.md: charts and "
                                 "the decision record (`cqrs-bench report`)."),
     write_dsn: WriteDsn = None,
@@ -55,7 +70,8 @@ def run(
         sf=sf, seed=seed, arrival_rate=arrival_rate,
         experiment=experiment or f"{Path(mix).stem}-{Path(shape).stem}-{transport}",
         results_root=(results or default_results()).resolve(), collectors=collectors,
-        report=report,
+        report=report, database=database, service_url=service_url,
+        locust_workers=locust_workers, external_workers=external_workers, master_port=master_port,
     )  # fmt: skip
     plan.check()
     with use_servers(write_dsn, read_dsn, announce=typer.echo) as servers:

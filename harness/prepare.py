@@ -60,12 +60,13 @@ def _catch_up(impl: Implementation, progress: Progress) -> None:
     progress(f"projected {events:,} history events in {seconds:.1f}s ({events / seconds:,.0f}/s)")
 
 
-def provision(impl_name: str, servers: Servers, *, sf: float, seed: int,
+def provision(impl_name: str, servers: Servers, *, sf: float, seed: int, name: str | None = None,
               progress: Progress = print) -> RunDatabases:  # fmt: skip
-    """New databases for one run of `impl_name`, schema installed and history projected."""
+    """New databases for one run of `impl_name` (named `name`, else after the implementation
+    and the time), schema installed and history projected."""
     registry.check(impl_name)
     template = ensure_template(servers.write_dsn, sf, seed, progress=progress)
-    dbs = run_databases(impl_name, servers, clone_name(impl_name))
+    dbs = run_databases(impl_name, servers, name or clone_name(impl_name))
     started = time.perf_counter()
     clone(servers.write_dsn, template.name, dbs.name)
     progress(f"cloned dataset into {dbs.name} in {time.perf_counter() - started:.1f}s")

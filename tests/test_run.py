@@ -8,12 +8,17 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
+import uuid
 from pathlib import Path
 
 import pandas as pd
 import psutil
+import psycopg
 import pytest
 
+from harness.pg_server import free_port
+from harness.prepare import drop, provision
 from harness.results.validate import validate_run
 from harness.runner.run import RunPlan, run
 from harness.servers import READ_DSN_ENV, WRITE_DSN_ENV, Servers
@@ -119,3 +124,56 @@ def test_ctrl_c_stops_every_process_and_keeps_an_incomplete_result(servers: Serv
     assert validate_run(run_dir) == []  # an incomplete run is still a well-formed one
     latency = _table(run_dir, "latency")
     assert latency.query("operation == 'checkout'")["count"].sum() > 0  # what was measured is kept
+
+
+def _databases(dsn: str) -> set[str]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return {r[0] for r in conn.execute("SELECT datname FROM pg_database")}
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def test_a_run_measures_servers_and_a_service_it_did_not_start(servers: Servers, tmp_path: Path):
+    """The test starts the servers (the session's pair, handed over as DSNs), provisions a
+    database and starts its API and projector; the run measures them and starts only Locust."""
+    impl = "cqrs-physical"
+    dbs = provision(impl, servers, sf=SF, seed=42, name=f"given_{uuid.uuid4().hex[:8]}",
+                    progress=lambda _line: None)  # fmt: skip
+    dsns = ["--write-dsn", servers.write_dsn, "--read-dsn", servers.read_dsn]
+    port = free_port()
+    deployment = [subprocess.Popen(
+        [sys.executable, "-m", "harness", *args, "--impl", impl, "--database", dbs.name, *dsns],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        for args in (["serve", "--port", str(port)], ["project", "run"])]  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while not _healthy(url):
+            assert time.monotonic() < deadline and all(p.poll() is None for p in deployment)
+            time.sleep(0.2)
+        before = _databases(servers.write_dsn), _databases(servers.read_dsn)
+        plan = RunPlan(impls=[impl], database=dbs.name, service_url=url, duration=3, warmup=1,
+                       sf=SF, experiment="given", results_root=tmp_path, report=False)  # fmt: skip
+        run_dir = run(plan, servers, progress=lambda _line: None)
+
+        assert validate_run(run_dir) == []
+        details = json.loads((run_dir / "run.json").read_text())["impls"][impl]
+        assert details["database"] == dbs.name and details["database_origin"] == "given"
+        assert details["service"] == url and details["service_origin"] == "given"
+        assert details["projector"] == "external" and details["started"] == ["locust"]
+        assert (_databases(servers.write_dsn), _databases(servers.read_dsn)) == before
+        assert all(p.poll() is None for p in deployment), "the run stopped what it did not start"
+        latency = _table(run_dir, "latency")
+        assert latency.query("operation == 'checkout' and phase == 'measure'")["count"].sum() > 0
+        assert len(_table(run_dir, "lag")) > 0  # events behind are sampled from the databases
+    finally:
+        for proc in deployment:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+        drop(servers, dbs)

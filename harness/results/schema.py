@@ -367,7 +367,10 @@ TABLES: tuple[Table, ...] = (
         (
             IMPL,
             _ts("ts", "When the sample was taken."),
-            Column("component", "str", "Which processes.", values=RESOURCE_COMPONENTS),
+            Column("component", "str", "Which processes: "
+                   + ", ".join(f"`{c}`" for c in RESOURCE_COMPONENTS)
+                   + ", and `locust_worker_N` for each Locust worker the run started "
+                   "(`--locust-workers`)."),
             _count("processes", "Processes counted."),
             Column(
                 "cpu_user_s", "float", "User CPU time, cumulative.", unit="s", non_negative=True
@@ -495,7 +498,12 @@ RUN_JSON_KEYS: tuple[tuple[str, str], ...] = (
     (
         "impls",
         "The implementations the run drives, in order: a list of names, or an object keyed by "
-        "name holding details of each (its `status`, database, ...).",
+        "name holding details of each: `status`, `database` and `database_origin` (`clone`: "
+        "made and dropped by the run; `given`: an existing one, `run --database`), `service` "
+        "(the URL measured, http transport) and `service_origin` (`started` | `given`), "
+        "`projector` (`started` | `external` (`run --service-url`: its per-event lag is not "
+        "recorded, so event_lag has no rows for it) | `none`), `started` (the processes the run "
+        "started), `verification`, `warnings`.",
     ),
     (
         "metadata_errors",

@@ -65,6 +65,15 @@ def validate_run(run_dir: Path) -> list[str]:
     return check_run(run_dir).problems
 
 
+PROJECTOR_TABLES = ("event_lag",)  # recorded by the projector the runner starts
+
+
+def _external_projector(record: dict[str, Any], impl: str) -> bool:
+    """A projector the runner did not start (`run --service-url`) records no per-event lag."""
+    details = record.get("impls")
+    return isinstance(details, dict) and (details.get(impl) or {}).get("projector") == "external"
+
+
 def impl_names(record: dict[str, Any]) -> list[str] | None:
     """The implementations run.json lists, in order: `impls` is a list of names, or an object
     keyed by name (per-implementation details); None when it is neither."""
@@ -292,6 +301,9 @@ def check_run(run_dir: Path) -> Report:
     # Without a readable run.json the files are still checked, as if the run were incomplete.
     complete = report.status == "complete"
     for spec in TABLES:
-        _check_table(report, spec, impls, complete, version)
+        expected = impls
+        if spec.name in PROJECTOR_TABLES and record is not None and impls is not None:
+            expected = [i for i in impls if not _external_projector(record, i)]
+        _check_table(report, spec, expected, complete, version)
     _check_other_files(report, impls, complete)
     return report

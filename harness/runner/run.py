@@ -11,6 +11,7 @@ was measured and marks the run incomplete, naming the component and its log.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 import urllib.request
@@ -25,7 +26,7 @@ from harness.analysis.report import write_report
 from harness.bench_projector import wait_caught_up
 from harness.collectors import lag as lag_tables
 from harness.pg_server import free_port
-from harness.prepare import attached, drop, provision
+from harness.prepare import RunDatabases, attached, drop, provision, run_databases
 from harness.results import metadata
 from harness.results.run_dir import (
     check_experiment,
@@ -54,6 +55,7 @@ LOCUSTFILE = Path(__file__).resolve().parents[2] / "workloads" / "locustfile.py"
 HUGE_STOCK = 10**12  # no checkout is refused for stock: refusals would change the load over time
 PROGRESS_EVERY = 5.0  # seconds between progress lines
 CATCH_UP_BOUND = 60.0  # seconds the projector may take to apply what the load wrote
+WORKERS_WAIT = 120  # seconds a Locust master waits for its workers to connect
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,11 @@ class RunPlan:
     collectors: bool = True
     report: bool = True  # write report/report.md (charts, decision record) when complete
     pool_size: int = 16
+    database: str | None = None  # an existing run database instead of a fresh clone
+    service_url: str | None = None  # an API the run did not start (serving `database`)
+    locust_workers: int = 0  # 0: one Locust process; N: a master and N workers
+    external_workers: bool = False  # the N workers connect from elsewhere; none started here
+    master_port: int | None = None  # where the master listens (default: a free port)
     extra: dict = field(default_factory=dict)
 
     def check(self) -> None:
@@ -79,6 +86,14 @@ class RunPlan:
             registry.check(name)
         if not self.impls:
             raise ValueError("--impl names no implementation")
+        if self.database and len(self.impls) != 1:
+            raise ValueError("--database names one implementation's database: give one --impl")
+        if self.service_url and not self.database:
+            raise ValueError("--service-url needs --database: the database that service uses")
+        if self.service_url and self.transport != "http":
+            raise ValueError("--service-url measures a service over HTTP: use --transport http")
+        if self.external_workers and self.locust_workers < 1:
+            raise ValueError("--external-workers needs --locust-workers N (how many will connect)")
         if self.transport not in ("http", "inproc"):
             raise ValueError("--transport must be http or inproc")
         spec.load_mix(self.mix)
@@ -143,7 +158,7 @@ class ImplRun:
         self.raw = run_dir / "raw" / impl
         self.logs = run_dir / "logs"
         self.components: list[Component] = []
-        self.info: dict = {"status": "started", "warnings": []}
+        self.info: dict = {"status": "started", "warnings": [], "started": []}
         self.window: latency.Window | None = None
         self.projector: Component | None = None
 
@@ -153,20 +168,37 @@ class ImplRun:
     def run(self) -> dict:
         plan = self.plan
         self.info["status"] = "incomplete"  # until it completes
-        self.progress(f"== {self.impl}: preparing a clone of sf={plan.sf:g} seed={plan.seed}")
-        dbs = provision(self.impl, self.servers, sf=plan.sf, seed=plan.seed, progress=self.progress)
-        self.info["database"] = dbs.name
+        if plan.database:
+            dbs = self._given_database(plan.database)
+        else:
+            self.progress(f"== {self.impl}: preparing a clone of sf={plan.sf:g} seed={plan.seed}")
+            dbs = provision(self.impl, self.servers, sf=plan.sf, seed=plan.seed,
+                            progress=self.progress)  # fmt: skip
+            self.info.update(database=dbs.name, database_origin="clone")
         try:
-            _prepare_for_load(dbs.write_dsn, dbs.read_dsn if dbs.separate else None)
+            if not plan.database:  # an existing database is not changed
+                _prepare_for_load(dbs.write_dsn, dbs.read_dsn if dbs.separate else None)
             with attached(self.impl, dbs, pool_size=2) as implementation:
                 self._verify(implementation, dbs.write_dsn)
                 projection = implementation.projection_dsns if implementation.needs_projector else None
             self._measure(dbs, projection)
         finally:
             self._stop_components()
-            drop(self.servers, dbs)
+            if not plan.database:
+                drop(self.servers, dbs)
         self.info["status"] = "complete"
         return self.info
+
+    def _given_database(self, name: str) -> RunDatabases:
+        dbs = run_databases(self.impl, self.servers, name)
+        try:
+            psycopg.connect(dbs.write_dsn, connect_timeout=10).close()
+        except psycopg.OperationalError as exc:
+            raise ValueError(f"cannot use database {name!r} on the write server: "
+                             f"{str(exc).strip().splitlines()[-1]}") from None  # fmt: skip
+        self.progress(f"== {self.impl}: the existing database {name} (not cloned, not changed)")
+        self.info.update(database=name, database_origin="given")
+        return dbs
 
     def _stop_components(self) -> None:
         while self.components:
@@ -186,6 +218,7 @@ class ImplRun:
     def _start(self, name: str, command: list[str]) -> Component:
         component = Component(name, command, self.log(name)).start()
         self.components.append(component)
+        self.info["started"].append(name)
         return component
 
     def _measure(self, dbs, projection: tuple[str, str] | None) -> None:
@@ -222,7 +255,11 @@ class ImplRun:
     def _drive(self, dbs, projection, batches: Path, collectors: RunCollectors | None) -> None:
         plan = self.plan
         server_args = ["--write-dsn", self.servers.write_dsn, "--read-dsn", self.servers.read_dsn]
-        if projection:
+        self.info["projector"] = "none" if not projection else (
+            "external" if plan.service_url else "started")  # fmt: skip
+        if projection and plan.service_url:
+            self.progress("   the projector is the deployment's own: per-event lag is not recorded")
+        if projection and not plan.service_url:
             record = ["--record-lag", str(batches)] if plan.collectors else []
             self.projector = projector = self._start("projector", _cli(
                 "project", "run", "--impl", self.impl, "--database", dbs.name,
@@ -230,7 +267,10 @@ class ImplRun:
             if collectors:
                 collectors.add_component("projector", projector.pid)
         host = None
-        if plan.transport == "http":
+        if plan.service_url:
+            host = plan.service_url.rstrip("/")
+            self._check_service(host)
+        elif plan.transport == "http":
             port = free_port()
             service = self._start("service", _cli(
                 "serve", "--impl", self.impl, "--database", dbs.name, "--port", str(port),
@@ -239,6 +279,7 @@ class ImplRun:
             service.wait_ready(lambda: _healthy(host), timeout=60)
             if collectors:
                 collectors.add_component("service", service.pid)
+            self.info.update(service=host, service_origin="started")
         config = WorkloadConfig(
             transport=plan.transport, host=host, impl=self.impl, write_dsn=dbs.write_dsn,
             read_dsn=dbs.read_dsn, mix=plan.mix, shape=plan.shape, seed=plan.seed,
@@ -248,33 +289,77 @@ class ImplRun:
         )  # fmt: skip
         config_path = self.raw / "workload.json"
         config_path.write_text(config.to_json())
-        locust = self._start("locust", [  # users: as many as the mix and shape need
-            sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
-            "--run-time", f"{int(plan.warmup + plan.duration + 2)}s", "--stop-timeout", "10",
-            "--csv", str(self.run_dir / "locust" / self.impl), "--csv-full-history",
-            "--exit-code-on-error", "0", "--cqrs-config", str(config_path),
-            "--loglevel", "WARNING",
-        ])  # fmt: skip
         (self.run_dir / "locust").mkdir(exist_ok=True)
-        if collectors:
-            collectors.add_component("locust", locust.pid)
+        locust = self._start_locust(config_path, collectors)
         self._watch(locust, collectors)
         if projection:
             caught_up = wait_caught_up(*projection, timeout=CATCH_UP_BOUND,
-                                       alive=self.projector.running)  # fmt: skip
+                                       alive=self.projector.running if self.projector
+                                       else lambda: True)  # fmt: skip
             if caught_up is None:
                 raise ComponentFailed("projector", self.log("projector"),
                                       f"did not catch up within {CATCH_UP_BOUND:.0f}s of the load's end")  # fmt: skip
             self.info["projector_caught_up_s"] = round(caught_up, 3)
 
+    def _check_service(self, url: str) -> None:
+        """The given service answers /health and serves this implementation."""
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=10) as response:
+                health = json.loads(response.read())
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"no service answers at {url}/health: {exc}") from None
+        if health.get("implementation") != self.impl:
+            raise ValueError(f"the service at {url} serves {health.get('implementation')!r}, "
+                             f"not {self.impl!r}")  # fmt: skip
+        self.info.update(service=url, service_origin="given")
+
+    def _start_locust(self, config_path: Path, collectors: RunCollectors | None) -> Component:
+        """Locust alone, or a master with `locust_workers` workers (started here unless they
+        connect from elsewhere); its users: as many as the mix and shape need."""
+        plan = self.plan
+        command = [
+            sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
+            "--run-time", f"{int(plan.warmup + plan.duration + 2)}s", "--stop-timeout", "10",
+            "--csv", str(self.run_dir / "locust" / self.impl), "--csv-full-history",
+            "--exit-code-on-error", "0", "--cqrs-config", str(config_path), "--loglevel", "WARNING",
+        ]  # fmt: skip
+        port = plan.master_port or free_port()
+        if plan.locust_workers:
+            command += ["--master", "--expect-workers", str(plan.locust_workers),
+                        "--expect-workers-max-wait", str(WORKERS_WAIT), "--master-bind-port",
+                        str(port)]  # fmt: skip
+        locust = self._start("locust", command)
+        if collectors:
+            collectors.add_component("locust", locust.pid)
+        if plan.external_workers:
+            self.progress(f"   waiting for {plan.locust_workers} Locust workers on port {port}: "
+                          f"locust -f workloads/locustfile.py --worker --master-host HOST "
+                          f"--master-port {port}")  # fmt: skip
+        else:
+            for i in range(plan.locust_workers):
+                worker = self._start(f"locust-worker-{i + 1}", [
+                    sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker",
+                    "--master-host", "127.0.0.1", "--master-port", str(port),
+                    "--loglevel", "WARNING"])  # fmt: skip
+                if collectors:
+                    collectors.add_component(f"locust_worker_{i + 1}", worker.pid)
+        self.info["locust"] = {"workers": plan.locust_workers, "external": plan.external_workers,
+                               "master_port": port if plan.locust_workers else None}  # fmt: skip
+        return locust
+
     def _watch(self, locust: Component, collectors: RunCollectors | None) -> None:
         plan = self.plan
         tail = SecondsTail(self.raw)
         limit = time.monotonic() + plan.warmup + plan.duration + 120
+        if plan.locust_workers:
+            limit += WORKERS_WAIT
         measuring, last_report = False, 0.0
         while locust.running():
             for component in self.components:
-                if component is not locust:
+                if component.name.startswith("locust-worker"):  # they leave with the master
+                    if not component.running() and component.proc.returncode != 0:
+                        component.check()
+                elif component is not locust:
                     component.check()
             if collectors:
                 collectors.check()
