@@ -177,3 +177,40 @@ def test_a_run_measures_servers_and_a_service_it_did_not_start(servers: Servers,
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)
         drop(servers, dbs)
+
+
+def test_a_run_with_two_locust_workers_merges_their_histograms_exactly(servers: Servers, tmp_path: Path):
+    from hdrh.histogram import HdrHistogram
+
+    plan = RunPlan(impls=["crud"], transport="inproc", duration=3, warmup=1, sf=SF,
+                   locust_workers=2, experiment="workers", results_root=tmp_path, report=False)  # fmt: skip
+    run_dir = run(plan, servers, progress=lambda _line: None)
+    assert validate_run(run_dir) == []
+    assert json.loads((run_dir / "run.json").read_text())["impls"]["crud"]["started"] == [
+        "locust", "locust-worker-1", "locust-worker-2"]
+
+    # Every worker's own per-second histograms, summed here, equal what the results hold.
+    sums: dict[tuple, list] = {}
+    workers = set()
+    for path in (run_dir / "raw" / "crud").glob("seconds-*.jsonl"):
+        for line in path.read_text().splitlines():
+            record = json.loads(line)
+            workers.add(record.get("worker"))
+            for op in record["ops"]:
+                key = (record["second"], op["operation"], op["kind"])
+                total = sums.setdefault(key, [0, None])
+                total[0] += op["count"]
+                if op["count"]:
+                    hist = HdrHistogram.decode(op["hdr"])
+                    total[1] = hist if total[1] is None else (total[1].add(hist) or total[1])
+    assert len(workers - {None}) == 2
+    latency = _table(run_dir, "latency")
+    assert len(latency) == len(sums)
+    for row in latency.itertuples():
+        count, hist = sums[(int(row.second.timestamp()), row.operation, row.kind)]
+        assert row.count == count
+        if count:
+            merged = HdrHistogram.decode(row.hdr)
+            assert merged.get_total_count() == hist.get_total_count() == count
+            for p in (50, 90, 99, 99.9, 100):
+                assert merged.get_value_at_percentile(p) == hist.get_value_at_percentile(p)

@@ -3,11 +3,15 @@
     locust -f workloads/locustfile.py --headless --run-time 60s --cqrs-config run.json
     locust -f workloads/locustfile.py --host http://127.0.0.1:8000 --mix mixed --shape steady \\
         --seed 42 --catalog-dsn postgresql://...
+    locust -f workloads/locustfile.py --master --headless --expect-workers 2 ... --cqrs-config run.json
+    locust -f workloads/locustfile.py --worker --master-host HOST   (x 2; needs no option of its own)
 
 The user counts come from the mix and shape (Locust's -u is set to their sum; spawn rate: all at
 once unless -r is given). Closed loop: each class spawns as many users as its shape ever wants;
 a user whose index is at or above its class's current target idles. Open loop (arrival_rate):
-one scheduler user per class. Results: workloads/recorder.py's files in the output directory.
+one scheduler user per class and process (--expect-workers on a master), each sending its share
+of the class's rate. Results: workloads/recorder.py's files in the output directory (the
+master's, with workers: workloads/distributed.py says what travels between the processes).
 """
 
 from __future__ import annotations
@@ -15,14 +19,16 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from random import Random
 
 import gevent
 import psycopg
+from gevent.event import Event
 from locust import User, constant, events, task
-from locust.runners import MasterRunner
+from locust.exception import StopUser
 
+from workloads import distributed
 from workloads.catalog import Catalog
 from workloads.config import TRANSPORTS, WorkloadConfig
 from workloads.openloop import OpenLoop
@@ -32,6 +38,7 @@ from workloads.transports import Transport, create_transport
 from workloads.users import Actor, Planner, Popularity
 
 IDLE_S = 0.1
+STOP_GRACE_S = 5.0  # Locust's --stop-timeout when not given: requests in flight are not cut
 DEFAULT_DURATION_S = 600.0  # shapes' time base when neither --duration nor --run-time is given
 log = logging.getLogger("cqrs-bench")
 
@@ -101,6 +108,11 @@ class Run:
     open_rates: dict[str, float] = field(default_factory=dict)  # per class, before the shape
     started: float = field(default_factory=time.perf_counter)
     indices: dict[str, int] = field(default_factory=dict)
+    totals: dict[str, int] = field(default_factory=dict)  # users per class in all processes
+    places: dict[str, list[int]] | None = None  # a worker's: class -> [offset, n] (master's plan)
+    worker: int = -1  # a worker's index
+    payload: str = ""  # worker: what it was built from
+    stopping: Event = field(default_factory=Event)  # set: users end after their request
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
@@ -113,9 +125,22 @@ class Run:
             self.mix, user_class, self.elapsed(), self.config.duration_s)  # fmt: skip
 
     def next_index(self, user_class: str) -> int:
-        index = self.indices.get(user_class, 0)
-        self.indices[user_class] = index + 1
+        """The class's next user's index over all processes (a worker's users: from its offset)."""
+        local = self.indices.get(user_class, 0)
+        self.indices[user_class] = local + 1
+        if self.places is None:
+            return local
+        offset, count = self.places.get(user_class, (0, 0))
+        if local < count:
+            return offset + local
+        index = self.totals.get(user_class, 0) + 1000 * (self.worker + 1) + local  # still unique
+        log.warning("worker %d: a %s the master did not plan for: index %d (not reproducible)",
+                    self.worker, user_class, index)  # fmt: skip
         return index
+
+    def open_share(self, user_class: str) -> float:
+        """Open loop: one scheduler's rate (the class's rate over its schedulers everywhere)."""
+        return self.open_rate(user_class) / max(self.totals.get(user_class, 1), 1)
 
 
 RUN: Run | None = None
@@ -130,19 +155,66 @@ def open_rates(config: WorkloadConfig, mix: Mix) -> dict[str, float]:
     return {name: config.arrival_rate * share / total for name, share in shares.items() if share}
 
 
-def prepare(environment) -> Run:
-    config = config_from_options(environment.parsed_options)
+def plan(config: WorkloadConfig, processes: int = 1) -> Run:
+    """The run and its users per class over all `processes` (open loop: one scheduler each)."""
     run = Run(config, load_mix(config.mix), load_shape(config.shape))
     if config.arrival_rate is not None:
         run.open_rates = open_rates(config, run.mix)
-        counts = {name: int(name in run.open_rates) for name in USER_CLASSES}
+        run.totals = {name: processes * int(name in run.open_rates) for name in USER_CLASSES}
     else:
-        counts = {name: run.shape.peak(run.mix, name) for name in USER_CLASSES}
+        run.totals = {name: run.shape.peak(run.mix, name) for name in USER_CLASSES}
+    return run
+
+
+def prepare(environment) -> Run | None:
+    """At init: a local run, or a master's plan; None on a worker (built at test start)."""
+    role = distributed.role(environment)
+    if role == "worker":
+        distributed.Worker(environment, lambda: RUN.recorder if RUN is not None else None)
+        return None
+    config = config_from_options(environment.parsed_options)
+    if role == "master" and config.catalog is None:  # the same catalog for every worker
+        config = replace(config, catalog=Catalog.from_database(config.catalog_source).to_dict())
+    run = plan(config, environment.parsed_options.expect_workers if role == "master" else 1)
     for cls in WORKLOAD_USERS:
-        cls.fixed_count = counts[cls.__name__]
-    _set_user_count(environment.parsed_options, sum(counts.values()))
-    if isinstance(environment.runner, MasterRunner):
+        cls.fixed_count = run.totals[cls.__name__]
+    _set_user_count(environment.parsed_options, sum(run.totals.values()))
+    if not environment.stop_timeout:  # sent on to workers in the spawn messages
+        environment.stop_timeout = STOP_GRACE_S
+    if role == "master":
+        environment.parsed_options.cqrs_payload = distributed.payload(
+            config.to_json(), run.mix.path, run.shape.path)  # fmt: skip
+        distributed.Master(environment, config.out_dir)
         return run
+    return build(run, environment, config.out_dir)
+
+
+def prepare_worker(environment, previous: Run | None) -> Run:
+    """At test start on a worker: the master's config, mix and shape (built once per payload),
+    and this worker's places in the master's layout."""
+    options = environment.parsed_options
+    payload = getattr(options, "cqrs_payload", "")
+    if not payload:
+        raise ValueError("the master sent no workload (does it run workloads/locustfile.py?)")
+    run = previous
+    if run is None or run.payload != payload:
+        if run is not None and run.recorder is not None:
+            environment.events.request.remove_listener(run.recorder.on_request)
+        text, mix_path, shape_path = distributed.unpack(payload)
+        config = replace(WorkloadConfig.from_json(text), mix=mix_path, shape=shape_path)
+        run = build(plan(config), environment, None)
+        run.payload = payload
+    layout = getattr(options, "cqrs_layout", None) or {}
+    run.places = layout.get(environment.runner.client_id, {})
+    run.worker = environment.runner.worker_index
+    run.totals = {name: sum(p.get(name, [0, 0])[1] for p in layout.values())
+                  for name in USER_CLASSES}  # fmt: skip
+    return run
+
+
+def build(run: Run, environment, out_dir: str | None) -> Run:
+    """Catalog, transport and recorder of a process that runs users (out_dir None: a worker)."""
+    config = run.config
     run.catalog = (Catalog.from_dict(config.catalog) if config.catalog is not None
                    else Catalog.from_database(config.catalog_source))  # fmt: skip
     run.popularity = Popularity(run.catalog.products, config.seed)
@@ -150,7 +222,7 @@ def prepare(environment) -> Run:
         if name in run.mix.classes:
             Planner(run.mix.classes[name], run.catalog, run.popularity, config.seed, 0)
     run.transport = create_transport(config, environment)
-    run.recorder = Recorder(config.out_dir)
+    run.recorder = Recorder(out_dir)
     environment.events.request.add_listener(run.recorder.on_request)
     if config.arrival_rate is not None:
         run.openloop = OpenLoop(config.max_in_flight, run.recorder)
@@ -173,19 +245,45 @@ def _on_init(environment, **_kwargs) -> None:
     except (ValueError, OSError, psycopg.Error) as exc:
         log.error("cqrs-bench workload: %s", exc)
         sys.exit(1)
+    if RUN is None:
+        return
     if RUN.recorder is not None:
         RUN.recorder.start()
     log.info("cqrs-bench workload: %s transport, mix %s, shape %s, seed %d, %s",
              RUN.config.transport, RUN.mix.name, RUN.shape.name, RUN.config.seed,
-             f"open loop at {RUN.config.arrival_rate}/s" if RUN.openloop else "closed loop")  # fmt: skip
+             f"open loop at {RUN.config.arrival_rate}/s" if RUN.open_rates else "closed loop")  # fmt: skip
 
 
 @events.test_start.add_listener
 def _on_test_start(environment, **_kwargs) -> None:
+    global RUN
+    if distributed.role(environment) == "worker":
+        try:
+            RUN = prepare_worker(environment, RUN)
+        except (ValueError, OSError, psycopg.Error) as exc:
+            log.error("cqrs-bench workload: %s", exc)
+            environment.process_exit_code = 1
+            gevent.spawn(environment.runner.quit)
+            return
     if RUN is None or RUN.transport is None:
         return
-    RUN.started, RUN.indices = time.perf_counter(), {}
+    RUN.started, RUN.indices, RUN.stopping = time.perf_counter(), {}, Event()
+    if RUN.openloop is not None:
+        RUN.openloop.halted.clear()
     RUN.transport.start()
+
+
+@events.test_stopping.add_listener
+def _on_test_stopping(environment, **_kwargs) -> None:
+    """Before Locust stops the users. A kill that lands in a database call can come out of
+    SQLAlchemy's cleanup as an ordinary error (a failed request that never failed) and the user
+    carry on while Locust waits for it: so the stop is graceful (STOP_GRACE_S, unless
+    --stop-timeout says otherwise) and users end themselves after their current request.
+    """
+    if RUN is not None:
+        RUN.stopping.set()
+        if RUN.openloop is not None:
+            RUN.openloop.halt()
 
 
 @events.test_stop.add_listener
@@ -225,17 +323,23 @@ class WorkloadUser(User):
     @task
     def step(self) -> None:
         name = type(self).__name__
+        if RUN.stopping.is_set():
+            raise StopUser()
         if self.spec is None:
             gevent.sleep(IDLE_S)
-        elif RUN.openloop is not None:
-            RUN.openloop.run(lambda: RUN.open_rate(name), Random(f"{RUN.config.seed}-{name}-arrivals"),
-                             self.planner.next, self.actor.perform)  # fmt: skip
+        elif RUN.openloop is not None:  # scheduler 0 keeps the one-process arrivals
+            arrivals = f"{RUN.config.seed}-{name}-arrivals" + (
+                f"-{self.index}" if self.index else ""
+            )
+            RUN.openloop.run(lambda: RUN.open_share(name), Random(arrivals), self.planner.next,
+                             self.actor.perform)  # fmt: skip
         elif RUN.target(name) <= self.index:
             gevent.sleep(IDLE_S)
         else:
             self.actor.perform(self.planner.next())
             low, high = self.spec.think_min_s, self.spec.think_max_s
-            gevent.sleep(low + (high - low) * self.think.random())
+            if RUN.stopping.wait(low + (high - low) * self.think.random()):
+                raise StopUser()
 
 
 class Shopper(WorkloadUser):

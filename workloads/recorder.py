@@ -12,6 +12,10 @@ Seconds are keyed by completion time. Files, one line per flush, flushed as writ
 
 A second may appear on more than one line (and in several processes' files): `merge_seconds`
 adds them up exactly.
+
+Without an out_dir (a Locust worker) nothing is written: finished lines wait in the recorder
+until `take()` hands them over (to the master, which appends them to its own files with the
+worker's index: workloads/distributed.py).
 """
 
 from __future__ import annotations
@@ -48,15 +52,17 @@ class Cell:
 
 
 class Recorder:
-    def __init__(self, out_dir: str | Path, clock=None) -> None:
+    def __init__(self, out_dir: str | Path | None, clock=None) -> None:
         self.clock = clock or time.time
         self.pid = os.getpid()
-        self.out_dir = Path(out_dir)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.seconds_path = self.out_dir / f"seconds-{self.pid}.jsonl"
-        self.queries_path = self.out_dir / f"queries-{self.pid}.jsonl"
+        self.out_dir = None if out_dir is None else Path(out_dir)
+        if self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self.seconds_path = self.out_dir / f"seconds-{self.pid}.jsonl"
+            self.queries_path = self.out_dir / f"queries-{self.pid}.jsonl"
         self.cells: dict[tuple[int, str, str], Cell] = {}
-        self.queries: list[str] = []
+        self.queries: list[dict] = []
+        self.pending: tuple[list[dict], list[dict]] = ([], [])  # no out_dir: lines for take()
         self._greenlet = None
 
     # --- input
@@ -77,8 +83,7 @@ class Recorder:
         self.record(name, "service", response_time * 1000.0, error)
 
     def log_query(self, operation: str, started_at: float, ok: bool) -> None:
-        self.queries.append(json.dumps({"operation": operation, "started_at": started_at,
-                                        "ok": ok}))  # fmt: skip
+        self.queries.append({"operation": operation, "started_at": started_at, "ok": ok})
 
     # --- output
 
@@ -93,15 +98,22 @@ class Recorder:
                 "operation": key[1], "kind": key[2], "count": cell.histogram.get_total_count(),
                 "errors": dict(cell.errors), "hdr": cell.histogram.encode().decode("ascii"),
             })  # fmt: skip
-        if by_second:
-            with self.seconds_path.open("a") as f:
-                for second, ops in by_second.items():
-                    f.write(json.dumps({"second": second, "pid": self.pid, "ops": ops}) + "\n")
-                    f.flush()
-        if self.queries:
-            lines, self.queries = self.queries, []
-            with self.queries_path.open("a") as f:
-                f.write("\n".join(lines) + "\n")
+        lines = [
+            {"second": second, "pid": self.pid, "ops": ops} for second, ops in by_second.items()
+        ]
+        queries, self.queries = self.queries, []
+        if self.out_dir is None:
+            self.pending[0].extend(lines)
+            self.pending[1].extend(queries)
+        else:
+            append_lines(self.seconds_path, lines)
+            append_lines(self.queries_path, queries)
+
+    def take(self) -> tuple[list[dict], list[dict]]:
+        """No out_dir: the finished seconds' lines and the query lines not taken yet."""
+        self.flush()
+        taken, self.pending = self.pending, ([], [])
+        return taken
 
     def start(self, interval_s: float = 1.0) -> None:
         """Flush once per `interval_s` in a greenlet until `stop()`."""
@@ -120,6 +132,15 @@ class Recorder:
             self._greenlet.kill()
             self._greenlet = None
         self.flush(everything=True)
+
+
+def append_lines(path: Path, lines: list[dict], **extra: Any) -> None:
+    """Append JSON lines (each with `extra` fields added), flushed line by line."""
+    if lines:
+        with path.open("a") as f:
+            for line in lines:
+                f.write(json.dumps(line | extra if extra else line) + "\n")
+                f.flush()
 
 
 def read_seconds(path: str | Path) -> Iterator[dict]:

@@ -94,6 +94,9 @@ class RunPlan:
             raise ValueError("--service-url measures a service over HTTP: use --transport http")
         if self.external_workers and self.locust_workers < 1:
             raise ValueError("--external-workers needs --locust-workers N (how many will connect)")
+        if self.external_workers and self.transport == "http" and not self.service_url:
+            raise ValueError("workers on other machines cannot reach a service this run starts "
+                             "on 127.0.0.1: serve it yourself and pass --service-url")  # fmt: skip
         if self.transport not in ("http", "inproc"):
             raise ValueError("--transport must be http or inproc")
         spec.load_mix(self.mix)
@@ -325,7 +328,9 @@ class ImplRun:
         ]  # fmt: skip
         port = plan.master_port or free_port()
         if plan.locust_workers:
-            command += ["--master", "--expect-workers", str(plan.locust_workers),
+            command += ["--master", "--master-bind-host",
+                        "0.0.0.0" if plan.external_workers else "127.0.0.1",
+                        "--expect-workers", str(plan.locust_workers),
                         "--expect-workers-max-wait", str(WORKERS_WAIT), "--master-bind-port",
                         str(port)]  # fmt: skip
         locust = self._start("locust", command)
