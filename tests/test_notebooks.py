@@ -9,7 +9,7 @@ import papermill
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "results" / "sample" / "sample" / "20261126T121734Z"
+SAMPLE = sorted((ROOT / "results" / "sample" / "sample").iterdir())[-1]  # the committed run
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from harness.cli_analysis import compare, report
 from harness.runner.latency import figures, new_histogram
 
-SAMPLE = Path(__file__).resolve().parents[1] / "results" / "sample" / "sample" / "20261126T121734Z"
+SAMPLE = sorted((Path(__file__).resolve().parents[1] / "results" / "sample" / "sample").iterdir())[-1]
 
 
 def _app() -> typer.Typer:
@@ -58,14 +58,14 @@ def _slowed(blob: str, factor: float) -> str:
 
 @pytest.fixture
 def slower_copy(tmp_path: Path) -> Path:
-    """A copy of the sample run whose checkout and dashboard calls took 1.5 times as long and
-    whose dashboards saw 1.5 times older data: a deliberately slower run."""
+    """A copy of the sample run whose checkout and dashboard calls took 3 times as long and
+    whose dashboards saw 3 times older data: a deliberately slower run."""
     copy = tmp_path / "sample" / "slower"
     shutil.copytree(SAMPLE, copy)
     path = copy / "latency.parquet"
     latency = pd.read_parquet(path)
     slow = latency["operation"].str.match(r"checkout|dashboard_")
-    latency.loc[slow, "hdr"] = latency.loc[slow, "hdr"].map(lambda b: _slowed(b, 1.5))
+    latency.loc[slow, "hdr"] = latency.loc[slow, "hdr"].map(lambda b: _slowed(b, 3))
     for i in latency.index[slow & (latency["count"] > 0)]:
         hist = HdrHistogram.decode(latency.at[i, "hdr"])
         for key, value in figures(hist, int(latency.at[i, "count"])).items():
@@ -74,7 +74,7 @@ def slower_copy(tmp_path: Path) -> Path:
     latency.to_parquet(path)
     fresh_path = copy / "freshness.parquet"
     freshness = pd.read_parquet(fresh_path)
-    freshness["freshness_ms"] *= 1.5
+    freshness["freshness_ms"] *= 3
     fresh_path.unlink()
     freshness.to_parquet(fresh_path)
     return copy
@@ -84,8 +84,11 @@ def test_gate_fails_on_a_slower_run(slower_copy: Path) -> None:
     result = CliRunner().invoke(_app(), ["compare", str(SAMPLE), str(slower_copy),
                                          "--fail-on-regression"])  # fmt: skip
     assert result.exit_code == 2, result.output
-    assert "crud" in result.output and "checkout p99 ms" in result.output
-    assert re.search(r"crud\s+checkout p99 ms .* slower REGRESSION", result.output)
+    # Which figures get past the noise depends on the sample (a 20 s run's p99 rests on a few
+    # requests); at least one gated figure must, and nothing may look faster.
+    assert re.search(r"(dashboard p99|freshness p95|checkout p99) ms .* slower REGRESSION",
+                     result.output)  # fmt: skip
+    assert "faster" not in result.output
 
 
 def test_without_the_flag_a_regression_is_reported_but_exits_0(slower_copy: Path) -> None:

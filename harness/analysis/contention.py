@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from harness.analysis.load import in_measure, load_start
-from harness.runner.summary import ACTIVITY_HZ
+from harness.collectors.activity import HZ as ACTIVITY_HZ
 
 CPU = "CPU"  # wait_event_type "" means on CPU
 

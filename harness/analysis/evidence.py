@@ -15,8 +15,6 @@ from harness.analysis.interference import curve
 from harness.analysis.latency import headline_kind, measured, percentiles
 from harness.analysis.load import Run, in_measure, measure_windows, read
 
-STORAGE = "not measured"  # see the report's notes: pg_total_relation_size at the run's end
-
 # column -> (heading, format) for the report
 COLUMNS = {
     "impl": ("architecture", "{}"),
@@ -37,7 +35,7 @@ COLUMNS = {
     "deadlocks": ("deadlocks", "{:.0f}"),
     "errors": ("errors", "{:.0f}"),
     "cores": ("CPU cores", "{:.2f}"),
-    "storage": ("storage", "{}"),
+    "storage_mb": ("storage MB", "{:.1f}"),
 }
 
 
@@ -74,14 +72,23 @@ def evidence(runs: list[Run]) -> pd.DataFrame:
         resources.cpu_total(read(runs, "resources"), windows)[["run", "impl", "cores"]],
     ):  # fmt: skip
         table = table.merge(part, on=["run", "impl"], how="left")
-    table["storage"] = STORAGE
+    table = table.merge(_storage(read(runs, "storage")), on=["run", "impl"], how="left")
     order = {impl: i for i, impl in enumerate(dict.fromkeys(i for r in runs for i in r.impls))}
     table = table.sort_values(["run", "impl"], key=lambda s: s.map(order) if s.name == "impl"
                               else s).reset_index(drop=True)  # fmt: skip
     table = table.reindex(columns=["run", *COLUMNS])
-    numeric = [c for c in COLUMNS if c not in ("impl", "storage")]
+    numeric = [c for c in COLUMNS if c != "impl"]
     table[numeric] = table[numeric].apply(pd.to_numeric, errors="coerce")  # empty parts: NaN
     return table
+
+
+def _storage(sizes: pd.DataFrame) -> pd.DataFrame:
+    """Per run and implementation, the size of its databases on every server, in MB."""
+    if sizes.empty:
+        return pd.DataFrame(columns=["run", "impl", "storage_mb"])
+    whole = sizes[sizes["relation"] == ""]
+    total = whole.groupby(["run", "impl"], as_index=False)["bytes"].sum()
+    return total.assign(storage_mb=total["bytes"] / 1e6)[["run", "impl", "storage_mb"]]
 
 
 def _peak(points: pd.DataFrame) -> pd.DataFrame:

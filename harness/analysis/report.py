@@ -115,9 +115,9 @@ def decision_record(runs: list[Run], table: pd.DataFrame | None = None) -> str:
         "### Evidence", "",
         "Latency in ms over the measure phase; *(peak)* = the seconds with the most analysts.", "",
         markdown(table, LATENCY_COLUMNS), "", markdown(table, COST_COLUMNS), "",
-        "Lag and freshness apply to the CQRS architectures only. Storage is not measured yet "
-        "(it needs a `storage` table: `pg_database_size` and `pg_total_relation_size` of the "
-        "write and read-model tables at the end of each implementation's run).", "",
+        "Lag and freshness apply to the CQRS architectures only. Storage: the run's databases on "
+        "every server once the load stopped (the same dataset for all; CQRS adds the outbox "
+        "and the read models).", "",
         "### Findings", "", *[f"- {f}" for f in decision.findings(table, levels)], "",
         "### Trade-offs", "", *[f"- {t}" for t in decision.trade_offs(table)], "",
         "### When each architecture wins", "",

@@ -46,6 +46,8 @@ ROUND_COLUMNS = {
 
 # pg_blocking_pids takes the lock manager's partition locks: it is only called for sessions that
 # wait on a heavyweight lock, the only waits it can report blockers for.
+HZ = 10  # samples per second: one sample of a waiting session stands for 1 / HZ seconds
+
 QUERY = """
     SELECT now(), datname, pid, application_name, backend_type, state,
            wait_event_type, wait_event,
@@ -86,7 +88,7 @@ class ActivitySampler(Sampler):
     name = "activity"
 
     def __init__(
-        self, servers: dict[str, str], hz: float = 10, databases: set[str] | None = None
+        self, servers: dict[str, str], hz: float = HZ, databases: set[str] | None = None
     ) -> None:
         super().__init__(1.0 / hz)
         seen: dict[str, str] = {}

@@ -382,6 +382,20 @@ TABLES: tuple[Table, ...] = (
         ),
     ),
     Table(
+        "storage",
+        "What the architecture stores: sizes read once the load has stopped and the projection "
+        "caught up (`pg_database_size`, `pg_total_relation_size`: tables with indexes and TOAST).",
+        (
+            IMPL,
+            SERVER,
+            Column("database", "str", "The run's database on that server."),
+            Column("relation", "str", 'A table of the public schema; `""` for the whole database.'),
+            Column("bytes", "int", "Size on disk.", unit="bytes", non_negative=True),
+        ),
+        rows_required=False,
+        notes="No rows with `--no-collectors`.",
+    ),
+    Table(
         "verification",
         "Answers checked before measuring: each implementation gives the same answers.",
         (

@@ -38,7 +38,7 @@ class RunCollectors:
         `databases`: role → DSN of the run's database there; `projection`: (outbox, read models)."""
         self.servers, self.databases, self.warnings = servers, databases, warnings
         self.activity = activity.ActivitySampler(
-            servers, hz=10, databases={_dbname(d) for d in databases.values()})
+            servers, hz=activity.HZ, databases={_dbname(d) for d in databases.values()})
         self.resources = resources.ResourceSampler({}, include_children=set(), interval=1.0)
         self.lag = lag.LagSampler(*projection, interval=0.5) if projection else None
         self.tails = {}

@@ -25,6 +25,7 @@ import psycopg
 from harness.analysis.report import write_report
 from harness.bench_projector import wait_caught_up
 from harness.collectors import lag as lag_tables
+from harness.collectors import storage
 from harness.pg_server import free_port
 from harness.prepare import RunDatabases, attached, drop, provision, run_databases
 from harness.results import metadata
@@ -239,6 +240,9 @@ class ImplRun:
             collectors.start()
         try:
             self._drive(dbs, projection, batches, collectors)
+            if collectors:  # the load has stopped and the projection caught up
+                for role, dsn in databases.items():
+                    self.frames.add(self.impl, "storage", storage.sizes(dsn, role))
         finally:
             self._stop_components()  # their sessions close and flush their statistics
             self._collect_latency()
@@ -444,21 +448,19 @@ def run(plan: RunPlan, servers: Servers, progress: Progress = print) -> Path:
 def _finish(run_dir: Path, frames: Frames, turns: dict[str, ImplRun], outcome: dict,
             progress: Progress) -> None:  # fmt: skip
     """Write every table, the summary and the final run.json, whatever happened before."""
-    tables, unwritten = {}, []
+    unwritten = []
     for name in TABLE_NAMES:
         try:
-            tables[name] = frames.table(name)
-            write_table(run_dir, name, tables[name])
+            write_table(run_dir, name, frames.table(name))
         except Exception as exc:  # noqa: BLE001 - the others are still written
-            tables[name] = empty_frame(name)
             unwritten.append(f"{name}: {exc}")
     if unwritten and outcome["status"] == "complete":  # in place: run() raises after it
         outcome.update(status="incomplete", failed_component="results", failed_log=None,
                        incomplete_reason="not written: " + "; ".join(unwritten))  # fmt: skip
-    summary = summary_table(list(turns), tables, {n: t.window for n, t in turns.items()})
-    (run_dir / "summary.txt").write_text(summary + "\n")
     update_run_json(run_dir, {**outcome, "finished_at": metadata.now_iso(),
                               "impls": {n: t.info for n, t in turns.items()}})  # fmt: skip
+    summary = summary_table(run_dir)
+    (run_dir / "summary.txt").write_text(summary + "\n")
     progress(summary)
     progress(f"results ({outcome['status']}): {run_dir}")
     for problem in unwritten:
