@@ -83,6 +83,10 @@ def test_a_short_run_of_every_architecture_gives_a_valid_plausible_results_direc
     commits = stats[(stats.stat == "xact_commit") & (stats.server == "write")]
     assert set(commits["impl"]) == set(registry.names()) and (commits["delta"] > 0).all()
     assert len(_table(run_dir, "statements")) > 0
+    # Storage: the run's databases; CQRS keeps read models besides the same write model.
+    size = _table(run_dir, "storage").query("relation == ''").groupby("impl")["bytes"].sum()
+    assert set(size.index) == set(registry.names()) and (size > 0).all()
+    assert size["cqrs-logical"] > size["crud"] and size["cqrs-physical"] > size["crud"]
 
 
 def _descendants(pid: int) -> list[psutil.Process]:
