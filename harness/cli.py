@@ -28,6 +28,7 @@ from harness.pg_binaries import PostgresNotFound
 from harness.pg_server import ServerError
 from harness.prepare import attached, prepared, run_databases
 from harness.prepare import provision as provision_run
+from harness.prepare import ready_for_load as prepare_for_load
 from harness.runner.components import ComponentFailed
 from harness.servers import use_servers
 from implementations import registry
@@ -120,6 +121,9 @@ def provision(
     name: str | None = typer.Option(
         None, help="Name of the run database; default: after the implementation and the time.",
         show_default=False),
+    ready_for_load: bool = typer.Option(
+        False, help="Prepare it as `run` prepares its clones: stock raised so no checkout is "
+        "refused, then vacuumed, analyzed, checkpointed (for `run --database`)."),
     write_dsn: WriteDsn = None,
     read_dsn: ReadDsn = None,
 ) -> None:
@@ -132,6 +136,8 @@ def provision(
                 "provision needs servers that outlive it: `cqrs-bench db up`, or --write-dsn"
             )
         dbs = provision_run(impl, servers, sf=sf, seed=seed, name=name, progress=typer.echo)
+        if ready_for_load:
+            prepare_for_load(dbs)
     typer.echo(f"provisioned {dbs.name}")
 
 

@@ -27,7 +27,14 @@ from harness.bench_projector import wait_caught_up
 from harness.collectors import lag as lag_tables
 from harness.collectors import storage
 from harness.pg_server import free_port
-from harness.prepare import RunDatabases, attached, drop, provision, run_databases
+from harness.prepare import (
+    RunDatabases,
+    attached,
+    drop,
+    provision,
+    ready_for_load,
+    run_databases,
+)
 from harness.results import metadata
 from harness.results.run_dir import (
     check_experiment,
@@ -53,7 +60,6 @@ from workloads.recorder import merge_seconds
 
 Progress = Callable[[str], None]
 LOCUSTFILE = Path(__file__).resolve().parents[2] / "workloads" / "locustfile.py"
-HUGE_STOCK = 10**12  # no checkout is refused for stock: refusals would change the load over time
 PROGRESS_EVERY = 5.0  # seconds between progress lines
 CATCH_UP_BOUND = 60.0  # seconds the projector may take to apply what the load wrote
 WORKERS_WAIT = 120  # seconds a Locust master waits for its workers to connect
@@ -129,17 +135,6 @@ def _ts(epoch: float) -> pd.Timestamp:
     return pd.Timestamp(epoch, unit="s", tz="UTC")
 
 
-def _prepare_for_load(write_dsn: str, read_dsn: str | None) -> None:
-    with psycopg.connect(write_dsn, autocommit=True, application_name="cqrs-bench:runner") as conn:
-        conn.execute("UPDATE products SET stock = %s", (HUGE_STOCK,))
-        conn.execute("VACUUM ANALYZE")
-        conn.execute("CHECKPOINT")
-    if read_dsn:
-        with psycopg.connect(read_dsn, autocommit=True, application_name="cqrs-bench:runner") as conn:
-            conn.execute("VACUUM ANALYZE")
-            conn.execute("CHECKPOINT")
-
-
 def _healthy(url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
@@ -181,7 +176,7 @@ class ImplRun:
             self.info.update(database=dbs.name, database_origin="clone")
         try:
             if not plan.database:  # an existing database is not changed
-                _prepare_for_load(dbs.write_dsn, dbs.read_dsn if dbs.separate else None)
+                ready_for_load(dbs)
             with attached(self.impl, dbs, pool_size=2) as implementation:
                 self._verify(implementation, dbs.write_dsn)
                 projection = implementation.projection_dsns if implementation.needs_projector else None
