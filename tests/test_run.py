@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pytest
 from harness.pg_server import free_port
 from harness.prepare import drop, provision
 from harness.results.validate import validate_run
-from harness.runner.run import RunPlan, run
+from harness.runner.run import RunPlan, healthy, run
 from harness.servers import READ_DSN_ENV, WRITE_DSN_ENV, Servers
 from implementations import registry
 
@@ -135,14 +134,6 @@ def _databases(dsn: str) -> set[str]:
         return {r[0] for r in conn.execute("SELECT datname FROM pg_database")}
 
 
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 def test_a_run_measures_servers_and_a_service_it_did_not_start(servers: Servers, tmp_path: Path):
     """The test starts the servers (the session's pair, handed over as DSNs), provisions a
     database and starts its API and projector; the run measures them and starts only Locust."""
@@ -158,7 +149,7 @@ def test_a_run_measures_servers_and_a_service_it_did_not_start(servers: Servers,
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
-        while not _healthy(url):
+        while not healthy(url):
             assert time.monotonic() < deadline and all(p.poll() is None for p in deployment)
             time.sleep(0.2)
         before = _databases(servers.write_dsn), _databases(servers.read_dsn)

@@ -135,7 +135,8 @@ def _ts(epoch: float) -> pd.Timestamp:
     return pd.Timestamp(epoch, unit="s", tz="UTC")
 
 
-def _healthy(url: str) -> bool:
+def healthy(url: str) -> bool:
+    """Whether a service answers GET /health with 200."""
     try:
         with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
             return response.status == 200
@@ -278,7 +279,7 @@ class ImplRun:
                 "serve", "--impl", self.impl, "--database", dbs.name, "--port", str(port),
                 *server_args))  # fmt: skip
             host = f"http://127.0.0.1:{port}"
-            service.wait_ready(lambda: _healthy(host), timeout=60)
+            service.wait_ready(lambda: healthy(host), timeout=60)
             if collectors:
                 collectors.add_component("service", service.pid)
             self.info.update(service=host, service_origin="started")
