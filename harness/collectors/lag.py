@@ -23,7 +23,7 @@ import pandas as pd
 
 from harness.collectors.activity import collector_connection
 from harness.collectors.base import TS, Sampler, epoch_utc, typed_frame
-from implementations.projector.status import projection_status
+from implementations.projector.status import status_on
 
 LAG_COLUMNS = {"ts": TS, "events_behind": "int64", "oldest_unapplied_age_ms": "float64"}
 EVENT_LAG_COLUMNS = {"source_commit": TS, "applied_at": TS, "lag_ms": "float64"}
@@ -46,9 +46,8 @@ class LagSampler(Sampler):
 
     Rows: ts (client clock, when the poll began), events_behind, oldest_unapplied_age_ms (server
     now() minus the commit time of the oldest committed, unapplied event; NaN when none is behind
-    or commit times are not tracked). projection_status opens its own two connections each poll
-    (application_name cqrs-bench:status, so they show as component "status" in `waits`); the age
-    query runs on one persistent collector connection to the write database.
+    or commit times are not tracked). It polls on two persistent collector connections, one to
+    each database, so it opens no connection per poll.
     """
 
     name = "lag"
@@ -56,19 +55,21 @@ class LagSampler(Sampler):
     def __init__(self, write_dsn: str, read_dsn: str, interval: float = 0.5) -> None:
         super().__init__(interval)
         self.write_dsn, self.read_dsn = write_dsn, read_dsn
-        self._conn = None
+        self._conn = self._read = None
         self._rows: list[tuple] = []
 
     def _open(self) -> None:
         self._conn = collector_connection(self.write_dsn)
+        self._read = collector_connection(self.read_dsn)
 
     def _close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
+        for conn in (self._conn, self._read):
+            if conn is not None:
+                conn.close()
 
     def _sample(self) -> None:
         ts = datetime.now(UTC)
-        status = projection_status(self.write_dsn, self.read_dsn)
+        status = status_on(self._conn, self._read)
         age = math.nan
         if status.events_behind:
             tx, pos = status.checkpoint.split(":")

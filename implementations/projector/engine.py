@@ -33,6 +33,11 @@ LOCK_NAMESPACE = 0x70726F6A  # "proj"
 MIN_BACKOFF, MAX_BACKOFF = 0.1, 5.0  # seconds between reconnection attempts
 
 
+def lock_key(projection: str) -> int:
+    """The advisory lock key of a projection (within LOCK_NAMESPACE): one active projector."""
+    return zlib.crc32(projection.encode()) - 2**31
+
+
 @dataclass(frozen=True)
 class Applied:
     """What one applied batch did, for lag measurement: source commit times and apply time."""
@@ -101,7 +106,7 @@ class Projector:
         self.close()
 
     def lock_key(self) -> int:
-        return zlib.crc32(self.name.encode()) - 2**31
+        return lock_key(self.name)
 
     def try_lock(self) -> bool:
         """Become the active projector of this projection (held until the session ends)."""

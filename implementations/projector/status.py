@@ -8,7 +8,7 @@ from datetime import datetime
 import psycopg
 
 from implementations.projector import checkpoint
-from implementations.projector.engine import LOCK_NAMESPACE, PROJECTION, Projector
+from implementations.projector.engine import LOCK_NAMESPACE, PROJECTION, lock_key
 
 HEAD = """
     SELECT tx_id::text, position FROM outbox ORDER BY outbox.tx_id DESC, outbox.position DESC LIMIT 1
@@ -71,18 +71,22 @@ def _oldest_transaction(conn: psycopg.Connection) -> HeldBackBy | None:
 def projection_status(write_dsn: str, read_dsn: str, name: str = PROJECTION) -> ProjectionStatus:
     options = {"autocommit": True, "application_name": "cqrs-bench:status"}
     with psycopg.connect(read_dsn, **options) as rd, psycopg.connect(write_dsn, **options) as wr:
-        cp = checkpoint.load(rd, name)
-        applied, lag, source_commit, updated = rd.execute(CHECKPOINT_ROW, {"name": name}).fetchone()
-        key = {
-            "ns": LOCK_NAMESPACE,
-            "key": Projector(write_dsn, read_dsn, name=name).lock_key() % 2**32,
-        }
-        active = rd.execute(ACTIVE, key).fetchone()[0] > 0
-        head = wr.execute(HEAD).fetchone()
-        behind, held = wr.execute(
-            BEHIND, {"tx": str(cp.at.tx_id), "pos": cp.at.position}
-        ).fetchone()
-        oldest = _oldest_transaction(wr) if held else None
+        return status_on(wr, rd, name)
+
+
+def status_on(wr: psycopg.Connection, rd: psycopg.Connection,
+              name: str = PROJECTION) -> ProjectionStatus:  # fmt: skip
+    """The status read on open autocommit connections to the outbox's and the read models'
+    databases (for a caller that polls: no connection per call)."""
+    cp = checkpoint.load(rd, name)
+    applied, lag, source_commit, updated = rd.execute(CHECKPOINT_ROW, {"name": name}).fetchone()
+    key = {"ns": LOCK_NAMESPACE, "key": lock_key(name) % 2**32}
+    active = rd.execute(ACTIVE, key).fetchone()[0] > 0
+    head = wr.execute(HEAD).fetchone()
+    behind, held = wr.execute(
+        BEHIND, {"tx": str(cp.at.tx_id), "pos": cp.at.position}
+    ).fetchone()
+    oldest = _oldest_transaction(wr) if held else None
     return ProjectionStatus(
         projection=name, head=f"{head[0]}:{head[1]}" if head else None,
         checkpoint=cp.at.token(), events_behind=behind, events_held_back=held,
