@@ -79,7 +79,10 @@ def _distributed_run(dsn: str, tmp_path: Path, mix_name: str, **config) -> dict:
             "--exit-code-on-error", "0", "--cqrs-config", str(config_path),
         ], master_dir / "master.log", ROOT))  # fmt: skip
         deadline = time.monotonic() + 30
-        while not _listening(port):
+        # Listening comes before Locust's init event, in which the master reads the config and
+        # the mix: wait for the line it logs once it has them, then take them away.
+        while not _listening(port) or "cqrs-bench workload:" not in (
+                master_dir / "master.log").read_text():  # fmt: skip
             assert procs[0].poll() is None, (master_dir / "master.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "the master never listened"
             time.sleep(0.1)
