@@ -10,12 +10,9 @@ from dataclasses import dataclass
 import pandas as pd
 from hdrh.histogram import HdrHistogram
 
+from workloads.recorder import new_histogram  # the one layout every recorded histogram has
+
 PERCENTILES = {"p50_ms": 50, "p90_ms": 90, "p95_ms": 95, "p99_ms": 99, "p999_ms": 99.9}
-LOWEST_US, HIGHEST_US, DIGITS = 1, 3_600_000_000, 3
-
-
-def new_histogram() -> HdrHistogram:
-    return HdrHistogram(LOWEST_US, HIGHEST_US, DIGITS)
 
 
 @dataclass(frozen=True)
