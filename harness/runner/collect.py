@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 import pandas as pd
+import psutil
 import psycopg
 
 from harness.collectors import activity, db_stats, lag, resources, server_log, statements
@@ -19,16 +20,16 @@ from harness.collectors.base import CollectorError
 from harness.runner.components import ComponentFailed
 
 
-def local_server(dsn: str) -> tuple[int | None, Path | None]:
-    """(postmaster PID, server log) of a server on this machine laid out like ours; Nones else."""
+def postmaster_pid(dsn: str) -> int | None:
+    """The PID of the server at `dsn` if it runs on this machine: its postmaster.pid names a live
+    postgres process here (not so for a remote server, or one in another container)."""
     try:
         with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
             datadir = Path(conn.execute("SHOW data_directory").fetchone()[0])
         pid = int((datadir / "postmaster.pid").read_text().split()[0])
-    except (psycopg.Error, OSError, ValueError, IndexError):
-        return None, None
-    log = server_log.log_path(datadir)
-    return pid, (log if log and log.is_file() else None)
+        return pid if psutil.Process(pid).name().startswith("postgres") else None
+    except (psycopg.Error, OSError, ValueError, IndexError, psutil.Error):
+        return None
 
 
 class RunCollectors:
@@ -43,7 +44,7 @@ class RunCollectors:
         self.lag = lag.LagSampler(*projection, interval=0.5) if projection else None
         self.tails = {}
         for role, dsn in servers.items():
-            pid, log = local_server(dsn)
+            pid, log = postmaster_pid(dsn), server_log.log_path_for(dsn)
             if pid:
                 self.resources.add(f"{role}_server", pid, children=True)
             if log:
