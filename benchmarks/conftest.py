@@ -34,7 +34,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from harness.prepare import RunDatabases, attached, drop, provision
+from harness.prepare import HUGE_STOCK, RunDatabases, attached, drop, provision
 from harness.results.metadata import git_info, postgres_servers
 from harness.servers import READ_DSN_ENV, WRITE_DSN_ENV, Servers, use_servers
 from implementations import registry
@@ -44,7 +44,6 @@ from implementations.interface import Config, Implementation
 from implementations.projector.engine import Projector
 
 FULL_SF, FAST_SF, SEED = 0.1, 0.01, 42
-HUGE_STOCK = 10**12
 LINES = 3  # as `bench checkout`: orders of three lines, quantity 1 each
 DASHBOARD_DAYS = 7
 THEMES = ("test_queries", "test_commands", "test_projector", "test_datasets")  # run order

@@ -33,6 +33,7 @@ from psycopg import sql
 
 from harness import datasets
 from harness.pg_binaries import find_bindir
+from harness.prepare import HUGE_STOCK
 from harness.servers import use_servers
 from implementations import registry
 from implementations.domain.commands import OrderLine, PlaceOrder
@@ -41,7 +42,6 @@ from implementations.write_model import checkout
 
 LINES = 3
 QUANTITY = 1
-HUGE_STOCK = 10**12
 PGBENCH_KEY_PREFIX = "pgb-"
 PYTHON_KEY_PREFIX = "py-"
 

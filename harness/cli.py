@@ -137,7 +137,7 @@ def provision(
             )
         dbs = provision_run(impl, servers, sf=sf, seed=seed, name=name, progress=typer.echo)
         if ready_for_load:
-            prepare_for_load(dbs)
+            prepare_for_load(dbs.write_dsn, dbs.read_dsn if dbs.separate else None)
     typer.echo(f"provisioned {dbs.name}")
 
 

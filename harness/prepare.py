@@ -92,17 +92,16 @@ def provision(impl_name: str, servers: Servers, *, sf: float, seed: int, name: s
 HUGE_STOCK = 10**12  # no checkout is refused for stock: refusals would change the load over time
 
 
-def ready_for_load(dbs: RunDatabases) -> None:
+def ready_for_load(write_dsn: str, read_dsn: str | None = None) -> None:
     """Raise every product's stock (stock is in no read model: nothing to project), then vacuum,
-    analyze and checkpoint: the state autovacuum would long have reached, so a measurement
-    inherits no dirty pages and no statistics-less tables."""
-    with psycopg.connect(dbs.write_dsn, autocommit=True,
-                         application_name="cqrs-bench:runner") as conn:  # fmt: skip
+    analyze and checkpoint (and the read database, if given, apart): the state autovacuum would
+    long have reached, so a measurement inherits no dirty pages and no statistics-less tables."""
+    with psycopg.connect(write_dsn, autocommit=True, application_name="cqrs-bench:runner") as conn:
         conn.execute("UPDATE products SET stock = %s", (HUGE_STOCK,))
         conn.execute("VACUUM ANALYZE")
         conn.execute("CHECKPOINT")
-    if dbs.separate:
-        with psycopg.connect(dbs.read_dsn, autocommit=True,
+    if read_dsn:
+        with psycopg.connect(read_dsn, autocommit=True,
                              application_name="cqrs-bench:runner") as conn:  # fmt: skip
             conn.execute("VACUUM ANALYZE")
             conn.execute("CHECKPOINT")

@@ -13,14 +13,13 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import conninfo
 
-from harness.results.schema import RESULTS_SCHEMA_VERSION
+from harness.results.run_dir import start_run_json
 
 PACKAGES = {
     "cqrs-bench": "cqrs-bench",
@@ -193,11 +192,6 @@ def gather(
     }
 
 
-def now_iso() -> str:
-    """The current UTC time, ISO 8601 (as run.json's started_at and finished_at)."""
-    return datetime.now(UTC).isoformat()
-
-
 def dataset_info(sf: float | None, seed: int | None, template: Any = None) -> dict[str, Any]:
     """run.json's `dataset`: scale factor, seed, the versions that key the dataset template,
     its name, and (given the TemplateInfo from ensure_template) its checksum and row counts."""
@@ -229,24 +223,20 @@ def run_metadata(
     impls: list[str] | None = None,
     dataset: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The whole run.json of a run that is starting (status `running`).
+    """Write the run.json of a run that is starting (status `running`, run_dir.start_run_json)
+    with everything gathered here; the record written.
 
     `servers` has `write_dsn` and `read_dsn` (harness.servers.Servers). `experiment` defaults to
     config["experiment"], else the run directory's parent; `impls` to config["impls"]; `dataset`
     to dataset_info(config["sf"], config["seed"]).
     """
     run_dir = Path(run_dir)
-    return {
-        "schema_version": RESULTS_SCHEMA_VERSION,
-        "run_id": run_dir.name,
-        "experiment": experiment or config.get("experiment") or run_dir.parent.name,
-        "status": "running",
-        "started_at": now_iso(),
-        "finished_at": None,
-        "config": config,
-        "dataset": dataset
-        if dataset is not None
+    return start_run_json(
+        run_dir,
+        experiment=experiment or config.get("experiment") or run_dir.parent.name,
+        config=config,
+        dataset=dataset if dataset is not None
         else dataset_info(config.get("sf"), config.get("seed")),
-        "impls": list(impls if impls is not None else config.get("impls", [])),
-        **gather(getattr(servers, "write_dsn", None), getattr(servers, "read_dsn", None)),
-    }
+        impls=list(impls if impls is not None else config.get("impls", [])),
+        metadata=gather(getattr(servers, "write_dsn", None), getattr(servers, "read_dsn", None)),
+    )  # fmt: skip

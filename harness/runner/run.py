@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -40,8 +40,8 @@ from harness.results.run_dir import (
     check_experiment,
     create_run_dir,
     empty_frame,
+    finish_run_json,
     update_run_json,
-    write_run_json,
     write_table,
 )
 from harness.results.schema import REPORT_DIR, TABLE_NAMES
@@ -86,7 +86,6 @@ class RunPlan:
     locust_workers: int = 0  # 0: one Locust process; N: a master and N workers
     external_workers: bool = False  # the N workers connect from elsewhere; none started here
     master_port: int | None = None  # where the master listens (default: a free port)
-    extra: dict = field(default_factory=dict)
 
     def check(self) -> None:
         for name in self.impls:
@@ -124,7 +123,7 @@ class Frames:
 
     def table(self, name: str) -> pd.DataFrame:
         empty = empty_frame(name)
-        parts = [p for p in self.parts.get(name, [])]
+        parts = self.parts.get(name)
         if not parts:
             return empty
         frame = pd.concat(parts, ignore_index=True)
@@ -177,7 +176,7 @@ class ImplRun:
             self.info.update(database=dbs.name, database_origin="clone")
         try:
             if not plan.database:  # an existing database is not changed
-                ready_for_load(dbs)
+                ready_for_load(dbs.write_dsn, dbs.read_dsn if dbs.separate else None)
             with attached(self.impl, dbs, pool_size=2) as implementation:
                 self._verify(implementation, dbs.write_dsn)
                 projection = implementation.projection_dsns if implementation.needs_projector else None
@@ -413,7 +412,7 @@ def run(plan: RunPlan, servers: Servers, progress: Progress = print) -> Path:
     run_dir = create_run_dir(plan.results_root, plan.experiment)
     progress(f"results: {run_dir}")
     config = {**asdict(plan), "results_root": str(plan.results_root)}
-    write_run_json(run_dir, metadata.run_metadata(run_dir, config, servers))
+    metadata.run_metadata(run_dir, config, servers)
     frames, impls = Frames(), {}
     outcome: dict = {"status": "incomplete", "incomplete_reason": "interrupted",
                      "failed_component": None, "failed_log": None}  # fmt: skip
@@ -453,8 +452,8 @@ def _finish(run_dir: Path, frames: Frames, turns: dict[str, ImplRun], outcome: d
     if unwritten and outcome["status"] == "complete":  # in place: run() raises after it
         outcome.update(status="incomplete", failed_component="results", failed_log=None,
                        incomplete_reason="not written: " + "; ".join(unwritten))  # fmt: skip
-    update_run_json(run_dir, {**outcome, "finished_at": metadata.now_iso(),
-                              "impls": {n: t.info for n, t in turns.items()}})  # fmt: skip
+    update_run_json(run_dir, {"impls": {n: t.info for n, t in turns.items()}})
+    finish_run_json(run_dir, **outcome)
     summary = summary_table(run_dir)
     (run_dir / "summary.txt").write_text(summary + "\n")
     progress(summary)
