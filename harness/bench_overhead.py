@@ -52,8 +52,8 @@ def measure_overhead(servers: Servers, base: RunPlan, pairs: int,
 
     def one(label: str, **changes) -> tuple[float, float]:
         progress(f"--- {label}")
-        run_dir = run(replace(plan, experiment=f"overhead-{label}", **changes), servers,
-                      progress=progress)  # fmt: skip
+        (run_dir,) = run(replace(plan, experiment=f"overhead-{label}", **changes), servers,
+                         progress=progress)  # fmt: skip
         runs.append(run_dir)
         return _rates(run_dir)
 

@@ -30,7 +30,8 @@ from harness.prepare import attached, prepared, run_databases
 from harness.prepare import provision as provision_run
 from harness.prepare import ready_for_load as prepare_for_load
 from harness.runner.components import ComponentFailed
-from harness.servers import use_servers
+from harness.runner.run import LOCUSTFILE
+from harness.servers import require_lasting_servers, use_servers
 from implementations import registry
 from implementations.api import SIDES, create_app
 from implementations.domain.errors import DomainError
@@ -100,17 +101,34 @@ def serve(
         raise ValueError(f"--side must be one of {', '.join(SIDES)}")
     registry.check(impl)
     pin_this_process(cpus)
+    if database:
+        require_lasting_servers(write_dsn, read_dsn, f"--database {database} needs the servers "
+                                "that hold it")  # fmt: skip
     with use_servers(write_dsn, read_dsn) as servers:
         if database:
             context = attached(impl, run_databases(impl, servers, database))
         else:
             context = prepared(impl, servers, sf=sf, seed=seed, keep=keep)
         with context as implementation:
+            write = implementation.config.write_dsn
+            if not database:  # as `run` prepares its clones: no checkout refused for stock
+                read = implementation.projection_dsns[1] if implementation.needs_projector else None
+                prepare_for_load(write, read if read != write else None)
             typer.echo(
                 f"serving {impl} ({side}); Ctrl-C stops the service and removes what it started"
             )
+            _say_how_to_load(write, host, port, side)
             uvicorn.run(create_app(implementation, side), host=host, port=port, log_level="info",
                         access_log=False)  # fmt: skip
+
+
+def _say_how_to_load(catalog_dsn: str, host: str, port: int, side: str) -> None:
+    """The catalog DSN plain Locust reads customers and products from, and its command line."""
+    typer.echo(f"catalog DSN (locust --catalog-dsn): {catalog_dsn}")
+    if side == "both":
+        url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+        typer.echo(f"plain Locust: locust -f {LOCUSTFILE} --host {url} --mix mixed "
+                   f"--catalog-dsn {catalog_dsn}")  # fmt: skip
 
 
 @app.command()
@@ -130,11 +148,8 @@ def provision(
     """Make a run database that stays: a clone of the dataset with the implementation's schema
     and projected history. Serve it with `serve --database NAME` (one process per --side if you
     like), project it with `project run --database NAME`, drop it with `db drop NAME`."""
+    require_lasting_servers(write_dsn, read_dsn, "provision makes a database that stays")
     with use_servers(write_dsn, read_dsn) as servers:
-        if servers.origin == "ephemeral":
-            raise ValueError(
-                "provision needs servers that outlive it: `cqrs-bench db up`, or --write-dsn"
-            )
         dbs = provision_run(impl, servers, sf=sf, seed=seed, name=name, progress=typer.echo)
         if ready_for_load:
             prepare_for_load(dbs.write_dsn, dbs.read_dsn if dbs.separate else None)

@@ -7,8 +7,19 @@ from pathlib import Path
 import typer
 
 from harness.analysis import compare as comparing
-from harness.analysis.load import load_run
+from harness.analysis.load import Run, load_run, load_runs
 from harness.analysis.report import write_report
+from harness.cli_run import default_results
+
+
+def notebook_runs(runs: str | list[str]) -> list[Run]:
+    """The runs a notebook's `runs` parameter names: a list of run directories, experiment
+    directories or globs, or one string of them separated by commas (as papermill's
+    `-p runs 'results/quick/*'` passes it). Relative paths are from the checkout's root, so
+    papermill, nbconvert and Jupyter read the same runs, started from the root or notebooks/."""
+    paths = [str(path).strip() for path in (runs.split(",") if isinstance(runs, str) else runs)]
+    root = default_results().parent
+    return load_runs([root / path for path in paths if path])  # an absolute path stays as it is
 
 
 def report(
@@ -61,9 +72,19 @@ def compare(
     and larger than --threshold (relative) and --min-ms.
 
     Consecutive seconds are correlated, so short blocks understate the noise a little: use
-    --block 5 on long runs. Exit 0; with --fail-on-regression, exit 2 on a regression.
+    --block 5 on long runs. Exit 0; with --fail-on-regression, exit 2 on a regression, and
+    an incomplete run (run.json status) is refused with exit 2: it is no baseline to gate on.
     """
     a, b = load_run(run_a), load_run(run_b)
+    incomplete = [f"{run.label} is incomplete ({run.meta.get('incomplete_reason') or 'no reason'})"
+                  for run in (a, b) if not run.complete]  # fmt: skip
+    if incomplete and fail_on_regression:
+        typer.echo(f"error: {'; '.join(incomplete)}: --fail-on-regression gates complete runs "
+                   "only", err=True)  # fmt: skip
+        raise typer.Exit(2)
+    for problem in incomplete:
+        typer.echo(f"warning: {problem}: it holds only what was measured before it stopped; "
+                   "do not read this comparison as one of whole runs")  # fmt: skip
     table = comparing.compare_runs(a, b, threshold=threshold, min_ms=min_ms, block_s=block,
                                    resamples=resamples)  # fmt: skip
     typer.echo(comparing.format_comparison(table, a, b, comparing.config_changes(a, b)))

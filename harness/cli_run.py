@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import signal
+import tempfile
 from pathlib import Path
 
 import typer
 
-from harness.options import ReadDsn, ScaleFactor, Seed, WriteDsn
+from harness.options import ReadDsn, Seed, WriteDsn
+from harness.runner import presets
 from harness.runner.run import RunPlan
 from harness.runner.run import run as run_plan
-from harness.servers import use_servers
+from harness.servers import require_lasting_servers, use_servers
 from implementations import registry
 from workloads import spec
 
@@ -20,23 +23,63 @@ def default_results() -> Path:
     return (checkout if (checkout / "pyproject.toml").is_file() else Path.cwd()) / "results"
 
 
+def check_results(folder: Path) -> None:
+    """ValueError unless the run's results can go into `folder` (made if missing): its nearest
+    existing folder is probed by making a directory in it (root ignores permission bits, not a
+    read-only file system), so a bad --results is refused before anything starts."""
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise ValueError(f"--results: cannot make {folder}: {existing} is not a directory")
+    try:
+        tempfile.TemporaryDirectory(dir=existing, prefix=".cqrs-bench-probe-").cleanup()
+    except OSError as exc:
+        raise ValueError(f"--results: cannot make {folder}: cannot write in {existing} "
+                         f"({exc.strerror})") from None  # fmt: skip
+
+
+STOPPING = "stopping: Ctrl-C received; stopping every process and writing what was measured"
+
+
+def _stopping(_signum, _frame) -> None:
+    """Say at once that the run is stopping, then stop as Ctrl-C does (a second one too)."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    typer.echo(STOPPING)
+    raise KeyboardInterrupt
+
+
 def run(
     impl: str = typer.Option(",".join(registry.names()), "--impl",
                              help="Implementations to measure, comma-separated, in this order."),
-    mix: str = typer.Option("mixed", help=f"Workload mix: {', '.join(spec.mix_names())}, or a TOML file."),
-    shape: str = typer.Option("steady", help=f"Load shape: {', '.join(spec.shape_names())}, or a TOML file."),
+    preset: str = typer.Option(
+        presets.DEFAULT, help=f"Named options: {', '.join(presets.PRESETS)}. interference: sf 1, "
+        "dashboard-heavy mix, analysts 0, 2, 4, 8 within the measured window, 10 s warm-up + 40 s "
+        "measured per architecture; quick: a light mixed load on sf 0.2 (checks that everything "
+        "works, too light to tell the architectures apart). Options given here win."),
+    mix: str | None = typer.Option(None, show_default=False, help=f"Workload mix: "
+                                   f"{', '.join(spec.mix_names())}, or a TOML file (default: the preset's)."),
+    shape: str | None = typer.Option(None, show_default=False, help=f"Load shape: "
+                                     f"{', '.join(spec.shape_names())}, or a TOML file (default: the preset's)."),
     transport: str = typer.Option("http", help="http: Locust drives the API service over HTTP; "
                                   "inproc: Locust calls the implementation in its own process."),
-    duration: float = typer.Option(60, min=1, help="Seconds measured per implementation, after the warm-up."),
-    warmup: float = typer.Option(10, min=0, help="Seconds of load before measuring starts."),
-    sf: ScaleFactor = 1.0,
+    duration: float | None = typer.Option(None, min=1, show_default=False, help="Seconds measured "
+                                          "per implementation, after the warm-up; the shape's "
+                                          "stages divide it (default: the preset's)."),
+    warmup: float | None = typer.Option(None, min=0, show_default=False, help="Seconds of load "
+                                        "before measuring, at the shape's first stage with every "
+                                        "user class present (default: the preset's)."),
+    sf: float | None = typer.Option(None, "--sf", show_default=False, help="Dataset scale factor "
+                                    "(1.0: 10k customers, 200k orders; default: the preset's)."),
     seed: Seed = 42,
+    repeat: int = typer.Option(1, min=1, help="Rounds: every implementation once per round, the "
+                               "order reversed every other round; each round is a results "
+                               "directory, and the answer and the last round's report pool them."),
     arrival_rate: float | None = typer.Option(
         None, min=0.1, show_default=False,
         help="Open loop: this many requests per second in total, whatever the response times; "
         "latency is then also recorded from each request's intended start. Default: closed loop."),
     experiment: str | None = typer.Option(
-        None, show_default=False, help="Name of the experiment folder; default: MIX-SHAPE-TRANSPORT."),
+        None, show_default=False, help="Name of the experiment folder; default: the preset's name, "
+        "or MIX-SHAPE-TRANSPORT when --mix or --shape is given."),
     results: Path = typer.Option(None, show_default=False,
                                  help="Root of the results; default: results/ of this checkout."),
     collectors: bool = typer.Option(True, help="Sample sessions, statistics, logs, lag and CPU "
@@ -65,14 +108,28 @@ def run(
     the same dataset; write results/EXPERIMENT/RUN/ and print a summary table. Ctrl-C stops
     everything, keeps what was measured, and marks the run incomplete."""
     names = [name.strip() for name in impl.split(",") if name.strip()]
+    chosen = presets.preset(preset)
+    given = {"mix": mix, "shape": shape, "duration": duration, "warmup": warmup, "sf": sf}
+    options = {**chosen, **{k: v for k, v in given.items() if v is not None}}
+    if experiment is None and (mix or shape):
+        experiment = f"{Path(options['mix']).stem}-{Path(options['shape']).stem}-{transport}"
     plan = RunPlan(
-        impls=names, mix=mix, shape=shape, transport=transport, duration=duration, warmup=warmup,
-        sf=sf, seed=seed, arrival_rate=arrival_rate,
-        experiment=experiment or f"{Path(mix).stem}-{Path(shape).stem}-{transport}",
+        impls=names, mix=options["mix"], shape=options["shape"], transport=transport,
+        duration=options["duration"], warmup=options["warmup"], sf=options["sf"], seed=seed,
+        arrival_rate=arrival_rate, experiment=experiment or options["experiment"],
+        repeat=repeat, preset=preset,
         results_root=(results or default_results()).resolve(), collectors=collectors,
         report=report, database=database, service_url=service_url,
         locust_workers=locust_workers, external_workers=external_workers, master_port=master_port,
     )  # fmt: skip
     plan.check()
+    check_results(plan.results_root / plan.experiment)
+    if database:
+        require_lasting_servers(write_dsn, read_dsn, f"--database {database} needs the servers "
+                                "that hold it")  # fmt: skip
     with use_servers(write_dsn, read_dsn, announce=typer.echo) as servers:
-        run_plan(plan, servers, progress=typer.echo)
+        previous = signal.signal(signal.SIGINT, _stopping)
+        try:
+            run_plan(plan, servers, progress=typer.echo)
+        finally:
+            signal.signal(signal.SIGINT, previous)

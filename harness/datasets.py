@@ -4,6 +4,11 @@ A template is built under a temporary name and renamed only when complete, so a 
 template's name is always whole. Concurrent builds are serialized by an advisory lock on the
 maintenance database (the one the write DSN names). A clone is a file copy of the template whose
 timestamps are then shifted by whole minutes so that its history ends at the present.
+
+A derived template (`ensure_derived_template`) is a template made from another by a build step,
+for example an implementation's schema installed and its read models projected, so that runs
+clone that work instead of repeating it. Its time columns (the write model's and the read
+models', `SHIFTED_COLUMNS`, in whichever tables a database holds) are shifted with the clone.
 """
 
 from __future__ import annotations
@@ -24,16 +29,18 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from implementations.read_model import TIME_COLUMNS as READ_MODEL_TIME_COLUMNS
 from implementations.write_model import SCHEMA_VERSION, schema_sql
 from workloads.dataset import GENERATOR_VERSION, TABLES, Dataset, generate, sf_text, validate
 
 LOCK_NAMESPACE = 0x63717273  # "cqrs": the first key of our two-key advisory locks
 IDENTITY_TABLES = ("customers", "products", "orders", "price_history")  # loaded with their ids
-SHIFTED_COLUMNS = {
-    "orders": "placed_at",
-    "price_history": "changed_at",
-    "customers": "created_at",
-    "outbox": "occurred_at",
+SHIFTED_COLUMNS = {  # (table, column): domain time, moved with the history; in tables present
+    ("orders", "placed_at"),
+    ("price_history", "changed_at"),
+    ("customers", "created_at"),
+    ("outbox", "occurred_at"),
+    *READ_MODEL_TIME_COLUMNS,
 }
 PROTECTED = frozenset({"postgres", "template0", "template1"})
 _NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -259,6 +266,73 @@ def _finish_tables(conn: psycopg.Connection, dataset: Dataset) -> None:
         )
 
 
+def ensure_derived_template(
+    write_dsn: str,
+    read_dsn: str | None,
+    base: str,
+    name: str,
+    build: Callable[[str, str | None], None],
+    *,
+    progress: Progress = print,
+) -> bool:
+    """Template `name` on the write server (and an empty-based one of the same name on the read
+    server, when `read_dsn` is given): a copy of template `base` (the read one starts empty)
+    that `build(write_dsn, read_dsn)` completed, frozen and analyzed; built now unless both
+    exist. True when it was built."""
+    _check_name(name)
+    with _connect(write_dsn) as admin, _advisory_lock(admin, name):
+        reader = psycopg.connect(read_dsn, autocommit=True, application_name="cqrs-bench:datasets") \
+            if read_dsn else None  # fmt: skip
+        try:
+            if _exists(admin, name) and (reader is None or _exists(reader, name)):
+                return False
+            for conn in (admin, reader):
+                if conn is not None:
+                    _sweep_half_built(conn, name, progress)
+                    if _exists(conn, name):  # one side only: rebuild both
+                        _drop(conn, name)
+            building = f"{name}_building_{os.getpid()}"
+            admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
+                sql.Identifier(building), sql.Identifier(base)))  # fmt: skip
+            try:
+                if reader is not None:
+                    reader.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(building)))
+                dsns = [database_dsn(write_dsn, building)]
+                dsns.append(database_dsn(read_dsn, building) if read_dsn else None)
+                build(*dsns)
+                for conn, dsn in ((admin, dsns[0]), (reader, dsns[1])):
+                    if conn is None:
+                        continue
+                    with _connect(dsn) as built:
+                        built.execute("VACUUM (FREEZE, ANALYZE)")
+                    conn.execute(sql.SQL("ALTER DATABASE {} IS_TEMPLATE true").format(
+                        sql.Identifier(building)))  # fmt: skip
+                    conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                        sql.Identifier(building), sql.Identifier(name)))  # fmt: skip
+            except BaseException:
+                for conn in (admin, reader):
+                    if conn is not None:
+                        for leftover in (building, name):
+                            if _exists(conn, leftover):
+                                _drop(conn, leftover)
+                raise
+        finally:
+            if reader is not None:
+                reader.close()
+    return True
+
+
+def copy_database(server_dsn: str, template: str, name: str) -> str:
+    """A plain file copy of `template` as `name` on the same server (no history shift); its DSN."""
+    _check_name(name)
+    with _connect(server_dsn) as admin:
+        if _exists(admin, name):
+            raise DatasetError(f"database {name!r} already exists; not overwriting it")
+        admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
+            sql.Identifier(name), sql.Identifier(template)))  # fmt: skip
+    return database_dsn(server_dsn, name)
+
+
 # --- clones -------------------------------------------------------------------------------------
 
 
@@ -305,26 +379,57 @@ def _shift_history(dsn: str, now: datetime | None) -> int:
                 raise DatasetError(f"{dsn}: not a dataset clone (dataset_info has no anchor)")
             anchor, server_now = found
             minutes = math.floor(((now or server_now) - anchor).total_seconds() / 60)
-            for table, column in SHIFTED_COLUMNS.items():
-                # A same-type ALTER ... USING rewrites the table compactly: 2-3x faster than an
-                # UPDATE plus VACUUM, and no dead half left behind to skew scans.
-                statement = sql.SQL(
-                    "ALTER TABLE {t} ALTER COLUMN {c} TYPE timestamptz USING {c} + {shift}"
-                ).format(
-                    t=sql.Identifier(table),
-                    c=sql.Identifier(column),
-                    shift=sql.Literal(f"{minutes} minutes") + sql.SQL("::interval"),
-                )
-                conn.execute(statement)
+            tables = _shift(conn, minutes)
             end = (anchor + timedelta(minutes=minutes)).isoformat()
             conn.execute(
                 "INSERT INTO dataset_info (key, value) VALUES ('shift_minutes', %s), "
                 "('history_end', %s)",
                 (str(minutes), end),
             )
-        for table in SHIFTED_COLUMNS:
-            conn.execute(sql.SQL("VACUUM (FREEZE, ANALYZE) {}").format(sql.Identifier(table)))
+        _freeze(conn, tables)
     return minutes
+
+
+def shift_minutes(dsn: str) -> int:
+    """How many minutes a clone's history was moved (dataset_info's shift_minutes)."""
+    with _connect(dsn) as conn:
+        found = conn.execute("SELECT value FROM dataset_info WHERE key = 'shift_minutes'").fetchone()
+    if found is None:
+        raise DatasetError(f"{dsn}: not a shifted clone (dataset_info has no shift_minutes)")
+    return int(found[0])
+
+
+def shift_database(dsn: str, minutes: int) -> None:
+    """Move the time columns of the tables this database holds (a read database on its own
+    server, say) by `minutes`, as its write database's clone was moved."""
+    with _connect(dsn) as conn:
+        with conn.transaction():
+            tables = _shift(conn, minutes)
+        _freeze(conn, tables)
+
+
+def _shift(conn: psycopg.Connection, minutes: int) -> list[str]:
+    """Shift every SHIFTED_COLUMNS column present in the database; the tables it rewrote."""
+    present = {r[0] for r in conn.execute(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}  # fmt: skip
+    shifted = sorted((t, c) for t, c in SHIFTED_COLUMNS if t in present)
+    for table, column in shifted:
+        # A same-type ALTER ... USING rewrites the table compactly: 2-3x faster than an
+        # UPDATE plus VACUUM, and no dead half left behind to skew scans.
+        statement = sql.SQL(
+            "ALTER TABLE {t} ALTER COLUMN {c} TYPE timestamptz USING {c} + {shift}"
+        ).format(
+            t=sql.Identifier(table),
+            c=sql.Identifier(column),
+            shift=sql.Literal(f"{minutes} minutes") + sql.SQL("::interval"),
+        )
+        conn.execute(statement)
+    return sorted({t for t, _ in shifted})
+
+
+def _freeze(conn: psycopg.Connection, tables: list[str]) -> None:
+    for table in tables:
+        conn.execute(sql.SQL("VACUUM (FREEZE, ANALYZE) {}").format(sql.Identifier(table)))
 
 
 def drop_database(write_dsn: str, name: str) -> bool:

@@ -9,20 +9,27 @@ everything afterwards.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 
+import implementations
 from harness.datasets import (
     clone,
-    create_empty_database,
+    copy_database,
     database_dsn,
     drop_database,
+    ensure_derived_template,
     ensure_template,
+    shift_database,
+    shift_minutes,
+    template_name,
 )
 from harness.projector_process import ProjectorProcess
 from harness.servers import Servers
@@ -62,30 +69,68 @@ def _catch_up(impl: Implementation, progress: Progress) -> None:
     progress(f"projected {events:,} history events in {seconds:.1f}s ({events / seconds:,.0f}/s)")
 
 
-def provision(impl_name: str, servers: Servers, *, sf: float, seed: int, name: str | None = None,
-              progress: Progress = print) -> RunDatabases:  # fmt: skip
-    """New databases for one run of `impl_name` (named `name`, else after the implementation
-    and the time), schema installed and history projected."""
-    registry.check(impl_name)
+def code_version() -> str:
+    """A digest of the implementations' code and schemas: a ready template is rebuilt when any
+    of it changes."""
+    root = Path(implementations.__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        if path.suffix in (".py", ".sql") and "__pycache__" not in path.parts:
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def ready_template_name(impl_name: str, sf: float, seed: int) -> str:
+    """The dataset template's name, then a digest of the implementation and its code."""
+    tag = hashlib.sha256(f"{impl_name}:{code_version()}".encode()).hexdigest()[:8]
+    return f"{template_name(sf, seed)}_r{tag}"
+
+
+def ready_template(impl_name: str, servers: Servers, *, sf: float, seed: int,
+                   progress: Progress = print) -> tuple[str, bool]:  # fmt: skip
+    """`impl_name`'s template for (sf, seed): the dataset with its schema installed and its
+    history projected (built once per dataset and code version, then cloned by every run); its
+    name and whether it has a database on the read server too."""
     template = ensure_template(servers.write_dsn, sf, seed, progress=progress)
-    dbs = run_databases(impl_name, servers, name or clone_name(impl_name))
-    started = time.perf_counter()
-    clone(servers.write_dsn, template.name, dbs.name)
-    progress(f"cloned dataset into {dbs.name} in {time.perf_counter() - started:.1f}s")
-    try:
-        impl = registry.create(impl_name, Config(dbs.write_dsn, dbs.read_dsn))
-        if impl.separate_read_server and not dbs.separate:
-            progress(
-                f"warning: no read server of its own here: {impl_name}'s read models share the write server"
-            )
-        if dbs.separate:
-            create_empty_database(servers.read_dsn, dbs.name)
+    name = ready_template_name(impl_name, sf, seed)
+    separate = run_databases(impl_name, servers, name).separate
+
+    def build(write_dsn: str, read_dsn: str | None) -> None:
+        progress(f"building {impl_name}'s template {name} (once per dataset and code version)")
+        impl = registry.create(impl_name, Config(write_dsn, read_dsn or write_dsn))
         impl.install()
         if impl.needs_projector:
             _catch_up(impl, progress)
+
+    started = time.perf_counter()
+    if ensure_derived_template(servers.write_dsn, servers.read_dsn if separate else None,
+                               template.name, name, build, progress=progress):  # fmt: skip
+        progress(f"template {name} ready in {time.perf_counter() - started:.1f}s")
+    return name, separate
+
+
+def provision(impl_name: str, servers: Servers, *, sf: float, seed: int, name: str | None = None,
+              progress: Progress = print) -> RunDatabases:  # fmt: skip
+    """New databases for one run of `impl_name` (named `name`, else after the implementation
+    and the time): clones of its ready template, schema installed and history projected, the
+    history moved to end now."""
+    registry.check(impl_name)
+    template, separate = ready_template(impl_name, servers, sf=sf, seed=seed, progress=progress)
+    dbs = run_databases(impl_name, servers, name or clone_name(impl_name))
+    wants = registry.create(impl_name, Config(servers.write_dsn, servers.read_dsn))
+    if wants.separate_read_server and not separate:
+        progress(f"warning: no read server of its own here: {impl_name}'s read models share the "
+                 "write server")  # fmt: skip
+    started = time.perf_counter()
+    clone(servers.write_dsn, template, dbs.name)
+    try:
+        if dbs.separate:
+            copy_database(servers.read_dsn, template, dbs.name)
+            shift_database(dbs.read_dsn, shift_minutes(dbs.write_dsn))
     except BaseException:
         drop(servers, dbs)
         raise
+    progress(f"cloned {template} into {dbs.name} in {time.perf_counter() - started:.1f}s")
     return dbs
 
 

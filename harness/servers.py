@@ -82,17 +82,33 @@ def given_dsns(write_dsn: str | None, read_dsn: str | None) -> tuple[str, str] |
     return write_dsn, read_dsn or write_dsn
 
 
+def lasting_servers(write_dsn: str | None = None, read_dsn: str | None = None) -> Servers | None:
+    """The servers a command would use that outlive it (given, else a running `db up` pair),
+    found without starting anything; None when it would start a throwaway pair."""
+    if given := given_dsns(write_dsn, read_dsn):
+        return Servers(*given, origin="given")
+    running = {role: s.status() for role, s in persistent_servers().items()}
+    if all(st.running for st in running.values()):
+        return Servers(running["write"].dsn, running["read"].dsn, origin="db-up")
+    return None
+
+
+def require_lasting_servers(write_dsn: str | None, read_dsn: str | None, why: str) -> None:
+    """ValueError, before anything starts, when the command would start a throwaway pair, which
+    cannot do `why` (e.g. hold an existing run database)."""
+    if lasting_servers(write_dsn, read_dsn) is None:
+        raise ValueError(f"{why}: no servers that outlive this command are in use (no running "
+                         f"`cqrs-bench db up` pair, no --write-dsn or {WRITE_DSN_ENV}); start them "
+                         "with `cqrs-bench db up`, or give yours with --write-dsn")  # fmt: skip
+
+
 @contextmanager
 def use_servers(
     write_dsn: str | None = None, read_dsn: str | None = None, *, announce=print
 ) -> Iterator[Servers]:
     """Yield the servers a command should use, starting (and afterwards removing) a pair if needed."""
-    if given := given_dsns(write_dsn, read_dsn):
-        yield Servers(*given, origin="given")
-        return
-    running = {role: s.status() for role, s in persistent_servers().items()}
-    if all(st.running for st in running.values()):
-        yield Servers(running["write"].dsn, running["read"].dsn, origin="db-up")
+    if lasting := lasting_servers(write_dsn, read_dsn):
+        yield lasting
         return
     sweep_orphans()
     root = _ephemeral_root(os.getpid())

@@ -1,7 +1,9 @@
 """The HTTP service: the same routes for every implementation.
 
 Bodies and query strings are checked for shape and type by pydantic (strict: "5" is not 5); the
-domain checks ranges and rules. Every caller mistake answers 422, 404 or 409 with a reason, before
+domain checks ranges and rules. The ranges the domain enforces are also declared on the request
+models and parameters (from the domain's own constants), so the OpenAPI description states them;
+either check answers 422. Every caller mistake answers 422, 404 or 409 with a reason, before
 anything is written.
 """
 
@@ -14,11 +16,11 @@ from typing import Annotated
 
 import psycopg
 import sqlalchemy.exc
-from fastapi import FastAPI, Header, Query, Request, Response
+from fastapi import FastAPI, Header, Path, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from implementations.domain import commands as c
 from implementations.domain import queries as q
@@ -41,27 +43,46 @@ Token = Annotated[
 ]
 
 
+# The domain's ranges, declared (implementations/domain/commands.py, queries.py, validation.py).
+# Ids are positive bigints: format int64 says so exactly (OpenAPI's maximum is a float, and
+# 2**63 - 1 as a float is 2**63); the domain refuses larger ones with 422.
+POSITIVE_ID = {"ge": 1, "description": "an id (a positive bigint)",
+               "json_schema_extra": {"format": "int64"}}  # fmt: skip
+EntityId = Annotated[int, Field(**POSITIVE_ID)]
+IdPath = Annotated[int, Path(**POSITIVE_ID)]
+Limit = Annotated[int, Query(ge=1, le=q.MAX_LIMIT, description="rows at most")]
+SearchPrice = Annotated[int | None, Query(ge=0, le=q.MAX_SEARCH_PRICE_CENTS)]
+SearchText = Annotated[
+    str | None, Query(min_length=1, max_length=q.MAX_TEXT, description="not blank, no NUL")
+]
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
 
 class LineBody(Strict):
-    product_id: int
-    quantity: int
+    product_id: EntityId
+    quantity: Annotated[int, Field(ge=1, le=c.MAX_QUANTITY)]
 
 
 class PlaceOrderBody(Strict):
-    customer_id: int
-    lines: list[LineBody]
+    customer_id: EntityId
+    lines: Annotated[
+        list[LineBody],
+        Field(min_length=1, max_length=c.MAX_LINES, description="each product on one line only"),
+    ]
 
 
 class PriceBody(Strict):
-    new_price_cents: int
-    reason: str
+    new_price_cents: Annotated[int, Field(ge=1, le=c.MAX_PRICE_CENTS)]
+    reason: Annotated[
+        str, Field(min_length=1, max_length=c.MAX_TEXT, description="not blank, no NUL")
+    ]
 
 
 class RestockBody(Strict):
-    quantity: int
+    quantity: Annotated[int, Field(ge=1, le=c.MAX_RESTOCK)]
 
 
 def _status_of(exc: DomainError) -> int:
@@ -172,7 +193,9 @@ def _command_routes(app: FastAPI, impl: Implementation) -> None:
     def place_order(
         body: PlaceOrderBody,
         response: Response,
-        idempotency_key: Annotated[str | None, Header()] = None,
+        idempotency_key: Annotated[
+            str | None, Header(max_length=c.MAX_TEXT, description="not blank, no NUL")
+        ] = None,
     ) -> r.PlacedOrder:
         """Checkout. Retrying with the same Idempotency-Key returns the first order (200)."""
         lines = tuple(c.OrderLine(line.product_id, line.quantity) for line in body.lines)
@@ -185,25 +208,25 @@ def _command_routes(app: FastAPI, impl: Implementation) -> None:
         return placed
 
     @app.post("/orders/{order_id}/cancel", tags=["commands"])
-    def cancel_order(order_id: int) -> r.OrderStatusChanged:
+    def cancel_order(order_id: IdPath) -> r.OrderStatusChanged:
         return cmd.cancel_order(c.CancelOrder(order_id))
 
     @app.post("/orders/{order_id}/ship", tags=["commands"])
-    def ship_order(order_id: int) -> r.OrderStatusChanged:
+    def ship_order(order_id: IdPath) -> r.OrderStatusChanged:
         return cmd.ship_order(c.ShipOrder(order_id))
 
     @app.post("/products/{product_id}/price", tags=["commands"])
-    def change_price(product_id: int, body: PriceBody) -> r.ProductState:
+    def change_price(product_id: IdPath, body: PriceBody) -> r.ProductState:
         return cmd.change_product_price(
             c.ChangeProductPrice(product_id, body.new_price_cents, body.reason)
         )
 
     @app.post("/products/{product_id}/discontinue", tags=["commands"])
-    def discontinue(product_id: int) -> r.ProductState:
+    def discontinue(product_id: IdPath) -> r.ProductState:
         return cmd.discontinue_product(c.DiscontinueProduct(product_id))
 
     @app.post("/products/{product_id}/restock", tags=["commands"])
-    def restock(product_id: int, body: RestockBody) -> r.ProductState:
+    def restock(product_id: IdPath, body: RestockBody) -> r.ProductState:
         return cmd.restock_product(c.RestockProduct(product_id, body.quantity))
 
 
@@ -215,7 +238,9 @@ def _query_routes(app: FastAPI, impl: Implementation) -> None:
         return qry.order_summary(order_id, after=after)
 
     @app.get("/customers/{customer_id}/orders", tags=["queries"])
-    def customer_orders(customer_id: int, limit: int = 10, after: Token = None) -> r.CustomerOrders:
+    def customer_orders(
+        customer_id: IdPath, limit: Limit = 10, after: Token = None
+    ) -> r.CustomerOrders:
         return qry.customer_orders(q.RecentOrdersQuery(customer_id, limit), after=after)
 
     @app.get("/dashboard/sales-by-category", tags=["dashboard"])
@@ -226,7 +251,7 @@ def _query_routes(app: FastAPI, impl: Implementation) -> None:
 
     @app.get("/dashboard/top-products", tags=["dashboard"])
     def top_products(
-        since: datetime, until: datetime, limit: int = 10, after: Token = None
+        since: datetime, until: datetime, limit: Limit = 10, after: Token = None
     ) -> list[r.ProductRevenue]:
         return qry.top_products(q.TopProductsQuery(q.TimeWindow(since, until), limit), after=after)
 
@@ -240,11 +265,11 @@ def _query_routes(app: FastAPI, impl: Implementation) -> None:
 
     @app.get("/products/search", tags=["queries"])
     def search_products(
-        category: str | None = None,
-        min_price_cents: int | None = None,
-        max_price_cents: int | None = None,
-        text: str | None = None,
-        limit: int = 20,
+        category: SearchText = None,
+        min_price_cents: SearchPrice = None,
+        max_price_cents: SearchPrice = None,
+        text: SearchText = None,
+        limit: Limit = 20,
         after: Token = None,
     ) -> list[r.ProductHit]:
         search = q.ProductSearch(category, min_price_cents, max_price_cents, text, limit)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
+import matplotlib
 
-from harness.analysis import frontier, lag, latency
-from harness.runner.latency import new_histogram
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from harness.analysis import charts, frontier, interference, lag, latency  # noqa: E402
+from harness.analysis.html import markdown_to_html  # noqa: E402
+from harness.runner.latency import new_histogram  # noqa: E402
 
 T0 = pd.Timestamp("2026-01-01T00:00:00Z")
 
@@ -92,3 +98,136 @@ def test_frontier_from_known_points() -> None:
     front = frontier.pareto(points)
     assert list(front["impl"]) == ["a", "d"]  # c is beaten by d; b by d
     assert frontier.best_near_corner(points)["impl"] == "d"
+
+
+def test_intervals_of_identical_seconds_collapse_to_the_value() -> None:
+    # Every second alike: any resample of seconds gives the same p99 and the same rate.
+    rows = _latency_rows({s: [5.0, 10.0, 20.0] for s in range(6)})
+    low, high = interference.percentile_bounds(rows, 99)
+    assert low == high and abs(high - 20) < 0.05
+    assert interference.rate_bounds(rows, np.sort(rows["second"].unique())) == (3.0, 3.0)
+
+
+def test_intervals_of_varying_seconds_hold_the_figure() -> None:
+    rng = np.random.default_rng(2)
+    rows = _latency_rows({s: list(rng.lognormal(2, 0.8, 30 + 10 * (s % 3))) for s in range(10)})
+    value = latency.percentiles(rows).iloc[0]
+    low, high = interference.percentile_bounds(rows, 90)
+    assert low < value["p90_ms"] < high
+    seconds = np.sort(rows["second"].unique())
+    low, high = interference.rate_bounds(rows, seconds)
+    assert low < value["rate_per_s"] < high
+    # a second without a call counts 0: ten idle seconds move the rate's interval down
+    idle = seconds.max() + pd.to_timedelta(np.arange(1, 11), unit="s")
+    assert interference.rate_bounds(rows, np.append(seconds, idle))[1] < low
+
+
+def _points(impls: list[str], rates: list[tuple[float, float]], half_width: float) -> pd.DataFrame:
+    """A curve (interference.curve's columns) with rates ± half_width as intervals."""
+    frame = pd.DataFrame({"run": "r", "impl": impls, "analysts": 4.0, "seconds": 10,
+                          "dashboard_rate_per_s": [x for x, _ in rates],
+                          "checkout_rate_per_s": [y for _, y in rates],
+                          "checkout_p99_ms": 20.0, "checkout_p99_ms_lo": 15.0,
+                          "checkout_p99_ms_hi": 30.0})  # fmt: skip
+    for column in ("dashboard_rate_per_s", "checkout_rate_per_s"):
+        frame[f"{column}_lo"] = frame[column] - half_width
+        frame[f"{column}_hi"] = frame[column] + half_width
+    return frame
+
+
+def test_frontier_marks_a_best_point_only_beyond_noise() -> None:
+    # b is nearest the corner in both, by 0.03 q/s: within noise with wide intervals
+    assert charts.clear_best(_points(["a", "b"], [(7.60, 35.0), (7.63, 35.0)], 1.0)) is None
+    clear = charts.clear_best(_points(["a", "b"], [(4.0, 35.0), (8.0, 35.0)], 0.5))
+    assert clear is not None and clear["impl"] == "b"
+    # better on one rate beyond noise but worse beyond noise on the other: no best
+    assert charts.clear_best(_points(["a", "b"], [(4.0, 40.0), (8.0, 30.0)], 0.5)) is None
+
+
+def _texts(fig) -> str:
+    return " ".join([fig.get_suptitle()] + [t.get_text() for ax in fig.axes
+                                            for t in [*ax.texts, ax.xaxis.label, ax.yaxis.label]])  # fmt: skip
+
+
+def test_single_load_level_draws_bars_not_a_curve() -> None:
+    points = _points(["crud", "cqrs-logical"], [(7.6, 35.0), (7.8, 35.2)], 0.4)
+    for fig in (charts.interference(points, ["r"]), charts.frontier(points, ["r"])):
+        assert "single load level: 4 analysts" in fig.get_suptitle()
+        for ax in fig.axes:
+            drawn = [line for line in ax.get_lines() if line.get_linestyle() != "None"]
+            assert not drawn and ax.get_ylim()[0] == 0  # bars from zero, no line (caps only)
+            assert len(ax.patches) == 2 and ax.containers  # a bar each, with its interval
+        plt.close(fig)
+
+
+def test_curve_chart_from_zero_with_an_interval_per_point() -> None:
+    points = pd.concat([_points(["crud", "cqrs-logical"], [(1.0, 35.0), (1.1, 35.0)], 0.4),
+                        _points(["crud", "cqrs-logical"], [(7.6, 35.0), (7.8, 35.0)], 0.4)
+                        .assign(analysts=8.0)], ignore_index=True)  # fmt: skip
+    fig = charts.interference(points, ["r"])
+    (ax,) = fig.axes
+    assert ax.get_ylim()[0] == 0
+    whiskers = [c for c in ax.containers if c.has_yerr]
+    assert sum(len(c.lines[2][0].get_segments()) for c in whiskers) == 4
+    plt.close(fig)
+    fig = charts.frontier(points, ["r"])  # 0.2 q/s apart, intervals ± 0.4: nothing circled
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "no point nearest the corner beyond noise" in legend
+    assert fig.axes[0].get_ylim()[0] == 0
+    plt.close(fig)
+    for column in ("dashboard_rate_per_s", "dashboard_rate_per_s_lo", "dashboard_rate_per_s_hi"):
+        points.loc[points["impl"] == "crud", column] -= 3  # now beyond noise
+    fig = charts.frontier(points, ["r"])
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "nearest the corner beyond noise: cqrs-logical" in legend
+    plt.close(fig)
+
+
+def test_lock_wait_bars_say_how_many_samples_they_rest_on() -> None:
+    table = pd.DataFrame({"run": "r", "impl": ["crud", "cqrs-logical"], "server": "write",
+                          "lock_wait_s": [0.1, 0.3], "blocked_samples": [1, 3]})  # fmt: skip
+    fig = charts.lock_wait_seconds(table, ["r"])
+    text = _texts(fig)
+    assert "1 sample " in text + " " and "3 samples" in text and "too few to compare" in text
+    assert "1 sample = 0.1 s" in text
+    plt.close(fig)
+
+
+def test_over_time_says_a_constant_load_in_words_not_on_an_axis() -> None:
+    points = pd.DataFrame({"run": "r", "impl": "crud", "elapsed_s": np.arange(10.0),
+                           "count": 30, "value_ms": 20.0})  # fmt: skip
+    analysts = pd.DataFrame({"run": "r", "impl": "crud", "elapsed_s": np.arange(10.0),
+                             "analysts": 2.0})  # fmt: skip
+    fig = charts.over_time(points, analysts, ["r"], measure_s=(3, 8))
+    assert len(fig.axes) == 1 and "2 analysts throughout" in fig.get_suptitle()
+    assert fig.axes[0].get_ylim()[0] == 0
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "warm-up" in legend and "after the measure phase" in legend
+    plt.close(fig)
+    fig = charts.over_time(points, analysts.assign(analysts=np.repeat([0.0, 4.0], 5)), ["r"])
+    assert len(fig.axes) == 1 and "4" in _texts(fig) and "throughout" not in fig.get_suptitle()
+    plt.close(fig)
+
+
+def test_cpu_chart_totals_the_components_the_table_totals() -> None:
+    table = pd.DataFrame({"run": "r", "impl": "crud",
+                          "component": ["write_server", "service", "locust", "runner"],
+                          "cpu_s": 1.0, "cores": [0.2, 0.3, 0.1, 0.05], "rss_mb": 1.0})  # fmt: skip
+    totals = pd.DataFrame({"run": ["r"], "impl": ["crud"], "cpu_s": [2.0], "cores": [0.5],
+                           "cores_lo": [0.45], "cores_hi": [0.55]})  # fmt: skip
+    fig = charts.cpu(table, ["r"], totals)
+    assert "0.50" in _texts(fig)
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "locust (hatched: not in the total)" in legend and "service" in legend
+    plt.close(fig)
+
+
+def test_markdown_to_html_embeds_local_images(tmp_path) -> None:
+    fig = charts.lock_wait_seconds(pd.DataFrame(), ["r"])
+    fig.savefig(tmp_path / "chart.png")
+    plt.close(fig)
+    page = markdown_to_html("# Title\n\n## Part\n\n![chart](chart.png)\n\n*caption*\n\n"
+                            "| a | b |\n| --- | --- |\n| 1 | 2 |\n", tmp_path)  # fmt: skip
+    assert "<title>Title</title>" in page and "<h2>Part</h2>" in page
+    assert 'src="data:image/png;base64,' in page and "chart.png" not in page
+    assert "<table>" in page and "<em>caption</em>" in page and "http" not in page

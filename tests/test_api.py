@@ -436,3 +436,123 @@ def test_a_malformed_token_answers_422_where_tokens_are_used(api, impl):
     response = api.get("/orders/999", params={"after": "not-a-token"})
     # crud ignores tokens (its reads are always current) and answers for the unknown order.
     assert response.status_code == (422 if impl.needs_projector else 404)
+
+
+MAX_ID = 2**63 - 1  # ids are PostgreSQL bigint
+WINDOW = f"since={SINCE}&until={UNTIL}"
+
+
+def _lines(n: int, quantity: int = 1) -> dict:
+    return {"customer_id": 1, "lines": [{"product_id": i, "quantity": quantity}
+                                        for i in range(1, n + 1)]}  # fmt: skip
+
+
+def test_openapi_declares_the_ranges_the_domain_enforces(api):
+    spec = api.get("/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+
+    def field(model: str, name: str) -> dict:
+        return schemas[model]["properties"][name]
+
+    def param(path: str, method: str, name: str) -> dict:
+        (found,) = [p for p in spec["paths"][path][method]["parameters"] if p["name"] == name]
+        schema = found["schema"]
+        return next((s for s in schema.get("anyOf", []) if s.get("type") != "null"), schema)
+
+    ids = {"minimum": 1, "format": "int64"}  # a positive bigint
+    assert field("PlaceOrderBody", "customer_id").items() >= ids.items()
+    assert field("PlaceOrderBody", "lines").items() >= {"minItems": 1, "maxItems": 50}.items()
+    assert field("LineBody", "product_id").items() >= ids.items()
+    assert field("LineBody", "quantity").items() >= {"minimum": 1, "maximum": 100}.items()
+    assert field("PriceBody", "new_price_cents").items() >= {"minimum": 1,
+                                                             "maximum": 100_000_000}.items()  # fmt: skip
+    assert field("PriceBody", "reason").items() >= {"minLength": 1, "maxLength": 200}.items()
+    assert field("RestockBody", "quantity").items() >= {"minimum": 1, "maximum": 1_000_000}.items()
+    assert param("/orders", "post", "idempotency-key")["maxLength"] == 200
+    for path, name in (("/orders/{order_id}/cancel", "order_id"),
+                       ("/orders/{order_id}/ship", "order_id"),
+                       ("/products/{product_id}/price", "product_id"),
+                       ("/products/{product_id}/discontinue", "product_id"),
+                       ("/products/{product_id}/restock", "product_id")):  # fmt: skip
+        assert param(path, "post", name).items() >= ids.items(), path
+    assert param("/customers/{customer_id}/orders", "get", "customer_id").items() >= ids.items()
+    for path in ("/customers/{customer_id}/orders", "/dashboard/top-products", "/products/search"):
+        assert param(path, "get", "limit").items() >= {"minimum": 1, "maximum": 100}.items(), path
+    for name in ("min_price_cents", "max_price_cents"):
+        assert param("/products/search", "get", name).items() >= {"minimum": 0,
+                                                                  "maximum": 10**12}.items()  # fmt: skip
+    for name in ("category", "text"):
+        assert param("/products/search", "get", name).items() >= {"minLength": 1,
+                                                                  "maxLength": 100}.items()  # fmt: skip
+
+
+# (what, method, path, json body, headers): at each declared bound, then just beyond it.
+AT_AND_BEYOND = [
+    ("1 line", "post", "/orders", _lines(1), {}),
+    ("0 lines", "post", "/orders", _lines(0), {}),
+    ("50 lines", "post", "/orders", _lines(50), {}),
+    ("51 lines", "post", "/orders", _lines(51), {}),
+    ("quantity 1", "post", "/orders", _lines(1, quantity=1), {}),
+    ("quantity 0", "post", "/orders", _lines(1, quantity=0), {}),
+    ("quantity 100", "post", "/orders", _lines(1, quantity=100), {}),
+    ("quantity 101", "post", "/orders", _lines(1, quantity=101), {}),
+    ("customer id max", "post", "/orders", {**ORDER, "customer_id": MAX_ID}, {}),
+    ("customer id beyond max", "post", "/orders", {**ORDER, "customer_id": MAX_ID + 1}, {}),
+    ("customer id 1", "post", "/orders", {**ORDER, "customer_id": 1}, {}),
+    ("customer id 0", "post", "/orders", {**ORDER, "customer_id": 0}, {}),
+    ("product id max", "post", "/orders",
+     {"customer_id": 1, "lines": [{"product_id": MAX_ID, "quantity": 1}]}, {}),
+    ("product id 0", "post", "/orders",
+     {"customer_id": 1, "lines": [{"product_id": 0, "quantity": 1}]}, {}),
+    ("key of 200", "post", "/orders", ORDER, {"Idempotency-Key": "k" * 200}),
+    ("key of 201", "post", "/orders", ORDER, {"Idempotency-Key": "k" * 201}),
+    ("price 1", "post", "/products/1/price", {"new_price_cents": 1, "reason": "r"}, {}),
+    ("price 0", "post", "/products/1/price", {"new_price_cents": 0, "reason": "r"}, {}),
+    ("price max", "post", "/products/1/price", {"new_price_cents": 100_000_000, "reason": "r"}, {}),
+    ("price beyond max", "post", "/products/1/price",
+     {"new_price_cents": 100_000_001, "reason": "r"}, {}),
+    ("reason of 200", "post", "/products/1/price", {"new_price_cents": 5, "reason": "r" * 200}, {}),
+    ("reason of 201", "post", "/products/1/price", {"new_price_cents": 5, "reason": "r" * 201}, {}),
+    ("restock 1", "post", "/products/1/restock", {"quantity": 1}, {}),
+    ("restock 0", "post", "/products/1/restock", {"quantity": 0}, {}),
+    ("restock max", "post", "/products/1/restock", {"quantity": 1_000_000}, {}),
+    ("restock beyond max", "post", "/products/1/restock", {"quantity": 1_000_001}, {}),
+    ("restock product max", "post", f"/products/{MAX_ID}/restock", {"quantity": 1}, {}),
+    ("restock product beyond max", "post", f"/products/{MAX_ID + 1}/restock", {"quantity": 1}, {}),
+    ("ship order max", "post", f"/orders/{MAX_ID}/ship", None, {}),
+    ("ship order beyond max", "post", f"/orders/{MAX_ID + 1}/ship", None, {}),
+    ("cancel order 1", "post", "/orders/1/cancel", None, {}),
+    ("cancel order 0", "post", "/orders/0/cancel", None, {}),
+    ("discontinue product 1", "post", "/products/1/discontinue", None, {}),
+    ("discontinue product 0", "post", "/products/0/discontinue", None, {}),
+    ("customer orders of 1", "get", "/customers/1/orders", None, {}),
+    ("customer orders of 0", "get", "/customers/0/orders", None, {}),
+    ("orders limit 100", "get", "/customers/1/orders?limit=100", None, {}),
+    ("orders limit 101", "get", "/customers/1/orders?limit=101", None, {}),
+    ("top limit 1", "get", f"/dashboard/top-products?{WINDOW}&limit=1", None, {}),
+    ("top limit 0", "get", f"/dashboard/top-products?{WINDOW}&limit=0", None, {}),
+    ("search limit 100", "get", "/products/search?limit=100", None, {}),
+    ("search limit 101", "get", "/products/search?limit=101", None, {}),
+    ("search price 0", "get", "/products/search?min_price_cents=0", None, {}),
+    ("search price -1", "get", "/products/search?min_price_cents=-1", None, {}),
+    ("search price max", "get", f"/products/search?max_price_cents={10**12}", None, {}),
+    ("search price beyond max", "get", f"/products/search?max_price_cents={10**12 + 1}", None, {}),
+    ("search text of 100", "get", f"/products/search?text={'m' * 100}", None, {}),
+    ("search text of 101", "get", f"/products/search?text={'m' * 101}", None, {}),
+    ("search category of 1", "get", "/products/search?category=k", None, {}),
+    ("search empty category", "get", "/products/search?category=", None, {}),
+]  # fmt: skip
+
+
+def test_a_request_at_each_bound_is_accepted_and_beyond_it_gets_422_with_a_reason(api):
+    for i in range(0, len(AT_AND_BEYOND), 2):
+        for (what, method, path, body, headers), beyond in zip(AT_AND_BEYOND[i:i + 2],
+                                                               (False, True), strict=True):  # fmt: skip
+            kwargs = {"headers": headers, **({"json": body} if body is not None else {})}
+            response = getattr(api, method)(path, **kwargs)
+            assert response.status_code < 500, (what, response.text)
+            if beyond:
+                assert response.status_code == 422, (what, response.text)
+                assert response.json()["error"] == "invalid_input" and response.json()["reason"]
+            else:  # validation lets it through (404/409 are the database's answer)
+                assert response.status_code != 422, (what, response.text)

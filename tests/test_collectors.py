@@ -17,6 +17,7 @@ import pandas as pd
 import psycopg
 import pytest
 
+from harness.analysis import contention
 from harness.collectors import (
     ActivitySampler,
     CollectorError,
@@ -256,6 +257,51 @@ def test_deltas_known_answer() -> None:
     assert set(result["server"]) == {"write"} and set(result["database"]) == {"bench"}
 
 
+def test_blocker_components_name_each_component_once() -> None:
+    assert activity.blocker_components(None) == ""
+    assert activity.blocker_components(["cqrs-bench:service", "psql", "cqrs-bench:projector",
+                                        "cqrs-bench:service", "?"]) == "?,projector,psql,service"  # fmt: skip
+
+
+def test_lock_wait_by_blocker() -> None:
+    def sample(t: float, impl: str, component: str, wait: str = "", blockers: str = "") -> dict:
+        return {"run": "r", "impl": impl, "ts": at(t), "component": component,
+                "wait_event_type": wait, "blocked_by": blockers.count(",") + bool(blockers),
+                "blocker_component": blockers}  # fmt: skip
+
+    waits = pd.DataFrame([
+        sample(0.5, "crud", "service", "Lock", "service"),  # warm-up: left out
+        *(sample(10 + i / 10, "crud", "service", "Lock", "service") for i in range(5)),
+        *(sample(10 + i / 10, "crud", "service", "Lock", "projector,service") for i in range(2)),
+        sample(11, "crud", "projector", "Lock", "service"),
+        sample(11, "crud", "service", "LWLock"),  # not a Lock
+        sample(11, "crud", "service"),  # on CPU
+        sample(12, "crud", "service", "Lock"),  # its blocker gone by the sample
+        sample(25, "crud", "service", "Lock", "service"),  # cool-down: left out
+        sample(10, "cqrs-logical", "service"),
+    ])  # fmt: skip
+    windows = pd.DataFrame({"run": "r", "impl": ["crud", "cqrs-logical"],
+                            "measure_start": at(10), "measure_end": at(20), "seconds": 10.0})  # fmt: skip
+    table = contention.lock_wait_by_blocker(waits, windows)
+    assert table.to_dict("records") == [
+        {"run": "r", "impl": "crud", "component": "service", "blocker_component": "service",
+         "samples": 5, "lock_wait_s": 0.5},
+        {"run": "r", "impl": "crud", "component": "service", "blocker_component": "projector,service",
+         "samples": 2, "lock_wait_s": 0.2},
+        {"run": "r", "impl": "crud", "component": "projector", "blocker_component": "service",
+         "samples": 1, "lock_wait_s": 0.1},
+        {"run": "r", "impl": "crud", "component": "service", "blocker_component": "",
+         "samples": 1, "lock_wait_s": 0.1},
+    ]  # fmt: skip
+    # the same session-seconds as lock_wait_seconds
+    total = contention.lock_wait_seconds(waits.assign(server="write"), windows)
+    seconds = total.set_index("impl")["lock_wait_s"]
+    assert seconds["crud"] == pytest.approx(table["lock_wait_s"].sum())
+    assert seconds["cqrs-logical"] == 0
+    empty = contention.lock_wait_by_blocker(waits.iloc[:0], windows)
+    assert empty.empty and list(empty.columns) == list(table.columns)
+
+
 def test_empty_frames_have_the_contract_dtypes() -> None:
     assert_schema(server_log.parse_lines([], "w"), server_log.COLUMNS)
     assert_schema(db_stats.deltas({}, {}, "w", "d"), db_stats.COLUMNS)
@@ -300,7 +346,8 @@ def test_lock_wait_seen_by_sampler_and_log(servers) -> None:
         conn.execute("INSERT INTO collector_lock VALUES (1)")
     tail = LogTail(log_path_for(dsn), "write").start()
     sampler = ActivitySampler({"write": dsn, "read": servers.read_dsn}, hz=20).start()
-    holder = psycopg.connect(dsn, application_name="cqrs-bench:holder")
+    holder = psycopg.connect(dsn, application_name="cqrs-bench:service")  # holds the row lock
+    holder_pid = holder.info.backend_pid
     holder.execute("UPDATE collector_lock SET id = 2")
     waiter_pid = []
 
@@ -326,14 +373,17 @@ def test_lock_wait_seen_by_sampler_and_log(servers) -> None:
     blocked = waits[(waits["wait_event_type"] == "Lock") & (waits["component"] == "waiter")]
     assert len(blocked) >= 3
     assert (blocked["blocked_by"] >= 1).all()
+    assert set(blocked["blocker_component"]) == {"service"}  # who blocked it: the holder
     assert set(blocked["pid"]) == set(waiter_pid)
     assert set(blocked["wait_event"]) == {"transactionid"}
     assert set(blocked["server"]) == {"write"} and set(blocked["database"]) == {"postgres"}
     assert blocked["xact_age_ms"].max() > 200
     assert blocked["query_id"].notna().all()  # pg_stat_statements computes query ids
-    holding = waits[waits["component"] == "holder"]
+    holding = waits[waits["pid"] == holder_pid]
+    assert set(holding["component"]) == {"service"}
     assert "idle in transaction" in set(holding["state"])  # (active while updating, committing)
     assert (holding["blocked_by"] == 0).all()
+    assert set(waits.loc[waits["wait_event_type"] != "Lock", "blocker_component"]) == {""}
     # Rounds are counted on every server, also those with no busy session (the read server).
     assert set(rounds["server"]) == {"write", "read"}
     assert rounds.groupby("server")["sample"].nunique().min() >= 10

@@ -124,7 +124,7 @@ def _check_merged(run: dict) -> dict[tuple, tuple]:
     # (a) one file, the master's, with lines from both workers
     lines = list(read_seconds(files[0]))
     assert {line["worker"] for line in lines} == {0, 1}, logs
-    assert all(set(line) == {"second", "pid", "ops", "worker"} for line in lines)
+    assert all(set(line) == {"second", "pid", "ops", "worker", "users"} for line in lines)
 
     # (b) merged histograms equal the sum of each worker's
     per_worker: dict[int, dict[tuple, HdrHistogram]] = defaultdict(dict)
@@ -157,6 +157,16 @@ def _check_merged(run: dict) -> dict[tuple, tuple]:
     return merged
 
 
+def _check_users(run: dict, expected: dict[str, int]) -> None:
+    """The users summed over both workers: never more than `expected`, and `expected` in most
+    seconds (the first and last may catch a worker before or after its users)."""
+    users = merge_seconds(run["files"]).users
+    assert users and all(set(counts) == set(expected) for counts in users.values()), users
+    assert all(counts[c] <= expected[c] for counts in users.values() for c in expected), users
+    full = [second for second, counts in users.items() if counts == expected]
+    assert len(full) >= len(users) / 2, users
+
+
 def _users(keys: list[str]) -> set[str]:
     return {key.rsplit("-", 1)[0] for key in keys}  # 42-<class>-<index>
 
@@ -169,6 +179,8 @@ def test_master_and_two_workers_closed_loop(dataset_clone, tmp_path):
     assert queries and {q["worker"] for q in queries} <= {0, 1} and all(q["ok"] for q in queries)
     # the users' indices over both workers are one process's: 8 shoppers and a prober
     assert _users(run["keys"]) == {f"42-Shopper-{i}" for i in range(8)} | {"42-Prober-0"}
+    # the users acting, summed over the workers, are one process's: the mix's counts
+    _check_users(run, {"Shopper": 8, "Analyst": 2, "Merchandiser": 1, "Prober": 1})
 
 
 def test_master_and_two_workers_open_loop(dataset_clone, tmp_path):
@@ -179,3 +191,4 @@ def test_master_and_two_workers_open_loop(dataset_clone, tmp_path):
     assert 42 * (RUN_TIME_S - 2) < arrivals < 42 * (RUN_TIME_S + 2), arrivals  # rate / 2 each
     # one scheduler per class on each worker (indices 0 and 1), each with its own keys
     assert _users(run["keys"]) == {f"42-{c}-{i}" for c in ("Shopper", "Prober") for i in (0, 1)}
+    _check_users(run, {"Shopper": 2, "Prober": 2})  # open loop: the schedulers, one per worker

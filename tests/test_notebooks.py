@@ -1,12 +1,19 @@
-"""Every notebook executes headless against the committed sample run and produces its charts."""
+"""Every notebook executes headless against the committed sample run and produces its charts; the
+README's papermill command works as written; relative paths resolve from the repository root."""
 
 from __future__ import annotations
 
+import os
+import re
+import shlex
+import subprocess
 from pathlib import Path
 
 import nbformat
 import papermill
 import pytest
+
+from harness.cli_analysis import notebook_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = sorted((ROOT / "results" / "sample" / "sample").iterdir())[-1]  # the committed run
@@ -18,6 +25,14 @@ def test_the_four_notebooks_exist() -> None:
                                             "decision"}  # fmt: skip
 
 
+def _drew(executed: Path) -> None:
+    """The executed notebook raised no error and drew at least one chart."""
+    notebook = nbformat.read(executed, as_version=4)
+    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 1
+
+
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_headless_and_draws(notebook: Path, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("MPLBACKEND", "Agg")
@@ -25,10 +40,45 @@ def test_notebook_runs_headless_and_draws(notebook: Path, tmp_path: Path, monkey
     assert any("parameters" in c.metadata.get("tags", []) for c in source.cells)
     assert all(not c.get("outputs") for c in source.cells if c.cell_type == "code")
     out = tmp_path / notebook.name
-    papermill.execute_notebook(str(notebook), str(out), parameters={"runs": [str(SAMPLE)]},
+    # Started in notebooks/ (as nbconvert and Jupyter start a kernel), a path from the root.
+    papermill.execute_notebook(str(notebook), str(out),
+                               parameters={"runs": str(SAMPLE.relative_to(ROOT))},
                                cwd=str(notebook.parent), kernel_name="python3",
                                progress_bar=False)  # fmt: skip
-    executed = nbformat.read(out, as_version=4)
-    outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs]
-    assert not [o for o in outputs if o.output_type == "error"]
-    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 1
+    _drew(out)
+
+
+def test_the_readme_papermill_command_works_as_written(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    (command,) = re.findall(r"`(\.venv/bin/papermill [^`]+)`", readme)
+    args = shlex.split(command)
+    assert args[args.index("-p") + 1:] == ["runs", "results/quick/*"], command
+    out = tmp_path / "out.ipynb"
+    args = [str(ROOT / args[0]), *[{"out.ipynb": str(out), "results/quick/*": "results/sample/*"}
+                                   .get(a, a) for a in args[1:]]]  # fmt: skip
+    result = subprocess.run(args, cwd=ROOT, env={**os.environ, "MPLBACKEND": "Agg"},
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    _drew(out)
+
+
+def test_nbconvert_started_in_notebooks_reads_the_default_runs(tmp_path: Path) -> None:
+    """nbconvert starts the kernel in the notebook's folder; the default still resolves."""
+    result = subprocess.run(
+        [str(ROOT / ".venv/bin/jupyter-nbconvert"), "--to", "notebook", "--execute",
+         "--output-dir", str(tmp_path), "latency.ipynb"],
+        cwd=ROOT / "notebooks", env={**os.environ, "MPLBACKEND": "Agg"}, capture_output=True,
+        text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    _drew(tmp_path / "latency.ipynb")
+
+
+def test_the_runs_parameter_is_a_list_or_a_comma_separated_string(monkeypatch) -> None:
+    monkeypatch.chdir(ROOT / "notebooks")
+    relative = str(SAMPLE.relative_to(ROOT))
+    expected = [SAMPLE]
+    assert [r.path for r in notebook_runs(relative)] == expected
+    assert [r.path for r in notebook_runs([relative])] == expected
+    assert [r.path for r in notebook_runs(f"{relative}, results/sample/*")] == expected
+    assert [r.path for r in notebook_runs([str(SAMPLE)])] == expected  # absolute: as it is

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 import shutil
 from pathlib import Path
@@ -12,6 +13,7 @@ import typer
 from hdrh.histogram import HdrHistogram
 from typer.testing import CliRunner
 
+from harness.analysis.report import SECTIONS
 from harness.cli_analysis import compare, report
 from harness.runner.latency import figures, new_histogram
 
@@ -33,9 +35,28 @@ def test_report_writes_markdown_with_its_charts(tmp_path: Path) -> None:
     assert len(images) >= 10
     for name in images:
         assert (tmp_path / name).stat().st_size > 1000
-    assert "## Decision record" in text and "### When each architecture wins" in text
+    assert "## Decision record" in text and "### Where each architecture leads" in text
     for impl in ("crud", "cqrs-logical", "cqrs-physical"):
         assert f"**{impl}**" in text
+    for image in re.finditer(r"^!\[[^\]]*\]\([^)]+\)\n\n(.*)$", text, flags=re.MULTILINE):
+        assert re.fullmatch(r"\*[^*]+\*", image.group(1)), f"no caption: {image.group(0)}"
+    _check_html(tmp_path, text, images)
+
+
+def _check_html(out: Path, markdown_text: str, images: list[str]) -> None:
+    """report.html: self-contained (no external resource), every chart embedded, every section
+    of the Markdown present."""
+    page = (out / "report.html").read_text()
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//|@import|url\(\s*["']?https?:""",
+                         page)  # fmt: skip
+    embedded = re.findall(r'<img [^>]*src="data:image/png;base64,[A-Za-z0-9+/=]{1000,}"', page)
+    assert len(embedded) == len(images) and not re.search(r'src="[^"]+\.png"', page)
+    headings = re.findall(r"^#{1,6} (.+)$", markdown_text, flags=re.MULTILINE)
+    assert len(headings) >= len(SECTIONS) + 2
+    for heading in headings:
+        plain = re.sub(r"[*_`]", "", heading).strip()
+        assert re.search(rf"<h[1-6][^>]*>{re.escape(html.escape(plain, quote=False))}</h[1-6]>",
+                         re.sub(r"</?(code|em|strong)>", "", page)), heading  # fmt: skip
 
 
 def test_compare_a_run_with_itself_finds_no_change() -> None:

@@ -192,7 +192,7 @@ def test_written_table_reads_back(tmp_path: Path) -> None:
     merged.add(HdrHistogram.decode(back["hdr"][1]))
     assert merged.get_total_count() == 2
     file_schema = pq.read_schema(run / "latency.parquet")
-    assert file_schema.metadata[b"cqrs_bench.results_schema_version"] == b"1"
+    assert file_schema.metadata[b"cqrs_bench.results_schema_version"] == b"2"
 
 
 def test_empty_frames_are_valid_for_every_table(tmp_path: Path) -> None:
@@ -242,7 +242,7 @@ def test_run_json_start_update_finish(tmp_path: Path) -> None:
     )
     record = read_run_json(run)
     assert record["status"] == "running" and record["finished_at"] is None
-    assert record["run_id"] == run.name and record["schema_version"] == 1
+    assert record["run_id"] == run.name and record["schema_version"] == 2
     assert record["config"] == {"seed": 42, "path": "/x", "rate": None, "t": [1, 2]}
     update_run_json(run, {"note": "x"}, other=1)
     (run / "logs").mkdir()
@@ -334,7 +334,79 @@ def test_missing_or_broken_run_json_is_caught(run: Path) -> None:
 
 def test_unknown_schema_version_is_caught(run: Path) -> None:
     update_run_json(run, schema_version=99)
-    assert validate_run(run) == ["run.json: unknown schema_version 99 (this code knows 1)"]
+    assert validate_run(run) == ["run.json: unknown schema_version 99 (this code knows 1, 2)"]
+
+
+def as_version_1(run: Path) -> None:
+    """`run` as results schema version 1 wrote it: no users table, no blocker_component."""
+    update_run_json(run, schema_version=1)
+    (run / "users.parquet").unlink()
+    for path in run.glob("*.parquet"):
+        data = pq.read_table(path)
+        if "blocker_component" in data.column_names:
+            data = data.drop_columns(["blocker_component"])
+        meta = {**data.schema.metadata, b"cqrs_bench.results_schema_version": b"1"}
+        path.unlink()
+        pq.write_table(data.replace_schema_metadata(meta), path)
+
+
+def test_a_version_1_run_is_valid_and_reads_like_a_new_one(run: Path) -> None:
+    from harness.analysis.load import load_runs, read
+
+    as_version_1(run)
+    assert validate_run(run) == []
+    runs = load_runs([run])
+    users = read(runs, "users")
+    assert users.empty and list(users.columns) == ["run", *schema.table("users").column_names]
+    waits = read(runs, "waits")
+    assert list(waits.columns) == ["run", *schema.table("waits").column_names]
+    assert len(waits) == len(IMPLS) and (waits["blocker_component"] == "").all()
+    # what version 2 added is not version 1's
+    rewrite(run, "waits", lambda t: t.append_column("blocker_component", pa.array(["x"] * len(t))))
+    assert validate_run(run) == ["waits.parquet: undocumented columns ['blocker_component']"]
+
+
+def test_a_version_2_run_needs_users_and_blocker_component(run: Path) -> None:
+    (run / "users.parquet").unlink()
+    rewrite(run, "waits", lambda t: t.drop_columns(["blocker_component"]))
+    assert validate_run(run) == ["users.parquet is missing",
+                                 "waits.parquet: missing columns ['blocker_component']"]  # fmt: skip
+
+
+def test_the_users_of_recorded_seconds_make_a_valid_table(run: Path, tmp_path: Path) -> None:
+    from harness.runner.latency import Window, tables
+    from workloads.recorder import Recorder, merge_seconds
+
+    class Clock:
+        now = 100.5
+
+        def __call__(self) -> float:
+            return self.now
+
+    for n, part in enumerate(("a", "b")):  # two processes
+        clock = Clock()
+        recorder = Recorder(tmp_path / part, clock=clock,
+                            users=lambda n=n: {"Shopper": 4 + n, "Analyst": n})  # fmt: skip
+        recorder.record("checkout", "service", 1500)
+        clock.now = 101.5
+        recorder.record("checkout", "service", 2500)
+        recorder.flush(everything=True)
+    frames = tables(merge_seconds(sorted(tmp_path.glob("*/seconds-*.jsonl"))),
+                    Window(100, 1, 10))  # fmt: skip
+    users = frames["users"]
+    assert users.to_dict("records") == [
+        {"second": pd.Timestamp(s, unit="s", tz="UTC"), "elapsed_s": s - 100.0, "phase": phase,
+         "user_class": name, "users": n}
+        for s, phase in ((100, "warmup"), (101, "measure"))
+        for name, n in (("Analyst", 1), ("Shopper", 9))
+    ]  # fmt: skip
+    frame = pd.concat([users.assign(impl=impl) for impl in IMPLS], ignore_index=True)
+    (run / "users.parquet").unlink()
+    write_table(run, "users", frame[schema.table("users").column_names])
+    assert validate_run(run) == []
+    rewrite(run, "users", lambda t: t.set_column(
+        t.schema.get_field_index("users"), "users", pa.array([-1] * len(t))))  # fmt: skip
+    assert validate_run(run) == ["users.parquet: column 'users' has negative values (min -1)"]
 
 
 def test_negative_latency_is_caught(run: Path) -> None:

@@ -22,6 +22,7 @@ from harness.results.validate import validate_run
 from harness.runner.run import RunPlan, healthy, run
 from harness.servers import READ_DSN_ENV, WRITE_DSN_ENV, Servers
 from implementations import registry
+from workloads.spec import load_mix
 
 CQRS = {"cqrs-logical", "cqrs-physical"}
 SF = 0.01
@@ -31,6 +32,20 @@ def _table(run_dir: Path, name: str) -> pd.DataFrame:
     return pd.read_parquet(run_dir / f"{name}.parquet")
 
 
+def _check_users(run_dir: Path, plan: RunPlan) -> None:
+    """Every implementation has users of each class of the mix in every second of the measure
+    phase, as many as the mix says (steady shape; with workers: summed over them)."""
+    mix = load_mix(plan.mix)
+    users = _table(run_dir, "users")
+    assert set(users["impl"]) == set(plan.impls)
+    for impl in plan.impls:
+        measured = users[(users.impl == impl) & (users.phase == "measure")]
+        assert set(measured["user_class"]) == set(mix.classes), impl
+        for name, rows in measured.groupby("user_class"):
+            assert len(rows) == plan.duration, (impl, name)  # one row per measured second
+            assert (rows["users"] == mix.count(name)).all(), (impl, name, rows["users"].tolist())
+
+
 @pytest.mark.parametrize("transport", ["inproc", "http"])
 def test_a_short_run_of_every_architecture_gives_a_valid_plausible_results_directory(
     servers: Servers, tmp_path: Path, transport: str
@@ -38,7 +53,7 @@ def test_a_short_run_of_every_architecture_gives_a_valid_plausible_results_direc
     plan = RunPlan(impls=registry.names(), transport=transport, duration=4, warmup=2, sf=SF,
                    experiment=f"test-{transport}", results_root=tmp_path,
                    report=transport == "http")  # fmt: skip
-    run_dir = run(plan, servers, progress=lambda _line: None)
+    (run_dir,) = run(plan, servers, progress=lambda _line: None)
 
     assert validate_run(run_dir) == []
     if plan.report:  # the report of the run, with its charts
@@ -62,6 +77,7 @@ def test_a_short_run_of_every_architecture_gives_a_valid_plausible_results_direc
     latency = _table(run_dir, "latency")
     assert (latency.loc[latency["count"] > 0, "p50_ms"] > 0).all()
     assert set(latency["phase"]) >= {"warmup", "measure"}
+    _check_users(run_dir, plan)  # the Shoppers (and every class) of the mix, while measured
 
     # Projection lag and freshness exist for CQRS only, and are non-negative.
     for table, column in (("event_lag", "lag_ms"), ("freshness", "freshness_ms"), ("lag", "events_behind")):
@@ -112,18 +128,26 @@ def test_ctrl_c_stops_every_process_and_keeps_an_incomplete_result(servers: Serv
             assert line or proc.poll() is None, "".join(seen)
         assert children, "never started measuring:\n" + "".join(seen)
         proc.send_signal(signal.SIGINT)
+        first = proc.stdout.readline()  # at once, before stopping anything
         out, _ = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 130, "".join(seen) + out
+    assert proc.returncode == 130, "".join(seen) + first + out
+    assert first.startswith("stopping: Ctrl-C received; stopping every process"), first + out
     alive = [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert not alive, f"left running: {[p.cmdline() for p in alive]}"
 
     (run_dir,) = (tmp_path / "interrupted").iterdir()
     meta = json.loads((run_dir / "run.json").read_text())
     assert meta["status"] == "incomplete" and meta["incomplete_reason"] == "interrupted"
+    # The summary, printed and in summary.txt, says it covers only part of the run.
+    assert (run_dir / "summary.txt").read_text().startswith("PARTIAL: the run was stopped early")
+    printed = out.splitlines()
+    partial = [i for i, line in enumerate(printed) if line.startswith("PARTIAL: ")]
+    ending = [i for i, line in enumerate(printed) if line.startswith("results (incomplete)")]
+    assert len(partial) == 1 and len(ending) == 1 and partial[0] < ending[0], out
     assert validate_run(run_dir) == []  # an incomplete run is still a well-formed one
     latency = _table(run_dir, "latency")
     assert latency.query("operation == 'checkout'")["count"].sum() > 0  # what was measured is kept
@@ -155,7 +179,7 @@ def test_a_run_measures_servers_and_a_service_it_did_not_start(servers: Servers,
         before = _databases(servers.write_dsn), _databases(servers.read_dsn)
         plan = RunPlan(impls=[impl], database=dbs.name, service_url=url, duration=3, warmup=1,
                        sf=SF, experiment="given", results_root=tmp_path, report=False)  # fmt: skip
-        run_dir = run(plan, servers, progress=lambda _line: None)
+        (run_dir,) = run(plan, servers, progress=lambda _line: None)
 
         assert validate_run(run_dir) == []
         details = json.loads((run_dir / "run.json").read_text())["impls"][impl]
@@ -179,7 +203,7 @@ def test_a_run_with_two_locust_workers_merges_their_histograms_exactly(servers: 
 
     plan = RunPlan(impls=["crud"], transport="inproc", duration=3, warmup=1, sf=SF,
                    locust_workers=2, experiment="workers", results_root=tmp_path, report=False)  # fmt: skip
-    run_dir = run(plan, servers, progress=lambda _line: None)
+    (run_dir,) = run(plan, servers, progress=lambda _line: None)
     assert validate_run(run_dir) == []
     assert json.loads((run_dir / "run.json").read_text())["impls"]["crud"]["started"] == [
         "locust", "locust-worker-1", "locust-worker-2"]
@@ -199,6 +223,7 @@ def test_a_run_with_two_locust_workers_merges_their_histograms_exactly(servers: 
                     hist = HdrHistogram.decode(op["hdr"])
                     total[1] = hist if total[1] is None else (total[1].add(hist) or total[1])
     assert len(workers - {None}) == 2
+    _check_users(run_dir, plan)  # the users of both workers add up to one process's
     latency = _table(run_dir, "latency")
     assert len(latency) == len(sums)
     for row in latency.itertuples():
@@ -209,3 +234,33 @@ def test_a_run_with_two_locust_workers_merges_their_histograms_exactly(servers: 
             assert merged.get_total_count() == hist.get_total_count() == count
             for p in (50, 90, 99, 99.9, 100):
                 assert merged.get_value_at_percentile(p) == hist.get_value_at_percentile(p)
+
+
+def test_rounds_reverse_the_order_and_the_last_report_pools_them(servers: Servers, tmp_path: Path):
+    """--repeat 2: two valid run directories, the second in the reverse order; the step shape's
+    stages all fall in the measured window (the users table says so), and the last round's
+    report and summary cover both rounds and open with the answer."""
+    plan = RunPlan(impls=["crud", "cqrs-logical"], transport="inproc", mix="dashboard-heavy",
+                   shape="interference", duration=8, warmup=1, sf=SF, repeat=2,
+                   experiment="rounds", results_root=tmp_path)  # fmt: skip
+    lines: list[str] = []
+    dirs = run(plan, servers, progress=lines.append)
+    assert len(dirs) == 2 and all(validate_run(d) == [] for d in dirs)
+    metas = [json.loads((d / "run.json").read_text()) for d in dirs]
+    assert [m["config"]["round"] for m in metas] == [1, 2]
+    assert [m["config"]["order"] for m in metas] == [["crud", "cqrs-logical"], ["cqrs-logical", "crud"]]
+    for run_dir in dirs:
+        users = _table(run_dir, "users")
+        analysts = users[(users.user_class == "Analyst") & (users.phase == "measure")]
+        for impl in plan.impls:
+            levels = analysts[analysts.impl == impl].sort_values("second")["users"].tolist()
+            assert sorted(set(levels)) == [0, 2, 4, 8], (impl, levels)  # every stage measured
+            assert levels == sorted(levels), (impl, levels)  # in order
+        warm = users[(users.user_class == "Analyst") & (users.phase == "warmup")]
+        assert (warm["users"] >= 1).all()  # the warm-up runs every class
+    report = (dirs[-1] / "report" / "report.md").read_text()
+    assert all(f"`rounds/{d.name}`" in report for d in dirs)
+    assert report.index("## Answer") < report.index("## Latency") < report.index("## Claims")
+    pooled = (dirs[-1] / "report" / "summary.txt").read_text()
+    assert pooled.startswith("ANSWER") and pooled.count("crud") >= 2
+    assert any(line.startswith("=== round 2/2: cqrs-logical, crud") for line in lines)

@@ -15,6 +15,7 @@ import textwrap
 from collections import Counter
 from pathlib import Path
 
+import pandas as pd
 import psycopg
 import pytest
 from hdrh.histogram import HdrHistogram
@@ -25,7 +26,7 @@ from implementations.interface import Config
 from workloads import spec
 from workloads.catalog import Catalog
 from workloads.config import WorkloadConfig
-from workloads.recorder import Recorder, merge_seconds, new_histogram
+from workloads.recorder import Recorder, append_lines, merge_seconds, new_histogram, read_seconds
 from workloads.users import Planner, Popularity
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +39,7 @@ CATALOG = Catalog(customers=list(range(1, 101)), products=list(range(1, 50)), re
 
 def test_every_shipped_mix_and_shape_loads():
     assert spec.mix_names() == ["checkout-max", "checkout-only", "dashboard-heavy", "mixed", "noop"]
-    assert spec.shape_names() == ["spike", "steady", "step"]
+    assert spec.shape_names() == ["interference", "spike", "steady", "step"]
     for name in spec.mix_names():
         mix = spec.load_mix(name)
         assert mix.classes and all(c.tasks for c in mix.classes.values())
@@ -109,7 +110,7 @@ def test_a_bad_shape_names_its_file_and_field(tmp_path, text, field, problem):
 def test_unknown_names_and_missing_files_are_clear():
     with pytest.raises(ValueError, match="unknown mix 'nope'; choose from checkout-max, checkout-only"):
         spec.load_mix("nope")
-    with pytest.raises(ValueError, match="unknown shape 'ramp'; choose from spike, steady, step"):
+    with pytest.raises(ValueError, match="unknown shape 'ramp'; choose from interference, spike, steady, step"):
         spec.load_shape("ramp")
     with pytest.raises(ValueError, match="does not exist"):
         spec.load_shape("/no/such/shape.toml")
@@ -132,6 +133,18 @@ def test_shape_targets_over_a_run():
     assert step.peak(mixed, "Analyst") == 8 and spike.peak(mixed, "Analyst") == 8
     assert step.target(spec.load_mix("checkout-only"), "Analyst", 90, 100) == 8  # absolute counts
     assert step.rate_factor(mixed, "Analyst", 90, 100) == 4.0  # open loop: 8 of the mix's 2
+
+
+def test_the_warm_up_runs_the_first_stage_with_every_class_present():
+    heavy, shape = spec.load_mix("dashboard-heavy"), spec.load_shape("interference")
+    # negative elapsed: the warm-up before the measured window; stages are fractions of it
+    assert [shape.target(heavy, "Analyst", t, 40) for t in (-10, -0.1, 0, 9.9, 10, 20, 30, 39)] \
+        == [1, 1, 0, 0, 2, 4, 8, 8]  # fmt: skip
+    assert {shape.target(heavy, "Shopper", t, 40) for t in (-5, 0, 35)} == {6}
+    assert shape.rate_factor(heavy, "Analyst", -1, 40) == 1 / 6  # one of the mix's six
+    assert shape.rate_factor(heavy, "Analyst", 1, 40) == 0.0
+    checkout_only = spec.load_mix("checkout-only")  # a class the mix never runs stays absent
+    assert spec.load_shape("steady").target(checkout_only, "Analyst", -1, 40) == 0
 
 
 # --- seeded requests -----------------------------------------------------------------------------
@@ -268,6 +281,74 @@ def test_merged_seconds_equal_one_histogram_fed_every_value(tmp_path):
     assert HdrHistogram.decode(line["ops"][0]["hdr"]).get_total_count() == line["ops"][0]["count"]
 
 
+def test_recorder_lines_carry_the_users_and_merge_sums_them(tmp_path):
+    """Per process the last line's users of a second, summed over processes (and workers); a
+    second with users but no request has a line; at the stop the held users count."""
+    users = {"Shopper": 3, "Analyst": 1}
+    clock = Clock(100.5)
+    a = Recorder(tmp_path / "a", clock=clock, users=lambda: users)
+    a.record("checkout", "service", 1000)
+    clock.now = 101.1
+    a.flush()  # 100: 3 + 1
+    users = {"Shopper": 4, "Analyst": 0}
+    clock.now = 101.5
+    a.record("checkout", "service", 1000)
+    a.flush(everything=True)  # 101: 4 + 0 ...
+    clock.now = 101.7
+    a.record("checkout", "service", 1000)
+    users = {"Shopper": 5, "Analyst": 0}
+    clock.now = 102.1
+    a.flush()  # ... then 5 + 0: the last line of 101 counts
+    clock.now = 104.2
+    a.flush()  # 102 and 103: no request, users acting
+    a.hold_users()  # stopping: 5 + 0 until released
+    users = {"Shopper": 0, "Analyst": 0}
+    clock.now = 104.5
+    a.record("checkout", "service", 1000)
+    a.flush(everything=True)  # 104: the held 5 + 0
+    a.release_users()
+    clock.now = 107.3
+    a.flush()  # no users, no request: no line
+
+    b_clock = Clock(100.2)
+    b = Recorder(tmp_path / "b", clock=b_clock, users=lambda: {"Shopper": 2, "Analyst": 2})
+    b.record("checkout", "service", 1000)
+    b_clock.now = 101.0
+    b.flush()
+    b_clock.now = 103.0
+    b.flush()  # 101 and 102
+
+    old = Recorder(tmp_path / "old", clock=Clock(100.5))  # an older file: lines without users
+    old.record("checkout", "service", 1000)
+    old.flush(everything=True)
+
+    worker = Recorder(None, clock=Clock(100.5), users=lambda: {"Shopper": 1})
+    worker.record("checkout", "service", 1000)
+    worker.flush(everything=True)
+    lines, _queries = worker.take()
+    for index in (0, 1):  # two workers' lines in the master's file (same pid here)
+        append_lines(tmp_path / "master.jsonl", lines, worker=index)
+
+    a_lines = list(read_seconds(a.seconds_path))
+    assert [line["second"] for line in a_lines] == [100, 101, 101, 102, 103, 104]
+    assert all(set(line) == {"second", "pid", "ops", "users"} for line in a_lines)
+    assert [len(line["ops"]) for line in a_lines] == [1, 1, 1, 0, 0, 1]
+    assert a_lines[-1]["users"] == {"Shopper": 5, "Analyst": 0}
+    assert set(next(read_seconds(old.seconds_path))) == {"second", "pid", "ops"}
+
+    paths = [a.seconds_path, b.seconds_path, old.seconds_path, tmp_path / "master.jsonl"]
+    merged = merge_seconds(paths)
+    assert merged.users == {
+        100: {"Shopper": 3 + 2 + 2, "Analyst": 1 + 2},
+        101: {"Shopper": 5 + 2, "Analyst": 0 + 2},
+        102: {"Shopper": 5 + 2, "Analyst": 0 + 2},
+        103: {"Shopper": 5, "Analyst": 0},
+        104: {"Shopper": 5, "Analyst": 0},
+    }
+    counts = {(second, op): n for second, op, _kind, n, _errors, _h in merged}
+    assert counts == {(100, "checkout"): 5, (101, "checkout"): 2, (104, "checkout"): 1}
+
+
 # --- real Locust runs ----------------------------------------------------------------------------
 
 
@@ -295,7 +376,8 @@ def _locust(
 
 
 def _check_results(out_dir: Path, output: str) -> dict:
-    rows = list(merge_seconds(out_dir.glob("seconds-*.jsonl")))
+    merged = merge_seconds(out_dir.glob("seconds-*.jsonl"))
+    rows = list(merged)
     assert rows, output[-3000:]
     total: dict[tuple[str, str], HdrHistogram] = {}
     errors: Counter = Counter()
@@ -308,7 +390,8 @@ def _check_results(out_dir: Path, output: str) -> dict:
     queries = [
         json.loads(x) for p in out_dir.glob("queries-*.jsonl") for x in p.read_text().splitlines()
     ]
-    return {"total": total, "errors": errors, "queries": queries}
+    users = pd.DataFrame.from_dict(merged.users, orient="index")  # second x class
+    return {"total": total, "errors": errors, "queries": queries, "users": users}
 
 
 def test_locust_inproc_against_crud(dataset_clone, tmp_path):
@@ -325,6 +408,10 @@ def test_locust_inproc_against_crud(dataset_clone, tmp_path):
     assert visibility is not None and visibility.get_total_count() > 0
     assert visibility.get_value_at_percentile(50) < 1_000_000  # crud: about immediate
     assert found["queries"] and {q["ok"] for q in found["queries"]} == {True}
+    users = found["users"]  # every class of the mix, at most (and mostly) the mix's count
+    assert sorted(users.columns) == ["Analyst", "Merchandiser", "Prober", "Shopper"]
+    assert users.max().to_dict() == {"Shopper": 8, "Analyst": 2, "Merchandiser": 1, "Prober": 1}
+    assert (users["Shopper"] == 8).mean() > 0.5, users
     assert not {e for (_op, e) in found["errors"]} - {"out_of_stock", "product_discontinued",
                                                       "invalid_transition"}, found["errors"]  # fmt: skip
 
@@ -349,6 +436,8 @@ def test_locust_http_open_loop(dataset_clone, tmp_path):
     service = found["total"][("checkout", "service")]
     assert intended.get_value_at_percentile(50) >= service.get_min_value()
     assert found["total"][("ryw_visibility", "visibility")].get_total_count() > 0  # silent polls
+    users = found["users"]  # open loop: the schedulers, one per class of the mix
+    assert users.max().to_dict() == {"Shopper": 1, "Prober": 1}, users
 
 
 GEVENT_CHECK = """

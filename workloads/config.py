@@ -21,7 +21,8 @@ class WorkloadConfig:
     mix: str = "mixed"  # a mix name or a path to a .toml file
     shape: str = "steady"  # a shape name or a path to a .toml file
     seed: int = 42
-    duration_s: float = 60.0  # the whole run incl. warm-up: shapes' stage ends are fractions of it
+    duration_s: float = 60.0  # the measured part: shapes' stage ends are fractions of it
+    warmup_s: float = 0.0  # before it: the first stage's levels, every class present
     arrival_rate: float | None = None  # total arrivals per second: open loop; None: closed loop
     max_in_flight: int = 256  # open loop: arrivals beyond this wait (their intended latency grows)
     catalog: dict | None = field(default=None, repr=False)  # a Catalog.to_dict(), inline
@@ -45,6 +46,9 @@ class WorkloadConfig:
         if isinstance(self.duration_s, bool) or not isinstance(self.duration_s, int | float) \
                 or self.duration_s <= 0:  # fmt: skip
             raise bad("duration_s", f"must be a number > 0, not {self.duration_s!r}")
+        if isinstance(self.warmup_s, bool) or not isinstance(self.warmup_s, int | float) \
+                or self.warmup_s < 0:  # fmt: skip
+            raise bad("warmup_s", f"must be a number >= 0, not {self.warmup_s!r}")
         if self.arrival_rate is not None and (
             isinstance(self.arrival_rate, bool)
             or not isinstance(self.arrival_rate, int | float)

@@ -11,7 +11,8 @@
   idempotency keys and shape gating are the same for any number of workers.
 - **Results**: a worker's recorder writes nothing; its finished lines ride on Locust's stats
   report (`report_to_master`) and the master appends them to its own `seconds-<pid>.jsonl` /
-  `queries-<pid>.jsonl` with `"worker": <index>`.
+  `queries-<pid>.jsonl` with `"worker": <index>`, as they are (each second's users per class
+  too: `merge_seconds` sums them over the workers).
 - **The last second**: when the master stops, before it tells workers to quit, it asks each one
   to stop its users and send a final report, and waits for them (`cqrs_stop` / `cqrs_stopped`).
 """

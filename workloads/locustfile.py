@@ -11,7 +11,8 @@ once unless -r is given). Closed loop: each class spawns as many users as its sh
 a user whose index is at or above its class's current target idles. Open loop (arrival_rate):
 one scheduler user per class and process (--expect-workers on a master), each sending its share
 of the class's rate. Results: workloads/recorder.py's files in the output directory (the
-master's, with workers: workloads/distributed.py says what travels between the processes).
+master's, with workers: workloads/distributed.py says what travels between the processes); each
+second's line also counts the users of each class that were acting (`active_users`).
 """
 
 from __future__ import annotations
@@ -65,7 +66,15 @@ def _options(parser) -> None:
         "--duration",
         type=float,
         default=None,
-        help="seconds the shape spans (default: --run-time, else 600)",
+        help="measured seconds the shape spans, after --warmup (default: --run-time less "
+        "--warmup, else 600)",
+    )
+    option(
+        "--warmup",
+        type=float,
+        default=0.0,
+        help="seconds of warm-up before the shape's first stage (at its levels, every class "
+        "present)",
     )
     option(
         "--arrival-rate",
@@ -89,7 +98,9 @@ def config_from_options(options) -> WorkloadConfig:
         transport=options.transport, impl=options.impl, write_dsn=options.write_dsn,
         read_dsn=options.read_dsn, pool_size=options.pool_size, mix=options.mix,
         shape=options.shape, seed=options.seed,
-        duration_s=options.duration or options.run_time or DEFAULT_DURATION_S,
+        duration_s=options.duration or (options.run_time - options.warmup if options.run_time
+                                        else DEFAULT_DURATION_S),
+        warmup_s=options.warmup,
         arrival_rate=options.arrival_rate, max_in_flight=options.max_in_flight,
         catalog_dsn=options.catalog_dsn, out_dir=options.out_dir,
     )  # fmt: skip
@@ -117,12 +128,17 @@ class Run:
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
 
+    def shape_elapsed(self) -> float:
+        """Seconds into the shape's measured window (negative during the warm-up)."""
+        return self.elapsed() - self.config.warmup_s
+
     def target(self, user_class: str) -> int:
-        return self.shape.target(self.mix, user_class, self.elapsed(), self.config.duration_s)
+        return self.shape.target(self.mix, user_class, self.shape_elapsed(),
+                                 self.config.duration_s)  # fmt: skip
 
     def open_rate(self, user_class: str) -> float:
         return self.open_rates.get(user_class, 0.0) * self.shape.rate_factor(
-            self.mix, user_class, self.elapsed(), self.config.duration_s)  # fmt: skip
+            self.mix, user_class, self.shape_elapsed(), self.config.duration_s)  # fmt: skip
 
     def next_index(self, user_class: str) -> int:
         """The class's next user's index over all processes (a worker's users: from its offset)."""
@@ -200,9 +216,11 @@ def prepare_worker(environment, previous: Run | None) -> Run:
     if run is None or run.payload != payload:
         if run is not None and run.recorder is not None:
             environment.events.request.remove_listener(run.recorder.on_request)
+            run.recorder.stop()
         text, mix_path, shape_path = distributed.unpack(payload)
         config = replace(WorkloadConfig.from_json(text), mix=mix_path, shape=shape_path)
         run = build(plan(config), environment, None)
+        run.recorder.start()  # lines each second (users counted each second), taken on reports
         run.payload = payload
     layout = getattr(options, "cqrs_layout", None) or {}
     run.places = layout.get(environment.runner.client_id, {})
@@ -222,11 +240,32 @@ def build(run: Run, environment, out_dir: str | None) -> Run:
         if name in run.mix.classes:
             Planner(run.mix.classes[name], run.catalog, run.popularity, config.seed, 0)
     run.transport = create_transport(config, environment)
-    run.recorder = Recorder(out_dir)
+    run.recorder = Recorder(out_dir, users=lambda: active_users(environment, run))
     environment.events.request.add_listener(run.recorder.on_request)
     if config.arrival_rate is not None:
         run.openloop = OpenLoop(config.max_in_flight, run.recorder)
     return run
+
+
+def active_users(environment, run: Run) -> dict[str, int]:
+    """Per class of the mix, this process's users acting now: spawned by Locust (the users its
+    runner holds) and let act by the shape (closed loop: index below the class's target; open
+    loop: the class's schedulers while its rate is above 0)."""
+    indices: dict[str, list[int]] = {name: [] for name in USER_CLASSES if name in run.mix.classes}
+    runner = environment.runner
+    for greenlet in list(runner.user_greenlets) if runner is not None else []:
+        user = greenlet.args[0] if greenlet.args else None  # a dead greenlet has no args
+        name = type(user).__name__
+        if name in indices and getattr(user, "index", None) is not None:  # past on_start
+            indices[name].append(user.index)
+    counts = {}
+    for name, held in indices.items():
+        if run.openloop is not None:
+            counts[name] = len(held) if run.open_rate(name) > 0 else 0
+        else:
+            target = run.target(name)
+            counts[name] = sum(index < target for index in held)
+    return counts
 
 
 def _set_user_count(options, total: int) -> None:
@@ -282,6 +321,8 @@ def _on_test_stopping(environment, **_kwargs) -> None:
     """
     if RUN is not None:
         RUN.stopping.set()
+        if RUN.recorder is not None:  # the last seconds count the users that ran in them
+            RUN.recorder.hold_users()
         if RUN.openloop is not None:
             RUN.openloop.halt()
 
@@ -293,6 +334,7 @@ def _on_test_stop(environment, **_kwargs) -> None:
     if RUN.openloop is not None:
         RUN.openloop.stop()
     RUN.recorder.flush(everything=True)
+    RUN.recorder.release_users()
     RUN.transport.stop()
 
 

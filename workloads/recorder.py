@@ -6,12 +6,16 @@ Seconds are keyed by completion time. Files, one line per flush, flushed as writ
 
   <out_dir>/seconds-<pid>.jsonl  {"second": 1767225600, "pid": 123, "ops": [{"operation": "checkout",
                                    "kind": "service", "count": 41, "errors": {"out_of_stock": 1},
-                                   "hdr": "<base64 HdrHistogram.encode(), successes only>"}]}
+                                   "hdr": "<base64 HdrHistogram.encode(), successes only>"}],
+                                  "users": {"Shopper": 8, "Analyst": 2}}
   <out_dir>/queries-<pid>.jsonl  {"operation": "dashboard_revenue", "started_at": 1767225600.25,
                                    "ok": true}
 
-A second may appear on more than one line (and in several processes' files): `merge_seconds`
-adds them up exactly.
+"users" (given a `users` callable): per user class, this process's users that were acting, counted
+when the line is written (or when `hold_users()` was called). A second in which users acted but
+no request completed has a line too, with no ops. A second may appear on more than one line
+(and in several processes' files): `merge_seconds` adds the histograms up exactly, and the users
+too (per process the last line's count of the second, summed over processes).
 
 Without an out_dir (a Locust worker) nothing is written: finished lines wait in the recorder
 until `take()` hands them over (to the master, which appends them to its own files with the
@@ -24,7 +28,7 @@ import json
 import os
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,9 +55,16 @@ class Cell:
     errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
+Users = dict[str, int]  # users per class
+
+
 class Recorder:
-    def __init__(self, out_dir: str | Path | None, clock=None) -> None:
+    def __init__(self, out_dir: str | Path | None, clock=None,
+                 users: Callable[[], Users] | None = None) -> None:  # fmt: skip
         self.clock = clock or time.time
+        self.users = users  # per class, the process's users acting now (None: lines carry none)
+        self.held: Users | None = None
+        self.written_to: int | None = None  # lines were written up to this second (excluded)
         self.pid = os.getpid()
         self.out_dir = None if out_dir is None else Path(out_dir)
         if self.out_dir is not None:
@@ -87,6 +98,14 @@ class Recorder:
 
     # --- output
 
+    def hold_users(self) -> None:
+        """Give the users acting now to every line until `release_users()` (the test is stopping:
+        its users leave before its last second is written)."""
+        self.held = None if self.users is None else dict(self.users())
+
+    def release_users(self) -> None:
+        self.held = None
+
     def flush(self, everything: bool = False) -> None:
         """Write finished seconds (all seconds when `everything`) and the query log."""
         now = int(self.clock())
@@ -98,9 +117,7 @@ class Recorder:
                 "operation": key[1], "kind": key[2], "count": cell.histogram.get_total_count(),
                 "errors": dict(cell.errors), "hdr": cell.histogram.encode().decode("ascii"),
             })  # fmt: skip
-        lines = [
-            {"second": second, "pid": self.pid, "ops": ops} for second, ops in by_second.items()
-        ]
+        lines = self._lines(by_second, now + 1 if everything else now)
         queries, self.queries = self.queries, []
         if self.out_dir is None:
             self.pending[0].extend(lines)
@@ -108,6 +125,19 @@ class Recorder:
         else:
             append_lines(self.seconds_path, lines)
             append_lines(self.queries_path, queries)
+
+    def _lines(self, by_second: dict[int, list[dict]], end: int) -> list[dict]:
+        """One line per second with ops and, with users acting, per second before `end` not
+        written yet; each with the users counted now."""
+        if self.users is None:
+            return [{"second": s, "pid": self.pid, "ops": ops} for s, ops in by_second.items()]
+        users = self.held if self.held is not None else dict(self.users())
+        seconds = set(by_second)
+        if self.written_to is not None and any(users.values()):
+            seconds.update(range(self.written_to, end))
+        self.written_to = max(end, self.written_to or end)
+        return [{"second": s, "pid": self.pid, "ops": by_second.get(s, []), "users": users}
+                for s in sorted(seconds)]  # fmt: skip
 
     def take(self) -> tuple[list[dict], list[dict]]:
         """No out_dir: the finished seconds' lines and the query lines not taken yet."""
@@ -150,12 +180,26 @@ def read_seconds(path: str | Path) -> Iterator[dict]:
                 yield json.loads(line)
 
 
-def merge_seconds(
-    paths: Iterable[str | Path],
-) -> Iterator[tuple[int, str, str, int, dict[str, int], HdrHistogram]]:
+Row = tuple[int, str, str, int, dict[str, int], HdrHistogram]
+
+
+@dataclass
+class Merged:
+    """What `merge_seconds` gives: iterating it, the rows; `users`: second -> users per class."""
+
+    rows: list[Row]
+    users: dict[int, Users]
+
+    def __iter__(self) -> Iterator[Row]:
+        return iter(self.rows)
+
+
+def merge_seconds(paths: Iterable[str | Path]) -> Merged:
     """(second, operation, kind, count, errors, histogram) over several files, merged exactly,
-    ordered by second, operation and kind."""
+    ordered by second, operation and kind; and the users of each second (per process, the last
+    line's; summed over processes; lines without users, as older files have, add none)."""
     merged: dict[tuple[int, str, str], Cell] = {}
+    last_users: dict[tuple, Users] = {}  # (second, process) -> users
     for path in paths:
         for row in read_seconds(path):
             for op in row["ops"]:
@@ -164,6 +208,14 @@ def merge_seconds(
                 cell.histogram.add(HdrHistogram.decode(op["hdr"]))
                 for kind, n in op["errors"].items():
                     cell.errors[kind] += n
-    for key in sorted(merged):
-        cell = merged[key]
-        yield (*key, cell.histogram.get_total_count(), dict(cell.errors), cell.histogram)
+            if "users" in row:
+                process = (str(path), row.get("pid"), row.get("worker"))
+                last_users[(row["second"], *process)] = row["users"]
+    users: dict[int, Users] = {}
+    for (second, *_process), counts in last_users.items():
+        total = users.setdefault(second, {})
+        for name, n in counts.items():
+            total[name] = total.get(name, 0) + n
+    rows = [(*key, merged[key].histogram.get_total_count(), dict(merged[key].errors),
+             merged[key].histogram) for key in sorted(merged)]  # fmt: skip
+    return Merged(rows, {second: users[second] for second in sorted(users)})

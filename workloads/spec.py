@@ -2,8 +2,11 @@
 
 A mix says, per user class, how many users run in closed loop and how long they think between
 requests, the open-loop arrival rate, and the weights of the operations that class performs. A
-shape says how the number of users of each class changes over a run, in stages whose ends are
-fractions of the run's duration, so one shape fits any duration.
+shape says how the number of users of each class changes over the measured part of a run, in
+stages whose ends are fractions of the measured duration, so one shape fits any duration and every
+stage is measured. The warm-up before it runs at the first stage's levels, with at least one user
+of every class the shape ever runs, so caches are warm for each kind of request when measuring
+starts (a class first running at a later stage would otherwise arrive cold).
 """
 
 from __future__ import annotations
@@ -68,7 +71,7 @@ class Mix:
 
 @dataclass(frozen=True)
 class Stage:
-    until: float  # fraction of the run's duration at which this stage ends
+    until: float  # fraction of the measured duration at which this stage ends
     users: dict[str, int]  # absolute user counts for these classes
     factor: dict[str, float]  # multipliers of the mix's counts for these classes
 
@@ -81,12 +84,17 @@ class Shape:
     stages: tuple[Stage, ...]
 
     def stage_at(self, elapsed_s: float, duration_s: float) -> Stage:
+        """The stage `elapsed_s` into the measured window (negative: the warm-up's, the first)."""
         fraction = elapsed_s / duration_s if duration_s > 0 else 1.0
         return next((s for s in self.stages if fraction < s.until), self.stages[-1])
 
     def target(self, mix: Mix, user_class: str, elapsed_s: float, duration_s: float) -> int:
-        """How many users of `user_class` should be active `elapsed_s` into the run."""
-        return _stage_count(self.stage_at(elapsed_s, duration_s), mix, user_class)
+        """How many users of `user_class` should be active `elapsed_s` into the measured window
+        of `duration_s` seconds; negative `elapsed_s` is the warm-up."""
+        count = _stage_count(self.stage_at(elapsed_s, duration_s), mix, user_class)
+        if elapsed_s < 0:
+            return max(count, min(1, self.peak(mix, user_class)))
+        return count
 
     def peak(self, mix: Mix, user_class: str) -> int:
         """The most users of `user_class` this shape ever wants: how many to spawn."""
@@ -101,7 +109,9 @@ class Shape:
         stage = self.stage_at(elapsed_s, duration_s)
         base = mix.count(user_class)
         if base:
-            return _stage_count(stage, mix, user_class) / base
+            return self.target(mix, user_class, elapsed_s, duration_s) / base
+        if elapsed_s < 0:  # the warm-up runs every class
+            return 1.0
         return 0.0 if stage.users.get(user_class, 1) == 0 else 1.0
 
 

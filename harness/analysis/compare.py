@@ -188,11 +188,13 @@ def format_comparison(table: pd.DataFrame, a: Run, b: Run, changes: list[str]) -
 def latency_sampler(
     rows: pd.DataFrame, percentile: float, block_s: float, origin_s: float
 ) -> Sampler:
-    """A Sampler of `percentile` over latency rows (one run and implementation), blocks of
-    `block_s` seconds from elapsed `origin_s`."""
+    """A Sampler of `percentile` over latency rows (one implementation), blocks of `block_s`
+    seconds from elapsed `origin_s`; rows of several runs (rounds) keep their blocks apart."""
     metric = Metric(f"p{percentile:g} ms", "latency", "", percentile, False)
     rows = rows[rows["count"] > 0]
-    blocks = ((rows["elapsed_s"] - origin_s) // block_s).astype(int).to_numpy()
+    blocks = ((rows["elapsed_s"] - origin_s) // block_s).astype(np.int64).to_numpy()
+    if "run" in rows:
+        blocks = blocks + pd.factorize(rows["run"])[0].astype(np.int64) * 10**9
     return Sampler(blocks, metric, Buckets(list(rows["hdr"])))
 
 
@@ -203,4 +205,15 @@ def difference_interval(
     rng = np.random.default_rng(seed)
     diffs = b.draws(rng, resamples) - a.draws(rng, resamples)
     low, high = np.nanpercentile(diffs, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def mean_difference_interval(
+    a: np.ndarray, b: np.ndarray, resamples: int = 1000, seed: int = 0
+) -> tuple[float, float]:
+    """95% bootstrap interval of mean(b) − mean(a), each resampled over its own values (seconds)."""
+    rng = np.random.default_rng(seed)
+    draws = [np.asarray(v, dtype=float) for v in (a, b)]
+    means = [v[rng.integers(0, len(v), size=(resamples, len(v)))].mean(axis=1) for v in draws]
+    low, high = np.percentile(means[1] - means[0], [2.5, 97.5])
     return float(low), float(high)

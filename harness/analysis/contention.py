@@ -32,17 +32,43 @@ def waits_over_time(waits: pd.DataFrame, latency: pd.DataFrame, bin_s: float = 1
     return counts.reset_index()[columns]
 
 
+def _measured_locks(waits: pd.DataFrame, windows: pd.DataFrame) -> pd.DataFrame:
+    """The measure phase's samples, flagged: `lock` (waiting on a Lock), `blocked` (others were
+    blocking the session)."""
+    frame = in_measure(waits, "ts", windows)
+    return frame.assign(lock=frame["wait_event_type"] == "Lock", blocked=frame["blocked_by"] > 0)
+
+
+def _session_seconds(samples: pd.Series) -> pd.Series:
+    """Session-seconds of `samples` samples (one stands for 1 / ACTIVITY_HZ seconds)."""
+    return samples / ACTIVITY_HZ
+
+
 def lock_wait_seconds(waits: pd.DataFrame, windows: pd.DataFrame) -> pd.DataFrame:
     """Per run, implementation and server, over the measure phase: `lock_wait_s` (Lock samples
     / ACTIVITY_HZ) and `blocked_samples` (samples of a session that others were blocking)."""
-    frame = in_measure(waits, "ts", windows)
+    frame = _measured_locks(waits, windows)
     keys = ["run", "impl", "server"]
     if frame.empty:
         return pd.DataFrame(columns=[*keys, "lock_wait_s", "blocked_samples"])
-    frame = frame.assign(lock=frame["wait_event_type"] == "Lock", blocked=frame["blocked_by"] > 0)
     table = frame.groupby(keys).agg(lock_wait_s=("lock", "sum"), blocked_samples=("blocked", "sum"))
-    table["lock_wait_s"] = table["lock_wait_s"] / ACTIVITY_HZ
+    table["lock_wait_s"] = _session_seconds(table["lock_wait_s"])
     return table.reset_index()
+
+
+def lock_wait_by_blocker(waits: pd.DataFrame, windows: pd.DataFrame) -> pd.DataFrame:
+    """Who waited on whom over the measure phase: per run, implementation, waiting `component`
+    and `blocker_component` (its blockers' components; `""`: none left to name), the Lock
+    `samples` and `lock_wait_s` (session-seconds, as lock_wait_seconds), most first."""
+    keys = ["run", "impl", "component", "blocker_component"]
+    frame = _measured_locks(waits, windows)
+    frame = frame[frame["lock"]]
+    if frame.empty:
+        return pd.DataFrame(columns=[*keys, "samples", "lock_wait_s"])
+    table = frame.groupby(keys).size().rename("samples").reset_index()
+    table["lock_wait_s"] = _session_seconds(table["samples"])
+    return table.sort_values(["run", "impl", "samples"], ascending=[True, True, False],
+                             kind="stable", ignore_index=True)  # fmt: skip
 
 
 def log_events(lock_waits: pd.DataFrame) -> pd.DataFrame:

@@ -1,9 +1,9 @@
 """The decision record's findings, derived from the numbers (nothing here names a winner).
 
-The interference curve gives, for each number of analysts, each architecture's checkout p99; the
-architecture with the lowest is the best there, and a rival counts as beaten only when the
-bootstrap interval of the difference (harness.analysis.compare) excludes 0. The costs (freshness,
-CPU, lock waits) come from the evidence table.
+The levels are the answer's (harness/analysis/answer.py): per number of analysts running, each
+architecture's checkout p99 with a 95% block-bootstrap interval. An architecture is "the lowest"
+at a level only when every other one is higher beyond noise; otherwise the ones within noise of
+the lowest are named together. The costs (freshness, storage, CPU) come from the evidence table.
 """
 
 from __future__ import annotations
@@ -12,77 +12,54 @@ import math
 
 import pandas as pd
 
-from harness.analysis.compare import difference_interval, latency_sampler
-from harness.analysis.interference import with_analysts
-from harness.analysis.latency import headline_kind, measured
-from harness.analysis.load import Run
+from harness.analysis.answer import Answer, Level, difference
 
 
 def _ms(value: float) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value:.1f} ms"
 
 
-def levels(runs: list[Run], block_s: float = 1.0) -> pd.DataFrame:
-    """Per number of analysts (pooled over runs) and architecture: dashboard q/s, checkout p99,
-    whether it is the lowest there, and whether every other architecture is beaten beyond
-    noise (`clear`) or the lowest is within noise of it (`tied_with`)."""
-    frame = measured(with_analysts(runs))
-    frame = frame[(frame["kind"] == headline_kind(frame)) & frame["analysts"].notna()]
+def levels(answer: Answer) -> pd.DataFrame:
+    """Per number of analysts and architecture: dashboard q/s, checkout p99, whether it is the
+    lowest there (`best`) and whether it is within noise of the lowest (`tied_with_best`)."""
     rows = []
-    for analysts, level in frame.groupby("analysts"):
-        samplers, figures = {}, {}
-        for impl, part in level.groupby("impl"):
-            checkout = part[part["operation"] == "checkout"]
-            if checkout["count"].sum() == 0:
-                continue
-            samplers[impl] = latency_sampler(checkout, 99, block_s, 0.0)
-            seconds = part.groupby("run")["second"].nunique().sum()
-            dash = part[part["operation"].str.startswith("dashboard_")]["count"].sum()
-            figures[impl] = (samplers[impl].value(), dash / seconds)
-        if not figures:
-            continue
-        best = min(figures, key=lambda i: figures[i][0])
-        for impl, (p99, dash_rate) in figures.items():
-            tied = impl != best and difference_interval(samplers[best], samplers[impl])[0] <= 0
-            rows.append({"analysts": analysts, "impl": impl, "dashboard_rate_per_s": dash_rate,
+    for level in answer.levels:
+        figures = {impl: s.value() for impl, s in level.checkout.items()}
+        best = min(figures, key=figures.get)
+        for impl, p99 in figures.items():
+            tied = impl != best and not difference(level.checkout[best],
+                                                   level.checkout[impl]).beyond_noise  # fmt: skip
+            rows.append({"analysts": level.analysts, "impl": impl,
+                         "dashboard_rate_per_s": level.dashboard_rate[impl],
                          "checkout_p99_ms": p99, "best": impl == best, "tied_with_best": tied})  # fmt: skip
     return pd.DataFrame(rows, columns=["analysts", "impl", "dashboard_rate_per_s",
                                        "checkout_p99_ms", "best", "tied_with_best"])  # fmt: skip
 
 
-def _where(level_rows: pd.DataFrame, impl: str) -> list[str]:
-    mine = level_rows[
-        (level_rows["impl"] == impl) & (level_rows["best"] | level_rows["tied_with_best"])
-    ]
-    return [
-        f"{a:.0f} analyst{'s' * (a != 1)} (~{r:.1f} dashboard q/s)"
-        for a, r in zip(mine["analysts"], mine["dashboard_rate_per_s"], strict=True)
-    ]
+def _leaders(level_rows: pd.DataFrame) -> str:
+    names = list(level_rows[level_rows["best"] | level_rows["tied_with_best"]]["impl"])
+    if len(names) == 1:
+        return f"**{names[0]}** alone had the lowest checkout p99 (every other beyond noise)"
+    return f"{', '.join(names)} had the lowest checkout p99, within noise of each other"
 
 
-def findings(evidence: pd.DataFrame, level_rows: pd.DataFrame) -> list[str]:
-    """Bullet points: latency under load, interference, freshness, CPU, lock waits."""
+def findings(evidence: pd.DataFrame, answer: Answer) -> list[str]:
+    """Bullet points: who led at each load, interference per architecture, freshness, storage."""
     out = []
-    if len(level_rows):
-        top = level_rows[level_rows["analysts"] == level_rows["analysts"].max()]
-        best = top[top["best"]].iloc[0]
-        rivals = []
-        for row in top[~top["best"]].itertuples():
-            noise = "within noise" if row.tied_with_best else "beyond noise"
-            rivals.append(f"{row.impl} {_ms(row.checkout_p99_ms)} ({noise})")
-        out.append(f"Under the highest dashboard load measured ({best.analysts:.0f} analysts, "
-                   f"~{best.dashboard_rate_per_s:.1f} dashboard queries/s), **{best.impl}** had the "
-                   f"lowest checkout p99: {_ms(best.checkout_p99_ms)}; "
-                   + ", ".join(rivals) + ".")  # fmt: skip
-        low = level_rows[level_rows["analysts"] == level_rows["analysts"].min()]
-        if low["analysts"].iloc[0] != top["analysts"].iloc[0]:
-            for impl in top["impl"]:
-                a = low.loc[low["impl"] == impl, "checkout_p99_ms"]
-                b = top.loc[top["impl"] == impl, "checkout_p99_ms"]
-                if len(a) and len(b):
-                    out.append(f"Interference, {impl}: checkout p99 {_ms(a.iloc[0])} at "
-                               f"{low['analysts'].iloc[0]:.0f} analysts, {_ms(b.iloc[0])} at "
-                               f"{top['analysts'].iloc[0]:.0f} ({b.iloc[0] - a.iloc[0]:+.1f} ms).")  # fmt: skip
+    table = levels(answer)
+    for analysts, rows in table.groupby("analysts"):
+        level = next(lv for lv in answer.levels if lv.analysts == analysts)
+        figures = ", ".join(f"{r.impl} {_ms(r.checkout_p99_ms)}" for r in rows.itertuples())
+        out.append(f"At {level.describe()}: {_leaders(rows)} ({figures}).")
+    if answer.baseline is not None and answer.top is not answer.baseline:
+        for impl, sampler in answer.top.checkout.items():
+            if impl in answer.baseline.checkout:
+                change = difference(answer.baseline.checkout[impl], sampler)
+                out.append(f"Interference, {impl}: checkout p99 {_ms(change.a)} with no analysts, "
+                           f"{_ms(change.b)} at {answer.top.describe()}: "
+                           + ("a rise of " if change.low > 0 else "a fall of " if change.high < 0
+                              else "within noise, ")
+                           + f"{change.value:+.1f} ms ({change.interval}).")  # fmt: skip
     pooled = evidence.groupby("impl", sort=False).mean(numeric_only=True)
     for impl, row in pooled.iterrows():
         if not math.isnan(row.get("freshness_p95_ms", math.nan)):
@@ -90,63 +67,55 @@ def findings(evidence: pd.DataFrame, level_rows: pd.DataFrame) -> list[str]:
                        f"old at p95 and {_ms(row['freshness_p99_ms'])} at p99; events reached the "
                        f"read model in {_ms(row['lag_p99_ms'])} at p99; a shopper's own write "
                        f"became visible in {_ms(row['ryw_p99_ms'])} at p99.")  # fmt: skip
-    if "crud" in pooled.index and not math.isnan(pooled.loc["crud", "cores"]):
-        base = pooled.loc["crud", "cores"]
-        for impl, row in pooled.drop(index="crud").iterrows():
-            out.append(f"CPU cost, {impl}: {row['cores']:.2f} cores against crud's {base:.2f} "
-                       f"({100 * (row['cores'] / base - 1):+.0f}%), at "
-                       f"{row['checkout_rate_per_s']:.1f} checkouts/s.")  # fmt: skip
-    waits = ", ".join(f"{i} {r['lock_wait_s']:.1f} s" for i, r in pooled.iterrows()
-                      if not math.isnan(r["lock_wait_s"]))  # fmt: skip
-    if waits:
-        out.append(f"Lock waits over the measure phase (session-seconds): {waits}.")
-    dash = pooled["dashboard_p99_ms"].dropna()
-    if len(dash):
-        out.append(
-            f"Dashboard queries were fastest on {dash.idxmin()} "
-            f"(p99 {_ms(dash.min())}; slowest {dash.idxmax()}, {_ms(dash.max())})."
-        )
+    if pooled["storage_mb"].notna().any():
+        out.append("Storage once the load stopped: " + ", ".join(
+            f"{impl} {row['storage_mb']:.0f} MB" for impl, row in pooled.iterrows()
+            if not math.isnan(row["storage_mb"])) + ".")  # fmt: skip
     return out
 
 
-def conditions(evidence: pd.DataFrame, level_rows: pd.DataFrame) -> list[str]:
-    """Under which measured conditions each architecture is the one to pick."""
+def _where(level_rows: pd.DataFrame, impl: str, answer: Answer) -> list[str]:
+    mine = level_rows[(level_rows["impl"] == impl)
+                      & (level_rows["best"] | level_rows["tied_with_best"])]  # fmt: skip
+    found: dict[float, Level] = {lv.analysts: lv for lv in answer.levels}
+    return [found[a].describe() for a in mine["analysts"]]
+
+
+def conditions(evidence: pd.DataFrame, answer: Answer) -> list[str]:
+    """Under which measured conditions each architecture is among the lowest checkout p99."""
     out = []
+    table = levels(answer)
     pooled = evidence.groupby("impl", sort=False).mean(numeric_only=True)
     for impl in pooled.index:
-        where = _where(level_rows, impl)
-        cost = []
+        where = _where(table, impl, answer)
+        cost = ""
         if not math.isnan(pooled.loc[impl, "freshness_p95_ms"]):
-            cost.append(f"dashboards {_ms(pooled.loc[impl, 'freshness_p95_ms'])} stale at p95")
-        cheapest = pooled["cores"].idxmin() if pooled["cores"].notna().any() else None
-        if cheapest is not None and impl != cheapest:
-            cost.append(f"{pooled.loc[impl, 'cores'] - pooled.loc[cheapest, 'cores']:+.2f} CPU "
-                        f"cores against {cheapest}")  # fmt: skip
-        price = f"; it costs {', '.join(cost)}" if cost else "; no freshness cost"
+            cost = f"; its dashboards read data {_ms(pooled.loc[impl, 'freshness_p95_ms'])} old at p95"
         if where:
-            out.append(f"**{impl}**: best or within noise of the best checkout p99 at "
-                       f"{', '.join(where)}{price}.")  # fmt: skip
+            out.append(f"**{impl}**: the lowest checkout p99, or within noise of it, at "
+                       f"{', '.join(where)}{cost}.")  # fmt: skip
         else:
-            out.append(f"**{impl}**: never the best checkout p99 at the loads measured{price}.")
-    if len(level_rows) and level_rows["analysts"].nunique() == 1:
-        out.append("One load level only: run a step shape or a sweep to see where the lines cross.")
+            out.append(f"**{impl}**: higher checkout p99 than the lowest, beyond noise, at every "
+                       f"load measured{cost}.")  # fmt: skip
+    if len(answer.levels) == 1:
+        out.append("One load level only: run a step shape (the default `cqrs-bench run`) to see "
+                   "where the lines part.")  # fmt: skip
     return out
 
 
-def trade_offs(evidence: pd.DataFrame) -> list[str]:
-    """What each CQRS option bought against crud and what it cost, in numbers."""
+def trade_offs(evidence: pd.DataFrame, answer: Answer) -> list[str]:
+    """What each architecture changed against the reference at the highest load, and its cost."""
     pooled = evidence.groupby("impl", sort=False).mean(numeric_only=True)
-    if "crud" not in pooled.index:
-        return []
-    base = pooled.loc["crud"]
+    ref = answer.reference
     out = []
-    for impl, row in pooled.drop(index="crud").iterrows():
-        gain = base["peak_checkout_p99_ms"] - row["peak_checkout_p99_ms"]
-        verb = "bought" if gain > 0 else "lost"
-        out.append(f"{impl} {verb} {abs(gain):.1f} ms of checkout p99 under peak dashboard load "
-                   f"and changed dashboard p99 by {row['dashboard_p99_ms'] - base['dashboard_p99_ms']:+.1f} ms, "
-                   f"for freshness p95 {_ms(row['freshness_p95_ms'])}, read-your-writes p99 "
-                   f"{_ms(row['ryw_p99_ms'])} and {row['cores'] - base['cores']:+.2f} CPU cores.")  # fmt: skip
+    for impl, change in answer.versus.items():
+        if impl not in pooled.index:
+            continue
+        row = pooled.loc[impl]
+        out.append(f"{impl}: checkout p99 at {answer.top.describe()} "
+                   f"{change.relative(ref + chr(39) + 's')}; for freshness p95 "
+                   f"{_ms(row['freshness_p95_ms'])}, read-your-writes p99 {_ms(row['ryw_p99_ms'])}"
+                   f" and {row['storage_mb']:.0f} MB of storage.")  # fmt: skip
     return out
 
 

@@ -1,27 +1,30 @@
 """How many analysts ran in each second, and what checkout looked like at each number of them.
 
-The count comes from the run's shape and mix (run.json `config.shape`, `config.mix`, the files in
-workloads/), evaluated the way Locust's load shape does: `elapsed` seconds into a run lasting
-warm-up + measure seconds. A steady run gives one point per architecture; a step shape or a
-sweep of runs gives a curve.
+The count is what Locust ran: the run's `users` table (per second and user class, from the Locust
+processes' own counts). A run made before that table existed (results schema version 1) falls
+back to its shape and mix files evaluated as Locust did then (`elapsed` seconds into warm-up +
+measure), NaN when those files are gone. A steady run gives one point per architecture; a step
+shape or a sweep of runs gives a curve.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
+from harness.analysis.compare import latency_sampler
 from harness.analysis.latency import DASHBOARD, headline_kind, measured, percentiles, with_dashboard
 from harness.analysis.load import Run, read
 from workloads.spec import load_mix, load_shape
 
 ANALYST = "Analyst"
+RESAMPLES = 1000  # bootstrap draws behind every interval
 
 
-def analysts_at(run: Run, elapsed_s: pd.Series) -> pd.Series:
-    """Analysts the shape wanted at each elapsed second (its middle); NaN when the run's shape
-    or mix cannot be read (a file that has since gone)."""
+def _analysts_from_shape(run: Run, elapsed_s: pd.Series) -> pd.Series:
+    """Analysts a version-1 run's shape wanted at each elapsed second (its middle)."""
     try:
         mix, shape = load_mix(run.config["mix"]), load_shape(run.config["shape"])
     except (KeyError, ValueError):
@@ -30,25 +33,81 @@ def analysts_at(run: Run, elapsed_s: pd.Series) -> pd.Series:
     return elapsed_s.map(lambda s: float(shape.target(mix, ANALYST, s + 0.5, total)))
 
 
+def analysts_at(run: Run, rows: pd.DataFrame) -> pd.Series:
+    """Analysts running in the second of each of `rows` (columns impl, second, elapsed_s) of
+    `run`: from its users table (0 in a recorded second without analysts; NaN in a second the
+    table does not hold), else from its shape."""
+    users = run.table("users")
+    if users.empty:
+        return _analysts_from_shape(run, rows["elapsed_s"])
+    recorded = users[["impl", "second"]].drop_duplicates()
+    analysts = users[users["user_class"] == ANALYST][["impl", "second", "users"]]
+    known = recorded.merge(analysts, on=["impl", "second"], how="left").fillna({"users": 0})
+    found = rows[["impl", "second"]].merge(known, on=["impl", "second"], how="left")
+    return pd.Series(found["users"].astype(float).to_numpy(), index=rows.index)
+
+
 def with_analysts(runs: list[Run], latency: pd.DataFrame | None = None) -> pd.DataFrame:
     """latency.parquet of `runs` (or `latency`) with an `analysts` column."""
     latency = read(runs, "latency") if latency is None else latency
     parts = []
     for run in runs:
         rows = latency[latency["run"] == run.label]
-        parts.append(rows.assign(analysts=analysts_at(run, rows["elapsed_s"])))
+        parts.append(rows.assign(analysts=analysts_at(run, rows)))
     return pd.concat(parts, ignore_index=True)
+
+
+def percentile_bounds(
+    rows: pd.DataFrame, percentile: float, resamples: int = RESAMPLES, seed: int = 0
+) -> tuple[float, float]:
+    """95% interval of `percentile` (ms) of latency rows of one run and implementation: the 2.5
+    and 97.5 percentiles of the figure over `resamples` draws of its seconds with replacement
+    (the block bootstrap of harness.analysis.compare); NaN when there is no call."""
+    if rows["count"].sum() == 0:
+        return math.nan, math.nan
+    draws = latency_sampler(rows, percentile, 1.0, 0.0).draws(np.random.default_rng(seed),
+                                                               resamples)  # fmt: skip
+    low, high = np.nanpercentile(draws, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def rate_bounds(
+    rows: pd.DataFrame, seconds: np.ndarray, resamples: int = RESAMPLES, seed: int = 0
+) -> tuple[float, float]:
+    """95% interval of the calls per second of latency rows over `seconds` (a second without a
+    call counts 0), by the same bootstrap of seconds as `percentile_bounds`."""
+    if len(seconds) == 0:
+        return math.nan, math.nan
+    counts = rows.groupby("second")["count"].sum().reindex(seconds, fill_value=0).to_numpy()
+    picks = np.random.default_rng(seed).integers(0, len(counts), size=(resamples, len(counts)))
+    low, high = np.percentile(counts[picks].mean(axis=1), [2.5, 97.5])
+    return float(low), float(high)
+
+
+BOUNDS = [f"{column}_{bound}" for column in ("checkout_p99_ms", "checkout_rate_per_s",
+                                             "dashboard_rate_per_s") for bound in ("lo", "hi")]  # fmt: skip
+
+
+def _bounds(group: pd.DataFrame) -> pd.Series:
+    """The intervals of one point of the curve (see `curve`)."""
+    seconds = np.sort(group["second"].unique())
+    checkout = group[group["operation"] == "checkout"]
+    dashboard = group[group["operation"] == DASHBOARD]
+    return pd.Series(dict(zip(BOUNDS, (*percentile_bounds(checkout, 99),
+                                       *rate_bounds(checkout, seconds),
+                                       *rate_bounds(dashboard, seconds)), strict=True)))  # fmt: skip
 
 
 def curve(runs: list[Run], latency: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per run, implementation and number of analysts, over the measure phase: `seconds`,
     checkout rate, p50 and p99, and the dashboard rate and p99. Latency is the run's headline
-    kind (intended in open loop, else service)."""
+    kind (intended in open loop, else service). `<column>_lo`/`<column>_hi` are the 95%
+    bootstrap intervals of checkout p99 and of both rates (`percentile_bounds`, `rate_bounds`)."""
     frame = with_dashboard(measured(with_analysts(runs, latency)))
     frame = frame[frame["kind"] == headline_kind(frame)]
     keys = ["run", "impl", "analysts"]
-    table = percentiles(frame[frame["operation"].isin(["checkout", DASHBOARD])],
-                        by=[*keys, "operation"])  # fmt: skip
+    frame = frame[frame["operation"].isin(["checkout", DASHBOARD])]
+    table = percentiles(frame, by=[*keys, "operation"])
     wide = table.pivot_table(index=[*keys, "seconds"], columns="operation",
                              values=["rate_per_s", "p50_ms", "p99_ms"])  # fmt: skip
     wide.columns = [f"{op}_{name}" for name, op in wide.columns]
@@ -58,5 +117,8 @@ def curve(runs: list[Run], latency: pd.DataFrame | None = None) -> pd.DataFrame:
         if column not in out:
             out[column] = 0.0 if column.endswith("rate_per_s") else math.nan
     out["dashboard_rate_per_s"] = out["dashboard_rate_per_s"].fillna(0.0)
+    bounds = (frame.groupby(keys)[frame.columns].apply(_bounds).reset_index() if len(out)
+              else pd.DataFrame(columns=[*keys, *BOUNDS]))  # fmt: skip
+    out = out.merge(bounds, on=keys, how="left")
     return out[[*keys, "seconds", "checkout_rate_per_s", "checkout_p50_ms", "checkout_p99_ms",
-                "dashboard_rate_per_s", "dashboard_p99_ms"]]  # fmt: skip
+                "dashboard_rate_per_s", "dashboard_p99_ms", *BOUNDS]]  # fmt: skip

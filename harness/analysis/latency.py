@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from hdrh.histogram import HdrHistogram
 
-from harness.runner.latency import PERCENTILES, new_histogram
+from harness.runner.latency import PERCENTILES, figures, new_histogram
 
 DASHBOARD = "dashboard"  # all dashboard_* operations taken together
 KEYS = ["run", "impl", "operation", "kind"]
@@ -73,10 +73,7 @@ def value_at_percentile(values_us: np.ndarray, counts: np.ndarray, percentile: f
 def figures_of(blobs: Sequence[str]) -> dict[str, float]:
     """p50 ... p99.9, max and mean in ms of the merged histograms (NaN when no call)."""
     hist = merge(blobs)
-    if hist.get_total_count() == 0:
-        return {**{k: np.nan for k in PERCENTILES}, "max_ms": np.nan, "mean_ms": np.nan}
-    return {**{k: hist.get_value_at_percentile(p) / 1000 for k, p in PERCENTILES.items()},
-            "max_ms": hist.get_max_value() / 1000, "mean_ms": hist.get_mean_value() / 1000}  # fmt: skip
+    return figures(hist, hist.get_total_count())
 
 
 def with_dashboard(latency: pd.DataFrame) -> pd.DataFrame:

@@ -1,7 +1,9 @@
 """Load run directories (results/<experiment>/<run>/) into tidy DataFrames.
 
 Every table a run holds is read as it is, with one column added in front: `run`, the run's label
-(`<experiment>/<run-id>`), so tables of many runs concatenate and group like one. A run is
+(`<experiment>/<run-id>`), so tables of many runs concatenate and group like one. A run of an
+older results schema version reads like a new one: a table it lacks is empty, a column it lacks
+is `""` (text) or null. A run is
 checked against the results format first (`harness.results.check_run`); a run with problems, or
 one still marked `running`, is refused with a ValueError that says why.
 """
@@ -16,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.results import check_run, empty_frame, is_run_dir, read_run_json
+from harness.results import check_run, empty_frame, is_run_dir, read_run_json, schema
 from harness.results.validate import impl_names
 
 
@@ -55,9 +57,23 @@ class Run:
     def table(self, name: str) -> pd.DataFrame:
         """The table `name` of this run with a `run` column in front (empty when it is missing)."""
         path = self.path / f"{name}.parquet"
-        frame = pd.read_parquet(path) if path.is_file() else empty_frame(name)
+        if path.is_file():
+            frame = with_later_columns(pd.read_parquet(path), name)
+        else:
+            frame = empty_frame(name)
         frame.insert(0, "run", self.label)
         return frame
+
+
+def with_later_columns(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    """`frame` of table `name` with the columns the schema has and it lacks (added by a later
+    results schema version): `""` for text, null otherwise; in the schema's order."""
+    columns = schema.table(name).columns
+    missing = {c.name: "" if c.kind == "str" else None for c in columns if c.name not in frame}
+    if not missing:
+        return frame
+    order = [c.name for c in columns] + [c for c in frame.columns if c not in missing]
+    return frame.assign(**missing)[list(dict.fromkeys(order))]
 
 
 def expand(paths: list[str | Path]) -> list[Path]:

@@ -33,6 +33,7 @@ COLUMNS = {
     "wait_event_type": "str",
     "wait_event": "str",
     "blocked_by": "int64",
+    "blocker_component": "str",
     "xact_age_ms": "float64",
     "query_id": "Int64",
 }
@@ -44,17 +45,22 @@ ROUND_COLUMNS = {
     "query_ms": "float64",
 }
 
-# pg_blocking_pids takes the lock manager's partition locks: it is only called for sessions that
-# wait on a heavyweight lock, the only waits it can report blockers for.
+# pg_blocking_pids takes the lock manager's partition locks: it is only called (once) for
+# sessions that wait on a heavyweight lock, the only waits it can report blockers for. Each
+# blocker is named by its application_name (else its backend_type; '?' when it is not listed:
+# gone, or a prepared transaction, pid 0).
 HZ = 10  # samples per second: one sample of a waiting session stands for 1 / HZ seconds
 
 QUERY = """
     SELECT now(), datname, pid, application_name, backend_type, state,
            wait_event_type, wait_event,
-           CASE WHEN wait_event_type = 'Lock' THEN cardinality(pg_blocking_pids(pid)) ELSE 0 END,
+           CASE WHEN wait_event_type = 'Lock' THEN (
+               SELECT array_agg(coalesce(nullif(b.application_name, ''), b.backend_type, '?'))
+               FROM unnest(pg_blocking_pids(a.pid)) AS blocker(pid)
+               LEFT JOIN LATERAL pg_stat_get_activity(blocker.pid) AS b ON true) END,
            greatest(extract(epoch FROM now() - xact_start) * 1000, 0)::float8,  -- now() is this round's start
            query_id
-    FROM pg_stat_activity
+    FROM pg_stat_activity AS a
     WHERE pid <> pg_backend_pid()
       AND application_name IS DISTINCT FROM %(self)s
       AND (state IN ('active', 'idle in transaction', 'idle in transaction (aborted)',
@@ -64,6 +70,11 @@ QUERY = """
 """
 ALL_CLIENTS = "backend_type = 'client backend'"
 DATABASES = "datname = ANY(%(databases)s)"
+
+
+def blocker_components(blockers: list[str] | None) -> str:
+    """The components of a session's blockers (their names), sorted, unique, joined by ","."""
+    return ",".join(sorted({component_of(name) for name in blockers or ()}))
 
 
 def collector_connection(dsn: str) -> psycopg.Connection:
@@ -123,9 +134,9 @@ class ActivitySampler(Sampler):
             rows = conn.execute(self.query, params).fetchall()
             took = (time.perf_counter() - began) * 1000
             batch = [
-                (n, ts, role, db, pid, component_of(app), btype, state, wtype, wevent, blocked,
-                 age, qid)
-                for ts, db, pid, app, btype, state, wtype, wevent, blocked, age, qid in rows
+                (n, ts, role, db, pid, component_of(app), btype, state, wtype, wevent,
+                 len(blockers or ()), blocker_components(blockers), age, qid)
+                for ts, db, pid, app, btype, state, wtype, wevent, blockers, age, qid in rows
             ]  # fmt: skip
             with self._lock:
                 self._rows.extend(batch)

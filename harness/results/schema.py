@@ -7,14 +7,15 @@ validates.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 import pyarrow as pa
 
-RESULTS_SCHEMA_VERSION = 1
-KNOWN_SCHEMA_VERSIONS = frozenset({1})
+# Version 2 added users.parquet and waits.blocker_component (`since` on a table or column).
+RESULTS_SCHEMA_VERSION = 2
+KNOWN_SCHEMA_VERSIONS = frozenset({1, 2})
 
 Kind = Literal["timestamp", "int", "float", "str", "bool"]
 
@@ -51,6 +52,7 @@ class Column:
     nullable: bool = False
     values: tuple[str, ...] | None = None  # the only values allowed (str columns)
     non_negative: bool = False
+    since: int = 1  # the results schema version that added it
 
     @property
     def arrow_type(self) -> pa.DataType:
@@ -67,6 +69,7 @@ class Table:
     # Only CQRS implementations may have rows (the projection's tables).
     cqrs_only: bool = False
     notes: str = ""
+    since: int = 1  # the results schema version that added it
 
     def must_have_rows(self, impl: str) -> bool:
         return self.rows_required and (is_cqrs(impl) or not self.cqrs_only)
@@ -86,6 +89,10 @@ class Table:
 
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
+
+    def at_version(self, version: int) -> Table:
+        """The table as a run of results schema `version` has it (without later columns)."""
+        return replace(self, columns=tuple(c for c in self.columns if c.since <= version))
 
     def arrow_schema(self) -> pa.Schema:
         return pa.schema(
@@ -214,6 +221,29 @@ TABLES: tuple[Table, ...] = (
         notes="No rows when nothing failed.",
     ),
     Table(
+        "users",
+        "Users of each class acting in each second, as the Locust processes counted them: "
+        "spawned by Locust and let act by the load shape (closed loop: the user's index is "
+        "below the class's current target; open loop: the class's schedulers while its "
+        "arrival rate is above 0), summed over the processes.",
+        (
+            IMPL,
+            _ts("second", "Start of the second."),
+            Column("elapsed_s", "float", "`second` minus the start of the load.", unit="s"),
+            PHASE,
+            Column(
+                "user_class",
+                "str",
+                "The Locust user class (`Shopper`, `Analyst`, `Merchandiser`, `Prober`): one "
+                "row per class of the mix.",
+            ),
+            _count("users", "How many of its users were acting, counted at the second's end."),
+        ),
+        notes="One row per second × user class, for the seconds the Locust processes wrote "
+        "(those with a request or an acting user). Runs of version 1 have no such table.",
+        since=2,
+    ),
+    Table(
         "waits",
         "Active-session samples of `pg_stat_activity` at about 10 Hz, one row per session and "
         "sample (the sampler's own session excluded).",
@@ -237,6 +267,15 @@ TABLES: tuple[Table, ...] = (
                 "How many sessions block this one (`cardinality(pg_blocking_pids(pid))`, asked "
                 "only of sessions waiting on a Lock); 0 when not blocked.",
                 non_negative=True,
+            ),
+            Column(
+                "blocker_component",
+                "str",
+                "The components of the sessions blocking this one (as `component`; a blocker "
+                "without `application_name` by its `backend_type`, `?` for one no longer listed "
+                'or a prepared transaction), sorted, unique, joined by `,`; `""` when not '
+                'waiting on a Lock or not blocked. Runs of version 1 lack it (read as `""`).',
+                since=2,
             ),
             _ms("xact_age_ms", "Age of the session's open transaction; null when none.", True),
             Column(
@@ -411,6 +450,11 @@ TABLES_BY_NAME: dict[str, Table] = {t.name: t for t in TABLES}
 TABLE_NAMES: tuple[str, ...] = tuple(TABLES_BY_NAME)
 
 
+def tables_at(version: int) -> tuple[Table, ...]:
+    """The tables a run of results schema `version` has, as it has them."""
+    return tuple(t.at_version(version) for t in TABLES if t.since <= version)
+
+
 def table(name: str | Table) -> Table:
     """The table called `name` (with or without `.parquet`; a Table is returned as it is);
     ValueError naming the tables."""
@@ -439,7 +483,8 @@ LOCUST_FILES = (
 )
 OTHER_FILES = (
     (RUN_JSON, "Metadata of the run (below)."),
-    (SUMMARY_TXT, "The summary table printed at the end of the run."),
+    (SUMMARY_TXT, "What the run printed at its end: the answer, the summary table and the "
+                  "article's claims with their verdicts (this round's alone)."),
     *((f"{LOCUST_DIR}/{f}", "Locust's own CSV, per implementation.") for f in LOCUST_FILES),
     (
         f"{LOGS_DIR}/{{impl}}-{{component}}.log",
@@ -449,7 +494,8 @@ OTHER_FILES = (
     (
         f"{RAW_DIR}/{{impl}}/seconds-{{pid}}.jsonl",
         "What each Locust process recorded, one line per second: per operation and kind the "
-        "count, the errors by type and the base64 HDR histogram (the source of latency.parquet).",
+        "count, the errors by type and the base64 HDR histogram (the source of latency.parquet), "
+        "and per user class the users acting (since version 2; the source of users.parquet).",
     ),
     (
         f"{RAW_DIR}/{{impl}}/queries-{{pid}}.jsonl",
@@ -463,15 +509,26 @@ OTHER_FILES = (
     (f"{RAW_DIR}/{{impl}}/workload.json", "The workload configuration Locust ran with."),
     (
         f"{REPORT_DIR}/report.md",
-        "The report `cqrs-bench run` writes at its end (`cqrs-bench report RUN_DIR`): charts "
-        "(PNG, beside it) and the decision record.",
+        "The report `cqrs-bench run` writes at its end (`cqrs-bench report RUN_DIR`): the "
+        "answer, charts (PNG, beside it), the article's claims with their verdicts and the "
+        "decision record. With `--repeat N`, the last round's report covers every round.",
+    ),
+    (
+        f"{REPORT_DIR}/report.html",
+        "The same report in one self-contained HTML file (charts embedded, nothing fetched).",
+    ),
+    (
+        f"{REPORT_DIR}/summary.txt",
+        "With `--repeat N`, in the last round only: the summary of every round together.",
     ),
 )
 
 RUN_JSON_KEYS: tuple[tuple[str, str], ...] = (
     (
         "schema_version",
-        f"Version of this results format (an integer; now {RESULTS_SCHEMA_VERSION}).",
+        f"Version of this results format (an integer; now {RESULTS_SCHEMA_VERSION}). Runs of an "
+        "older version are still valid and read: version 1 has no users.parquet and no "
+        "`blocker_component` in waits.parquet.",
     ),
     (
         "run_id",
@@ -485,7 +542,9 @@ RUN_JSON_KEYS: tuple[tuple[str, str], ...] = (
     (
         "config",
         "The full configuration of the run (load shape, rates, durations, seed, CPUs, "
-        "...), enough to repeat it.",
+        "...), enough to repeat it; `preset` names the preset its options came from, `repeat` "
+        "the rounds of the invocation, `round` this directory's (from 1) and `order` the order "
+        "the implementations ran in (reversed every other round).",
     ),
     (
         "versions",

@@ -7,7 +7,8 @@ A *complete* run must have every table and file, with rows for each implementati
 *incomplete* run (stopped by a failure or an interruption) is valid when run.json says why and
 whatever tables it did write are well-formed: missing tables and rows are reported as warnings.
 A run still marked *running* is a problem: either it is running now or it was killed before it
-could record its end.
+could record its end. A run of an older results schema version is checked against the tables and
+columns of that version.
 """
 
 from __future__ import annotations
@@ -300,7 +301,7 @@ def check_run(run_dir: Path) -> Report:
         impls = impl_names(record)
     # Without a readable run.json the files are still checked, as if the run were incomplete.
     complete = report.status == "complete"
-    for spec in TABLES:
+    for spec in schema.tables_at(version):  # a run of an older version, as that version had it
         expected = impls
         if spec.name in PROJECTOR_TABLES and record is not None and impls is not None:
             expected = [i for i in impls if not _external_projector(record, i)]

@@ -86,12 +86,22 @@ class RunPlan:
     locust_workers: int = 0  # 0: one Locust process; N: a master and N workers
     external_workers: bool = False  # the N workers connect from elsewhere; none started here
     master_port: int | None = None  # where the master listens (default: a free port)
+    repeat: int = 1  # rounds: every implementation once per round, the order reversed each round
+    preset: str | None = None  # the named preset the options came from (recorded only)
 
     def check(self) -> None:
         for name in self.impls:
             registry.check(name)
         if not self.impls:
             raise ValueError("--impl names no implementation")
+        if twice := sorted({name for name in self.impls if self.impls.count(name) > 1}):
+            raise ValueError(f"--impl names {', '.join(twice)} more than once: a run measures "
+                             "each implementation once (run again to measure it again)")  # fmt: skip
+        if isinstance(self.repeat, bool) or not isinstance(self.repeat, int) or self.repeat < 1:
+            raise ValueError(f"--repeat must be a whole number >= 1, not {self.repeat!r}")
+        if self.database and self.repeat > 1:
+            raise ValueError("--repeat needs fresh clones: an existing --database would be "
+                             "measured again after the first round changed it")  # fmt: skip
         if self.database and len(self.impls) != 1:
             raise ValueError("--database names one implementation's database: give one --impl")
         if self.service_url and not self.database:
@@ -285,7 +295,7 @@ class ImplRun:
         config = WorkloadConfig(
             transport=plan.transport, host=host, impl=self.impl, write_dsn=dbs.write_dsn,
             read_dsn=dbs.read_dsn, mix=plan.mix, shape=plan.shape, seed=plan.seed,
-            duration_s=plan.warmup + plan.duration, arrival_rate=plan.arrival_rate,
+            duration_s=plan.duration, warmup_s=plan.warmup, arrival_rate=plan.arrival_rate,
             catalog=Catalog.from_database(dbs.write_dsn).to_dict(), out_dir=str(self.raw),
             pool_size=plan.pool_size,
         )  # fmt: skip
@@ -406,18 +416,41 @@ class ImplRun:
         self.frames.add(self.impl, "freshness", lag_tables.freshness(events, queries))
 
 
-def run(plan: RunPlan, servers: Servers, progress: Progress = print) -> Path:
-    """Measure every implementation of `plan`; the results directory it wrote."""
+def run(plan: RunPlan, servers: Servers, progress: Progress = print) -> list[Path]:
+    """Measure every implementation of `plan`, `plan.repeat` rounds (each its own results
+    directory, the order of the implementations reversed every other round, so drift in the
+    machine's conditions does not always favour the same one); the directories it wrote. The
+    last one's report covers every round, and the answer pools them."""
     plan.check()
+    dirs: list[Path] = []
+    for number in range(1, plan.repeat + 1):
+        order = plan.impls if number % 2 else plan.impls[::-1]
+        if plan.repeat > 1:
+            progress(f"=== round {number}/{plan.repeat}: {', '.join(order)}")
+        dirs.append(_round(plan, servers, order, number, progress))
+    if plan.report:
+        report = write_report(dirs, dirs[-1] / REPORT_DIR)
+        if plan.repeat > 1:
+            summary = summary_table(dirs)
+            (report.parent / "summary.txt").write_text(summary + "\n")
+            progress(f"every round together:\n{summary}")
+        progress(f"report: {report} (and report.html)")
+    return dirs
+
+
+def _round(plan: RunPlan, servers: Servers, order: list[str], number: int,
+           progress: Progress) -> Path:  # fmt: skip
+    """One round: every implementation in `order`, into a new results directory."""
     run_dir = create_run_dir(plan.results_root, plan.experiment)
     progress(f"results: {run_dir}")
-    config = {**asdict(plan), "results_root": str(plan.results_root)}
+    config = {**asdict(plan), "results_root": str(plan.results_root), "round": number,
+              "order": order}  # fmt: skip
     metadata.run_metadata(run_dir, config, servers)
     frames, impls = Frames(), {}
     outcome: dict = {"status": "incomplete", "incomplete_reason": "interrupted",
                      "failed_component": None, "failed_log": None}  # fmt: skip
     try:
-        for name in plan.impls:
+        for name in order:
             turn = ImplRun(plan, servers, name, run_dir, frames, progress)
             impls[name] = turn
             turn.run()
@@ -435,8 +468,6 @@ def run(plan: RunPlan, servers: Servers, progress: Progress = print) -> Path:
         _finish(run_dir, frames, impls, outcome, progress)
     if outcome["status"] != "complete":
         raise ValueError(f"the run's results are incomplete: {outcome['incomplete_reason']}")
-    if plan.report:
-        progress(f"report: {write_report([run_dir], run_dir / REPORT_DIR)}")
     return run_dir
 
 
@@ -454,7 +485,7 @@ def _finish(run_dir: Path, frames: Frames, turns: dict[str, ImplRun], outcome: d
                        incomplete_reason="not written: " + "; ".join(unwritten))  # fmt: skip
     update_run_json(run_dir, {"impls": {n: t.info for n, t in turns.items()}})
     finish_run_json(run_dir, **outcome)
-    summary = summary_table(run_dir)
+    summary = summary_table(run_dir, partial=outcome["status"] != "complete")
     (run_dir / "summary.txt").write_text(summary + "\n")
     progress(summary)
     progress(f"results ({outcome['status']}): {run_dir}")

@@ -1,10 +1,13 @@
-"""The table a run ends with: the evidence of `harness.analysis` for this run, in short."""
+"""What a run ends with: the answer (harness/analysis/answer.py), the evidence table in short, and
+the article's claims with their verdicts (harness/analysis/claims.py)."""
 
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
+from harness.analysis import answer, claims
 from harness.analysis.evidence import evidence
 from harness.analysis.load import Run
 from harness.results.run_dir import read_run_json
@@ -30,20 +33,34 @@ NOTES = ("co = checkout, dash = dashboard queries (all three; the rate at the mo
          "per-event time lag; fresh = freshness seen by dashboard queries; ryw = read-your-writes "
          "visibility (probe); cpu cores = servers, service and projector; storage = the run's "
          "databases")  # fmt: skip
+PARTIAL = ("PARTIAL: the run was stopped early; these figures cover only what was measured before "
+           "it stopped (run.json: status incomplete, incomplete_reason says why)")  # fmt: skip
 
 
-def summary_table(run_dir: Path) -> str:
-    """Fixed-width text, one line per architecture (`-` where a figure does not apply)."""
+def summary_table(run_dirs: Path | list[Path], *, partial: bool = False) -> str:
+    """The answer, then fixed-width text, one line per run and architecture (`-` where a
+    figure does not apply), then the claims; a run that stopped early (`partial`) is labelled so
+    on the first line. Several directories (rounds) are pooled."""
+    label = [PARTIAL] if partial else []
+    dirs = [run_dirs] if isinstance(run_dirs, Path) else run_dirs
     try:  # the tables were just written: not validated again (summary.txt is not there yet)
-        table = evidence([Run(run_dir.resolve(), read_run_json(run_dir))])
+        runs = [Run(d.resolve(), read_run_json(d)) for d in dirs]
+        table = evidence(runs)
+        found = answer.answer(runs, table)
+        verdicts = claims.table(claims.claims(runs, found, table))
     except (ValueError, KeyError, OSError) as exc:
-        return f"(no summary: {exc})"
-    lines = ["  ".join(f"{heading:>{width}}" for heading, _, width in COLUMNS.values())]
+        return "\n".join([*label, f"(no summary: {exc})"])
+    several = table["run"].nunique() > 1
+    columns = ({"run": ("run", "{}", max(len(r) for r in table["run"]))} if several else {}) \
+        | COLUMNS  # fmt: skip
+    lines = ["  ".join(f"{heading:>{width}}" for heading, _, width in columns.values())]
     for _, row in table.iterrows():
         cells = []
-        for column, (_, fmt, width) in COLUMNS.items():
+        for column, (_, fmt, width) in columns.items():
             value = row[column]
             missing = isinstance(value, float) and math.isnan(value)
             cells.append(f"{'-' if missing else fmt.format(value):>{width}}")
         lines.append("  ".join(cells))
-    return "\n".join([*lines, NOTES])
+    return "\n".join([*label, "ANSWER", *[textwrap.fill(p, 100, break_on_hyphens=False) for p in found.text.split("\n\n")], "", *lines,
+                      textwrap.fill(NOTES, 100, break_on_hyphens=False), "", "THE ARTICLE'S CLAIMS (report: Claims)",
+                      verdicts])  # fmt: skip

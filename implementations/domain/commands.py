@@ -11,6 +11,7 @@ MAX_LINES = 50
 MAX_QUANTITY = 100
 MAX_PRICE_CENTS = 100_000_000
 MAX_RESTOCK = 1_000_000
+MAX_TEXT = 200  # characters of an idempotency key or a price change's reason
 
 
 class Command:
@@ -37,7 +38,7 @@ class PlaceOrder(Command):
 
     def __post_init__(self) -> None:
         v.entity_id("customer_id", self.customer_id)
-        v.text("idempotency_key", self.idempotency_key, 200)
+        v.text("idempotency_key", self.idempotency_key, MAX_TEXT)
         if not isinstance(self.lines, tuple) or not 1 <= len(self.lines) <= MAX_LINES:
             raise InvalidInput(f"an order has 1 to {MAX_LINES} lines")
         if not all(isinstance(line, OrderLine) for line in self.lines):
@@ -71,7 +72,7 @@ class ChangeProductPrice(Command):
     def __post_init__(self) -> None:
         v.entity_id("product_id", self.product_id)
         v.int_in("new_price_cents", self.new_price_cents, 1, MAX_PRICE_CENTS)
-        v.text("reason", self.reason, 200)
+        v.text("reason", self.reason, MAX_TEXT)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,9 @@ Bucket = Literal["minute", "hour"]
 BUCKET_SPAN = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1)}
 MAX_POINTS = 10_080  # one week of minutes
 MAX_WINDOW = timedelta(days=366)
+MAX_LIMIT = 100  # rows a query returns at most
+MAX_TEXT = 100  # characters of a search's category or text
+MAX_SEARCH_PRICE_CENTS = 10**12
 
 
 def floor_minute(ts: datetime) -> datetime:
@@ -63,7 +66,7 @@ class TopProductsQuery:
     limit: int = 10
 
     def __post_init__(self) -> None:
-        v.int_in("limit", self.limit, 1, 100)
+        v.int_in("limit", self.limit, 1, MAX_LIMIT)
 
 
 @dataclass(frozen=True)
@@ -78,19 +81,19 @@ class ProductSearch:
 
     def __post_init__(self) -> None:
         if self.category is not None:
-            v.text("category", self.category, 100)
+            v.text("category", self.category, MAX_TEXT)
         if self.text is not None:
-            v.text("text", self.text, 100)
+            v.text("text", self.text, MAX_TEXT)
         for name in ("min_price_cents", "max_price_cents"):
             if (value := getattr(self, name)) is not None:
-                v.int_in(name, value, 0, 10**12)
+                v.int_in(name, value, 0, MAX_SEARCH_PRICE_CENTS)
         if (
             self.min_price_cents is not None
             and self.max_price_cents is not None
             and self.min_price_cents > self.max_price_cents
         ):
             raise InvalidInput("min_price_cents must not exceed max_price_cents")
-        v.int_in("limit", self.limit, 1, 100)
+        v.int_in("limit", self.limit, 1, MAX_LIMIT)
 
     @property
     def like_pattern(self) -> str | None:
@@ -108,4 +111,4 @@ class RecentOrdersQuery:
 
     def __post_init__(self) -> None:
         v.entity_id("customer_id", self.customer_id)
-        v.int_in("limit", self.limit, 1, 100)
+        v.int_in("limit", self.limit, 1, MAX_LIMIT)

@@ -1,0 +1,136 @@
+"""The answer and the claims: architectures identical by construction are within noise, a clear
+difference is reported with an interval that excludes zero, and every claim is always present.
+
+The runs are copies of the committed sample run (real per-second histograms) given a `users`
+table that steps the analysts 0, 2, 4, 8 over the measured seconds, as the default run does."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.analysis import answer, claims
+from harness.analysis.evidence import evidence
+from harness.analysis.load import Run
+from harness.results import read_run_json
+from tests.test_report import SAMPLE, _slowed
+
+LEVELS = (0, 2, 4, 8)
+
+
+def _rewrite(path: Path, frame: pd.DataFrame) -> None:
+    path.unlink(missing_ok=True)
+    frame.to_parquet(path)
+
+
+def _copy(tmp_path: Path, name: str) -> Path:
+    """The sample run with a users table: analysts LEVELS[i] in the i-th quarter of the
+    measured seconds of each architecture (Shoppers 6 throughout)."""
+    copy = tmp_path / "sample" / name
+    shutil.copytree(SAMPLE, copy)
+    latency = pd.read_parquet(copy / "latency.parquet")
+    rows = []
+    for impl, part in latency.groupby("impl"):
+        seconds = part[["second", "elapsed_s", "phase"]].drop_duplicates("second")
+        measured = sorted(seconds.loc[seconds["phase"] == "measure", "second"])
+        for row in seconds.itertuples():
+            level = 0
+            if row.phase == "measure":
+                level = LEVELS[min(measured.index(row.second) * 4 // len(measured), 3)]
+            for user_class, users in (("Shopper", 6), ("Analyst", level)):
+                rows.append({"impl": impl, "second": row.second, "elapsed_s": row.elapsed_s,
+                             "phase": row.phase, "user_class": user_class, "users": users})  # fmt: skip
+    _rewrite(copy / "users.parquet", pd.DataFrame(rows))
+    meta = json.loads((copy / "run.json").read_text())
+    meta["schema_version"] = 2
+    (copy / "run.json").write_text(json.dumps(meta))
+    return copy
+
+
+def _set_impl_latency(copy: Path, impl: str, rows: pd.DataFrame, source: str) -> None:
+    """`impl`'s latency rows replaced by `rows` (those of `source`, perhaps changed), and its
+    users rows by `source`'s, relabelled."""
+    for table, new in (("latency", rows), ("users", None)):
+        frame = pd.read_parquet(copy / f"{table}.parquet")
+        new = frame[frame["impl"] == source] if new is None else new
+        frame = pd.concat([frame[frame["impl"] != impl], new.assign(impl=impl)], ignore_index=True)
+        _rewrite(copy / f"{table}.parquet", frame)
+
+
+def _run(path: Path) -> Run:
+    return Run(path.resolve(), read_run_json(path))
+
+
+def test_the_same_architecture_under_two_labels_is_within_noise_everywhere(tmp_path) -> None:
+    copy = _copy(tmp_path, "twins")
+    latency = pd.read_parquet(copy / "latency.parquet")
+    _set_impl_latency(copy, "cqrs-logical", latency[latency["impl"] == "crud"], "crud")
+    runs = [_run(copy)]
+    table = evidence(runs)
+    found = answer.answer(runs, table)
+    twin = found.versus["cqrs-logical"]
+    assert twin.value == 0 and twin.low <= 0 <= twin.high and not twin.beyond_noise
+    assert not found.at_baseline["cqrs-logical"].beyond_noise
+    assert "cqrs-logical's" in found.text and "within noise of crud's" in found.text
+    sentence = re.search(r"cqrs-logical's [^;]*", found.text).group(0)
+    assert "lower" not in sentence and "higher" not in sentence
+    verdicts = {c.short: c for c in claims.claims(runs, found, table)}
+    fast = verdicts["read models make dashboards fast"]
+    assert "cqrs-logical" in fast.figures and fast.verdict != claims.HOLDS
+    assert re.search(r"cqrs-logical [\d.]+ ms, within noise of crud", fast.figures)
+
+
+def test_a_clear_difference_is_reported_with_an_interval_that_excludes_zero(tmp_path) -> None:
+    copy = _copy(tmp_path, "slow-crud")
+    latency = pd.read_parquet(copy / "latency.parquet")
+    users = pd.read_parquet(copy / "users.parquet")
+    top = users[(users["user_class"] == "Analyst") & (users["users"] == 8)]
+    crud = latency[latency["impl"] == "crud"].copy()
+    slow = crud["operation"].eq("checkout") & crud["second"].isin(top[top["impl"] == "crud"]["second"])
+    crud.loc[slow, "hdr"] = crud.loc[slow, "hdr"].map(lambda b: _slowed(b, 10))
+    _set_impl_latency(copy, "crud", crud, "crud")
+    runs = [_run(copy)]
+    table = evidence(runs)
+    found = answer.answer(runs, table)
+    assert found.onset is not None and found.onset.analysts == 8
+    assert found.rise.low > 0
+    for impl in ("cqrs-logical", "cqrs-physical"):
+        change = found.versus[impl]
+        assert change.high < 0, change
+        assert f"{abs(change.value):.1f} ms lower than crud's (95% interval" in found.text
+    assert "left that baseline from 8 analysts" in found.text
+    verdicts = {c.short: c.verdict for c in claims.claims(runs, found, table)}
+    assert verdicts["dashboards slow checkout down"] == claims.HOLDS
+
+
+def test_every_claim_is_present_with_a_verdict(tmp_path) -> None:
+    runs = [_run(_copy(tmp_path, "claims"))]
+    table = evidence(runs)
+    found = answer.answer(runs, table)
+    listed = claims.claims(runs, found, table)
+    assert [c.short for c in listed] == [
+        "dashboards lock rows checkout needs", "dashboards slow checkout down",
+        "read models make dashboards fast", "async updates keep checkout fast",
+        "the read model is only slightly behind", "start with logical separation",
+        "synchronous updates lose the benefit",
+    ]  # fmt: skip
+    for claim in listed:
+        assert claim.verdict in (claims.HOLDS, claims.FAILS, claims.NOT_SHOWN, claims.UNTESTED)
+        assert claim.figures
+    assert {c.short: c.verdict for c in listed}["synchronous updates lose the benefit"] == \
+        claims.UNTESTED  # fmt: skip
+    text = claims.markdown(listed)
+    assert all(c.quote in text for c in listed)
+
+
+@pytest.mark.parametrize("within", [True, False])
+def test_the_difference_is_called_a_gain_or_loss_only_beyond_noise(within: bool) -> None:
+    change = answer.Difference(30.0, 27.0, -5.0 if within else -4.0, 2.0 if within else -1.0)
+    text = change.relative("crud's")
+    assert ("within noise" in text) == within
+    assert ("lower" in text) != within
