@@ -52,7 +52,7 @@ def run(
                              help="Implementations to measure, comma-separated, in this order."),
     preset: str = typer.Option(
         presets.DEFAULT, help=f"Named options: {', '.join(presets.PRESETS)}. interference: sf 1, "
-        "dashboard-heavy mix, analysts 0, 2, 4, 8 within the measured window, 10 s warm-up + 40 s "
+        "dashboard-heavy mix, analysts 0, 4, 8, 16 within the measured window, 10 s warm-up + 40 s "
         "measured per architecture; quick: a light mixed load on sf 0.2 (checks that everything "
         "works, too light to tell the architectures apart). Options given here win."),
     mix: str | None = typer.Option(None, show_default=False, help=f"Workload mix: "

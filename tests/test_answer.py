@@ -2,7 +2,7 @@
 difference is reported with an interval that excludes zero, and every claim is always present.
 
 The runs are copies of the committed sample run (real per-second histograms) given a `users`
-table that steps the analysts 0, 2, 4, 8 over the measured seconds, as the default run does."""
+table that steps the analysts 0, 4, 8, 16 over the measured seconds, as the default run does."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from harness.analysis.load import Run
 from harness.results import read_run_json
 from tests.test_report import SAMPLE, _slowed
 
-LEVELS = (0, 2, 4, 8)
+LEVELS = (0, 4, 8, 16)
 
 
 def _rewrite(path: Path, frame: pd.DataFrame) -> None:
@@ -89,7 +89,7 @@ def test_a_clear_difference_is_reported_with_an_interval_that_excludes_zero(tmp_
     copy = _copy(tmp_path, "slow-crud")
     latency = pd.read_parquet(copy / "latency.parquet")
     users = pd.read_parquet(copy / "users.parquet")
-    top = users[(users["user_class"] == "Analyst") & (users["users"] == 8)]
+    top = users[(users["user_class"] == "Analyst") & (users["users"] == LEVELS[-1])]
     crud = latency[latency["impl"] == "crud"].copy()
     slow = crud["operation"].eq("checkout") & crud["second"].isin(top[top["impl"] == "crud"]["second"])
     crud.loc[slow, "hdr"] = crud.loc[slow, "hdr"].map(lambda b: _slowed(b, 10))
@@ -97,13 +97,13 @@ def test_a_clear_difference_is_reported_with_an_interval_that_excludes_zero(tmp_
     runs = [_run(copy)]
     table = evidence(runs)
     found = answer.answer(runs, table)
-    assert found.onset is not None and found.onset.analysts == 8
+    assert found.onset is not None and found.onset.analysts == LEVELS[-1]
     assert found.rise.low > 0
     for impl in ("cqrs-logical", "cqrs-physical"):
         change = found.versus[impl]
         assert change.high < 0, change
         assert f"{abs(change.value):.1f} ms lower than crud's (95% interval" in found.text
-    assert "left that baseline from 8 analysts" in found.text
+    assert f"left that baseline from {LEVELS[-1]} analysts" in found.text
     verdicts = {c.short: c.verdict for c in claims.claims(runs, found, table)}
     assert verdicts["dashboards slow checkout down"] == claims.HOLDS
 

@@ -318,6 +318,18 @@ def test_missing_table_is_caught(run: Path) -> None:
     assert validate_run(run) == ["event_lag.parquet is missing"]
 
 
+def test_a_run_without_collectors_needs_no_rows_in_their_tables(run: Path) -> None:
+    for table in schema.COLLECTOR_TABLES:
+        rewrite(run, table, lambda data: data.slice(0, 0))
+    assert any("waits.parquet: no rows for" in p for p in validate_run(run))
+    record = read_run_json(run)
+    record["config"]["collectors"] = False  # cqrs-bench run --no-collectors
+    (run / "run.json").write_text(json.dumps(record))
+    assert validate_run(run) == []
+    rewrite(run, "latency", lambda data: data.slice(0, 0))  # the load's own tables still count
+    assert any("latency.parquet: no rows for" in p for p in validate_run(run))
+
+
 def test_missing_run_json_keys_are_caught(run: Path) -> None:
     record = read_run_json(run)
     del record["git"], record["machine"]

@@ -137,14 +137,16 @@ def test_shape_targets_over_a_run():
 
 def test_the_warm_up_runs_the_first_stage_with_every_class_present():
     heavy, shape = spec.load_mix("dashboard-heavy"), spec.load_shape("interference")
-    # negative elapsed: the warm-up before the measured window; stages are fractions of it
-    assert [shape.target(heavy, "Analyst", t, 40) for t in (-10, -0.1, 0, 9.9, 10, 20, 30, 39)] \
-        == [1, 1, 0, 0, 2, 4, 8, 8]  # fmt: skip
-    assert {shape.target(heavy, "Shopper", t, 40) for t in (-5, 0, 35)} == {6}
-    assert shape.rate_factor(heavy, "Analyst", -1, 40) == 1 / 6  # one of the mix's six
-    assert shape.rate_factor(heavy, "Analyst", 1, 40) == 0.0
+    # negative elapsed: the warm-up (10 s) before the measured window; stages are fractions of
+    # the measured 40 s; the warm-up's first half runs every class, its second the first stage
+    at = (-10, -5.1, -5, -0.1, 0, 9.9, 10, 20, 30, 39)
+    assert [shape.target(heavy, "Analyst", t, 40, 10) for t in at] == [1, 1, 0, 0, 0, 0, 4, 8, 16, 16]
+    assert {shape.target(heavy, "Shopper", t, 40, 10) for t in (-9, -1, 0, 35)} == {6}
+    assert shape.rate_factor(heavy, "Analyst", -9, 40, 10) == 1 / 6  # one of the mix's six
+    assert shape.rate_factor(heavy, "Analyst", -1, 40, 10) == 0.0
+    assert shape.rate_factor(heavy, "Analyst", 1, 40, 10) == 0.0
     checkout_only = spec.load_mix("checkout-only")  # a class the mix never runs stays absent
-    assert spec.load_shape("steady").target(checkout_only, "Analyst", -1, 40) == 0
+    assert spec.load_shape("steady").target(checkout_only, "Analyst", -9, 40, 10) == 0
 
 
 # --- seeded requests -----------------------------------------------------------------------------

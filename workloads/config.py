@@ -22,7 +22,7 @@ class WorkloadConfig:
     shape: str = "steady"  # a shape name or a path to a .toml file
     seed: int = 42
     duration_s: float = 60.0  # the measured part: shapes' stage ends are fractions of it
-    warmup_s: float = 0.0  # before it: the first stage's levels, every class present
+    warmup_s: float = 0.0  # before it: every class, then the first stage alone (workloads/spec.py)
     arrival_rate: float | None = None  # total arrivals per second: open loop; None: closed loop
     max_in_flight: int = 256  # open loop: arrivals beyond this wait (their intended latency grows)
     catalog: dict | None = field(default=None, repr=False)  # a Catalog.to_dict(), inline

@@ -134,11 +134,12 @@ class Run:
 
     def target(self, user_class: str) -> int:
         return self.shape.target(self.mix, user_class, self.shape_elapsed(),
-                                 self.config.duration_s)  # fmt: skip
+                                 self.config.duration_s, self.config.warmup_s)  # fmt: skip
 
     def open_rate(self, user_class: str) -> float:
         return self.open_rates.get(user_class, 0.0) * self.shape.rate_factor(
-            self.mix, user_class, self.shape_elapsed(), self.config.duration_s)  # fmt: skip
+            self.mix, user_class, self.shape_elapsed(), self.config.duration_s,
+            self.config.warmup_s)  # fmt: skip
 
     def next_index(self, user_class: str) -> int:
         """The class's next user's index over all processes (a worker's users: from its offset)."""

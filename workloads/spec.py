@@ -4,9 +4,10 @@ A mix says, per user class, how many users run in closed loop and how long they 
 requests, the open-loop arrival rate, and the weights of the operations that class performs. A
 shape says how the number of users of each class changes over the measured part of a run, in
 stages whose ends are fractions of the measured duration, so one shape fits any duration and every
-stage is measured. The warm-up before it runs at the first stage's levels, with at least one user
-of every class the shape ever runs, so caches are warm for each kind of request when measuring
-starts (a class first running at a later stage would otherwise arrive cold).
+stage is measured. The warm-up before it runs, in its first half, at least one user of every class
+the shape ever runs, so caches are warm for each kind of request (a class first running at a later
+stage would otherwise arrive cold), and in its second half the first stage alone, so that its
+requests are done and the system settled when measuring starts.
 """
 
 from __future__ import annotations
@@ -88,11 +89,14 @@ class Shape:
         fraction = elapsed_s / duration_s if duration_s > 0 else 1.0
         return next((s for s in self.stages if fraction < s.until), self.stages[-1])
 
-    def target(self, mix: Mix, user_class: str, elapsed_s: float, duration_s: float) -> int:
+    def target(self, mix: Mix, user_class: str, elapsed_s: float, duration_s: float,
+               warmup_s: float = 0.0) -> int:  # fmt: skip
         """How many users of `user_class` should be active `elapsed_s` into the measured window
-        of `duration_s` seconds; negative `elapsed_s` is the warm-up."""
+        of `duration_s` seconds; negative `elapsed_s` is the warm-up of `warmup_s` seconds,
+        whose first half runs every class the shape ever runs (at least one user each) and whose
+        second half the first stage alone, so that the measured window starts settled."""
         count = _stage_count(self.stage_at(elapsed_s, duration_s), mix, user_class)
-        if elapsed_s < 0:
+        if elapsed_s < -warmup_s / 2:
             return max(count, min(1, self.peak(mix, user_class)))
         return count
 
@@ -100,7 +104,8 @@ class Shape:
         """The most users of `user_class` this shape ever wants: how many to spawn."""
         return max(_stage_count(stage, mix, user_class) for stage in self.stages)
 
-    def rate_factor(self, mix: Mix, user_class: str, elapsed_s: float, duration_s: float) -> float:
+    def rate_factor(self, mix: Mix, user_class: str, elapsed_s: float, duration_s: float,
+                    warmup_s: float = 0.0) -> float:  # fmt: skip
         """Open loop: the class's arrival rate is its mix rate times this.
 
         target / mix count; for a class with no closed-loop users in the mix, 1 unless this
@@ -109,8 +114,8 @@ class Shape:
         stage = self.stage_at(elapsed_s, duration_s)
         base = mix.count(user_class)
         if base:
-            return self.target(mix, user_class, elapsed_s, duration_s) / base
-        if elapsed_s < 0:  # the warm-up runs every class
+            return self.target(mix, user_class, elapsed_s, duration_s, warmup_s) / base
+        if elapsed_s < -warmup_s / 2:  # the warm-up's first half runs every class
             return 1.0
         return 0.0 if stage.users.get(user_class, 1) == 0 else 1.0
 

@@ -612,11 +612,17 @@ REQUIRED_RUN_JSON_KEYS = (
 INCOMPLETE_RUN_JSON_KEYS = ("incomplete_reason", "failed_component", "failed_log")
 
 
+# made by the collectors: a run with --no-collectors (config.collectors false) has no rows in them
+COLLECTOR_TABLES = ("waits", "db_stats", "statements", "lock_waits", "lag", "event_lag",
+                    "freshness", "resources", "storage")  # fmt: skip
+
+
 def _rows_text(t: Table) -> str:
     who = "CQRS implementations only" if t.cqrs_only else "every implementation"
     if not t.rows_required:
         return f"may be empty; {who.lower()} may have rows" if t.cqrs_only else "may be empty"
-    return f"required for {who} in a complete run"
+    unless = " (unless it ran with --no-collectors)" if t.name in COLLECTOR_TABLES else ""
+    return f"required for {who} in a complete run{unless}"
 
 
 BEGIN_MARKER = "<!-- BEGIN GENERATED: cqrs-bench results schema --write -->"

@@ -305,6 +305,9 @@ def check_run(run_dir: Path) -> Report:
         expected = impls
         if spec.name in PROJECTOR_TABLES and record is not None and impls is not None:
             expected = [i for i in impls if not _external_projector(record, i)]
+        if spec.name in schema.COLLECTOR_TABLES and record is not None \
+                and (record.get("config") or {}).get("collectors") is False:  # fmt: skip
+            expected = []
         _check_table(report, spec, expected, complete, version)
     _check_other_files(report, impls, complete)
     return report
