@@ -35,6 +35,7 @@ from harness.analysis.latency import headline_kind, measured
 from harness.analysis.load import Run, measure_windows, read
 
 REFERENCE = "crud"  # what the other architectures are compared with, when the run has it
+MATERIAL, MATERIAL_MS = 0.10, 1.0  # what a difference must reach to decide a verdict (as compare's gate)
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,15 @@ class Difference:
     @property
     def beyond_noise(self) -> bool:
         return self.low > 0 or self.high < 0
+
+    @property
+    def material(self) -> bool:
+        """Beyond noise and at least MATERIAL of the figure compared with (and MATERIAL_MS): big
+        enough to decide a claim's verdict (a clear 1 ms is not a reason to change design)."""
+        least = MATERIAL * abs(self.a)
+        if self.unit == "ms":
+            least = max(least, MATERIAL_MS)
+        return self.beyond_noise and abs(self.value) >= least
 
     @property
     def interval(self) -> str:
@@ -112,17 +122,16 @@ def levels(runs: list[Run], percentile: float = 99) -> list[Level]:
 
 
 def halves(runs: list[Run], level: Level, impl: str) -> Difference | None:
-    """Checkout p99 in the second half of `level`'s seconds against the first half, for `impl`:
-    a steady baseline shows no difference beyond noise."""
+    """Checkout p99 in the second half of `level`'s seconds against the first half (each run's
+    seconds halved apart), for `impl`: a steady baseline shows no difference beyond noise."""
     frame = measured(with_analysts(runs))
     frame = frame[(frame["impl"] == impl) & (frame["operation"] == "checkout")
                   & (frame["kind"] == headline_kind(frame))
                   & (frame["analysts"] == level.analysts)]  # fmt: skip
-    seconds = np.sort(frame["second"].unique())
-    if len(seconds) < 4:
+    if frame.groupby("run")["second"].nunique().min() < 4:
         return None
-    middle = seconds[len(seconds) // 2]
-    first, second = frame[frame["second"] < middle], frame[frame["second"] >= middle]
+    middle = frame.groupby("run")["second"].transform(lambda s: np.sort(s.unique())[s.nunique() // 2])
+    first, second = frame[frame["second"] < middle], frame[frame["second"] >= middle]  # per run
     return difference(latency_sampler(first, 99, 1.0, 0.0), latency_sampler(second, 99, 1.0, 0.0))
 
 

@@ -201,7 +201,7 @@ def _phases(ax: Axes, measure_s: tuple[float, float] | None, analysts: pd.DataFr
     for i, (start, count) in enumerate(starts.items()):
         if i:
             ax.axvline(start, color="black", linestyle=":", lw=0.8)
-        ax.text(start, top * 1.1, f" {count:g}" + " analysts" * (i == 0), fontsize=7,
+        ax.text(start, top * 1.1, f" {count:g}" + (" analyst" + "s" * (count != 1)) * (i == 0), fontsize=7,
                 va="top", ha="left")  # fmt: skip
     return ""
 
