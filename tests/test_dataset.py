@@ -296,10 +296,17 @@ def test_every_payload_is_its_event_to_payload(clone_dsn):
 
 
 class Replay:
-    """The state the events describe, checking each event against the domain rules as it goes."""
+    """The state the events describe, checking each event against the domain rules as it goes.
+
+    Row versions too: each price or status change carries its row's previous version + 1."""
 
     def __init__(self) -> None:
         self.customers, self.products, self.orders, self.history = {}, {}, {}, []
+        self.versions: dict[tuple[str, int], int] = {}
+
+    def _bump(self, kind: str, row_id: int, version: int) -> None:
+        assert version == self.versions[kind, row_id] + 1
+        self.versions[kind, row_id] = version
 
     def apply(self, event: ev.Event, at: datetime) -> None:
         getattr(self, type(event).__name__)(event, at)
@@ -309,14 +316,18 @@ class Replay:
 
     def ProductAdded(self, e, at):  # noqa: N802
         self.products[e.product_id] = [e.sku, e.name, e.category, e.price_cents, e.stock, "active"]
+        self.versions["product", e.product_id] = 1
 
     def ProductPriceChanged(self, e, at):  # noqa: N802
         assert self.products[e.product_id][3] == e.old_price_cents
         self.products[e.product_id][3] = e.new_price_cents
+        self._bump("product", e.product_id, e.version)
         self.history.append((e.product_id, e.old_price_cents, e.new_price_cents, e.reason, at))
 
     def ProductDiscontinued(self, e, at):  # noqa: N802
+        assert self.products[e.product_id][3] == e.price_cents
         self.products[e.product_id][5] = "discontinued"
+        self._bump("product", e.product_id, e.version)
 
     def OrderPlaced(self, e, at):  # noqa: N802
         assert e.customer_id in self.customers and len({ln.product_id for ln in e.lines}) == len(
@@ -329,16 +340,18 @@ class Replay:
             product[4] -= line.quantity
         assert e.total_cents == sum(ln.quantity * ln.unit_price_cents for ln in e.lines)
         self.orders[e.order_id] = [e.customer_id, "placed", e.total_cents, at, e.lines]
+        self.versions["order", e.order_id] = 1
 
     def OrderShipped(self, e, at):  # noqa: N802
-        self._close(e.order_id, "shipped", at)
+        self._close(e, "shipped", at)
 
     def OrderCancelled(self, e, at):  # noqa: N802
-        for line in self._close(e.order_id, "cancelled", at)[4]:
+        for line in self._close(e, "cancelled", at)[4]:
             self.products[line.product_id][4] += line.quantity
 
-    def _close(self, order_id: int, status: str, at: datetime) -> list:
-        order = self.orders[order_id]
+    def _close(self, e, status: str, at: datetime) -> list:
+        order = self.orders[e.order_id]
+        self._bump("order", e.order_id, e.version)
         assert order[1] == "placed"
         assert timedelta(hours=1) <= at - order[3] <= timedelta(hours=48)
         order[1] = status
@@ -371,3 +384,7 @@ def test_replaying_the_events_reproduces_the_tables(clone_dsn):
                               "FROM price_history ORDER BY id")  # fmt: skip
     assert history == replay.history
     assert any(p[5] == "discontinued" for p in replay.products.values()) and replay.history
+    versions = rows(clone_dsn, "SELECT 'product', id, version FROM products UNION ALL "
+                               "SELECT 'order', id, version FROM orders")  # fmt: skip
+    assert {(kind, row_id): v for kind, row_id, v in versions} == replay.versions
+    assert max(replay.versions.values()) > 2

@@ -44,6 +44,7 @@ from implementations.projector.positions import Position, parse_token
 from implementations.projector.status import projection_status
 from implementations.read_model.queries import ReadModelQueries
 from implementations.write_model import catalog, checkout, outbox
+from implementations.write_model import commands as handlers
 from implementations.write_model.command_side import CommandSide
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -773,3 +774,139 @@ def test_the_status_head_is_the_newest_event_across_a_digit_boundary(pair):
     status = projection_status(*pair.dsns)
     assert status.checkpoint == placed.token
     assert status.head == placed.token, "the head went by the text of the transaction id"
+
+
+# --- 10: last-writer-wins fields when the lower transaction id commits last -----------------------
+#
+# Transaction ids are taken at a transaction's first write, not at commit: B takes its id first,
+# A changes a row and commits, then B changes the same row and commits. The write model keeps B's
+# value; the projector reads A's event after B's. Per-row versions decide, not the reading order.
+
+VERSIONED_ROWS = [  # (read model, write model): the row versions the read models last applied
+    ("SELECT product_id, version FROM rm_products ORDER BY product_id",
+     "SELECT id, version FROM products ORDER BY id"),
+    ("SELECT order_id, version FROM rm_orders ORDER BY order_id",
+     "SELECT id, version FROM orders ORDER BY id"),
+]  # fmt: skip
+
+
+def _run_in(tx: OpenTransaction, handler: Callable, cmd: c.Command) -> Position:
+    """A command handler's write-model statements and outbox append in the open transaction."""
+    return tx.append(handler(tx.conn, cmd)[1])
+
+
+def _assert_projects_the_write_model(pair: Pair, batch_size: int) -> None:
+    """Caught up, and after a rebuild too, the read models hold the write model's rows."""
+    _catch_up(pair, batch_size=batch_size)
+    _assert_agrees_with_write_model(pair)
+    for read_query, write_query in VERSIONED_ROWS:
+        assert _rows(pair.read_dsn, read_query) == _rows(pair.write_dsn, write_query)
+    _assert_caught_up_and_equal_to_rebuild(pair)
+    _assert_agrees_with_write_model(pair)
+
+
+def _lower_xid_commits_last(pair: Pair, first: Callable[[], object],
+                            last: Callable[[OpenTransaction], object]) -> None:  # fmt: skip
+    """B takes a transaction id, `first` runs and commits (a higher id), then `last(B)`, B commits."""
+    b = OpenTransaction(pair)
+    try:
+        b_xid = b.take_xid()
+        first()
+        last(b)
+        b.end(commit=True)
+    finally:
+        if b.transaction.is_active:
+            b.end(commit=False)
+    assert b_xid < _head(pair).tx_id, "B was to hold the lower transaction id"
+
+
+BATCH_SIZES = pytest.mark.parametrize("batch_size", [1, 1000], ids=["batch-1", "batch-1000"])
+
+
+@BATCH_SIZES
+def test_the_price_the_write_model_keeps_wins_though_its_transaction_id_is_lower(pair, batch_size):
+    price = lambda cents: c.ChangeProductPrice(2, cents, "race")  # noqa: E731
+    _lower_xid_commits_last(
+        pair,
+        lambda: pair.commands.change_product_price(price(5000)),
+        lambda b: _run_in(b, handlers.change_product_price, price(7000)),
+    )
+    assert _rows(pair.write_dsn, "SELECT price_cents FROM products WHERE id = 2") == [(7000,)]
+    _assert_projects_the_write_model(pair, batch_size)
+
+
+@BATCH_SIZES
+def test_several_events_of_the_lower_transaction_id_win_on_each_row(pair, batch_size):
+    def first() -> None:
+        for product, cents in ((2, 5000), (3, 5100), (1, 5200)):
+            pair.commands.change_product_price(c.ChangeProductPrice(product, cents, "first"))
+
+    def last(b: OpenTransaction) -> None:
+        for product, cents in ((2, 7000), (3, 7100), (2, 7200)):
+            _run_in(b, handlers.change_product_price, c.ChangeProductPrice(product, cents, "b"))
+
+    _lower_xid_commits_last(pair, first, last)
+    prices = "SELECT id, price_cents FROM products WHERE id IN (1, 2, 3) ORDER BY id"
+    assert _rows(pair.write_dsn, prices) == [(1, 5200), (2, 7200), (3, 7100)]
+    _assert_projects_the_write_model(pair, batch_size)
+
+
+@BATCH_SIZES
+@pytest.mark.parametrize("last_command", ["discontinue", "reprice"])
+def test_a_discontinued_product_keeps_its_last_price_whichever_id_commits_last(
+    pair, batch_size, last_command
+):
+    """discontinue: B discontinues after A's price change, so B's event carries A's price.
+    reprice: A discontinues first, so B's price change is refused and B commits nothing else."""
+    reprice = c.ChangeProductPrice(2, 5000, "race")
+    discontinue = c.DiscontinueProduct(2)
+
+    def last(b: OpenTransaction) -> None:
+        if last_command == "discontinue":
+            _run_in(b, handlers.discontinue_product, discontinue)
+            return
+        with pytest.raises(DomainError):
+            _run_in(b, handlers.change_product_price, reprice)
+        _run_in(b, handlers.ship_order, c.ShipOrder(order_id))  # B still commits an event
+
+    order_id = pair.commands.place_order(_order(1, 1, "to-ship")).order_id
+    first = pair.commands.change_product_price if last_command == "discontinue" else \
+        pair.commands.discontinue_product  # fmt: skip
+    _lower_xid_commits_last(
+        pair, lambda: first(reprice if last_command == "discontinue" else discontinue), last
+    )
+    status = "SELECT price_cents, status FROM products WHERE id = 2"
+    expected = 5000 if last_command == "discontinue" else 800
+    assert _rows(pair.write_dsn, status) == [(expected, "discontinued")]
+    _assert_projects_the_write_model(pair, batch_size)
+
+
+@BATCH_SIZES
+@pytest.mark.parametrize("first_status", ["shipped", "cancelled"])
+def test_ship_against_cancel_projects_the_one_the_write_model_kept(pair, batch_size, first_status):
+    """A ships (or cancels) the order and commits; B, with the lower transaction id, then tries
+    the other transition: the write model refuses it, and B commits another order's shipping."""
+    racing = pair.commands.place_order(_order(1, 1, "racing")).order_id
+    other = pair.commands.place_order(_order(2, 2, "other")).order_id
+    ship, cancel = c.ShipOrder(racing), c.CancelOrder(racing)
+
+    def last(b: OpenTransaction) -> None:
+        with pytest.raises(DomainError):
+            if first_status == "shipped":
+                _run_in(b, handlers.cancel_order, cancel)
+            else:
+                _run_in(b, handlers.ship_order, ship)
+        _run_in(b, handlers.ship_order, c.ShipOrder(other))
+
+    first = (lambda: pair.commands.ship_order(ship)) if first_status == "shipped" else \
+        (lambda: pair.commands.cancel_order(cancel))  # fmt: skip
+    _lower_xid_commits_last(pair, first, last)
+    statuses = "SELECT id, status FROM orders ORDER BY id"
+    assert _rows(pair.write_dsn, statuses) == [(racing, first_status), (other, "shipped")]
+    _assert_projects_the_write_model(pair, batch_size)
+
+
+def test_a_dataset_history_projects_its_prices_statuses_and_versions(dataset_pair):
+    """The dataset's rows carry the versions of their last history event, as commands keep them."""
+    assert _scalar(dataset_pair.write_dsn, "SELECT max(version) FROM products") > 2
+    _assert_projects_the_write_model(dataset_pair, batch_size=97)

@@ -83,7 +83,7 @@ def generic_frame(spec: schema.Table, impls: list[str]) -> pd.DataFrame:
                 "bool": True,
             }[col.kind]
         row["impl"] = impl
-        if "phase" in row:
+        if "phase" in row and spec.column("phase") is schema.PHASE:  # of the load (not verification's)
             row["phase"] = "measure"
         rows.append(row)
     return pd.DataFrame(rows, columns=spec.column_names)
@@ -350,13 +350,14 @@ def test_unknown_schema_version_is_caught(run: Path) -> None:
 
 
 def as_version_1(run: Path) -> None:
-    """`run` as results schema version 1 wrote it: no users table, no blocker_component."""
+    """`run` as results schema version 1 wrote it: no users table, none of the columns version 2
+    added (blocker_component, verification's phase)."""
     update_run_json(run, schema_version=1)
     (run / "users.parquet").unlink()
     for path in run.glob("*.parquet"):
         data = pq.read_table(path)
-        if "blocker_component" in data.column_names:
-            data = data.drop_columns(["blocker_component"])
+        later = [c.name for c in schema.table(path.stem).columns if c.since > 1]
+        data = data.drop_columns([name for name in later if name in data.column_names])
         meta = {**data.schema.metadata, b"cqrs_bench.results_schema_version": b"1"}
         path.unlink()
         pq.write_table(data.replace_schema_metadata(meta), path)
@@ -373,6 +374,7 @@ def test_a_version_1_run_is_valid_and_reads_like_a_new_one(run: Path) -> None:
     waits = read(runs, "waits")
     assert list(waits.columns) == ["run", *schema.table("waits").column_names]
     assert len(waits) == len(IMPLS) and (waits["blocker_component"] == "").all()
+    assert (read(runs, "verification")["phase"] == "").all()
     # what version 2 added is not version 1's
     rewrite(run, "waits", lambda t: t.append_column("blocker_component", pa.array(["x"] * len(t))))
     assert validate_run(run) == ["waits.parquet: undocumented columns ['blocker_component']"]
@@ -381,8 +383,10 @@ def test_a_version_1_run_is_valid_and_reads_like_a_new_one(run: Path) -> None:
 def test_a_version_2_run_needs_users_and_blocker_component(run: Path) -> None:
     (run / "users.parquet").unlink()
     rewrite(run, "waits", lambda t: t.drop_columns(["blocker_component"]))
+    rewrite(run, "verification", lambda t: t.drop_columns(["phase"]))
     assert validate_run(run) == ["users.parquet is missing",
-                                 "waits.parquet: missing columns ['blocker_component']"]  # fmt: skip
+                                 "waits.parquet: missing columns ['blocker_component']",
+                                 "verification.parquet: missing columns ['phase']"]  # fmt: skip
 
 
 def test_the_users_of_recorded_seconds_make_a_valid_table(run: Path, tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ import pytest
 from harness.pg_server import free_port
 from harness.prepare import drop, provision
 from harness.results.validate import validate_run
+from harness.runner.reconcile import READ_MODELS
 from harness.runner.run import RunPlan, healthy, run
 from harness.servers import READ_DSN_ENV, WRITE_DSN_ENV, Servers
 from implementations import registry
@@ -73,6 +74,16 @@ def test_a_short_run_of_every_architecture_gives_a_valid_plausible_results_direc
         assert dashboards["count"].sum() > 0, impl
         assert (_table(run_dir, "verification").query("impl == @impl")["matched"]).all()
         assert (run_dir / "locust" / f"{impl}_stats.csv").is_file()
+
+    # After the load, every CQRS read model was reconciled with the write model, and agreed.
+    verification = _table(run_dir, "verification")
+    after = verification.query("phase == 'after'")
+    assert set(after["impl"]) == CQRS  # crud has no read model
+    for impl in CQRS:
+        tables = after.query("impl == @impl")
+        assert sorted(tables["check"]) == sorted(m.table for m in READ_MODELS), impl
+        assert tables["matched"].all(), tables.to_dict("records")
+        assert meta["impls"][impl]["reconciliation"]["mismatches"] == 0
 
     latency = _table(run_dir, "latency")
     assert (latency.loc[latency["count"] > 0, "p50_ms"] > 0).all()
@@ -186,6 +197,7 @@ def test_a_run_measures_servers_and_a_service_it_did_not_start(servers: Servers,
         assert details["database"] == dbs.name and details["database_origin"] == "given"
         assert details["service"] == url and details["service_origin"] == "given"
         assert details["projector"] == "external" and details["started"] == ["locust"]
+        assert details["reconciliation"]["mismatches"] == 0  # its read models were read, too
         assert (_databases(servers.write_dsn), _databases(servers.read_dsn)) == before
         assert all(p.poll() is None for p in deployment), "the run stopped what it did not start"
         latency = _table(run_dir, "latency")

@@ -28,7 +28,8 @@ from itertools import accumulate
 from implementations.domain import events as ev
 from implementations.write_model import SCHEMA_VERSION
 
-GENERATOR_VERSION = 1  # bump when the generated rows change: templates are keyed by it
+GENERATOR_VERSION = 2  # bump when the generated rows change: templates are keyed by it
+RANDOM_STREAMS = 1  # names the random streams: kept, so that a seed keeps drawing the same rows
 ANCHOR = datetime(2026, 1, 1, tzinfo=UTC)
 HISTORY_DAYS = 90
 MAX_SF = 100.0
@@ -43,10 +44,11 @@ SETUP_US = START_US - _DAY  # customers registered, products added
 
 TABLES: dict[str, tuple[str, ...]] = {
     "customers": ("id", "name", "email", "created_at"),
-    "products": ("id", "sku", "name", "category", "price_cents", "stock", "status"),
+    "products": ("id", "sku", "name", "category", "price_cents", "stock", "status", "version"),
     "price_history": ("id", "product_id", "old_price_cents", "new_price_cents", "reason",
                       "changed_at"),
-    "orders": ("id", "customer_id", "status", "total_cents", "placed_at", "idempotency_key"),
+    "orders": ("id", "customer_id", "status", "total_cents", "placed_at", "idempotency_key",
+               "version"),
     "order_lines": ("order_id", "line_no", "product_id", "quantity", "unit_price_cents"),
     "outbox": ("event_type", "payload", "occurred_at"),
 }  # fmt: skip
@@ -199,8 +201,9 @@ def _placed_line_text(line_no: int, product_id: int, quantity: int, unit_price: 
     )
 
 
-def _order_id_text(order_id: int) -> str:
-    return f'{{"order_id": {order_id}}}'
+def _order_status_text(order_id: int, version: int) -> str:
+    """payload_text(OrderShipped(...)) and of OrderCancelled."""
+    return f'{{"version": {version}, "order_id": {order_id}}}'
 
 
 def _check_fast_payloads() -> None:
@@ -210,8 +213,8 @@ def _check_fast_payloads() -> None:
     line_text = _placed_line_text(1, 22, 3, 4444)
     fast = {
         "OrderPlaced": (placed, _order_placed_text(7, 8, 13332, [line_text, line_text])),
-        "OrderShipped": (ev.OrderShipped(7), _order_id_text(7)),
-        "OrderCancelled": (ev.OrderCancelled(7), _order_id_text(7)),
+        "OrderShipped": (ev.OrderShipped(7, 2), _order_status_text(7, 2)),
+        "OrderCancelled": (ev.OrderCancelled(7, 2), _order_status_text(7, 2)),
     }
     for name, (event, text) in fast.items():
         if payload_text(event) != text:
@@ -309,7 +312,7 @@ def generate(sf: float, seed: int) -> Dataset:
     history.run()
     tables = {
         "customers": _customer_rows(customers),
-        "products": _product_rows(catalog, history.final_prices()),
+        "products": _product_rows(catalog, history.final_prices(), history.versions),
         "price_history": catalog.price_history_rows(),
         "orders": history.orders,
         "order_lines": history.lines,
@@ -326,7 +329,7 @@ def generate(sf: float, seed: int) -> Dataset:
 
 def _rng(seed: int, part: str) -> random.Random:
     """An independent stream per part, so changing one part leaves the others' rows alone."""
-    return random.Random(f"cqrs-bench/{GENERATOR_VERSION}/{seed}/{part}")
+    return random.Random(f"cqrs-bench/{RANDOM_STREAMS}/{seed}/{part}")
 
 
 def _below(rng: random.Random, n: int) -> int:
@@ -472,7 +475,7 @@ def _price_changes(rng: random.Random, product_id: int, price: int, before_us: i
     return changes
 
 
-def _product_rows(catalog: _Catalog, prices: list[int]) -> _Table:
+def _product_rows(catalog: _Catalog, prices: list[int], versions: list[int]) -> _Table:
     table = _Table()
     for p in range(1, len(catalog.skus)):
         status = "discontinued" if p in catalog.discontinued_at else "active"
@@ -484,6 +487,7 @@ def _product_rows(catalog: _Catalog, prices: list[int]) -> _Table:
             prices[p],
             catalog.final_stock[p],
             status,
+            versions[p],
         )
     return table
 
@@ -505,6 +509,10 @@ def _order_time(i: int, n: int, u: float) -> int:
 class _History:
     """Walks the 90 days once, in time order: orders, ships, cancels, price changes, removals.
 
+    Versions, as the write model's commands keep them: a product starts at 1 and each price change
+    or discontinuation bumps it (in the order its events are written); an order is placed at 1 and
+    shipped or cancelled at 2.
+
     Stock: `out[p]` counts the units of product p in orders not (yet) cancelled. At the end that is
     the units kept, and first stock = final stock + units kept. Final stock is raised where a
     cancelled order once held more units than were left, so stock never goes negative.
@@ -514,6 +522,7 @@ class _History:
         self.scale, self.catalog, self.rng = scale, catalog, rng
         self.orders, self.lines, self.events = _Table(), _Table(), _Table()
         self.price = list(catalog.first_prices)
+        self.versions = [1] * (scale.products + 1)
         self.gone: set[int] = set()
         self.out = [0] * (scale.products + 1)
         self.peak_out = [0] * (scale.products + 1)
@@ -531,21 +540,12 @@ class _History:
     def final_prices(self) -> list[int]:
         return self.price
 
-    def _catalog_timeline(self) -> list[tuple[int, int, ev.Event]]:
-        """Price changes and discontinuations, latest first (popped from the end)."""
-        items: list[tuple[int, int, ev.Event]] = [
-            (
-                c.at_us,
-                c.product_id,
-                ev.ProductPriceChanged(
-                    c.product_id, c.old_price_cents, c.new_price_cents, c.reason
-                ),
-            )
-            for c in self.catalog.changes
+    def _catalog_timeline(self) -> list[tuple[int, int, PriceChange | None]]:
+        """Price changes and discontinuations (None), latest first (popped from the end)."""
+        items: list[tuple[int, int, PriceChange | None]] = [
+            (c.at_us, c.product_id, c) for c in self.catalog.changes
         ]
-        items += [
-            (at, p, ev.ProductDiscontinued(p)) for p, at in self.catalog.discontinued_at.items()
-        ]
+        items += [(at, p, None) for p, at in self.catalog.discontinued_at.items()]
         items.sort(key=lambda item: (item[0], item[1]), reverse=True)
         return items
 
@@ -571,18 +571,24 @@ class _History:
             else:
                 return
 
-    def _apply_catalog(self, at_us: int, product_id: int, event: ev.Event) -> None:
-        if isinstance(event, ev.ProductPriceChanged):
-            self.price[product_id] = event.new_price_cents
-        else:
+    def _apply_catalog(self, at_us: int, product_id: int, change: PriceChange | None) -> None:
+        self.versions[product_id] += 1
+        version = self.versions[product_id]
+        if change is None:
             self.gone.add(product_id)
+            event = ev.ProductDiscontinued(product_id, self.price[product_id], version)
+        else:
+            self.price[product_id] = change.new_price_cents
+            event = ev.ProductPriceChanged(product_id, change.old_price_cents,
+                                           change.new_price_cents, change.reason, version)  # fmt: skip
         self.events.add_event(event, at_us)
 
     def _apply_outcome(self, at_us: int, order_id: int, kind: str, lines) -> None:
         for product_id, quantity in lines:  # a cancellation puts the units back
             self.out[product_id] -= quantity
         event_type = "OrderCancelled" if kind == "cancelled" else "OrderShipped"
-        self.events.add_payload(event_type, _order_id_text(order_id), timestamp_text(at_us))
+        payload = _order_status_text(order_id, 2)  # placed at version 1
+        self.events.add_payload(event_type, payload, timestamp_text(at_us))
 
     def _place(self, order_id: int, at_us: int) -> None:
         customer_id = self.pick_customer()
@@ -593,7 +599,7 @@ class _History:
         placed_at = timestamp_text(at_us)
         self.orders.add_text(
             f"{order_id}\t{customer_id}\t{status}\t{total}\t{placed_at}\t"
-            f"seed{self.scale.seed}-order{order_id}"
+            f"seed{self.scale.seed}-order{order_id}\t{1 if status == 'placed' else 2}"
         )
         payload_lines = []
         for line_no, (p, quantity, price) in enumerate(lines, start=1):

@@ -13,7 +13,8 @@ from typing import Literal
 
 import pyarrow as pa
 
-# Version 2 added users.parquet and waits.blocker_component (`since` on a table or column).
+# Version 2 added users.parquet, waits.blocker_component and verification.phase (`since` on a
+# table or column).
 RESULTS_SCHEMA_VERSION = 2
 KNOWN_SCHEMA_VERSIONS = frozenset({1, 2})
 
@@ -436,12 +437,30 @@ TABLES: tuple[Table, ...] = (
     ),
     Table(
         "verification",
-        "Answers checked before measuring: each implementation gives the same answers.",
+        "Answers checked before measuring: each implementation gives the same answers; and, "
+        "after it, each CQRS implementation's read models reconciled with its write model.",
         (
             IMPL,
-            Column("check", "str", "What was checked."),
+            Column(
+                "phase",
+                "str",
+                "`before`: an answer checked before measuring (a mismatch and the implementation "
+                "is not measured); `after`: a read model reconciled once the load stopped and the "
+                "projection caught up, one row per read-model table, every row recomputed from "
+                "the write model (a mismatch marks the run, see run.json `reconciliation`; crud "
+                'has none). Runs of version 1 lack it (read as `""`; their checks are all '
+                "before).",
+                values=("before", "after"),
+                since=2,
+            ),
+            Column("check", "str", "What was checked: a query, or (after) a read-model table."),
             Column("matched", "bool", "Whether the answer matched the expected one."),
-            Column("detail", "str", 'What differed, or `""`.'),
+            Column(
+                "detail",
+                "str",
+                "What agreed (rows), or what differed: after, the rows expected and found, how "
+                "many differ and the first differing key with its expected and actual values.",
+            ),
         ),
     ),
 )
@@ -527,8 +546,8 @@ RUN_JSON_KEYS: tuple[tuple[str, str], ...] = (
     (
         "schema_version",
         f"Version of this results format (an integer; now {RESULTS_SCHEMA_VERSION}). Runs of an "
-        "older version are still valid and read: version 1 has no users.parquet and no "
-        "`blocker_component` in waits.parquet.",
+        "older version are still valid and read: version 1 has no users.parquet, no "
+        "`blocker_component` in waits.parquet and no `phase` in verification.parquet.",
     ),
     (
         "run_id",
@@ -576,7 +595,10 @@ RUN_JSON_KEYS: tuple[tuple[str, str], ...] = (
         "(the URL measured, http transport) and `service_origin` (`started` | `given`), "
         "`projector` (`started` | `external` (`run --service-url`: its per-event lag is not "
         "recorded, so event_lag has no rows for it) | `none`), `started` (the processes the run "
-        "started), `verification`, `warnings`.",
+        "started), `verification` ({checks, mismatches} before measuring), `reconciliation` "
+        "(CQRS: {tables, mismatches, seconds}, the read models reconciled with the write model "
+        "after the load; mismatches > 0: they drifted, the run is complete but marked so, with a "
+        "warning), `warnings`.",
     ),
     (
         "metadata_errors",

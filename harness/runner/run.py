@@ -5,8 +5,9 @@ Per implementation: provision the clone and project its history; raise stock and
 state autovacuum would long have reached); check its answers against the reference answers;
 start its projector and (http transport) its API service as processes; start the collectors;
 run Locust; take the statistics around the measurement window; let the projector catch up;
-stop everything; drop the clone. Ctrl-C or a failing component stops every process, writes what
-was measured and marks the run incomplete, naming the component and its log.
+stop everything; reconcile the read models with the write model (drift marks the run); drop
+the clone. Ctrl-C or a failing component stops every process, writes what was measured and marks
+the run incomplete, naming the component and its log.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from harness.runner import latency
 from harness.runner.collect import RunCollectors
 from harness.runner.components import Component, ComponentFailed
 from harness.runner.progress import SecondsTail
+from harness.runner.reconcile import reconcile
 from harness.runner.summary import summary_table
 from harness.runner.verify import verify
 from harness.servers import Servers
@@ -261,8 +263,33 @@ class ImplRun:
                         self.frames.add(self.impl, table, part)
             if projection and batches.exists():
                 self._collect_lag(batches)
+        if projection:  # caught up, and no longer measured: its scans are in no statistics
+            self._reconcile(*projection)
         if collectors and collectors.failure:
             raise collectors.failure
+
+    def _reconcile(self, write_dsn: str, read_dsn: str) -> None:
+        """Every read-model row against the write model; drift marks the run, never fails it."""
+        started = time.perf_counter()
+        try:
+            checks = reconcile(write_dsn, read_dsn)
+        except psycopg.Error as exc:
+            self.info["warnings"].append(f"read models not reconciled: {exc}")
+            self.progress(f"   warning: read models not reconciled: {exc}")
+            return
+        seconds = time.perf_counter() - started
+        self.frames.add(self.impl, "verification", pd.DataFrame([asdict(c) for c in checks]))
+        bad = [c for c in checks if not c.matched]
+        self.info["reconciliation"] = {"tables": len(checks), "mismatches": len(bad),
+                                       "seconds": round(seconds, 3)}  # fmt: skip
+        if bad:
+            warning = (f"read models drifted from the write model: {', '.join(c.check for c in bad)}"
+                       f" (verification.parquet, phase after), first: {bad[0].detail}")  # fmt: skip
+            self.info["warnings"].append(warning)
+            self.progress(f"   warning: {warning}")
+        else:
+            self.progress(f"   read models match the write model: {len(checks)} tables "
+                          f"reconciled in {seconds:.1f}s")  # fmt: skip
 
     def _drive(self, dbs, projection, batches: Path, collectors: RunCollectors | None) -> None:
         plan = self.plan

@@ -62,5 +62,20 @@ def summary_table(run_dirs: Path | list[Path], *, partial: bool = False) -> str:
             cells.append(f"{'-' if missing else fmt.format(value):>{width}}")
         lines.append("  ".join(cells))
     return "\n".join([*label, "ANSWER", *[textwrap.fill(p, 100, break_on_hyphens=False) for p in found.text.split("\n\n")], "", *lines,
-                      textwrap.fill(NOTES, 100, break_on_hyphens=False), "", "THE ARTICLE'S CLAIMS (report: Claims)",
+                      *drifted(runs), textwrap.fill(NOTES, 100, break_on_hyphens=False), "", "THE ARTICLE'S CLAIMS (report: Claims)",
                       verdicts])  # fmt: skip
+
+
+def drifted(runs: list[Run]) -> list[str]:
+    """A line per implementation whose read models differed from its write model after the load
+    (run.json `reconciliation`)."""
+    out = []
+    for run in runs:
+        impls = run.meta.get("impls")
+        for impl, info in impls.items() if isinstance(impls, dict) else ():
+            found = (info or {}).get("reconciliation") or {}
+            if found.get("mismatches"):
+                out.append(f"READ MODELS DRIFTED: {impl} ({run.label}): {found['mismatches']} of "
+                           f"{found['tables']} read-model tables differ from the write model after "
+                           "the load (verification.parquet, phase after)")  # fmt: skip
+    return out

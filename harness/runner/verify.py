@@ -34,6 +34,7 @@ class Check:
     check: str
     matched: bool
     detail: str
+    phase: str = "before"  # before measuring (answers), or after it (reconcile.py: read models)
 
 
 def _sample_ids(dsn: str, table: str, rng: random.Random) -> list[int]:

@@ -2,6 +2,11 @@
 
 An outbox row is an envelope (position, tx_id, event_type, occurred_at) around a payload. The event
 time lives in the envelope's occurred_at, not in the payload: OrderPlaced happened at placed_at.
+
+An event that changes a product's price or status, or an order's status, carries the row's new
+`version` and the row's whole last-writer-wins state at that version (a product's price and
+status, an order's status): the projector reads events in transaction-id order, which is not
+commit order, and keeps a row's newest version. ProductAdded and OrderPlaced create version 1.
 """
 
 from __future__ import annotations
@@ -54,11 +59,13 @@ class OrderPlaced(Event):
 @dataclass(frozen=True)
 class OrderCancelled(Event):
     order_id: int
+    version: int
 
 
 @dataclass(frozen=True)
 class OrderShipped(Event):
     order_id: int
+    version: int
 
 
 @dataclass(frozen=True)
@@ -67,11 +74,14 @@ class ProductPriceChanged(Event):
     old_price_cents: int
     new_price_cents: int
     reason: str
+    version: int  # the product is active at this version (a price change requires it)
 
 
 @dataclass(frozen=True)
 class ProductDiscontinued(Event):
     product_id: int
+    price_cents: int  # the price at this version
+    version: int
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,10 @@ One statement takes a snapshot, and returns only events of transactions older th
 transaction still running in it (tx_id < pg_snapshot_xmin): a transaction that got a lower
 position but commits later can never be skipped, because nothing at or past the oldest running
 transaction is read until it ends. Reading by `position > checkpoint` alone loses such events.
+
+Transaction ids are taken at a transaction's first write, not at commit, so this order is not
+commit order between transactions that overlap: what one row ends up holding is decided by row
+versions when the events are applied (implementations/read_model/apply.py).
 """
 
 from __future__ import annotations

@@ -5,6 +5,12 @@ insert), then written with one statement per table and kind of change. Order con
 aggregates are signed (+1 placed, -1 cancelled) and applied in one statement, so an order placed
 and cancelled in the same batch nets to nothing. Anything that does not match the read model
 (an event for an unknown order, customer or product) raises: a projector never skips an event.
+
+Events arrive in transaction-id order, which is not commit order: of two transactions changing
+one row, the one with the lower id can commit last. So a product's price and status and an
+order's status are overwritten only by a newer row version (the write model's, carried by the
+event), and a batch keeps the highest version per row, not the last event. An overwrite skipped
+because the read model already holds a newer version is no error. Sums are order-free as they are.
 """
 
 from __future__ import annotations
@@ -26,19 +32,32 @@ INSERT_CUSTOMERS = """
     SELECT * FROM unnest(CAST(%(ids)s AS bigint[]), CAST(%(names)s AS text[]))
 """
 INSERT_PRODUCTS = """
-    INSERT INTO rm_products (product_id, sku, name, category, price_cents, active)
+    INSERT INTO rm_products (product_id, sku, name, category, version, price_cents, active)
     SELECT * FROM unnest(CAST(%(ids)s AS bigint[]), CAST(%(skus)s AS text[]),
-        CAST(%(names)s AS text[]), CAST(%(categories)s AS text[]), CAST(%(prices)s AS bigint[]),
-        CAST(%(active)s AS boolean[]))
+        CAST(%(names)s AS text[]), CAST(%(categories)s AS text[]), CAST(%(versions)s AS bigint[]),
+        CAST(%(prices)s AS bigint[]), CAST(%(active)s AS boolean[]))
 """
-REPRICE = """
-    UPDATE rm_products p SET price_cents = u.price
-    FROM unnest(CAST(%(ids)s AS bigint[]), CAST(%(prices)s AS bigint[])) AS u (id, price)
-    WHERE p.product_id = u.id
+
+
+def _overwrite(table: str, key: str, columns: dict[str, str]) -> str:
+    """Set `columns` (name: type) of the rows in the arrays whose version is newer than the row's;
+    the statement returns how many of the rows exist (a stale version is skipped, not missing)."""
+    arrays = "".join(f", CAST(%({name})s AS {kind}[])" for name, kind in columns.items())
+    return f"""
+    WITH u AS (
+        SELECT * FROM unnest(CAST(%(ids)s AS bigint[]), CAST(%(versions)s AS bigint[]){arrays})
+            AS u (id, version, {", ".join(columns)})
+    ), newer AS (
+        UPDATE {table} t SET version = u.version, {", ".join(f"{c} = u.{c}" for c in columns)}
+        FROM u WHERE t.{key} = u.id AND t.version < u.version
+    )
+    SELECT count(*) FROM u JOIN {table} t ON t.{key} = u.id
 """
-DISCONTINUE = (
-    "UPDATE rm_products SET active = false WHERE product_id = ANY(CAST(%(ids)s AS bigint[]))"
-)
+
+
+OVERWRITE_PRODUCTS = _overwrite("rm_products", "product_id", {"price_cents": "bigint",
+                                                              "active": "boolean"})  # fmt: skip
+OVERWRITE_ORDERS = _overwrite("rm_orders", "order_id", {"status": "text"})
 INSERT_PLACED = """
     WITH e AS (
         SELECT (x->>0)::timestamptz AS placed_at, x->1 AS p
@@ -59,10 +78,6 @@ INSERT_PLACED = """
            e.placed_at
     FROM e LEFT JOIN rm_customers c ON c.customer_id = (e.p->>'customer_id')::bigint
     RETURNING order_id
-"""
-SET_STATUS = """
-    UPDATE rm_orders SET status = %(status)s
-    WHERE order_id = ANY(CAST(%(ids)s AS bigint[])) AND status = 'placed'
 """
 CONTRIBUTE = """
     WITH s AS (
@@ -125,14 +140,12 @@ class Changes:
     """One batch of events, folded per target row."""
 
     customers: list[tuple[int, str]] = field(default_factory=list)
-    products: dict[int, list] = field(
-        default_factory=dict
-    )  # new: sku, name, category, price, active
-    prices: dict[int, int] = field(default_factory=dict)  # existing product -> last new price
-    discontinued: set[int] = field(default_factory=set)
+    # new products: sku, name, category; every product changed: newest (version, price, active)
+    products: dict[int, tuple[str, str, str]] = field(default_factory=dict)
+    product_states: dict[int, tuple] = field(default_factory=dict)
     placed: list[tuple[dict, object]] = field(default_factory=list)  # (payload, placed_at)
-    shipped: list[int] = field(default_factory=list)
-    cancelled: list[int] = field(default_factory=list)
+    order_states: dict[int, tuple] = field(default_factory=dict)  # newest (version, status)
+    cancelled: list[int] = field(default_factory=list)  # every cancellation, for the sums
 
     def add(self, event: OutboxEvent) -> None:
         p, kind = event.payload, event.event_type
@@ -141,32 +154,34 @@ class Changes:
             return
         p = json.loads(p)
         if kind == "OrderShipped":
-            self.shipped.append(p["order_id"])
+            _keep_newest(self.order_states, p["order_id"], (p["version"], "shipped"))
         elif kind == "OrderCancelled":
             self.cancelled.append(p["order_id"])
+            _keep_newest(self.order_states, p["order_id"], (p["version"], "cancelled"))
         elif kind == "CustomerRegistered":
             self.customers.append((p["customer_id"], p["name"]))
         elif kind == "ProductAdded":
-            self.products[p["product_id"]] = [p["sku"], p["name"], p["category"],
-                                              p["price_cents"], True]  # fmt: skip
+            self.products[p["product_id"]] = (p["sku"], p["name"], p["category"])
+            _keep_newest(self.product_states, p["product_id"], (1, p["price_cents"], True))
         elif kind == "ProductPriceChanged":
-            self._product_change(p["product_id"], 3, p["new_price_cents"], self.prices)
+            state = (p["version"], p["new_price_cents"], True)
+            _keep_newest(self.product_states, p["product_id"], state)
         elif kind == "ProductDiscontinued":
-            self._product_change(p["product_id"], 4, False, None)
+            state = (p["version"], p["price_cents"], False)
+            _keep_newest(self.product_states, p["product_id"], state)
         elif kind != "ProductRestocked":  # stock is not part of any read model
             raise ProjectionError(f"unknown event type {kind!r} at {event.at}")
 
-    def _product_change(self, product_id: int, slot: int, value, existing: dict | None) -> None:
-        if product_id in self.products:
-            self.products[product_id][slot] = value
-        elif existing is not None:
-            existing[product_id] = value
-        else:
-            self.discontinued.add(product_id)
+
+def _keep_newest(states: dict[int, tuple], row_id: int, state: tuple) -> None:
+    """Keep `state` (its version first) for the row unless a newer one is kept."""
+    kept = states.get(row_id)
+    if kept is None or state[0] > kept[0]:
+        states[row_id] = state
 
 
 def apply(conn: psycopg.Connection, events: list[OutboxEvent]) -> None:
-    """Apply `events` (in commit order) in the caller's transaction."""
+    """Apply `events` (in the outbox's (tx_id, position) order) in the caller's transaction."""
     changes = Changes()
     for event in events:
         changes.add(event)
@@ -174,9 +189,13 @@ def apply(conn: psycopg.Connection, events: list[OutboxEvent]) -> None:
     _orders(conn, changes)
 
 
-def _expect(cursor: psycopg.Cursor, count: int, what: str) -> None:
-    if cursor.rowcount != count:
-        raise ProjectionError(f"{what}: {cursor.rowcount} rows matched, {count} expected")
+def _overwrite_newer(conn: psycopg.Connection, statement: str, states: dict[int, tuple],
+                     columns: tuple[str, ...], what: str) -> None:  # fmt: skip
+    """Overwrite the rows whose kept state is newer; raise if any row is not in the read model."""
+    versions, *values = zip(*states.values(), strict=True)
+    params = {"ids": _ints(states), "versions": _ints(versions)}
+    params.update({name: list(column) for name, column in zip(columns, values, strict=True)})
+    _expect_n(conn.execute(statement, params).fetchone()[0], len(states), what)
 
 
 def _catalog(conn: psycopg.Connection, ch: Changes) -> None:
@@ -184,17 +203,17 @@ def _catalog(conn: psycopg.Connection, ch: Changes) -> None:
         ids, names = zip(*ch.customers, strict=True)
         conn.execute(INSERT_CUSTOMERS, {"ids": list(ids), "names": list(names)})
     if ch.products:
-        cols = list(zip(*ch.products.values(), strict=True))
+        skus, names, categories = zip(*ch.products.values(), strict=True)
+        versions, prices, active = zip(*(ch.product_states.pop(p) for p in ch.products),
+                                       strict=True)  # fmt: skip
         conn.execute(INSERT_PRODUCTS, {
-            "ids": list(ch.products), "skus": list(cols[0]), "names": list(cols[1]),
-            "categories": list(cols[2]), "prices": list(cols[3]), "active": list(cols[4]),
+            "ids": list(ch.products), "skus": list(skus), "names": list(names),
+            "categories": list(categories), "versions": list(versions), "prices": list(prices),
+            "active": list(active),
         })  # fmt: skip
-    if ch.prices:
-        cursor = conn.execute(REPRICE, {"ids": list(ch.prices), "prices": list(ch.prices.values())})
-        _expect(cursor, len(ch.prices), "price changes")
-    if ch.discontinued:
-        cursor = conn.execute(DISCONTINUE, {"ids": list(ch.discontinued)})
-        _expect(cursor, len(ch.discontinued), "discontinued products")
+    if ch.product_states:
+        _overwrite_newer(conn, OVERWRITE_PRODUCTS, ch.product_states, ("price_cents", "active"),
+                         "price and status changes")  # fmt: skip
 
 
 def _ints(values) -> str:
@@ -208,9 +227,6 @@ def _orders(conn: psycopg.Connection, ch: Changes) -> None:
         events = "[" + ",".join(f'["{at.isoformat()}",{p}]' for p, at in ch.placed) + "]"
         placed = [r[0] for r in conn.execute(INSERT_PLACED, {"events": events})]
         _expect_n(len(placed), len(ch.placed), "placed orders")
-    if ch.shipped:
-        cursor = conn.execute(SET_STATUS, {"status": "shipped", "ids": _ints(ch.shipped)})
-        _expect(cursor, len(set(ch.shipped)), "shipped orders")
     signed = placed + ch.cancelled
     if signed:
         signs = [1] * len(placed) + [-1] * len(ch.cancelled)
@@ -221,9 +237,10 @@ def _orders(conn: psycopg.Connection, ch: Changes) -> None:
             raise ProjectionError(
                 f"{len(signed) - matched} placed/cancelled orders not in the read model"
             )
+    if ch.order_states:
+        _overwrite_newer(conn, OVERWRITE_ORDERS, ch.order_states, ("status",),
+                         "order status changes")  # fmt: skip
     if ch.cancelled:
-        cursor = conn.execute(SET_STATUS, {"status": "cancelled", "ids": _ints(ch.cancelled)})
-        _expect(cursor, len(set(ch.cancelled)), "cancelled orders")
         conn.execute(LAST_ORDER_AT, {"ids": _ints(ch.cancelled)})
 
 

@@ -17,7 +17,8 @@ CREATE TABLE IF NOT EXISTS rm_products (
     category     text NOT NULL,
     price_cents  bigint NOT NULL,
     active       boolean NOT NULL,
-    units_sold   bigint NOT NULL DEFAULT 0             -- in non-cancelled orders
+    units_sold   bigint NOT NULL DEFAULT 0,            -- in non-cancelled orders
+    version      bigint NOT NULL DEFAULT 1             -- the write model's, last applied
 );
 CREATE INDEX IF NOT EXISTS rm_products_search ON rm_products (units_sold DESC, product_id) WHERE active;
 
@@ -28,7 +29,8 @@ CREATE TABLE IF NOT EXISTS rm_orders (
     status         text NOT NULL,
     total_cents    bigint NOT NULL,
     item_count     integer NOT NULL,
-    placed_at      timestamptz NOT NULL
+    placed_at      timestamptz NOT NULL,
+    version        bigint NOT NULL DEFAULT 1           -- the write model's, last applied
 );
 CREATE INDEX IF NOT EXISTS rm_orders_customer_recent ON rm_orders (customer_id, placed_at DESC, order_id DESC);
 

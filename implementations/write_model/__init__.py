@@ -2,7 +2,7 @@
 
 from importlib.resources import files
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def schema_sql() -> str:

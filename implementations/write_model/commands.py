@@ -25,7 +25,8 @@ from implementations.domain.events import (
 from implementations.domain.results import OrderStatusChanged, ProductState
 
 SET_ORDER_STATUS = text("""
-    UPDATE orders SET status = :new_status WHERE id = :order_id AND status = 'placed' RETURNING id
+    UPDATE orders SET status = :new_status, version = version + 1
+    WHERE id = :order_id AND status = 'placed' RETURNING version
 """)
 ORDER_STATUS = text("SELECT status FROM orders WHERE id = :order_id")
 
@@ -49,24 +50,30 @@ CHANGE_PRICE = text("""
         INSERT INTO price_history (product_id, old_price_cents, new_price_cents, reason)
         SELECT id, price_cents, :new_price_cents, :reason FROM old
     )
-    UPDATE products p SET price_cents = :new_price_cents FROM old WHERE p.id = old.id
-    RETURNING p.id, old.price_cents, p.price_cents, p.stock, p.status
+    UPDATE products p SET price_cents = :new_price_cents, version = p.version + 1
+    FROM old WHERE p.id = old.id
+    RETURNING p.id, old.price_cents, p.price_cents, p.stock, p.status, p.version
 """)
 
 DISCONTINUE = text("""
-    UPDATE products SET status = 'discontinued' WHERE id = :product_id AND status = 'active'
-    RETURNING id, price_cents, stock, status
+    UPDATE products SET status = 'discontinued', version = version + 1
+    WHERE id = :product_id AND status = 'active'
+    RETURNING id, price_cents, stock, status, version
 """)
 
+# Stock is in no read model: restocks (like checkouts and cancellations) leave the version alone,
+# so they never make a concurrent price change look stale.
 RESTOCK = text("""
     UPDATE products SET stock = stock + :quantity WHERE id = :product_id AND status = 'active'
     RETURNING id, price_cents, stock, status
 """)
 
 
-def _transition(conn: Connection, order_id: int, new_status: str) -> None:
-    if conn.execute(SET_ORDER_STATUS, {"order_id": order_id, "new_status": new_status}).first():
-        return
+def _transition(conn: Connection, order_id: int, new_status: str) -> int:
+    """Move a placed order to `new_status`; the order's new version."""
+    params = {"order_id": order_id, "new_status": new_status}
+    if (version := conn.execute(SET_ORDER_STATUS, params).scalar()) is not None:
+        return version
     current = conn.execute(ORDER_STATUS, {"order_id": order_id}).scalar()
     if current is None:
         raise NotFound(f"order {order_id} does not exist")
@@ -76,14 +83,14 @@ def _transition(conn: Connection, order_id: int, new_status: str) -> None:
 
 
 def cancel_order(conn: Connection, cmd: CancelOrder) -> tuple[OrderStatusChanged, list[Event]]:
-    _transition(conn, cmd.order_id, "cancelled")
-    conn.execute(RETURN_STOCK, {"order_id": cmd.order_id})
-    return OrderStatusChanged(cmd.order_id, "cancelled"), [OrderCancelled(cmd.order_id)]
+    version = _transition(conn, cmd.order_id, "cancelled")
+    conn.execute(RETURN_STOCK, {"order_id": cmd.order_id})  # stock does not touch the version
+    return OrderStatusChanged(cmd.order_id, "cancelled"), [OrderCancelled(cmd.order_id, version)]
 
 
 def ship_order(conn: Connection, cmd: ShipOrder) -> tuple[OrderStatusChanged, list[Event]]:
-    _transition(conn, cmd.order_id, "shipped")
-    return OrderStatusChanged(cmd.order_id, "shipped"), [OrderShipped(cmd.order_id)]
+    version = _transition(conn, cmd.order_id, "shipped")
+    return OrderStatusChanged(cmd.order_id, "shipped"), [OrderShipped(cmd.order_id, version)]
 
 
 def _refuse_product_change(conn: Connection, product_id: int) -> None:
@@ -101,8 +108,8 @@ def change_product_price(
     row = conn.execute(CHANGE_PRICE, params).first()
     if row is None:
         _refuse_product_change(conn, cmd.product_id)
-    product_id, old_price, price, stock, status = row
-    event = ProductPriceChanged(product_id, old_price, price, cmd.reason)
+    product_id, old_price, price, stock, status, version = row
+    event = ProductPriceChanged(product_id, old_price, price, cmd.reason, version)
     return ProductState(product_id, price, stock, status), [event]
 
 
@@ -112,7 +119,9 @@ def discontinue_product(
     row = conn.execute(DISCONTINUE, {"product_id": cmd.product_id}).first()
     if row is None:
         _refuse_product_change(conn, cmd.product_id)
-    return ProductState(*row), [ProductDiscontinuedEvent(cmd.product_id)]
+    product_id, price, stock, status, version = row
+    event = ProductDiscontinuedEvent(product_id, price, version)
+    return ProductState(product_id, price, stock, status), [event]
 
 
 def restock_product(conn: Connection, cmd: RestockProduct) -> tuple[ProductState, list[Event]]:

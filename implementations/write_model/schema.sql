@@ -16,7 +16,10 @@ CREATE TABLE products (
     category     text NOT NULL,
     price_cents  bigint NOT NULL CHECK (price_cents > 0),
     stock        bigint NOT NULL CHECK (stock >= 0),
-    status       text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'discontinued'))
+    status       text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'discontinued')),
+    -- Bumped by every change of price or status (not of stock), in the changing statement; the
+    -- event carries it, and the read models apply an overwrite only when it is newer.
+    version      bigint NOT NULL DEFAULT 1
 );
 
 CREATE TABLE orders (
@@ -25,7 +28,8 @@ CREATE TABLE orders (
     status           text NOT NULL CHECK (status IN ('placed', 'shipped', 'cancelled')),
     total_cents      bigint NOT NULL CHECK (total_cents >= 0),
     placed_at        timestamptz NOT NULL,
-    idempotency_key  text NOT NULL UNIQUE
+    idempotency_key  text NOT NULL UNIQUE,
+    version          bigint NOT NULL DEFAULT 1  -- placed 1; shipping or cancelling bumps it
 );
 
 CREATE TABLE order_lines (
