@@ -253,7 +253,7 @@ def test_rounds_reverse_the_order_and_the_last_report_pools_them(servers: Server
     stages all fall in the measured window (the users table says so), and the last round's
     report and summary cover both rounds and open with the answer."""
     plan = RunPlan(impls=["crud", "cqrs-logical"], transport="inproc", mix="dashboard-heavy",
-                   shape="interference", duration=8, warmup=1, sf=SF, repeat=2,
+                   shape="interference", duration=8, warmup=4, sf=SF, repeat=2,
                    experiment="rounds", results_root=tmp_path)  # fmt: skip
     lines: list[str] = []
     dirs = run(plan, servers, progress=lines.append)
