@@ -65,8 +65,9 @@ def run(
                                           "per implementation, after the warm-up; the shape's "
                                           "stages divide it (default: the preset's)."),
     warmup: float | None = typer.Option(None, min=0, show_default=False, help="Seconds of load "
-                                        "before measuring, at the shape's first stage with every "
-                                        "user class present (default: the preset's)."),
+                                        "before measuring: its first half runs every user class "
+                                        "(warm caches), its second the shape's first stage "
+                                        "(default: the preset's)."),
     sf: float | None = typer.Option(None, "--sf", show_default=False, help="Dataset scale factor "
                                     "(1.0: 10k customers, 200k orders; default: the preset's)."),
     seed: Seed = 42,
@@ -105,7 +106,9 @@ def run(
     read_dsn: ReadDsn = None,
 ) -> None:
     """Measure the architectures one after another under the same load, each on a fresh clone of
-    the same dataset; write results/EXPERIMENT/RUN/ and print a summary table. Ctrl-C stops
+    the same dataset, verified before and reconciled after; write results/EXPERIMENT/RUN/ and
+    print the answer (checkout p99 against dashboard load, each architecture against crud with
+    its 95% interval, the costs), a summary table and the article's claims. Ctrl-C stops
     everything, keeps what was measured, and marks the run incomplete."""
     names = [name.strip() for name in impl.split(",") if name.strip()]
     chosen = presets.preset(preset)
