@@ -100,11 +100,17 @@ class Level:
                 f"(~{rate:.1f} dashboard queries/s)")  # fmt: skip
 
 
-def levels(runs: list[Run], percentile: float = 99) -> list[Level]:
-    """The measured seconds of `runs` grouped by the number of analysts running, lowest first;
-    checkout in the headline kind (intended in open loop, else service)."""
+def measured_by_analysts(runs: list[Run]) -> pd.DataFrame:
+    """The measured latency rows of `runs` in the headline kind (intended in open loop, else
+    service), each with the number of analysts running in its second (seconds without a count
+    left out)."""
     frame = measured(with_analysts(runs))
-    frame = frame[(frame["kind"] == headline_kind(frame)) & frame["analysts"].notna()]
+    return frame[(frame["kind"] == headline_kind(frame)) & frame["analysts"].notna()]
+
+
+def levels(frame: pd.DataFrame, percentile: float = 99) -> list[Level]:
+    """The seconds of `frame` (`measured_by_analysts`) grouped by the number of analysts
+    running, lowest first."""
     out = []
     for analysts, level in frame.groupby("analysts"):
         checkout, dash, seconds = {}, {}, {}
@@ -121,12 +127,11 @@ def levels(runs: list[Run], percentile: float = 99) -> list[Level]:
     return out
 
 
-def halves(runs: list[Run], level: Level, impl: str) -> Difference | None:
-    """Checkout p99 in the second half of `level`'s seconds against the first half (each run's
-    seconds halved apart), for `impl`: a steady baseline shows no difference beyond noise."""
-    frame = measured(with_analysts(runs))
+def halves(frame: pd.DataFrame, level: Level, impl: str) -> Difference | None:
+    """Checkout p99 in the second half of `level`'s seconds of `frame` (`measured_by_analysts`)
+    against the first half (each run's seconds halved apart), for `impl`: a steady baseline
+    shows no difference beyond noise."""
     frame = frame[(frame["impl"] == impl) & (frame["operation"] == "checkout")
-                  & (frame["kind"] == headline_kind(frame))
                   & (frame["analysts"] == level.analysts)]  # fmt: skip
     if frame.groupby("run")["second"].nunique().min() < 4:
         return None
@@ -153,7 +158,8 @@ class Answer:
 
 def answer(runs: list[Run], evidence: pd.DataFrame) -> Answer:
     """The answer of `runs` (`evidence`: harness.analysis.evidence.evidence(runs))."""
-    found = levels(runs)
+    frame = measured_by_analysts(runs)
+    found = levels(frame)
     impls = list(dict.fromkeys(i for r in runs for i in r.impls))
     reference = REFERENCE if REFERENCE in impls else (impls[0] if impls else REFERENCE)
     result = Answer(reference, None, None, None, None, None, levels=found)
@@ -165,7 +171,7 @@ def answer(runs: list[Run], evidence: pd.DataFrame) -> Answer:
     result.top = mine[-1]
     if mine[0].analysts == 0:
         result.baseline = base = mine[0]
-        result.steady = halves(runs, base, reference)
+        result.steady = halves(frame, base, reference)
         for level in mine[1:]:
             result.rise = difference(base.checkout[reference], level.checkout[reference])
             if result.rise.low > 0:
@@ -202,7 +208,8 @@ def cpu_differences(runs: list[Run], reference: str) -> dict[str, Difference]:
     return out
 
 
-def _ms(value: float) -> str:
+def ms(value: float | None) -> str:
+    """A figure in milliseconds, or n/a."""
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) \
         else f"{value:.1f} ms"  # fmt: skip
 
@@ -215,7 +222,7 @@ def _interference(result: Answer) -> list[str]:
     steady = ""
     if result.steady is not None and not result.steady.beyond_noise:
         steady = " (steady: the stage's two halves within noise of each other)"
-    out = [f"With no analysts, {ref}'s checkout p99 was {_ms(base.checkout[ref].value())}{steady}."]
+    out = [f"With no analysts, {ref}'s checkout p99 was {ms(base.checkout[ref].value())}{steady}."]
     if result.steady is not None and result.steady.beyond_noise:
         out.append(f"That baseline was not steady: its second half differed from its first by "
                    f"{result.steady.value:+.1f} ms ({result.steady.interval}); read what follows "
@@ -224,16 +231,16 @@ def _interference(result: Answer) -> list[str]:
         out.append("The run had no stage with analysts: it cannot show interference.")
     elif not result.above:
         out.append(f"Up to {top.describe()} it did not leave that baseline beyond noise "
-                   f"(at the highest load: {_ms(top.checkout[ref].value())}, "
+                   f"(at the highest load: {ms(top.checkout[ref].value())}, "
                    f"{result.rise.value:+.1f} ms, {result.rise.interval}).")  # fmt: skip
     elif result.onset is None:
         out.append(f"It was above that baseline beyond noise at "
                    f"{', '.join(lv.describe() for lv in result.above)} but not at the highest "
-                   f"load, {top.describe()}: {_ms(top.checkout[ref].value())}, "
+                   f"load, {top.describe()}: {ms(top.checkout[ref].value())}, "
                    f"{result.rise.value:+.1f} ms ({result.rise.interval}).")  # fmt: skip
     else:
         out.append(f"It left that baseline from {result.onset.describe()} on: at "
-                   f"{top.describe()} it was {_ms(top.checkout[ref].value())}, "
+                   f"{top.describe()} it was {ms(top.checkout[ref].value())}, "
                    f"{result.rise.value:+.1f} ms ({result.rise.interval}).")  # fmt: skip
     return out
 
@@ -242,9 +249,9 @@ def _versus(result: Answer) -> list[str]:
     ref, top = result.reference, result.top
     if not result.versus:
         return [f"Only {ref} was measured: there is nothing to compare it with."]
-    parts = [f"{impl}'s {_ms(d.b)}: {d.relative(ref + chr(39) + 's')}"
+    parts = [f"{impl}'s {ms(d.b)}: {d.relative(ref + chr(39) + 's')}"
              for impl, d in result.versus.items()]  # fmt: skip
-    out = [f"At {top.describe()}, {ref}'s checkout p99 was {_ms(top.checkout[ref].value())}; "
+    out = [f"At {top.describe()}, {ref}'s checkout p99 was {ms(top.checkout[ref].value())}; "
            f"{'; '.join(parts)}."]
     if not any(d.beyond_noise for d in result.versus.values()):
         out.append("No architecture's checkout p99 differed from the others' beyond noise at "
@@ -263,11 +270,11 @@ def _costs(result: Answer, evidence: pd.DataFrame) -> list[str]:
             continue
         row, parts = pooled.loc[impl], []
         if not math.isnan(row.get("freshness_p95_ms", math.nan)):
-            parts.append(f"dashboards read data {_ms(row['freshness_p95_ms'])} old at p95 "
-                         f"({_ms(row['freshness_p99_ms'])} at p99)")  # fmt: skip
+            parts.append(f"dashboards read data {ms(row['freshness_p95_ms'])} old at p95 "
+                         f"({ms(row['freshness_p99_ms'])} at p99)")  # fmt: skip
         if not math.isnan(row.get("ryw_p99_ms", math.nan)):
             parts.append(f"a shopper's own order reached the read side in "
-                         f"{_ms(row['ryw_p99_ms'])} at p99")  # fmt: skip
+                         f"{ms(row['ryw_p99_ms'])} at p99")  # fmt: skip
         if ref in pooled.index and not math.isnan(row.get("storage_mb", math.nan)):
             base = pooled.loc[ref, "storage_mb"]
             parts.append(f"{row['storage_mb']:.0f} MB of storage against {base:.0f} MB "
@@ -287,4 +294,5 @@ def _paragraph(result: Answer, evidence: pd.DataFrame) -> str:
     return "\n\n".join(" ".join(p) for p in parts if p)
 
 
-__all__ = ["Answer", "Difference", "Level", "answer", "difference", "halves", "levels"]
+__all__ = ["Answer", "Difference", "Level", "answer", "difference", "halves", "levels",
+           "measured_by_analysts", "ms"]

@@ -208,6 +208,17 @@ def difference_interval(
     return float(low), float(high)
 
 
+def mean_interval(values: np.ndarray, resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """95% bootstrap interval of the mean of per-second `values`, the seconds drawn with
+    replacement (NaN without any)."""
+    values = np.asarray(values, dtype=float)
+    if len(values) == 0:
+        return float("nan"), float("nan")
+    picks = np.random.default_rng(seed).integers(0, len(values), size=(resamples, len(values)))
+    low, high = np.percentile(values[picks].mean(axis=1), [2.5, 97.5])
+    return float(low), float(high)
+
+
 def mean_difference_interval(
     a: np.ndarray, b: np.ndarray, resamples: int = 1000, seed: int = 0
 ) -> tuple[float, float]:

@@ -12,11 +12,7 @@ import math
 
 import pandas as pd
 
-from harness.analysis.answer import Answer, Level, difference
-
-
-def _ms(value: float) -> str:
-    return "n/a" if value is None or math.isnan(value) else f"{value:.1f} ms"
+from harness.analysis.answer import Answer, Level, difference, ms
 
 
 def levels(answer: Answer) -> pd.DataFrame:
@@ -49,24 +45,24 @@ def findings(evidence: pd.DataFrame, answer: Answer) -> list[str]:
     table = levels(answer)
     for analysts, rows in table.groupby("analysts"):
         level = next(lv for lv in answer.levels if lv.analysts == analysts)
-        figures = ", ".join(f"{r.impl} {_ms(r.checkout_p99_ms)}" for r in rows.itertuples())
+        figures = ", ".join(f"{r.impl} {ms(r.checkout_p99_ms)}" for r in rows.itertuples())
         out.append(f"At {level.describe()}: {_leaders(rows)} ({figures}).")
     if answer.baseline is not None and answer.top is not answer.baseline:
         for impl, sampler in answer.top.checkout.items():
             if impl in answer.baseline.checkout:
                 change = difference(answer.baseline.checkout[impl], sampler)
-                out.append(f"Interference, {impl}: checkout p99 {_ms(change.a)} with no analysts, "
-                           f"{_ms(change.b)} at {answer.top.describe()}: "
+                out.append(f"Interference, {impl}: checkout p99 {ms(change.a)} with no analysts, "
+                           f"{ms(change.b)} at {answer.top.describe()}: "
                            + ("a rise of " if change.low > 0 else "a fall of " if change.high < 0
                               else "within noise, ")
                            + f"{change.value:+.1f} ms ({change.interval}).")  # fmt: skip
     pooled = evidence.groupby("impl", sort=False).mean(numeric_only=True)
     for impl, row in pooled.iterrows():
         if not math.isnan(row.get("freshness_p95_ms", math.nan)):
-            out.append(f"Freshness cost, {impl}: dashboards saw data {_ms(row['freshness_p95_ms'])} "
-                       f"old at p95 and {_ms(row['freshness_p99_ms'])} at p99; events reached the "
-                       f"read model in {_ms(row['lag_p99_ms'])} at p99; a shopper's own write "
-                       f"became visible in {_ms(row['ryw_p99_ms'])} at p99.")  # fmt: skip
+            out.append(f"Freshness cost, {impl}: dashboards saw data {ms(row['freshness_p95_ms'])} "
+                       f"old at p95 and {ms(row['freshness_p99_ms'])} at p99; events reached the "
+                       f"read model in {ms(row['lag_p99_ms'])} at p99; a shopper's own write "
+                       f"became visible in {ms(row['ryw_p99_ms'])} at p99.")  # fmt: skip
     if pooled["storage_mb"].notna().any():
         out.append("Storage once the load stopped: " + ", ".join(
             f"{impl} {row['storage_mb']:.0f} MB" for impl, row in pooled.iterrows()
@@ -90,7 +86,7 @@ def conditions(evidence: pd.DataFrame, answer: Answer) -> list[str]:
         where = _where(table, impl, answer)
         cost = ""
         if not math.isnan(pooled.loc[impl, "freshness_p95_ms"]):
-            cost = f"; its dashboards read data {_ms(pooled.loc[impl, 'freshness_p95_ms'])} old at p95"
+            cost = f"; its dashboards read data {ms(pooled.loc[impl, 'freshness_p95_ms'])} old at p95"
         if where:
             out.append(f"**{impl}**: the lowest checkout p99, or within noise of it, at "
                        f"{', '.join(where)}{cost}.")  # fmt: skip
@@ -114,7 +110,7 @@ def trade_offs(evidence: pd.DataFrame, answer: Answer) -> list[str]:
         row = pooled.loc[impl]
         out.append(f"{impl}: checkout p99 at {answer.top.describe()} "
                    f"{change.relative(ref + chr(39) + 's')}; for freshness p95 "
-                   f"{_ms(row['freshness_p95_ms'])}, read-your-writes p99 {_ms(row['ryw_p99_ms'])}"
+                   f"{ms(row['freshness_p95_ms'])}, read-your-writes p99 {ms(row['ryw_p99_ms'])}"
                    f" and {row['storage_mb']:.0f} MB of storage.")  # fmt: skip
     return out
 

@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from harness.analysis.compare import latency_sampler
+from harness.analysis.compare import latency_sampler, mean_interval
 from harness.analysis.latency import DASHBOARD, headline_kind, measured, percentiles, with_dashboard
 from harness.analysis.load import Run, read
 from workloads.spec import load_mix, load_shape
@@ -76,12 +76,8 @@ def rate_bounds(
 ) -> tuple[float, float]:
     """95% interval of the calls per second of latency rows over `seconds` (a second without a
     call counts 0), by the same bootstrap of seconds as `percentile_bounds`."""
-    if len(seconds) == 0:
-        return math.nan, math.nan
     counts = rows.groupby("second")["count"].sum().reindex(seconds, fill_value=0).to_numpy()
-    picks = np.random.default_rng(seed).integers(0, len(counts), size=(resamples, len(counts)))
-    low, high = np.percentile(counts[picks].mean(axis=1), [2.5, 97.5])
-    return float(low), float(high)
+    return mean_interval(counts, resamples, seed)
 
 
 BOUNDS = [f"{column}_{bound}" for column in ("checkout_p99_ms", "checkout_rate_per_s",

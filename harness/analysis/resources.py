@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from harness.analysis.compare import mean_interval
 from harness.analysis.load import in_measure
 
 OUTSIDE = ("locust", "runner")  # the load generator and the harness: not the system under test
@@ -38,9 +39,7 @@ def cpu(resources: pd.DataFrame, windows: pd.DataFrame) -> pd.DataFrame:
 
 def _cores_bounds(increments: pd.Series, resamples: int, seed: int) -> pd.Series:
     """95% interval of the mean CPU seconds per second over the seconds of `increments`."""
-    values = increments.to_numpy(dtype=float)
-    picks = np.random.default_rng(seed).integers(0, len(values), size=(resamples, len(values)))
-    low, high = np.percentile(values[picks].mean(axis=1), [2.5, 97.5])
+    low, high = mean_interval(increments.to_numpy(dtype=float), resamples, seed)
     return pd.Series({"cores_lo": low, "cores_hi": high})
 
 
