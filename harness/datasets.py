@@ -20,7 +20,7 @@ import re
 import time
 import zlib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -280,69 +280,52 @@ def ensure_derived_template(
     that `build(write_dsn, read_dsn)` completed, frozen and analyzed; built now unless both
     exist. True when it was built."""
     _check_name(name)
-    with _connect(write_dsn) as admin, _advisory_lock(admin, name):
-        reader = psycopg.connect(read_dsn, autocommit=True, application_name="cqrs-bench:datasets") \
-            if read_dsn else None  # fmt: skip
+    with ExitStack() as stack:
+        admin = stack.enter_context(_connect(write_dsn))
+        stack.enter_context(_advisory_lock(admin, name))
+        reader = stack.enter_context(_connect(read_dsn)) if read_dsn else None
+        if _exists(admin, name) and (reader is None or _exists(reader, name)):
+            return False
+        for conn in (admin, reader):
+            if conn is not None:
+                _sweep_half_built(conn, name, progress)
+                if _exists(conn, name):  # one side only: rebuild both
+                    _drop(conn, name)
+        building = f"{name}_building_{os.getpid()}"
+        _copy_template(admin, base, building)
         try:
-            if _exists(admin, name) and (reader is None or _exists(reader, name)):
-                return False
+            if reader is not None:
+                reader.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(building)))
+            dsns = [database_dsn(write_dsn, building)]
+            dsns.append(database_dsn(read_dsn, building) if read_dsn else None)
+            build(*dsns)
+            for conn, dsn in ((admin, dsns[0]), (reader, dsns[1])):
+                if conn is None:
+                    continue
+                with _connect(dsn) as built:
+                    built.execute("VACUUM (FREEZE, ANALYZE)")
+                conn.execute(sql.SQL("ALTER DATABASE {} IS_TEMPLATE true").format(
+                    sql.Identifier(building)))  # fmt: skip
+                conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                    sql.Identifier(building), sql.Identifier(name)))  # fmt: skip
+        except BaseException:
             for conn in (admin, reader):
                 if conn is not None:
-                    _sweep_half_built(conn, name, progress)
-                    if _exists(conn, name):  # one side only: rebuild both
-                        _drop(conn, name)
-            building = f"{name}_building_{os.getpid()}"
-            admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
-                sql.Identifier(building), sql.Identifier(base)))  # fmt: skip
-            try:
-                if reader is not None:
-                    reader.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(building)))
-                dsns = [database_dsn(write_dsn, building)]
-                dsns.append(database_dsn(read_dsn, building) if read_dsn else None)
-                build(*dsns)
-                for conn, dsn in ((admin, dsns[0]), (reader, dsns[1])):
-                    if conn is None:
-                        continue
-                    with _connect(dsn) as built:
-                        built.execute("VACUUM (FREEZE, ANALYZE)")
-                    conn.execute(sql.SQL("ALTER DATABASE {} IS_TEMPLATE true").format(
-                        sql.Identifier(building)))  # fmt: skip
-                    conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
-                        sql.Identifier(building), sql.Identifier(name)))  # fmt: skip
-            except BaseException:
-                for conn in (admin, reader):
-                    if conn is not None:
-                        for leftover in (building, name):
-                            if _exists(conn, leftover):
-                                _drop(conn, leftover)
-                raise
-        finally:
-            if reader is not None:
-                reader.close()
+                    for leftover in (building, name):
+                        if _exists(conn, leftover):
+                            _drop(conn, leftover)
+            raise
     return True
-
-
-def copy_database(server_dsn: str, template: str, name: str) -> str:
-    """A plain file copy of `template` as `name` on the same server (no history shift); its DSN."""
-    _check_name(name)
-    with _connect(server_dsn) as admin:
-        if _exists(admin, name):
-            raise DatasetError(f"database {name!r} already exists; not overwriting it")
-        admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
-            sql.Identifier(name), sql.Identifier(template)))  # fmt: skip
-    return database_dsn(server_dsn, name)
 
 
 # --- clones -------------------------------------------------------------------------------------
 
 
-def clone(write_dsn: str, template: str, name: str, *, now: datetime | None = None) -> str:
-    """Copy `template` to a new database `name`, history shifted to end at `now`; its DSN.
-
-    `now` defaults to the server's clock. Refuses to overwrite an existing database.
-    """
+def copy_database(server_dsn: str, template: str, name: str) -> str:
+    """A file copy of `template` as a new database `name` on the same server, history not moved;
+    its DSN. Refuses to overwrite an existing database."""
     _check_name(name)
-    with _connect(write_dsn) as admin:
+    with _connect(server_dsn) as admin:
         if _exists(admin, name):
             raise DatasetError(
                 f"database {name!r} already exists; clone will not overwrite it "
@@ -350,16 +333,28 @@ def clone(write_dsn: str, template: str, name: str, *, now: datetime | None = No
             )
         if not _exists(admin, template):
             raise DatasetError(f"template {template!r} does not exist; run `cqrs-bench load`")
-        statement = sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
-            sql.Identifier(name), sql.Identifier(template)
-        )
-        try:
-            admin.execute(statement)
-        except psycopg.errors.DuplicateDatabase as e:
-            raise DatasetError(f"database {name!r} already exists") from e
-        except psycopg.errors.ObjectInUse as e:
-            raise DatasetError(f"cannot clone {template!r} while sessions use it: {e}") from e
-    dsn = database_dsn(write_dsn, name)
+        _copy_template(admin, template, name)
+    return database_dsn(server_dsn, name)
+
+
+def _copy_template(admin: psycopg.Connection, template: str, name: str) -> None:
+    statement = sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
+        sql.Identifier(name), sql.Identifier(template)
+    )
+    try:
+        admin.execute(statement)
+    except psycopg.errors.DuplicateDatabase as e:
+        raise DatasetError(f"database {name!r} already exists") from e
+    except psycopg.errors.ObjectInUse as e:
+        raise DatasetError(f"cannot clone {template!r} while sessions use it: {e}") from e
+
+
+def clone(write_dsn: str, template: str, name: str, *, now: datetime | None = None) -> str:
+    """Copy `template` to a new database `name`, history shifted to end at `now`; its DSN.
+
+    `now` defaults to the server's clock. Refuses to overwrite an existing database.
+    """
+    dsn = copy_database(write_dsn, template, name)
     try:
         _shift_history(dsn, now)
     except BaseException:
@@ -393,7 +388,9 @@ def _shift_history(dsn: str, now: datetime | None) -> int:
 def shift_minutes(dsn: str) -> int:
     """How many minutes a clone's history was moved (dataset_info's shift_minutes)."""
     with _connect(dsn) as conn:
-        found = conn.execute("SELECT value FROM dataset_info WHERE key = 'shift_minutes'").fetchone()
+        found = conn.execute(
+            "SELECT value FROM dataset_info WHERE key = 'shift_minutes'"
+        ).fetchone()
     if found is None:
         raise DatasetError(f"{dsn}: not a shifted clone (dataset_info has no shift_minutes)")
     return int(found[0])
