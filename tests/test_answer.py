@@ -91,7 +91,9 @@ def test_a_clear_difference_is_reported_with_an_interval_that_excludes_zero(tmp_
     users = pd.read_parquet(copy / "users.parquet")
     top = users[(users["user_class"] == "Analyst") & (users["users"] == LEVELS[-1])]
     crud = latency[latency["impl"] == "crud"].copy()
-    slow = crud["operation"].eq("checkout") & crud["second"].isin(top[top["impl"] == "crud"]["second"])
+    slow = crud["operation"].eq("checkout") & crud["second"].isin(
+        top[top["impl"] == "crud"]["second"]
+    )
     crud.loc[slow, "hdr"] = crud.loc[slow, "hdr"].map(lambda b: _slowed(b, 10))
     _set_impl_latency(copy, "crud", crud, "crud")
     runs = [_run(copy)]

@@ -242,7 +242,9 @@ def test_clone_history_ends_now(servers, template, clone_dsn):
     shift = timedelta(minutes=int(info["shift_minutes"]))
     tpl = datasets.database_dsn(servers.write_dsn, template.name)
     assert schema(clone_dsn) == schema(tpl)  # the shift rewrote tables, not their definitions
-    tables = {r[0] for r in rows(tpl, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+    tables = {
+        r[0] for r in rows(tpl, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    }
     for table, column in sorted(c for c in datasets.SHIFTED_COLUMNS if c[0] in tables):
         query = f"SELECT min({column}), max({column}) FROM {table}"
         original, shifted = rows(tpl, query)[0], rows(clone_dsn, query)[0]

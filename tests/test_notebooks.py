@@ -52,7 +52,7 @@ def test_the_readme_papermill_command_works_as_written(tmp_path: Path) -> None:
     readme = (ROOT / "README.md").read_text()
     (command,) = re.findall(r"`(\.venv/bin/papermill [^`]+)`", readme)
     args = shlex.split(command)
-    assert args[args.index("-p") + 1:] == ["runs", "results/quick/*"], command
+    assert args[args.index("-p") + 1 :] == ["runs", "results/quick/*"], command
     out = tmp_path / "out.ipynb"
     args = [str(ROOT / args[0]), *[{"out.ipynb": str(out), "results/quick/*": "results/sample/*"}
                                    .get(a, a) for a in args[1:]]]  # fmt: skip

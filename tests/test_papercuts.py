@@ -26,7 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = sorted((ROOT / "results" / "sample" / "sample").iterdir())[-1]  # the committed run
 
 
-def _cli_run(home: Path, *args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
+def _cli_run(
+    home: Path, *args: str, timeout: float = 120, **env: str
+) -> subprocess.CompletedProcess:
     return subprocess.run(_cli(*args), env=_env(home, **env), capture_output=True, text=True,
                           timeout=timeout)  # fmt: skip
 

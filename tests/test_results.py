@@ -83,7 +83,9 @@ def generic_frame(spec: schema.Table, impls: list[str]) -> pd.DataFrame:
                 "bool": True,
             }[col.kind]
         row["impl"] = impl
-        if "phase" in row and spec.column("phase") is schema.PHASE:  # of the load (not verification's)
+        if (
+            "phase" in row and spec.column("phase") is schema.PHASE
+        ):  # of the load (not verification's)
             row["phase"] = "measure"
         rows.append(row)
     return pd.DataFrame(rows, columns=spec.column_names)

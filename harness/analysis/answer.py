@@ -35,7 +35,10 @@ from harness.analysis.latency import headline_kind, measured
 from harness.analysis.load import Run, measure_windows, read
 
 REFERENCE = "crud"  # what the other architectures are compared with, when the run has it
-MATERIAL, MATERIAL_MS = 0.10, 1.0  # what a difference must reach to decide a verdict (as compare's gate)
+MATERIAL, MATERIAL_MS = (
+    0.10,
+    1.0,
+)  # what a difference must reach to decide a verdict (as compare's gate)
 
 
 @dataclass(frozen=True)
@@ -135,7 +138,9 @@ def halves(frame: pd.DataFrame, level: Level, impl: str) -> Difference | None:
                   & (frame["analysts"] == level.analysts)]  # fmt: skip
     if frame.groupby("run")["second"].nunique().min() < 4:
         return None
-    middle = frame.groupby("run")["second"].transform(lambda s: np.sort(s.unique())[s.nunique() // 2])
+    middle = frame.groupby("run")["second"].transform(
+        lambda s: np.sort(s.unique())[s.nunique() // 2]
+    )
     first, second = frame[frame["second"] < middle], frame[frame["second"] >= middle]  # per run
     return difference(latency_sampler(first, 99, 1.0, 0.0), latency_sampler(second, 99, 1.0, 0.0))
 
@@ -251,8 +256,10 @@ def _versus(result: Answer) -> list[str]:
         return [f"Only {ref} was measured: there is nothing to compare it with."]
     parts = [f"{impl}'s {ms(d.b)}: {d.relative(ref + chr(39) + 's')}"
              for impl, d in result.versus.items()]  # fmt: skip
-    out = [f"At {top.describe()}, {ref}'s checkout p99 was {ms(top.checkout[ref].value())}; "
-           f"{'; '.join(parts)}."]
+    out = [
+        f"At {top.describe()}, {ref}'s checkout p99 was {ms(top.checkout[ref].value())}; "
+        f"{'; '.join(parts)}."
+    ]
     if not any(d.beyond_noise for d in result.versus.values()):
         out.append("No architecture's checkout p99 differed from the others' beyond noise at "
                    "this load. A run that would tell: more dashboard load (a shape whose last "
@@ -294,5 +301,14 @@ def _paragraph(result: Answer, evidence: pd.DataFrame) -> str:
     return "\n\n".join(" ".join(p) for p in parts if p)
 
 
-__all__ = ["Answer", "Difference", "Level", "answer", "difference", "halves", "levels",
-           "measured_by_analysts", "ms"]
+__all__ = [
+    "Answer",
+    "Difference",
+    "Level",
+    "answer",
+    "difference",
+    "halves",
+    "levels",
+    "measured_by_analysts",
+    "ms",
+]

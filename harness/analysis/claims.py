@@ -219,7 +219,7 @@ def markdown(found: list[Claim]) -> str:
              "\"Not shown\": the figures that would show it are within noise (their 95% interval "
              "includes 0).", ""]  # fmt: skip
     for i, claim in enumerate(found, 1):
-        lines += [f"{i}. *\"{claim.quote}\"*  ", f"   **{claim.verdict}**: {claim.figures}.", ""]
+        lines += [f'{i}. *"{claim.quote}"*  ', f"   **{claim.verdict}**: {claim.figures}.", ""]
     return "\n".join(lines)
 
 

@@ -86,7 +86,9 @@ def conditions(evidence: pd.DataFrame, answer: Answer) -> list[str]:
         where = _where(table, impl, answer)
         cost = ""
         if not math.isnan(pooled.loc[impl, "freshness_p95_ms"]):
-            cost = f"; its dashboards read data {ms(pooled.loc[impl, 'freshness_p95_ms'])} old at p95"
+            cost = (
+                f"; its dashboards read data {ms(pooled.loc[impl, 'freshness_p95_ms'])} old at p95"
+            )
         if where:
             out.append(f"**{impl}**: the lowest checkout p99, or within noise of it, at "
                        f"{', '.join(where)}{cost}.")  # fmt: skip
