@@ -58,14 +58,17 @@ INFO = pytest.StashKey[dict]()
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("cqrs-bench")
     group.addoption(
-        "--bench-sf", type=float, default=None,
+        "--bench-sf",
+        type=float,
+        default=None,
         help=f"dataset scale factor (default {FULL_SF}; {FAST_SF} with --bench-fast)",
-    )  # fmt: skip
+    )
     group.addoption("--bench-seed", type=int, default=SEED, help=f"dataset seed (default {SEED})")
     group.addoption(
-        "--bench-fast", action="store_true",
+        "--bench-fast",
+        action="store_true",
         help="smoke mode: sf 0.01, one round per benchmark, no warm-up (checks still run)",
-    )  # fmt: skip
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -85,8 +88,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    lines = [f"cqrs-bench: sf {bench_sf(config):g}, seed {config.getoption('bench_seed')}"
-             + (", fast mode" if config.getoption("bench_fast") else "")]  # fmt: skip
+    lines = [
+        f"cqrs-bench: sf {bench_sf(config):g}, seed {config.getoption('bench_seed')}"
+        + (", fast mode" if config.getoption("bench_fast") else "")
+    ]
     if spec := os.environ.get(SLOWDOWN_ENV):
         lines.append(f"WARNING: {SLOWDOWN_ENV}={spec} is slowing implementations down (test hook)")
     return lines
@@ -99,9 +104,10 @@ def bench_sf(config: pytest.Config) -> float:
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
     machine_info["cqrs_bench"] = {
-        "sf": bench_sf(config), "seed": config.getoption("bench_seed"),
+        "sf": bench_sf(config),
+        "seed": config.getoption("bench_seed"),
         "fast": config.getoption("bench_fast"),
-    }  # fmt: skip
+    }
 
 
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json: dict) -> None:
@@ -181,8 +187,13 @@ class Target:
     dataset: Dataset
 
     def info(self, operation: str, **extra: Any) -> dict[str, Any]:
-        return {"implementation": self.name, "operation": operation, "sf": self.dataset.sf,
-                "seed": self.dataset.seed, **extra}  # fmt: skip
+        return {
+            "implementation": self.name,
+            "operation": operation,
+            "sf": self.dataset.sf,
+            "seed": self.dataset.seed,
+            **extra,
+        }
 
     def catch_up(self) -> int:
         """Project whatever the outbox holds beyond the checkpoint (CQRS only); the events."""
@@ -238,8 +249,13 @@ def targets(bench_servers: Servers, dataset: Dataset) -> Iterator[Callable[[str]
 
         def get(name: str) -> Target:
             if name not in made:
-                dbs = provision(name, bench_servers, sf=dataset.sf, seed=dataset.seed,
-                                progress=lambda _msg: None)  # fmt: skip
+                dbs = provision(
+                    name,
+                    bench_servers,
+                    sf=dataset.sf,
+                    seed=dataset.seed,
+                    progress=lambda _msg: None,
+                )
                 stack.callback(drop, bench_servers, dbs)
                 params = _prepare_clone(dbs.write_dsn)
                 impl = stack.enter_context(attached(name, dbs, pool_size=4))
@@ -295,8 +311,13 @@ def _catalog(target: Target) -> Catalog:
     with psycopg.connect(target.dbs.write_dsn) as conn:
         customers, active = conn.execute(CATALOG_SQL).fetchone()
     half = max(LINES, len(active) // 2)
-    return Catalog(customers, active[:half], active[half:], random.Random(target.dataset.seed),
-                   f"bench-{uuid.uuid4().hex[:12]}-")  # fmt: skip
+    return Catalog(
+        customers,
+        active[:half],
+        active[half:],
+        random.Random(target.dataset.seed),
+        f"bench-{uuid.uuid4().hex[:12]}-",
+    )
 
 
 @pytest.fixture

@@ -25,14 +25,16 @@ from implementations.domain.commands import (
 LINES = 3  # conftest's Catalog places orders of three lines, quantity 1 each
 
 
-def pedantic(benchmark, target, operation: str, command: Callable[[], Command], rounds: int,
-             warmup: int):  # fmt: skip
+def pedantic(
+    benchmark, target, operation: str, command: Callable[[], Command], rounds: int, warmup: int
+):
     """Time `operation` once per round on a fresh command from `command()`; the last result."""
     benchmark.group = f"command: {operation}"
     benchmark.extra_info.update(target.info(operation))
     method = getattr(target.impl.commands, operation)
-    return benchmark.pedantic(method, setup=lambda: ((command(),), {}), rounds=rounds,
-                              warmup_rounds=warmup, iterations=1)  # fmt: skip
+    return benchmark.pedantic(
+        method, setup=lambda: ((command(),), {}), rounds=rounds, warmup_rounds=warmup, iterations=1
+    )
 
 
 def _orders_with_prefix(target, prefix: str) -> dict[str, int]:
@@ -41,19 +43,24 @@ def _orders_with_prefix(target, prefix: str) -> dict[str, int]:
         rows = conn.execute(
             "SELECT o.status, count(*), count(*) FILTER (WHERE (SELECT count(*) FROM order_lines l"
             " WHERE l.order_id = o.id) = %s) FROM orders o WHERE idempotency_key LIKE %s"
-            " GROUP BY o.status", (LINES, prefix + "%")).fetchall()  # fmt: skip
+            " GROUP BY o.status",
+            (LINES, prefix + "%"),
+        ).fetchall()
     counts = {status: n for status, n, _ in rows}
     counts["with_all_lines"] = sum(full for _, _, full in rows)
     return counts
 
 
 def test_checkout(benchmark, target, catalog, rounds):
-    placed = pedantic(benchmark, target, "place_order", catalog.checkout, rounds(300),
-                      rounds(20, 0))  # fmt: skip
+    placed = pedantic(
+        benchmark, target, "place_order", catalog.checkout, rounds(300), rounds(20, 0)
+    )
     assert not placed.replayed and placed.item_count == LINES
     assert (placed.token is not None) == target.impl.needs_projector  # CQRS: appended events
     assert _orders_with_prefix(target, catalog.prefix) == {
-        "placed": catalog.placed, "with_all_lines": catalog.placed}  # fmt: skip
+        "placed": catalog.placed,
+        "with_all_lines": catalog.placed,
+    }
 
 
 def _placed_order(catalog, target) -> int:
@@ -67,7 +74,9 @@ def test_cancel_order(benchmark, target, catalog, rounds):
     changed = pedantic(benchmark, target, "cancel_order", command, rounds(100), rounds(5, 0))
     assert changed.status == "cancelled"
     assert _orders_with_prefix(target, catalog.prefix) == {
-        "cancelled": catalog.placed, "with_all_lines": catalog.placed}  # fmt: skip
+        "cancelled": catalog.placed,
+        "with_all_lines": catalog.placed,
+    }
 
 
 def test_ship_order(benchmark, target, catalog, rounds):
@@ -77,7 +86,9 @@ def test_ship_order(benchmark, target, catalog, rounds):
     changed = pedantic(benchmark, target, "ship_order", command, rounds(100), rounds(5, 0))
     assert changed.status == "shipped"
     assert _orders_with_prefix(target, catalog.prefix) == {
-        "shipped": catalog.placed, "with_all_lines": catalog.placed}  # fmt: skip
+        "shipped": catalog.placed,
+        "with_all_lines": catalog.placed,
+    }
 
 
 def test_change_product_price(benchmark, target, catalog, rounds):
@@ -124,10 +135,12 @@ def test_discontinue_product(benchmark, target, catalog, rounds):
         taken.append(next(spare))
         return DiscontinueProduct(taken[-1])
 
-    state = pedantic(benchmark, target, "discontinue_product", command,
-                     rounds(min(100, len(catalog.spare))), 0)  # fmt: skip
+    state = pedantic(
+        benchmark, target, "discontinue_product", command, rounds(min(100, len(catalog.spare))), 0
+    )
     assert (state.product_id, state.status) == (taken[-1], "discontinued")
     with psycopg.connect(target.dbs.write_dsn) as conn:
-        statuses = conn.execute("SELECT DISTINCT status FROM products WHERE id = ANY(%s)",
-                                (taken,)).fetchall()  # fmt: skip
+        statuses = conn.execute(
+            "SELECT DISTINCT status FROM products WHERE id = ANY(%s)", (taken,)
+        ).fetchall()
     assert statuses == [("discontinued",)]

@@ -21,8 +21,12 @@ def _noop(_message: str) -> None:
 
 def _row_counts(dsn: str, tables) -> dict[str, int]:
     with psycopg.connect(dsn) as conn:
-        return {t: conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(t)))
-                .fetchone()[0] for t in tables}  # fmt: skip
+        return {
+            t: conn.execute(
+                sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(t))
+            ).fetchone()[0]
+            for t in tables
+        }
 
 
 def test_dataset_load(benchmark, bench_servers, dataset, rounds, per_second):
@@ -40,10 +44,16 @@ def test_dataset_load(benchmark, bench_servers, dataset, rounds, per_second):
         assert _row_counts(database_dsn(write_dsn, name), info.rows) == info.rows
     finally:
         drop_database(write_dsn, name)
-    benchmark.extra_info.update({
-        "implementation": None, "operation": "dataset_load", "sf": LOAD_SF, "seed": seed,
-        "rows": info.total_rows, "rows_per_second": per_second(benchmark, info.total_rows),
-    })  # fmt: skip
+    benchmark.extra_info.update(
+        {
+            "implementation": None,
+            "operation": "dataset_load",
+            "sf": LOAD_SF,
+            "seed": seed,
+            "rows": info.total_rows,
+            "rows_per_second": per_second(benchmark, info.total_rows),
+        }
+    )
 
 
 def test_dataset_clone(benchmark, bench_servers, dataset, rounds, per_second):
@@ -63,8 +73,13 @@ def test_dataset_clone(benchmark, bench_servers, dataset, rounds, per_second):
         assert _row_counts(dsn, template.rows) == template.rows
     finally:
         drop_database(write_dsn, names[-1])
-    benchmark.extra_info.update({
-        "implementation": None, "operation": "dataset_clone", "sf": dataset.sf,
-        "seed": dataset.seed, "rows": template.total_rows,
-        "rows_per_second": per_second(benchmark, template.total_rows),
-    })  # fmt: skip
+    benchmark.extra_info.update(
+        {
+            "implementation": None,
+            "operation": "dataset_clone",
+            "sf": dataset.sf,
+            "seed": dataset.seed,
+            "rows": template.total_rows,
+            "rows_per_second": per_second(benchmark, template.total_rows),
+        }
+    )

@@ -51,6 +51,11 @@ def test_projector_batch_apply(benchmark, cqrs_target, cqrs_catalog, rounds, per
     status = projection_status(write_dsn, read_dsn)
     assert status.events_behind == 0 and status.checkpoint == status.head
     check_projection(write_dsn, read_dsn)  # raises unless the read models agree
-    benchmark.extra_info.update(target.info(
-        "projector_batch_apply", batch_size=BATCH_SIZE, events_per_round=checkouts,
-        events_per_second=per_second(benchmark, checkouts)))  # fmt: skip
+    benchmark.extra_info.update(
+        target.info(
+            "projector_batch_apply",
+            batch_size=BATCH_SIZE,
+            events_per_round=checkouts,
+            events_per_second=per_second(benchmark, checkouts),
+        )
+    )

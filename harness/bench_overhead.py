@@ -45,15 +45,17 @@ def _rates(run_dir: Path) -> tuple[float, float]:
     return total, checkout
 
 
-def measure_overhead(servers: Servers, base: RunPlan, pairs: int,
-                     progress: Callable[[str], None] = print) -> OverheadResult:  # fmt: skip
+def measure_overhead(
+    servers: Servers, base: RunPlan, pairs: int, progress: Callable[[str], None] = print
+) -> OverheadResult:
     plan = replace(base, impls=[IMPL], report=False)
     runs = []
 
     def one(label: str, **changes) -> tuple[float, float]:
         progress(f"--- {label}")
-        (run_dir,) = run(replace(plan, experiment=f"overhead-{label}", **changes), servers,
-                         progress=progress)  # fmt: skip
+        (run_dir,) = run(
+            replace(plan, experiment=f"overhead-{label}", **changes), servers, progress=progress
+        )
         runs.append(run_dir)
         return _rates(run_dir)
 
@@ -69,15 +71,20 @@ def measure_overhead(servers: Servers, base: RunPlan, pairs: int,
 def report(result: OverheadResult) -> str:
     ratios = result.ratios
     mean = sum(ratios) / len(ratios)
-    return "\n".join([
-        f"harness overhead: one Locust process, {result.transport} transport, {IMPL}",
-        f"  ceiling (/health, no database work)  {result.ceiling_rate:9,.0f} requests/s",
-        f"  default mix (mixed)                  {result.default_rate:9,.0f} requests/s  "
-        f"= {result.default_rate / result.ceiling_rate:.1%} of the ceiling",
-        "  checkout-max, checkouts/s with collectors on / off:",
-        *(f"    pair {i + 1}: {on:8,.0f} / {off:8,.0f} = {on / off:.3f}"
-          for i, (on, off) in enumerate(zip(result.collectors_on, result.collectors_off,
-                                            strict=True))),
-        f"  mean ratio {mean:.3f} (goal: at least 0.95)",
-        "  runs: " + ", ".join(str(p) for p in result.runs),
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            f"harness overhead: one Locust process, {result.transport} transport, {IMPL}",
+            f"  ceiling (/health, no database work)  {result.ceiling_rate:9,.0f} requests/s",
+            f"  default mix (mixed)                  {result.default_rate:9,.0f} requests/s  "
+            f"= {result.default_rate / result.ceiling_rate:.1%} of the ceiling",
+            "  checkout-max, checkouts/s with collectors on / off:",
+            *(
+                f"    pair {i + 1}: {on:8,.0f} / {off:8,.0f} = {on / off:.3f}"
+                for i, (on, off) in enumerate(
+                    zip(result.collectors_on, result.collectors_off, strict=True)
+                )
+            ),
+            f"  mean ratio {mean:.3f} (goal: at least 0.95)",
+            "  runs: " + ", ".join(str(p) for p in result.runs),
+        ]
+    )

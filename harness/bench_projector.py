@@ -75,11 +75,17 @@ AGREEMENT = (
     ("order lines", "SELECT count(*) FROM order_lines", "SELECT count(*) FROM rm_order_lines"),
     ("customers", "SELECT count(*) FROM customers", "SELECT count(*) FROM rm_customers"),
     ("products", "SELECT count(*) FROM products", "SELECT count(*) FROM rm_products"),
-    ("non-cancelled orders", "SELECT count(*) FROM orders WHERE status <> 'cancelled'",
-     "SELECT coalesce(sum(order_count), 0) FROM rm_customers"),
-    ("non-cancelled revenue", "SELECT coalesce(sum(total_cents), 0) FROM orders "
-     "WHERE status <> 'cancelled'", "SELECT coalesce(sum(total_spent_cents), 0) FROM rm_customers"),
-)  # fmt: skip
+    (
+        "non-cancelled orders",
+        "SELECT count(*) FROM orders WHERE status <> 'cancelled'",
+        "SELECT coalesce(sum(order_count), 0) FROM rm_customers",
+    ),
+    (
+        "non-cancelled revenue",
+        "SELECT coalesce(sum(total_cents), 0) FROM orders WHERE status <> 'cancelled'",
+        "SELECT coalesce(sum(total_spent_cents), 0) FROM rm_customers",
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -103,14 +109,21 @@ def check_projection(write_dsn: str, read_dsn: str) -> list[Agreement]:
     status = projection_status(write_dsn, read_dsn)
     problems = []
     if status.events_behind or (status.head is not None and status.checkpoint != status.head):
-        problems.append(f"checkpoint {status.checkpoint} is not the outbox head {status.head} "
-                        f"({status.events_behind} events behind)")  # fmt: skip
+        problems.append(
+            f"checkpoint {status.checkpoint} is not the outbox head {status.head} "
+            f"({status.events_behind} events behind)"
+        )
     written = _select_all(write_dsn, [w for _, w, _ in AGREEMENT])
     projected = _select_all(read_dsn, [r for _, _, r in AGREEMENT])
-    found = [Agreement(what, int(w), int(r))
-             for (what, _, _), w, r in zip(AGREEMENT, written, projected, strict=True)]  # fmt: skip
-    problems += [f"{a.what}: write model {a.write:,}, read models {a.read:,}"
-                 for a in found if a.write != a.read]  # fmt: skip
+    found = [
+        Agreement(what, int(w), int(r))
+        for (what, _, _), w, r in zip(AGREEMENT, written, projected, strict=True)
+    ]
+    problems += [
+        f"{a.what}: write model {a.write:,}, read models {a.read:,}"
+        for a in found
+        if a.write != a.read
+    ]
     if problems:
         raise BenchError("the read models do not match the write model: " + "; ".join(problems))
     return found
@@ -119,8 +132,11 @@ def check_projection(write_dsn: str, read_dsn: str) -> list[Agreement]:
 def dataset_of(dsn: str) -> tuple[float, int]:
     """(sf, seed) of the dataset clone at `dsn`, from its dataset_info."""
     with _connect(dsn) as conn:
-        info = dict(conn.execute(
-            "SELECT key, value FROM dataset_info WHERE key IN ('sf', 'seed')").fetchall())  # fmt: skip
+        info = dict(
+            conn.execute(
+                "SELECT key, value FROM dataset_info WHERE key IN ('sf', 'seed')"
+            ).fetchall()
+        )
     return float(info["sf"]), int(info["seed"])
 
 
@@ -129,8 +145,9 @@ def _head(conn: psycopg.Connection) -> Position | None:
     return Position(int(row[0]), row[1]) if row else None
 
 
-def wait_caught_up(write_dsn: str, read_dsn: str, timeout: float,
-                   alive: Callable[[], bool] = lambda: True) -> float | None:  # fmt: skip
+def wait_caught_up(
+    write_dsn: str, read_dsn: str, timeout: float, alive: Callable[[], bool] = lambda: True
+) -> float | None:
     """Seconds until the checkpoint covered the outbox head as it is now; None after `timeout`
     or as soon as `alive()` says the projector is gone."""
     started = time.monotonic()
@@ -187,8 +204,10 @@ def _throttled(progress: Progress, total: int, started: float, every: float = 2.
         now = time.perf_counter()
         if now - last[0] >= every:
             last[0] = now
-            progress(f"  {done:>10,} / {total:,} events  {now - started:6.1f}s  "
-                     f"{done / (now - started):>9,.0f} events/s")  # fmt: skip
+            progress(
+                f"  {done:>10,} / {total:,} events  {now - started:6.1f}s  "
+                f"{done / (now - started):>9,.0f} events/s"
+            )
 
     return report
 
@@ -211,25 +230,31 @@ def measure_rebuild(dsn: str, batch_sizes: list[int], progress: Progress = print
             raise BenchError(f"the rebuild applied {applied:,} events; the outbox holds {outbox:,}")
         agreement = check_projection(write_dsn, read_dsn)
         runs.append(RebuildRun(size, applied, seconds))
-        progress(f"  {applied:,} events in {seconds:.2f}s: {applied / seconds:,.0f} events/s; "
-                 "checkpoint at the outbox head, read models agree")  # fmt: skip
+        progress(
+            f"  {applied:,} events in {seconds:.2f}s: {applied / seconds:,.0f} events/s; "
+            "checkpoint at the outbox head, read models agree"
+        )
     return RebuildResult(*dataset_of(write_dsn), outbox, runs, agreement)
 
 
 def rebuild_report(result: RebuildResult) -> str:
     best = max(result.runs, key=lambda r: r.rate)
-    return "\n".join([
-        f"projector rebuild: {IMPL}, sf={result.sf:g} seed={result.seed}, "
-        f"{result.outbox_events:,} outbox events replayed into empty read models",
-        "batch size      events   seconds    events/s",
-        *(f"{r.batch_size:>10,} {r.events:>11,} {r.seconds:>9.2f} {r.rate:>11,.0f}"
-          for r in result.runs),
-        "after each rebuild: checkpoint = outbox head, and write model = read models for",
-        "  " + ", ".join(f"{a.what} {a.write:,}" for a in result.agreement),
-        "",
-        f"best {best.rate:,.0f} events/s at batch size {best.batch_size:,} "
-        f"(goal: at least 20,000 events/s)",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            f"projector rebuild: {IMPL}, sf={result.sf:g} seed={result.seed}, "
+            f"{result.outbox_events:,} outbox events replayed into empty read models",
+            "batch size      events   seconds    events/s",
+            *(
+                f"{r.batch_size:>10,} {r.events:>11,} {r.seconds:>9.2f} {r.rate:>11,.0f}"
+                for r in result.runs
+            ),
+            "after each rebuild: checkpoint = outbox head, and write model = read models for",
+            "  " + ", ".join(f"{a.what} {a.write:,}" for a in result.agreement),
+            "",
+            f"best {best.rate:,.0f} events/s at batch size {best.batch_size:,} "
+            f"(goal: at least 20,000 events/s)",
+        ]
+    )
 
 
 def run_rebuild(
@@ -242,8 +267,9 @@ def run_rebuild(
 ) -> RebuildResult:
     """measure_rebuild on a fresh clone of the (sf, seed) dataset, dropped afterwards."""
     sizes = batch_sizes or [DEFAULT_BATCH_SIZE]
-    return _with_clone(write_dsn, sf, seed, progress,
-                       lambda dsn: measure_rebuild(dsn, sizes, progress))  # fmt: skip
+    return _with_clone(
+        write_dsn, sf, seed, progress, lambda dsn: measure_rebuild(dsn, sizes, progress)
+    )
 
 
 # --- lag: the projector in its own process -------------------------------------------------------
@@ -261,8 +287,13 @@ def projector_process() -> None:
     def record(applied: Applied) -> None:
         batches.append((applied.applied_at, [c.timestamp() for c in applied.source_commits]))
 
-    with Projector(config["write_dsn"], config["read_dsn"], batch_size=config["batch_size"],
-                   poll_interval=config["poll_interval"], on_applied=record) as projector:  # fmt: skip
+    with Projector(
+        config["write_dsn"],
+        config["read_dsn"],
+        batch_size=config["batch_size"],
+        poll_interval=config["poll_interval"],
+        on_applied=record,
+    ) as projector:
         projector.run(stop)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     json.dump({"batches": batches, "cpu_seconds": usage.ru_utime + usage.ru_stime}, sys.stdout)
@@ -301,15 +332,24 @@ class ProjectorProcess:
 
     def __init__(self, write_dsn: str, read_dsn: str, *, batch_size: int, poll_interval: float):
         self.dsns = write_dsn, read_dsn
-        self.config = {"write_dsn": write_dsn, "read_dsn": read_dsn, "batch_size": batch_size,
-                       "poll_interval": poll_interval}  # fmt: skip
+        self.config = {
+            "write_dsn": write_dsn,
+            "read_dsn": read_dsn,
+            "batch_size": batch_size,
+            "poll_interval": poll_interval,
+        }
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> ProjectorProcess:
         code = "from harness.bench_projector import projector_process; projector_process()"
         env = {**os.environ, CONFIG_ENV: json.dumps(self.config)}
-        self.proc = subprocess.Popen([sys.executable, "-c", code], env=env, text=True,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code],
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         return self
 
     def wait_active(self, timeout: float = 30) -> None:
@@ -332,8 +372,9 @@ class ProjectorProcess:
         self.proc.send_signal(signal.SIGTERM)
         out, err = self.proc.communicate(timeout=60)
         if self.proc.returncode != 0:
-            raise BenchError(f"the projector process failed (exit {self.proc.returncode}): "
-                             f"{_last_line(err)}")  # fmt: skip
+            raise BenchError(
+                f"the projector process failed (exit {self.proc.returncode}): {_last_line(err)}"
+            )
         report = json.loads(out)
         return ProjectorReport([tuple(b) for b in report["batches"]], report["cpu_seconds"])
 
@@ -363,8 +404,10 @@ def prepare_load(dsn: str) -> Shoppers:
     ready_for_load(dsn)
     with _connect(dsn) as conn:
         customers = [r[0] for r in conn.execute("SELECT id FROM customers ORDER BY id")]
-        products = [r[0] for r in conn.execute(
-            "SELECT id FROM products WHERE status = 'active' ORDER BY id")]  # fmt: skip
+        products = [
+            r[0]
+            for r in conn.execute("SELECT id FROM products WHERE status = 'active' ORDER BY id")
+        ]
     if len(products) < LINES:
         raise BenchError(f"{len(products)} active products cannot fill {LINES} distinct lines")
     return Shoppers(customers, products)
@@ -379,8 +422,14 @@ class Load:
     errors: dict[str, int]
 
 
-def drive_checkout(impl: Implementation, shoppers: Shoppers, clients: int, duration: float,
-                   ready: Callable[[], None], rate: float | None = None) -> Load:  # fmt: skip
+def drive_checkout(
+    impl: Implementation,
+    shoppers: Shoppers,
+    clients: int,
+    duration: float,
+    ready: Callable[[], None],
+    rate: float | None = None,
+) -> Load:
     """`clients` threads place orders back to back for `duration` seconds, or, with `rate`,
     paced together to `rate` orders per second (each client starts its orders on a fixed
     schedule; one that falls behind places its next order at once).
@@ -544,10 +593,18 @@ def _value(dsn: str, query: str, params: tuple = ()):
         return conn.execute(query, params).fetchone()[0]
 
 
-def measure_lag(dsn: str, *, clients: int = 8, duration: float = 20,
-                batch_size: int = DEFAULT_BATCH_SIZE, poll_interval: float = DEFAULT_POLL_INTERVAL,
-                progress: Progress = print, impl_name: str = IMPL, read_dsn: str | None = None,
-                rate: float | None = None) -> LagResult:  # fmt: skip
+def measure_lag(
+    dsn: str,
+    *,
+    clients: int = 8,
+    duration: float = 20,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    poll_interval: float = DEFAULT_POLL_INTERVAL,
+    progress: Progress = print,
+    impl_name: str = IMPL,
+    read_dsn: str | None = None,
+    rate: float | None = None,
+) -> LagResult:
     """Time lag of a projector process while `clients` threads place orders, on the clone at `dsn`
     (read models in `read_dsn` for an implementation with a read server of its own)."""
     impl = registry.create(impl_name, Config(dsn, read_dsn or dsn, pool_size=clients))
@@ -563,8 +620,9 @@ def measure_lag(dsn: str, *, clients: int = 8, duration: float = 20,
     orders_before = _value(write_dsn, "SELECT count(*) FROM orders")
     position_before = _value(write_dsn, "SELECT coalesce(max(position), 0) FROM outbox")
 
-    with ProjectorProcess(write_dsn, read_dsn, batch_size=batch_size,
-                          poll_interval=poll_interval) as child:  # fmt: skip
+    with ProjectorProcess(
+        write_dsn, read_dsn, batch_size=batch_size, poll_interval=poll_interval
+    ) as child:
 
         def ready() -> None:
             if wait_caught_up(write_dsn, read_dsn, timeout=30, alive=child.alive) is None:
@@ -572,8 +630,10 @@ def measure_lag(dsn: str, *, clients: int = 8, duration: float = 20,
                 raise BenchError("the projector did not apply the warm-up orders within 30s")
 
         child.wait_active()
-        progress(f"projector process {child.proc.pid} active; {clients} clients place orders "
-                 f"for {duration:g}s")  # fmt: skip
+        progress(
+            f"projector process {child.proc.pid} active; {clients} clients place orders "
+            f"for {duration:g}s"
+        )
         impl.start()
         try:
             with watch_foreign_transactions(write_dsn) as foreign:
@@ -586,25 +646,49 @@ def measure_lag(dsn: str, *, clients: int = 8, duration: float = 20,
         drain = None if caught_up is None else time.monotonic() - ended
         report = child.stop()
     drained = "never caught up" if drain is None else f"caught up {drain:.3f}s later"
-    progress(f"  {load.committed:,} orders in {load.seconds:.1f}s; when they stopped "
-             f"{behind:,} events were behind, {drained}")  # fmt: skip
-    result = _lag_result(write_dsn, read_dsn, load, report, behind, drain,
-                         orders_before, position_before, clients, batch_size)  # fmt: skip
+    progress(
+        f"  {load.committed:,} orders in {load.seconds:.1f}s; when they stopped "
+        f"{behind:,} events were behind, {drained}"
+    )
+    result = _lag_result(
+        write_dsn,
+        read_dsn,
+        load,
+        report,
+        behind,
+        drain,
+        orders_before,
+        position_before,
+        clients,
+        batch_size,
+    )
     return dataclasses.replace(result, foreign=foreign)
 
 
-def _lag_result(write_dsn: str, read_dsn: str, load: Load, report: ProjectorReport, behind: int,
-                drain: float | None, orders_before: int, position_before: int, clients: int,
-                batch_size: int) -> LagResult:  # fmt: skip
+def _lag_result(
+    write_dsn: str,
+    read_dsn: str,
+    load: Load,
+    report: ProjectorReport,
+    behind: int,
+    drain: float | None,
+    orders_before: int,
+    position_before: int,
+    clients: int,
+    batch_size: int,
+) -> LagResult:
     """Check every count against the database, then summarize the lags."""
     gained = _value(write_dsn, "SELECT count(*) FROM orders") - orders_before
-    appended = _value(write_dsn, "SELECT count(*) FROM outbox WHERE position > %s",
-                      (position_before,))  # fmt: skip
+    appended = _value(
+        write_dsn, "SELECT count(*) FROM outbox WHERE position > %s", (position_before,)
+    )
     reported = sum(len(commits) for _, commits in report.batches)
     problems = []
     if gained != load.committed + load.warmup:
-        problems.append(f"the database gained {gained:,} orders, the clients counted "
-                        f"{load.committed + load.warmup:,}")  # fmt: skip
+        problems.append(
+            f"the database gained {gained:,} orders, the clients counted "
+            f"{load.committed + load.warmup:,}"
+        )
     if drain is not None and reported != appended:
         problems.append(f"the projector reported {reported:,} events, {appended:,} were appended")
     if problems:
@@ -613,42 +697,51 @@ def _lag_result(write_dsn: str, read_dsn: str, load: Load, report: ProjectorRepo
     overall, quarters = lag_histograms(report, load)
     sf, seed = dataset_of(write_dsn)
     return LagResult(
-        sf=sf, seed=seed, clients=clients, batch_size=batch_size, load=load,
+        sf=sf,
+        seed=seed,
+        clients=clients,
+        batch_size=batch_size,
+        load=load,
         events=overall.get_total_count(),
         batches=sum(1 for _, commits in report.batches if commits[-1] >= load.started_at),
         lag_ms=_percentiles(overall),
         p99_by_quarter_ms=[_percentiles(q)["p99"] for q in quarters],
-        behind_at_end=behind, drain_seconds=drain,
-        projector_cpu_seconds=report.cpu_seconds, agreement=agreement,
-    )  # fmt: skip
+        behind_at_end=behind,
+        drain_seconds=drain,
+        projector_cpu_seconds=report.cpu_seconds,
+        agreement=agreement,
+    )
 
 
 def lag_report(r: LagResult) -> str:
     lag = r.lag_ms
     errors = ", ".join(f"{k} {v}" for k, v in sorted(r.load.errors.items())) or "none"
     drained = "never" if r.drain_seconds is None else f"{r.drain_seconds:.3f}s later"
-    return "\n".join([
-        f"projector time lag: {IMPL}, sf={r.sf:g} seed={r.seed}, projector in its own process "
-        f"(batch size {r.batch_size:,}), {r.clients} checkout clients in-process",
-        f"checkout        {r.load.committed:>9,} orders in {r.load.seconds:.1f}s = "
-        f"{r.tps:,.1f} tps (errors: {errors})",
-        f"events applied  {r.events:>9,} in {r.batches:,} batches "
-        f"({r.events / max(r.batches, 1):.1f} per batch)",
-        "time lag (apply commit - source commit, every event committed during the load), ms:",
-        "     p50      p90      p99    p99.9      max     mean",
-        " ".join(f"{lag[k]:>8.1f}" for k in ("p50", "p90", "p99", "p99.9", "max", "mean")),
-        "p99 by quarter of the run (by commit time): "
-        + ", ".join(f"{v:.1f}" for v in r.p99_by_quarter_ms) + " ms",
-        f"when checkout stopped: {r.behind_at_end:,} events behind, caught up {drained}",
-        f"projector CPU {r.projector_cpu_seconds:.1f}s over its life "
-        f"(checkout ran {r.load.seconds:.1f}s)",
-        describe_foreign(r.foreign),
-        "read models agree with the write model: "
-        + ", ".join(f"{a.what} {a.write:,}" for a in r.agreement),
-        "",
-        f"kept up: {'yes' if r.kept_up else 'NO'} (caught up within {DRAIN_BOUND:g}s of the last "
-        f"checkout); p99 {lag['p99']:.1f} ms (goal: under 100 ms)",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            f"projector time lag: {IMPL}, sf={r.sf:g} seed={r.seed}, projector in its own process "
+            f"(batch size {r.batch_size:,}), {r.clients} checkout clients in-process",
+            f"checkout        {r.load.committed:>9,} orders in {r.load.seconds:.1f}s = "
+            f"{r.tps:,.1f} tps (errors: {errors})",
+            f"events applied  {r.events:>9,} in {r.batches:,} batches "
+            f"({r.events / max(r.batches, 1):.1f} per batch)",
+            "time lag (apply commit - source commit, every event committed during the load), ms:",
+            "     p50      p90      p99    p99.9      max     mean",
+            " ".join(f"{lag[k]:>8.1f}" for k in ("p50", "p90", "p99", "p99.9", "max", "mean")),
+            "p99 by quarter of the run (by commit time): "
+            + ", ".join(f"{v:.1f}" for v in r.p99_by_quarter_ms)
+            + " ms",
+            f"when checkout stopped: {r.behind_at_end:,} events behind, caught up {drained}",
+            f"projector CPU {r.projector_cpu_seconds:.1f}s over its life "
+            f"(checkout ran {r.load.seconds:.1f}s)",
+            describe_foreign(r.foreign),
+            "read models agree with the write model: "
+            + ", ".join(f"{a.what} {a.write:,}" for a in r.agreement),
+            "",
+            f"kept up: {'yes' if r.kept_up else 'NO'} (caught up within {DRAIN_BOUND:g}s of the last "
+            f"checkout); p99 {lag['p99']:.1f} ms (goal: under 100 ms)",
+        ]
+    )
 
 
 def describe_foreign(hold: ForeignHold) -> str:
@@ -671,9 +764,19 @@ def run_lag(
     progress: Progress = print,
 ) -> LagResult:
     """measure_lag on a fresh clone of the (sf, seed) dataset, dropped afterwards."""
-    return _with_clone(write_dsn, sf, seed, progress, lambda dsn: measure_lag(
-        dsn, clients=clients, duration=duration, batch_size=batch_size, progress=progress,
-    ))  # fmt: skip
+    return _with_clone(
+        write_dsn,
+        sf,
+        seed,
+        progress,
+        lambda dsn: measure_lag(
+            dsn,
+            clients=clients,
+            duration=duration,
+            batch_size=batch_size,
+            progress=progress,
+        ),
+    )
 
 
 # --- lag of several implementations at the same checkout rate -----------------------------------
@@ -700,9 +803,21 @@ def run_lag_compare(
             progress(f"--- {name}")
             dbs = provision(name, servers, sf=sf, seed=seed, progress=progress)
             try:
-                results.append((name, measure_lag(
-                    dbs.write_dsn, read_dsn=dbs.read_dsn, impl_name=name, clients=clients,
-                    duration=duration, batch_size=batch_size, progress=progress, rate=rate)))  # fmt: skip
+                results.append(
+                    (
+                        name,
+                        measure_lag(
+                            dbs.write_dsn,
+                            read_dsn=dbs.read_dsn,
+                            impl_name=name,
+                            clients=clients,
+                            duration=duration,
+                            batch_size=batch_size,
+                            progress=progress,
+                            rate=rate,
+                        ),
+                    )
+                )
             finally:
                 drop(servers, dbs)
     return results
@@ -713,8 +828,10 @@ def lag_compare_report(results: list[tuple[str, LagResult]], rate: float) -> str
     lines = [f"projection time lag at the same paced checkout rate (target {rate:g}/s)", head]
     for name, r in results:
         lag = r.lag_ms
-        lines.append(f"{name:16} {r.tps:11.1f} {r.events:8,} {lag['p50']:8.1f} {lag['p90']:8.1f} "
-                     f"{lag['p99']:8.1f} {lag['max']:8.1f}  {'yes' if r.kept_up else 'NO'}")  # fmt: skip
+        lines.append(
+            f"{name:16} {r.tps:11.1f} {r.events:8,} {lag['p50']:8.1f} {lag['p90']:8.1f} "
+            f"{lag['p99']:8.1f} {lag['max']:8.1f}  {'yes' if r.kept_up else 'NO'}"
+        )
     if any(r.foreign.seconds > 0 for _, r in results):
         lines.append("WARNING: another session's transaction held a projector back during a run")
     return "\n".join(lines)

@@ -102,8 +102,9 @@ def serve(
     registry.check(impl)
     pin_this_process(cpus)
     if database:
-        require_lasting_servers(write_dsn, read_dsn, f"--database {database} needs the servers "
-                                "that hold it")  # fmt: skip
+        require_lasting_servers(
+            write_dsn, read_dsn, f"--database {database} needs the servers that hold it"
+        )
     with use_servers(write_dsn, read_dsn) as servers:
         if database:
             context = attached(impl, run_databases(impl, servers, database))
@@ -118,8 +119,13 @@ def serve(
                 f"serving {impl} ({side}); Ctrl-C stops the service and removes what it started"
             )
             _say_how_to_load(write, host, port, side)
-            uvicorn.run(create_app(implementation, side), host=host, port=port, log_level="info",
-                        access_log=False)  # fmt: skip
+            uvicorn.run(
+                create_app(implementation, side),
+                host=host,
+                port=port,
+                log_level="info",
+                access_log=False,
+            )
 
 
 def _say_how_to_load(catalog_dsn: str, host: str, port: int, side: str) -> None:
@@ -127,8 +133,10 @@ def _say_how_to_load(catalog_dsn: str, host: str, port: int, side: str) -> None:
     typer.echo(f"catalog DSN (locust --catalog-dsn): {catalog_dsn}")
     if side == "both":
         url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
-        typer.echo(f"plain Locust: locust -f {LOCUSTFILE} --host {url} --mix mixed "
-                   f"--catalog-dsn {catalog_dsn}")  # fmt: skip
+        typer.echo(
+            f"plain Locust: locust -f {LOCUSTFILE} --host {url} --mix mixed "
+            f"--catalog-dsn {catalog_dsn}"
+        )
 
 
 @app.command()
@@ -137,11 +145,15 @@ def provision(
     sf: ScaleFactor = 0.1,
     seed: Seed = 42,
     name: str | None = typer.Option(
-        None, help="Name of the run database; default: after the implementation and the time.",
-        show_default=False),
+        None,
+        help="Name of the run database; default: after the implementation and the time.",
+        show_default=False,
+    ),
     ready_for_load: bool = typer.Option(
-        False, help="Prepare it as `run` prepares its clones: stock raised so no checkout is "
-        "refused, then vacuumed, analyzed, checkpointed (for `run --database`)."),
+        False,
+        help="Prepare it as `run` prepares its clones: stock raised so no checkout is "
+        "refused, then vacuumed, analyzed, checkpointed (for `run --database`).",
+    ),
     write_dsn: WriteDsn = None,
     read_dsn: ReadDsn = None,
 ) -> None:

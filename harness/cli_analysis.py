@@ -76,17 +76,25 @@ def compare(
     an incomplete run (run.json status) is refused with exit 2: it is no baseline to gate on.
     """
     a, b = load_run(run_a), load_run(run_b)
-    incomplete = [f"{run.label} is incomplete ({run.meta.get('incomplete_reason') or 'no reason'})"
-                  for run in (a, b) if not run.complete]  # fmt: skip
+    incomplete = [
+        f"{run.label} is incomplete ({run.meta.get('incomplete_reason') or 'no reason'})"
+        for run in (a, b)
+        if not run.complete
+    ]
     if incomplete and fail_on_regression:
-        typer.echo(f"error: {'; '.join(incomplete)}: --fail-on-regression gates complete runs "
-                   "only", err=True)  # fmt: skip
+        typer.echo(
+            f"error: {'; '.join(incomplete)}: --fail-on-regression gates complete runs only",
+            err=True,
+        )
         raise typer.Exit(2)
     for problem in incomplete:
-        typer.echo(f"warning: {problem}: it holds only what was measured before it stopped; "
-                   "do not read this comparison as one of whole runs")  # fmt: skip
-    table = comparing.compare_runs(a, b, threshold=threshold, min_ms=min_ms, block_s=block,
-                                   resamples=resamples)  # fmt: skip
+        typer.echo(
+            f"warning: {problem}: it holds only what was measured before it stopped; "
+            "do not read this comparison as one of whole runs"
+        )
+    table = comparing.compare_runs(
+        a, b, threshold=threshold, min_ms=min_ms, block_s=block, resamples=resamples
+    )
     typer.echo(comparing.format_comparison(table, a, b, comparing.config_changes(a, b)))
     regressions = table[table["regression"]]
     if len(regressions):

@@ -31,9 +31,15 @@ def checkout(
     """
     registry.check(impl)
     result = bench_checkout.run(
-        write_dsn=write_dsn, impl=impl, clients=clients, duration=duration, rounds=rounds,
-        sf=sf, seed=seed, progress=typer.echo,
-    )  # fmt: skip
+        write_dsn=write_dsn,
+        impl=impl,
+        clients=clients,
+        duration=duration,
+        rounds=rounds,
+        sf=sf,
+        seed=seed,
+        progress=typer.echo,
+    )
     typer.echo("")
     typer.echo(bench_checkout.report(result))
 
@@ -45,17 +51,24 @@ def overhead(
     pairs: int = typer.Option(2, min=1, help="Collectors off/on pairs, alternated."),
     sf: ScaleFactor = 0.1,
     seed: Seed = 42,
-    results: Path = typer.Option(None, show_default=False,
-                                 help="Root of the results; default: results/ of this checkout."),
+    results: Path = typer.Option(
+        None, show_default=False, help="Root of the results; default: results/ of this checkout."
+    ),
     write_dsn: WriteDsn = None,
     read_dsn: ReadDsn = None,
 ) -> None:
     """The harness's own overhead, with `cqrs-bench run` on crud: the request rate one Locust
     process reaches on /health (no database work) against the default mix's rate, and checkout
     throughput (no think time) with every collector on against all off (goal: ratio >= 0.95)."""
-    plan = RunPlan(impls=[bench_overhead.IMPL], transport=transport, duration=duration,
-                   warmup=warmup, sf=sf, seed=seed,
-                   results_root=(results or default_results()).resolve())  # fmt: skip
+    plan = RunPlan(
+        impls=[bench_overhead.IMPL],
+        transport=transport,
+        duration=duration,
+        warmup=warmup,
+        sf=sf,
+        seed=seed,
+        results_root=(results or default_results()).resolve(),
+    )
     plan.check()
     with use_servers(write_dsn, read_dsn, announce=typer.echo) as servers:
         result = bench_overhead.measure_overhead(servers, plan, pairs, progress=typer.echo)

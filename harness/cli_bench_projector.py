@@ -19,7 +19,7 @@ def rebuild(
         "--batch-size",
         min=1,
         help=BATCH_HELP + " Repeat for a sweep: --batch-size 1000 --batch-size 5000.",
-    ),  # fmt: skip
+    ),
     write_dsn: WriteDsn = None,
 ) -> None:
     """Catch-up rate of the projector: rebuild cqrs-logical's read models from the whole history.
@@ -54,9 +54,14 @@ def lag(
     Prints checkout tps, lag p50/p90/p99/max per event, and whether the projector kept up.
     """
     result = bench_projector.run_lag(
-        write_dsn=write_dsn, sf=sf, seed=seed, clients=clients, duration=duration,
-        batch_size=batch_size, progress=typer.echo,
-    )  # fmt: skip
+        write_dsn=write_dsn,
+        sf=sf,
+        seed=seed,
+        clients=clients,
+        duration=duration,
+        batch_size=batch_size,
+        progress=typer.echo,
+    )
     typer.echo("")
     typer.echo(bench_projector.lag_report(result))
 
@@ -81,8 +86,16 @@ def lag_compare(
     """
     names = [registry.check(n.strip()) for n in impl.split(",") if n.strip()]
     results = bench_projector.run_lag_compare(
-        impls=names, rate=rate, write_dsn=write_dsn, read_dsn=read_dsn, sf=sf, seed=seed,
-        clients=clients, duration=duration, batch_size=batch_size, progress=typer.echo,
-    )  # fmt: skip
+        impls=names,
+        rate=rate,
+        write_dsn=write_dsn,
+        read_dsn=read_dsn,
+        sf=sf,
+        seed=seed,
+        clients=clients,
+        duration=duration,
+        batch_size=batch_size,
+        progress=typer.echo,
+    )
     typer.echo("")
     typer.echo(bench_projector.lag_compare_report(results, rate))

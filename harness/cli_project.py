@@ -31,8 +31,9 @@ Database = Annotated[
 ]
 
 
-def projection_dsns(impl: str, database: str | None, write_dsn: str | None,
-                    read_dsn: str | None) -> tuple[str, str]:  # fmt: skip
+def projection_dsns(
+    impl: str, database: str | None, write_dsn: str | None, read_dsn: str | None
+) -> tuple[str, str]:
     """(outbox DSN, read-model DSN) of `impl` on the given servers or the `db up` pair."""
     if given := given_dsns(write_dsn, read_dsn):
         write, read = given
@@ -111,12 +112,18 @@ def run(
             )
             totals.update(events=0, batches=0, since=time.monotonic())
 
-    projector = Projector(source, target, batch_size=batch_size, poll_interval=poll_interval,
-                          on_applied=report)  # fmt: skip
+    projector = Projector(
+        source, target, batch_size=batch_size, poll_interval=poll_interval, on_applied=report
+    )
     typer.echo(f"projector for {impl}: outbox {source}, read models {target}")
     try:  # run() opens the connections, and reopens them after an outage
-        projector.run(stop, on_standby=lambda: None, on_outage=lambda exc, wait: typer.echo(
-            f"server unavailable ({str(exc).strip().splitlines()[0]}); retrying in {wait:g}s"))  # fmt: skip
+        projector.run(
+            stop,
+            on_standby=lambda: None,
+            on_outage=lambda exc, wait: typer.echo(
+                f"server unavailable ({str(exc).strip().splitlines()[0]}); retrying in {wait:g}s"
+            ),
+        )
     finally:
         projector.close()
         if lag_log:
@@ -155,8 +162,11 @@ def rebuild(
     with Projector(source, target, batch_size=batch_size) as projector:
         if not projector.try_lock():
             raise ValueError("a projector is running on this projection: stop it before a rebuild")
-        events = projector.rebuild(progress=lambda n: typer.echo(f"  {n:,} events", nl=True)
-                                   if n % (batch_size * 20) == 0 else None)  # fmt: skip
+        events = projector.rebuild(
+            progress=lambda n: (
+                typer.echo(f"  {n:,} events", nl=True) if n % (batch_size * 20) == 0 else None
+            )
+        )
     seconds = time.perf_counter() - started
     typer.echo(
         f"rebuilt from {events:,} events in {seconds:.1f}s ({events / seconds:,.0f} events/s)"

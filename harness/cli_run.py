@@ -33,8 +33,9 @@ def check_results(folder: Path) -> None:
     try:
         tempfile.TemporaryDirectory(dir=existing, prefix=".cqrs-bench-probe-").cleanup()
     except OSError as exc:
-        raise ValueError(f"--results: cannot make {folder}: cannot write in {existing} "
-                         f"({exc.strerror})") from None  # fmt: skip
+        raise ValueError(
+            f"--results: cannot make {folder}: cannot write in {existing} ({exc.strerror})"
+        ) from None
 
 
 STOPPING = "stopping: Ctrl-C received; stopping every process and writing what was measured"
@@ -48,60 +49,115 @@ def _stopping(_signum, _frame) -> None:
 
 
 def run(
-    impl: str = typer.Option(",".join(registry.names()), "--impl",
-                             help="Implementations to measure, comma-separated, in this order."),
+    impl: str = typer.Option(
+        ",".join(registry.names()),
+        "--impl",
+        help="Implementations to measure, comma-separated, in this order.",
+    ),
     preset: str = typer.Option(
-        presets.DEFAULT, help=f"Named options: {', '.join(presets.PRESETS)}. interference: sf 1, "
+        presets.DEFAULT,
+        help=f"Named options: {', '.join(presets.PRESETS)}. interference: sf 1, "
         "dashboard-heavy mix, analysts 0, 4, 8, 16 within the measured window, 10 s warm-up + 40 s "
         "measured per architecture; quick: a light mixed load on sf 0.2 (checks that everything "
-        "works, too light to tell the architectures apart). Options given here win."),
-    mix: str | None = typer.Option(None, show_default=False, help=f"Workload mix: "
-                                   f"{', '.join(spec.mix_names())}, or a TOML file (default: the preset's)."),
-    shape: str | None = typer.Option(None, show_default=False, help=f"Load shape: "
-                                     f"{', '.join(spec.shape_names())}, or a TOML file (default: the preset's)."),
-    transport: str = typer.Option("http", help="http: Locust drives the API service over HTTP; "
-                                  "inproc: Locust calls the implementation in its own process."),
-    duration: float | None = typer.Option(None, min=1, show_default=False, help="Seconds measured "
-                                          "per implementation, after the warm-up; the shape's "
-                                          "stages divide it (default: the preset's)."),
-    warmup: float | None = typer.Option(None, min=0, show_default=False, help="Seconds of load "
-                                        "before measuring: its first half runs every user class "
-                                        "(warm caches), its second the shape's first stage "
-                                        "(default: the preset's)."),
-    sf: float | None = typer.Option(None, "--sf", show_default=False, help="Dataset scale factor "
-                                    "(1.0: 10k customers, 200k orders; default: the preset's)."),
+        "works, too light to tell the architectures apart). Options given here win.",
+    ),
+    mix: str | None = typer.Option(
+        None,
+        show_default=False,
+        help=f"Workload mix: "
+        f"{', '.join(spec.mix_names())}, or a TOML file (default: the preset's).",
+    ),
+    shape: str | None = typer.Option(
+        None,
+        show_default=False,
+        help=f"Load shape: "
+        f"{', '.join(spec.shape_names())}, or a TOML file (default: the preset's).",
+    ),
+    transport: str = typer.Option(
+        "http",
+        help="http: Locust drives the API service over HTTP; "
+        "inproc: Locust calls the implementation in its own process.",
+    ),
+    duration: float | None = typer.Option(
+        None,
+        min=1,
+        show_default=False,
+        help="Seconds measured "
+        "per implementation, after the warm-up; the shape's "
+        "stages divide it (default: the preset's).",
+    ),
+    warmup: float | None = typer.Option(
+        None,
+        min=0,
+        show_default=False,
+        help="Seconds of load "
+        "before measuring: its first half runs every user class "
+        "(warm caches), its second the shape's first stage "
+        "(default: the preset's).",
+    ),
+    sf: float | None = typer.Option(
+        None,
+        "--sf",
+        show_default=False,
+        help="Dataset scale factor (1.0: 10k customers, 200k orders; default: the preset's).",
+    ),
     seed: Seed = 42,
-    repeat: int = typer.Option(1, min=1, help="Rounds: every implementation once per round, the "
-                               "order reversed every other round; each round is a results "
-                               "directory, and the answer and the last round's report pool them."),
+    repeat: int = typer.Option(
+        1,
+        min=1,
+        help="Rounds: every implementation once per round, the "
+        "order reversed every other round; each round is a results "
+        "directory, and the answer and the last round's report pool them.",
+    ),
     arrival_rate: float | None = typer.Option(
-        None, min=0.1, show_default=False,
+        None,
+        min=0.1,
+        show_default=False,
         help="Open loop: this many requests per second in total, whatever the response times; "
-        "latency is then also recorded from each request's intended start. Default: closed loop."),
+        "latency is then also recorded from each request's intended start. Default: closed loop.",
+    ),
     experiment: str | None = typer.Option(
-        None, show_default=False, help="Name of the experiment folder; default: the preset's name, "
-        "or MIX-SHAPE-TRANSPORT when --mix or --shape is given."),
-    results: Path = typer.Option(None, show_default=False,
-                                 help="Root of the results; default: results/ of this checkout."),
-    collectors: bool = typer.Option(True, help="Sample sessions, statistics, logs, lag and CPU "
-                                    "beside the load (--no-collectors: latency only)."),
+        None,
+        show_default=False,
+        help="Name of the experiment folder; default: the preset's name, "
+        "or MIX-SHAPE-TRANSPORT when --mix or --shape is given.",
+    ),
+    results: Path = typer.Option(
+        None, show_default=False, help="Root of the results; default: results/ of this checkout."
+    ),
+    collectors: bool = typer.Option(
+        True,
+        help="Sample sessions, statistics, logs, lag and CPU "
+        "beside the load (--no-collectors: latency only).",
+    ),
     database: str | None = typer.Option(
-        None, show_default=False,
+        None,
+        show_default=False,
         help="Measure this existing run database (see `provision`) instead of a fresh clone; "
-        "it is neither changed nor dropped. One --impl."),
+        "it is neither changed nor dropped. One --impl.",
+    ),
     service_url: str | None = typer.Option(
-        None, show_default=False,
+        None,
+        show_default=False,
         help="Measure the API already serving --database at this URL: no service and no "
-        "projector are started (the deployment's own projector's per-event lag is not recorded)."),
+        "projector are started (the deployment's own projector's per-event lag is not recorded).",
+    ),
     locust_workers: int = typer.Option(
-        0, min=0, help="Run Locust as a master with this many worker processes (0: one process)."),
+        0, min=0, help="Run Locust as a master with this many worker processes (0: one process)."
+    ),
     external_workers: bool = typer.Option(
-        False, help="Start no workers: wait for --locust-workers of them to connect to the "
-        "master (from other machines: locust -f workloads/locustfile.py --worker --master-host H)."),
+        False,
+        help="Start no workers: wait for --locust-workers of them to connect to the "
+        "master (from other machines: locust -f workloads/locustfile.py --worker --master-host H).",
+    ),
     master_port: int | None = typer.Option(
-        None, show_default=False, help="Port the Locust master listens on; default: a free one."),
-    report: bool = typer.Option(True, help="End by writing RUN/report/report.md: charts and "
-                                "the decision record (`cqrs-bench report`)."),
+        None, show_default=False, help="Port the Locust master listens on; default: a free one."
+    ),
+    report: bool = typer.Option(
+        True,
+        help="End by writing RUN/report/report.md: charts and "
+        "the decision record (`cqrs-bench report`).",
+    ),
     write_dsn: WriteDsn = None,
     read_dsn: ReadDsn = None,
 ) -> None:
@@ -117,19 +173,33 @@ def run(
     if experiment is None and (mix or shape):
         experiment = f"{Path(options['mix']).stem}-{Path(options['shape']).stem}-{transport}"
     plan = RunPlan(
-        impls=names, mix=options["mix"], shape=options["shape"], transport=transport,
-        duration=options["duration"], warmup=options["warmup"], sf=options["sf"], seed=seed,
-        arrival_rate=arrival_rate, experiment=experiment or options["experiment"],
-        repeat=repeat, preset=preset,
-        results_root=(results or default_results()).resolve(), collectors=collectors,
-        report=report, database=database, service_url=service_url,
-        locust_workers=locust_workers, external_workers=external_workers, master_port=master_port,
-    )  # fmt: skip
+        impls=names,
+        mix=options["mix"],
+        shape=options["shape"],
+        transport=transport,
+        duration=options["duration"],
+        warmup=options["warmup"],
+        sf=options["sf"],
+        seed=seed,
+        arrival_rate=arrival_rate,
+        experiment=experiment or options["experiment"],
+        repeat=repeat,
+        preset=preset,
+        results_root=(results or default_results()).resolve(),
+        collectors=collectors,
+        report=report,
+        database=database,
+        service_url=service_url,
+        locust_workers=locust_workers,
+        external_workers=external_workers,
+        master_port=master_port,
+    )
     plan.check()
     check_results(plan.results_root / plan.experiment)
     if database:
-        require_lasting_servers(write_dsn, read_dsn, f"--database {database} needs the servers "
-                                "that hold it")  # fmt: skip
+        require_lasting_servers(
+            write_dsn, read_dsn, f"--database {database} needs the servers that hold it"
+        )
     with use_servers(write_dsn, read_dsn, announce=typer.echo) as servers:
         previous = signal.signal(signal.SIGINT, _stopping)
         try:

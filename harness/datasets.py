@@ -181,9 +181,17 @@ def _build(
     total = time.perf_counter() - started
     progress(f"template {name} ready in {total:.1f}s, checksum {dataset.checksum}")
     return TemplateInfo(
-        name, sf, seed, dataset.checksum, dataset.rows, built=True, generate_seconds=generated,
-        copy_seconds=copied, total_seconds=total, info=dataset.info(),
-    )  # fmt: skip
+        name,
+        sf,
+        seed,
+        dataset.checksum,
+        dataset.rows,
+        built=True,
+        generate_seconds=generated,
+        copy_seconds=copied,
+        total_seconds=total,
+        info=dataset.info(),
+    )
 
 
 def _rate(rows: int, seconds: float) -> str:
@@ -304,10 +312,14 @@ def ensure_derived_template(
                     continue
                 with _connect(dsn) as built:
                     built.execute("VACUUM (FREEZE, ANALYZE)")
-                conn.execute(sql.SQL("ALTER DATABASE {} IS_TEMPLATE true").format(
-                    sql.Identifier(building)))  # fmt: skip
-                conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
-                    sql.Identifier(building), sql.Identifier(name)))  # fmt: skip
+                conn.execute(
+                    sql.SQL("ALTER DATABASE {} IS_TEMPLATE true").format(sql.Identifier(building))
+                )
+                conn.execute(
+                    sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                        sql.Identifier(building), sql.Identifier(name)
+                    )
+                )
         except BaseException:
             for conn in (admin, reader):
                 if conn is not None:
@@ -407,8 +419,9 @@ def shift_database(dsn: str, minutes: int) -> None:
 
 def _shift(conn: psycopg.Connection, minutes: int) -> list[str]:
     """Shift every SHIFTED_COLUMNS column present in the database; the tables it rewrote."""
-    present = {r[0] for r in conn.execute(
-        "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}  # fmt: skip
+    present = {
+        r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    }
     shifted = sorted((t, c) for t, c in SHIFTED_COLUMNS if t in present)
     for table, column in shifted:
         # A same-type ALTER ... USING rewrites the table compactly: 2-3x faster than an

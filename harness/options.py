@@ -60,14 +60,22 @@ def parse_cpus(text: str | None) -> set[int] | None:
 WRITE_CPUS_ENV, READ_CPUS_ENV = "CQRS_BENCH_WRITE_CPUS", "CQRS_BENCH_READ_CPUS"
 WriteCpus = Annotated[
     str | None,
-    typer.Option("--write-cpus", envvar=WRITE_CPUS_ENV, show_default=False,
-                 help="Pin the embedded write server to these CPUs (e.g. 0, or 0-1)."),
-]  # fmt: skip
+    typer.Option(
+        "--write-cpus",
+        envvar=WRITE_CPUS_ENV,
+        show_default=False,
+        help="Pin the embedded write server to these CPUs (e.g. 0, or 0-1).",
+    ),
+]
 ReadCpus = Annotated[
     str | None,
-    typer.Option("--read-cpus", envvar=READ_CPUS_ENV, show_default=False,
-                 help="Pin the embedded read server to these CPUs (e.g. 1)."),
-]  # fmt: skip
+    typer.Option(
+        "--read-cpus",
+        envvar=READ_CPUS_ENV,
+        show_default=False,
+        help="Pin the embedded read server to these CPUs (e.g. 1).",
+    ),
+]
 Cpus = Annotated[
     str | None,
     typer.Option("--cpus", show_default=False, help="Pin this process to these CPUs (e.g. 1)."),

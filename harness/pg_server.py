@@ -139,9 +139,18 @@ class EmbeddedServer:
         _chown_to_server_user(self.root)
         self._check_reachable()
         self._run(
-            "initdb", "-D", str(self.datadir), "-U", SUPERUSER, "-A", "trust",
-            "-E", "UTF8", "--locale=C", "--no-sync",
-        )  # fmt: skip
+            "initdb",
+            "-D",
+            str(self.datadir),
+            "-U",
+            SUPERUSER,
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        )
         with (self.datadir / "postgresql.conf").open("a") as conf:
             conf.write("\n# cqrs-bench measurement settings\n")
             conf.writelines(f"{k} = {v}\n" for k, v in SETTINGS.items())
@@ -158,9 +167,19 @@ class EmbeddedServer:
         _chown_to_server_user(self.socket_dir)
         port = port or free_port()
         self._run(
-            "pg_ctl", "start", "-w", "-t", "60", "-D", str(self.datadir), "-l", str(self.logfile),
-            "-o", f"-p {port} -k {self.socket_dir}", cpus=cpus,
-        )  # fmt: skip
+            "pg_ctl",
+            "start",
+            "-w",
+            "-t",
+            "60",
+            "-D",
+            str(self.datadir),
+            "-l",
+            str(self.logfile),
+            "-o",
+            f"-p {port} -k {self.socket_dir}",
+            cpus=cpus,
+        )
         status = self.status()
         if not status.running:
             raise ServerError(f"the {self.role} server did not start; see {self.logfile}")

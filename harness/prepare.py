@@ -56,8 +56,9 @@ def run_databases(impl_name: str, servers: Servers, name: str) -> RunDatabases:
     """Where `impl_name` keeps the run `name` on these servers."""
     impl = registry.create(impl_name, Config(servers.write_dsn, servers.read_dsn))
     separate = impl.separate_read_server and servers.read_dsn != servers.write_dsn
-    return RunDatabases(name, database_dsn(servers.write_dsn, name),
-                        database_dsn(servers.read_dsn, name), separate)  # fmt: skip
+    return RunDatabases(
+        name, database_dsn(servers.write_dsn, name), database_dsn(servers.read_dsn, name), separate
+    )
 
 
 def _catch_up(impl: Implementation, progress: Progress) -> None:
@@ -86,8 +87,9 @@ def ready_template_name(impl_name: str, sf: float, seed: int) -> str:
     return f"{template_name(sf, seed)}_r{tag}"
 
 
-def ready_template(impl_name: str, servers: Servers, *, sf: float, seed: int,
-                   progress: Progress = print) -> tuple[str, bool]:  # fmt: skip
+def ready_template(
+    impl_name: str, servers: Servers, *, sf: float, seed: int, progress: Progress = print
+) -> tuple[str, bool]:
     """`impl_name`'s template for (sf, seed): the dataset with its schema installed and its
     history projected (built once per dataset and code version, then cloned by every run); its
     name and whether it has a database on the read server too."""
@@ -103,14 +105,27 @@ def ready_template(impl_name: str, servers: Servers, *, sf: float, seed: int,
             _catch_up(impl, progress)
 
     started = time.perf_counter()
-    if ensure_derived_template(servers.write_dsn, servers.read_dsn if separate else None,
-                               template.name, name, build, progress=progress):  # fmt: skip
+    if ensure_derived_template(
+        servers.write_dsn,
+        servers.read_dsn if separate else None,
+        template.name,
+        name,
+        build,
+        progress=progress,
+    ):
         progress(f"template {name} ready in {time.perf_counter() - started:.1f}s")
     return name, separate
 
 
-def provision(impl_name: str, servers: Servers, *, sf: float, seed: int, name: str | None = None,
-              progress: Progress = print) -> RunDatabases:  # fmt: skip
+def provision(
+    impl_name: str,
+    servers: Servers,
+    *,
+    sf: float,
+    seed: int,
+    name: str | None = None,
+    progress: Progress = print,
+) -> RunDatabases:
     """New databases for one run of `impl_name` (named `name`, else after the implementation
     and the time): clones of its ready template, schema installed and history projected, the
     history moved to end now."""
@@ -119,8 +134,10 @@ def provision(impl_name: str, servers: Servers, *, sf: float, seed: int, name: s
     dbs = run_databases(impl_name, servers, name or clone_name(impl_name))
     wants = registry.create(impl_name, Config(servers.write_dsn, servers.read_dsn))
     if wants.separate_read_server and not separate:
-        progress(f"warning: no read server of its own here: {impl_name}'s read models share the "
-                 "write server")  # fmt: skip
+        progress(
+            f"warning: no read server of its own here: {impl_name}'s read models share the "
+            "write server"
+        )
     started = time.perf_counter()
     clone(servers.write_dsn, template, dbs.name)
     try:
@@ -146,8 +163,9 @@ def ready_for_load(write_dsn: str, read_dsn: str | None = None) -> None:
         conn.execute("VACUUM ANALYZE")
         conn.execute("CHECKPOINT")
     if read_dsn:
-        with psycopg.connect(read_dsn, autocommit=True,
-                             application_name="cqrs-bench:runner") as conn:  # fmt: skip
+        with psycopg.connect(
+            read_dsn, autocommit=True, application_name="cqrs-bench:runner"
+        ) as conn:
             conn.execute("VACUUM ANALYZE")
             conn.execute("CHECKPOINT")
 

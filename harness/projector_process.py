@@ -13,17 +13,28 @@ from harness.servers import work_dir
 class ProjectorProcess:
     def __init__(self, impl: str, write_dsn: str, read_dsn: str, log_name: str) -> None:
         self.command = [
-            sys.executable, "-m", "harness", "project", "run", "--impl", impl,
-            "--write-dsn", write_dsn, "--read-dsn", read_dsn, "--exit-with-parent",
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "harness",
+            "project",
+            "run",
+            "--impl",
+            impl,
+            "--write-dsn",
+            write_dsn,
+            "--read-dsn",
+            read_dsn,
+            "--exit-with-parent",
+        ]
         self.log = work_dir() / "logs" / f"{log_name}.log"
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> ProjectorProcess:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL)  # fmt: skip
+            self.proc = subprocess.Popen(
+                self.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
         return self
 
     def check(self) -> None:

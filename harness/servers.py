@@ -97,9 +97,11 @@ def require_lasting_servers(write_dsn: str | None, read_dsn: str | None, why: st
     """ValueError, before anything starts, when the command would start a throwaway pair, which
     cannot do `why` (e.g. hold an existing run database)."""
     if lasting_servers(write_dsn, read_dsn) is None:
-        raise ValueError(f"{why}: no servers that outlive this command are in use (no running "
-                         f"`cqrs-bench db up` pair, no --write-dsn or {WRITE_DSN_ENV}); start them "
-                         "with `cqrs-bench db up`, or give yours with --write-dsn")  # fmt: skip
+        raise ValueError(
+            f"{why}: no servers that outlive this command are in use (no running "
+            f"`cqrs-bench db up` pair, no --write-dsn or {WRITE_DSN_ENV}); start them "
+            "with `cqrs-bench db up`, or give yours with --write-dsn"
+        )
 
 
 @contextmanager

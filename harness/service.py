@@ -16,8 +16,9 @@ class BackgroundService:
     """The API on a free local port in a thread, for the duration of a `with` block."""
 
     def __init__(self, implementation: Implementation) -> None:
-        config = uvicorn.Config(create_app(implementation), host="127.0.0.1", port=free_port(),
-                                log_level="warning")  # fmt: skip
+        config = uvicorn.Config(
+            create_app(implementation), host="127.0.0.1", port=free_port(), log_level="warning"
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="api", daemon=True)
 

@@ -46,8 +46,11 @@ Token = Annotated[
 # The domain's ranges, declared (implementations/domain/commands.py, queries.py, validation.py).
 # Ids are positive bigints: format int64 says so exactly (OpenAPI's maximum is a float, and
 # 2**63 - 1 as a float is 2**63); the domain refuses larger ones with 422.
-POSITIVE_ID = {"ge": 1, "description": "an id (a positive bigint)",
-               "json_schema_extra": {"format": "int64"}}  # fmt: skip
+POSITIVE_ID = {
+    "ge": 1,
+    "description": "an id (a positive bigint)",
+    "json_schema_extra": {"format": "int64"},
+}
 EntityId = Annotated[int, Field(**POSITIVE_ID)]
 IdPath = Annotated[int, Path(**POSITIVE_ID)]
 Limit = Annotated[int, Query(ge=1, le=q.MAX_LIMIT, description="rows at most")]
@@ -158,8 +161,11 @@ def create_app(impl: Implementation, side: str = "both") -> FastAPI:
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(NotYetVisible, _not_yet_visible)
     # A server that is down or restarting: answer 503 at once rather than hang or 500.
-    for kind in (sqlalchemy.exc.OperationalError, sqlalchemy.exc.TimeoutError,
-                 psycopg.OperationalError):  # fmt: skip
+    for kind in (
+        sqlalchemy.exc.OperationalError,
+        sqlalchemy.exc.TimeoutError,
+        psycopg.OperationalError,
+    ):
         app.add_exception_handler(kind, _database_unavailable)
     if side in ("both", "commands"):
         _command_routes(app, impl)
@@ -180,8 +186,13 @@ def create_app(impl: Implementation, side: str = "both") -> FastAPI:
             sides["read"] = "up" if state.read_up else "down"
             if state.write_up and state.read_up:
                 projection = projection_status(*impl.projection_dsns).as_dict()
-        return {"implementation": impl.name, "side": side, "sides": sides,
-                "read_models_as_of": state.read_models_as_of, "projection": projection}  # fmt: skip
+        return {
+            "implementation": impl.name,
+            "side": side,
+            "sides": sides,
+            "read_models_as_of": state.read_models_as_of,
+            "projection": projection,
+        }
 
     return app
 

@@ -63,8 +63,11 @@ def run_scenario(impl: Implementation) -> None:
     first = cmd.place_order(c.PlaceOrder(1, (line(1, 2), line(2, 1)), "contract-a"))
     check((first.total_cents, first.item_count, first.replayed), (5800, 3, False), "order A")
     again = cmd.place_order(c.PlaceOrder(1, (line(1, 2), line(2, 1)), "contract-a"))
-    check((again.order_id, again.total_cents, again.replayed), (first.order_id, 5800, True),
-          "replaying order A's idempotency key")  # fmt: skip
+    check(
+        (again.order_id, again.total_cents, again.replayed),
+        (first.order_id, 5800, True),
+        "replaying order A's idempotency key",
+    )
 
     price = cmd.change_product_price(c.ChangeProductPrice(1, 3000, "copper went up"))
     check((price.price_cents, price.stock, price.status), (3000, 8, "active"), "price change")
@@ -77,12 +80,21 @@ def run_scenario(impl: Implementation) -> None:
     cmd.ship_order(c.ShipOrder(first.order_id))
     cancelled = cmd.cancel_order(c.CancelOrder(second.order_id))
     check(cancelled.status, "cancelled", "cancel B")
-    expect_error(errors.InvalidTransition, "cancel B twice",
-                 lambda: cmd.cancel_order(c.CancelOrder(second.order_id)))  # fmt: skip
-    expect_error(errors.InvalidTransition, "ship cancelled B",
-                 lambda: cmd.ship_order(c.ShipOrder(second.order_id)))  # fmt: skip
-    expect_error(errors.InvalidTransition, "cancel shipped A",
-                 lambda: cmd.cancel_order(c.CancelOrder(first.order_id)))  # fmt: skip
+    expect_error(
+        errors.InvalidTransition,
+        "cancel B twice",
+        lambda: cmd.cancel_order(c.CancelOrder(second.order_id)),
+    )
+    expect_error(
+        errors.InvalidTransition,
+        "ship cancelled B",
+        lambda: cmd.ship_order(c.ShipOrder(second.order_id)),
+    )
+    expect_error(
+        errors.InvalidTransition,
+        "cancel shipped A",
+        lambda: cmd.cancel_order(c.CancelOrder(first.order_id)),
+    )
     restocked = cmd.restock_product(c.RestockProduct(1, 5))
     check(restocked.stock, 8 + 1 + 5 - 1, "stock of product 1 after B's cancel and a restock")
     gone = cmd.discontinue_product(c.DiscontinueProduct(4))
@@ -90,22 +102,50 @@ def run_scenario(impl: Implementation) -> None:
     token = gone.token
 
     summary = qry.order_summary(first.order_id, after=token)
-    check(summary, r.OrderSummary(first.order_id, 1, "Ada Lovelace", "shipped", 5800, 3,
-          first.placed_at, (r.SummaryLine(1, 1, "KET-001", "Copper Kettle", 2, 2500),
-                            r.SummaryLine(2, 2, "MUG-002", "Blue Mug 100%", 1, 800))),
-          "order A summary")  # fmt: skip
-    expect_error(errors.NotFound, "summary of an unknown order",
-                 lambda: qry.order_summary(10**9, after=token))  # fmt: skip
+    check(
+        summary,
+        r.OrderSummary(
+            first.order_id,
+            1,
+            "Ada Lovelace",
+            "shipped",
+            5800,
+            3,
+            first.placed_at,
+            (
+                r.SummaryLine(1, 1, "KET-001", "Copper Kettle", 2, 2500),
+                r.SummaryLine(2, 2, "MUG-002", "Blue Mug 100%", 1, 800),
+            ),
+        ),
+        "order A summary",
+    )
+    expect_error(
+        errors.NotFound,
+        "summary of an unknown order",
+        lambda: qry.order_summary(10**9, after=token),
+    )
 
     mine = qry.customer_orders(q.RecentOrdersQuery(1, limit=10), after=token)
-    check((mine.order_count, mine.total_spent_cents, mine.average_order_cents, mine.last_order_at),
-          (1, 5800, 5800, first.placed_at), "customer 1 stats exclude cancelled B")  # fmt: skip
-    check([o.order_id for o in mine.recent], [second.order_id, first.order_id],
-          "customer 1 recent orders, newest first")  # fmt: skip
-    check([(o.status, o.total_cents, o.item_count) for o in mine.recent],
-          [("cancelled", 3000, 1), ("shipped", 5800, 3)], "customer 1 recent order details")  # fmt: skip
-    expect_error(errors.NotFound, "orders of an unknown customer",
-                 lambda: qry.customer_orders(q.RecentOrdersQuery(999), after=token))  # fmt: skip
+    check(
+        (mine.order_count, mine.total_spent_cents, mine.average_order_cents, mine.last_order_at),
+        (1, 5800, 5800, first.placed_at),
+        "customer 1 stats exclude cancelled B",
+    )
+    check(
+        [o.order_id for o in mine.recent],
+        [second.order_id, first.order_id],
+        "customer 1 recent orders, newest first",
+    )
+    check(
+        [(o.status, o.total_cents, o.item_count) for o in mine.recent],
+        [("cancelled", 3000, 1), ("shipped", 5800, 3)],
+        "customer 1 recent order details",
+    )
+    expect_error(
+        errors.NotFound,
+        "orders of an unknown customer",
+        lambda: qry.customer_orders(q.RecentOrdersQuery(999), after=token),
+    )
 
     _check_dashboards(impl, first, third, token)
     _check_search(impl, token)
@@ -113,26 +153,48 @@ def run_scenario(impl: Implementation) -> None:
 
 def _check_refusals(impl: Implementation) -> None:
     cmd, line = impl.commands, c.OrderLine
-    expect_error(errors.OutOfStock, "order beyond stock",
-                 lambda: cmd.place_order(c.PlaceOrder(2, (line(2, 1), line(4, 3)), "contract-x")))  # fmt: skip
-    expect_error(errors.NotFound, "order for an unknown customer",
-                 lambda: cmd.place_order(c.PlaceOrder(99, (line(1, 1),), "contract-y")))  # fmt: skip
-    expect_error(errors.NotFound, "order with an unknown product",
-                 lambda: cmd.place_order(c.PlaceOrder(1, (line(1, 1), line(77, 1)), "contract-z")))  # fmt: skip
-    expect_error(errors.NotFound, "ship an unknown order",
-                 lambda: cmd.ship_order(c.ShipOrder(10**9)))  # fmt: skip
-    expect_error(errors.NotFound, "restock an unknown product",
-                 lambda: cmd.restock_product(c.RestockProduct(77, 1)))  # fmt: skip
+    expect_error(
+        errors.OutOfStock,
+        "order beyond stock",
+        lambda: cmd.place_order(c.PlaceOrder(2, (line(2, 1), line(4, 3)), "contract-x")),
+    )
+    expect_error(
+        errors.NotFound,
+        "order for an unknown customer",
+        lambda: cmd.place_order(c.PlaceOrder(99, (line(1, 1),), "contract-y")),
+    )
+    expect_error(
+        errors.NotFound,
+        "order with an unknown product",
+        lambda: cmd.place_order(c.PlaceOrder(1, (line(1, 1), line(77, 1)), "contract-z")),
+    )
+    expect_error(
+        errors.NotFound, "ship an unknown order", lambda: cmd.ship_order(c.ShipOrder(10**9))
+    )
+    expect_error(
+        errors.NotFound,
+        "restock an unknown product",
+        lambda: cmd.restock_product(c.RestockProduct(77, 1)),
+    )
     # The refused orders took nothing: product 2's stock is unchanged by order X.
     state = cmd.restock_product(c.RestockProduct(2, 1))
     check(state.stock, 50 - 1 - 5 + 1, "product 2 stock after refused orders and a restock of 1")
     cmd.discontinue_product(c.DiscontinueProduct(3))
-    expect_error(errors.ProductDiscontinued, "order a discontinued product",
-                 lambda: cmd.place_order(c.PlaceOrder(1, (line(3, 1),), "contract-w")))  # fmt: skip
-    expect_error(errors.ProductDiscontinued, "restock a discontinued product",
-                 lambda: cmd.restock_product(c.RestockProduct(3, 1)))  # fmt: skip
-    expect_error(errors.ProductDiscontinued, "reprice a discontinued product",
-                 lambda: cmd.change_product_price(c.ChangeProductPrice(3, 1, "sale")))  # fmt: skip
+    expect_error(
+        errors.ProductDiscontinued,
+        "order a discontinued product",
+        lambda: cmd.place_order(c.PlaceOrder(1, (line(3, 1),), "contract-w")),
+    )
+    expect_error(
+        errors.ProductDiscontinued,
+        "restock a discontinued product",
+        lambda: cmd.restock_product(c.RestockProduct(3, 1)),
+    )
+    expect_error(
+        errors.ProductDiscontinued,
+        "reprice a discontinued product",
+        lambda: cmd.change_product_price(c.ChangeProductPrice(3, 1, "sale")),
+    )
 
 
 def _check_dashboards(impl, first: r.PlacedOrder, third: r.PlacedOrder, token) -> None:
@@ -141,15 +203,28 @@ def _check_dashboards(impl, first: r.PlacedOrder, third: r.PlacedOrder, token) -
         first.placed_at - timedelta(minutes=5), third.placed_at + timedelta(seconds=1)
     )
     # Live orders: A (shipped, 2x kettle at 2500 + mug 800) and C (placed, 2 lamps + 5 mugs).
-    check(qry.sales_by_category(window, after=token),
-          [r.CategorySales("kitchen", 2, 2 + 1 + 5, 5000 + 800 + 4000),
-           r.CategorySales("office", 1, 2, 8000)], "sales by category")  # fmt: skip
-    check(qry.top_products(q.TopProductsQuery(window, limit=2), after=token),
-          [r.ProductRevenue(3, "LMP-003", "Desk Lamp", "office", 2, 8000),
-           r.ProductRevenue(1, "KET-001", "Copper Kettle", "kitchen", 2, 5000)], "top products")  # fmt: skip
+    check(
+        qry.sales_by_category(window, after=token),
+        [
+            r.CategorySales("kitchen", 2, 2 + 1 + 5, 5000 + 800 + 4000),
+            r.CategorySales("office", 1, 2, 8000),
+        ],
+        "sales by category",
+    )
+    check(
+        qry.top_products(q.TopProductsQuery(window, limit=2), after=token),
+        [
+            r.ProductRevenue(3, "LMP-003", "Desk Lamp", "office", 2, 8000),
+            r.ProductRevenue(1, "KET-001", "Copper Kettle", "kitchen", 2, 5000),
+        ],
+        "top products",
+    )
     points = qry.revenue_over_time(q.RevenueQuery(window, "minute"), after=token)
-    check((sum(p.orders for p in points), sum(p.revenue_cents for p in points)), (2, 17800),
-          "revenue per minute over the window")  # fmt: skip
+    check(
+        (sum(p.orders for p in points), sum(p.revenue_cents for p in points)),
+        (2, 17800),
+        "revenue per minute over the window",
+    )
     hours = qry.revenue_over_time(q.RevenueQuery(window, "hour"), after=token)
     check(sum(p.revenue_cents for p in hours), 17800, "revenue per hour over the window")
     later = q.TimeWindow(
@@ -161,15 +236,25 @@ def _check_dashboards(impl, first: r.PlacedOrder, third: r.PlacedOrder, token) -
 def _check_search(impl, token) -> None:
     qry = impl.queries
     everything = qry.search_products(q.ProductSearch(), after=token)
-    check([(h.product_id, h.units_sold) for h in everything], [(2, 6), (1, 2)],
-          "search: active products by units sold (3 and 4 are discontinued)")  # fmt: skip
+    check(
+        [(h.product_id, h.units_sold) for h in everything],
+        [(2, 6), (1, 2)],
+        "search: active products by units sold (3 and 4 are discontinued)",
+    )
     check(everything[0], r.ProductHit(2, "MUG-002", "Blue Mug 100%", "kitchen", 800, 6), "hit")
-    check([h.product_id for h in qry.search_products(q.ProductSearch(text="100%"), after=token)],
-          [2], "search text is a literal substring")  # fmt: skip
-    check([h.product_id for h in qry.search_products(q.ProductSearch(text="ket-"), after=token)],
-          [1], "search text matches sku, case-insensitively")  # fmt: skip
-    found = qry.search_products(q.ProductSearch(category="kitchen", min_price_cents=1000,
-                                                max_price_cents=3000), after=token)  # fmt: skip
+    check(
+        [h.product_id for h in qry.search_products(q.ProductSearch(text="100%"), after=token)],
+        [2],
+        "search text is a literal substring",
+    )
+    check(
+        [h.product_id for h in qry.search_products(q.ProductSearch(text="ket-"), after=token)],
+        [1],
+        "search text matches sku, case-insensitively",
+    )
+    found = qry.search_products(
+        q.ProductSearch(category="kitchen", min_price_cents=1000, max_price_cents=3000), after=token
+    )
     check([h.product_id for h in found], [1], "search by category and price range")
     none = q.ProductSearch(category="garden")
     check(qry.search_products(none, after=token), [], "search in an empty category")

@@ -49,7 +49,7 @@ def make_engine(
             "application_name": f"cqrs-bench:{component}",
             "options": options,
             "connect_timeout": 5,
-        },  # fmt: skip
+        },
     )
 
 

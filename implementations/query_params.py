@@ -19,6 +19,9 @@ def revenue(query: q.RevenueQuery) -> dict:
 
 def search(query: q.ProductSearch) -> dict:
     return {
-        "category": query.category, "min_price": query.min_price_cents,
-        "max_price": query.max_price_cents, "pattern": query.like_pattern, "limit": query.limit,
-    }  # fmt: skip
+        "category": query.category,
+        "min_price": query.min_price_cents,
+        "max_price": query.max_price_cents,
+        "pattern": query.like_pattern,
+        "limit": query.limit,
+    }

@@ -37,8 +37,12 @@ class _Probe:
         with self.lock:
             try:
                 if self.conn is None:
-                    self.conn = psycopg.connect(self.dsn, connect_timeout=2, autocommit=True,
-                                                application_name="cqrs-bench:side-watch")  # fmt: skip
+                    self.conn = psycopg.connect(
+                        self.dsn,
+                        connect_timeout=2,
+                        autocommit=True,
+                        application_name="cqrs-bench:side-watch",
+                    )
                 row = self.conn.execute(query).fetchone()
                 return True, row[0] if row else None
             except psycopg.Error:

@@ -25,10 +25,23 @@ def _hist(values_ms: list[float]) -> str:
 
 
 def _latency_rows(seconds: dict[int, list[float]]) -> pd.DataFrame:
-    return pd.DataFrame([{"run": "r", "impl": "crud", "operation": "checkout", "kind": "service",
-                          "second": T0 + pd.Timedelta(seconds=s), "elapsed_s": float(s),
-                          "phase": "measure", "count": len(v), "errors": 0, "hdr": _hist(v)}
-                         for s, v in seconds.items()])  # fmt: skip
+    return pd.DataFrame(
+        [
+            {
+                "run": "r",
+                "impl": "crud",
+                "operation": "checkout",
+                "kind": "service",
+                "second": T0 + pd.Timedelta(seconds=s),
+                "elapsed_s": float(s),
+                "phase": "measure",
+                "count": len(v),
+                "errors": 0,
+                "hdr": _hist(v),
+            }
+            for s, v in seconds.items()
+        ]
+    )
 
 
 def test_percentiles_merge_seconds_exactly() -> None:
@@ -60,17 +73,26 @@ def test_cdf_reaches_one_at_the_largest_value() -> None:
 
 
 def test_dashboard_operations_merge_under_one_name() -> None:
-    rows = pd.concat([_latency_rows({0: [10]}).assign(operation="dashboard_revenue"),
-                      _latency_rows({0: [30]}).assign(operation="dashboard_top_products")])  # fmt: skip
+    rows = pd.concat(
+        [
+            _latency_rows({0: [10]}).assign(operation="dashboard_revenue"),
+            _latency_rows({0: [30]}).assign(operation="dashboard_top_products"),
+        ]
+    )
     table = latency.percentiles(latency.with_dashboard(rows))
     dash = table[table["operation"] == latency.DASHBOARD].iloc[0]
     assert dash["count"] == 2 and abs(dash["max_ms"] - 30) < 0.05
 
 
 def _events(pairs: list[tuple[float, float]]) -> pd.DataFrame:
-    return pd.DataFrame({"run": "r", "impl": "cqrs-logical",
-                         "source_commit": [T0 + pd.Timedelta(seconds=s) for s, _ in pairs],
-                         "applied_at": [T0 + pd.Timedelta(seconds=a) for _, a in pairs]})  # fmt: skip
+    return pd.DataFrame(
+        {
+            "run": "r",
+            "impl": "cqrs-logical",
+            "source_commit": [T0 + pd.Timedelta(seconds=s) for s, _ in pairs],
+            "applied_at": [T0 + pd.Timedelta(seconds=a) for _, a in pairs],
+        }
+    )
 
 
 def test_event_lag_from_timestamps() -> None:
@@ -86,15 +108,20 @@ def test_freshness_is_age_of_oldest_unapplied_event() -> None:
     events = _events([(0, 5), (1, 2)])
     starts = pd.Series([T0 + pd.Timedelta(seconds=s) for s in (-1, 0.5, 3, 6)])
     assert list(lag.freshness_at(starts, events)) == [0, 500, 3000, 0]
-    stats = lag.freshness_stats(pd.DataFrame({"run": "r", "impl": "x",
-                                              "freshness_ms": [0.0, 0.0, 10.0, 20.0]}))  # fmt: skip
+    stats = lag.freshness_stats(
+        pd.DataFrame({"run": "r", "impl": "x", "freshness_ms": [0.0, 0.0, 10.0, 20.0]})
+    )
     assert stats["stale_share"].iloc[0] == 0.5
 
 
 def test_frontier_from_known_points() -> None:
-    points = pd.DataFrame({"impl": ["a", "b", "c", "d"],
-                           "dashboard_rate_per_s": [1.0, 4.0, 2.0, 4.0],
-                           "checkout_rate_per_s": [10.0, 5.0, 8.0, 9.0]})  # fmt: skip
+    points = pd.DataFrame(
+        {
+            "impl": ["a", "b", "c", "d"],
+            "dashboard_rate_per_s": [1.0, 4.0, 2.0, 4.0],
+            "checkout_rate_per_s": [10.0, 5.0, 8.0, 9.0],
+        }
+    )
     front = frontier.pareto(points)
     assert list(front["impl"]) == ["a", "d"]  # c is beaten by d; b by d
     assert frontier.best_near_corner(points)["impl"] == "d"
@@ -124,11 +151,19 @@ def test_intervals_of_varying_seconds_hold_the_figure() -> None:
 
 def _points(impls: list[str], rates: list[tuple[float, float]], half_width: float) -> pd.DataFrame:
     """A curve (interference.curve's columns) with rates ± half_width as intervals."""
-    frame = pd.DataFrame({"run": "r", "impl": impls, "analysts": 4.0, "seconds": 10,
-                          "dashboard_rate_per_s": [x for x, _ in rates],
-                          "checkout_rate_per_s": [y for _, y in rates],
-                          "checkout_p99_ms": 20.0, "checkout_p99_ms_lo": 15.0,
-                          "checkout_p99_ms_hi": 30.0})  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "run": "r",
+            "impl": impls,
+            "analysts": 4.0,
+            "seconds": 10,
+            "dashboard_rate_per_s": [x for x, _ in rates],
+            "checkout_rate_per_s": [y for _, y in rates],
+            "checkout_p99_ms": 20.0,
+            "checkout_p99_ms_lo": 15.0,
+            "checkout_p99_ms_hi": 30.0,
+        }
+    )
     for column in ("dashboard_rate_per_s", "checkout_rate_per_s"):
         frame[f"{column}_lo"] = frame[column] - half_width
         frame[f"{column}_hi"] = frame[column] + half_width
@@ -145,8 +180,10 @@ def test_frontier_marks_a_best_point_only_beyond_noise() -> None:
 
 
 def _texts(fig) -> str:
-    return " ".join([fig.get_suptitle()] + [t.get_text() for ax in fig.axes
-                                            for t in [*ax.texts, ax.xaxis.label, ax.yaxis.label]])  # fmt: skip
+    return " ".join(
+        [fig.get_suptitle()]
+        + [t.get_text() for ax in fig.axes for t in [*ax.texts, ax.xaxis.label, ax.yaxis.label]]
+    )
 
 
 def test_single_load_level_draws_bars_not_a_curve() -> None:
@@ -161,9 +198,13 @@ def test_single_load_level_draws_bars_not_a_curve() -> None:
 
 
 def test_curve_chart_from_zero_with_an_interval_per_point() -> None:
-    points = pd.concat([_points(["crud", "cqrs-logical"], [(1.0, 35.0), (1.1, 35.0)], 0.4),
-                        _points(["crud", "cqrs-logical"], [(7.6, 35.0), (7.8, 35.0)], 0.4)
-                        .assign(analysts=8.0)], ignore_index=True)  # fmt: skip
+    points = pd.concat(
+        [
+            _points(["crud", "cqrs-logical"], [(1.0, 35.0), (1.1, 35.0)], 0.4),
+            _points(["crud", "cqrs-logical"], [(7.6, 35.0), (7.8, 35.0)], 0.4).assign(analysts=8.0),
+        ],
+        ignore_index=True,
+    )
     fig = charts.interference(points, ["r"])
     (ax,) = fig.axes
     assert ax.get_ylim()[0] == 0
@@ -184,8 +225,15 @@ def test_curve_chart_from_zero_with_an_interval_per_point() -> None:
 
 
 def test_lock_wait_bars_say_how_many_samples_they_rest_on() -> None:
-    table = pd.DataFrame({"run": "r", "impl": ["crud", "cqrs-logical"], "server": "write",
-                          "lock_wait_s": [0.1, 0.3], "blocked_samples": [1, 3]})  # fmt: skip
+    table = pd.DataFrame(
+        {
+            "run": "r",
+            "impl": ["crud", "cqrs-logical"],
+            "server": "write",
+            "lock_wait_s": [0.1, 0.3],
+            "blocked_samples": [1, 3],
+        }
+    )
     fig = charts.lock_wait_seconds(table, ["r"])
     text = _texts(fig)
     assert "1 sample " in text + " " and "3 samples" in text and "too few to compare" in text
@@ -194,10 +242,12 @@ def test_lock_wait_bars_say_how_many_samples_they_rest_on() -> None:
 
 
 def test_over_time_says_a_constant_load_in_words_not_on_an_axis() -> None:
-    points = pd.DataFrame({"run": "r", "impl": "crud", "elapsed_s": np.arange(10.0),
-                           "count": 30, "value_ms": 20.0})  # fmt: skip
-    analysts = pd.DataFrame({"run": "r", "impl": "crud", "elapsed_s": np.arange(10.0),
-                             "analysts": 2.0})  # fmt: skip
+    points = pd.DataFrame(
+        {"run": "r", "impl": "crud", "elapsed_s": np.arange(10.0), "count": 30, "value_ms": 20.0}
+    )
+    analysts = pd.DataFrame(
+        {"run": "r", "impl": "crud", "elapsed_s": np.arange(10.0), "analysts": 2.0}
+    )
     fig = charts.over_time(points, analysts, ["r"], measure_s=(3, 8))
     assert len(fig.axes) == 1 and "2 analysts throughout" in fig.get_suptitle()
     assert fig.axes[0].get_ylim()[0] == 0
@@ -210,11 +260,26 @@ def test_over_time_says_a_constant_load_in_words_not_on_an_axis() -> None:
 
 
 def test_cpu_chart_totals_the_components_the_table_totals() -> None:
-    table = pd.DataFrame({"run": "r", "impl": "crud",
-                          "component": ["write_server", "service", "locust", "runner"],
-                          "cpu_s": 1.0, "cores": [0.2, 0.3, 0.1, 0.05], "rss_mb": 1.0})  # fmt: skip
-    totals = pd.DataFrame({"run": ["r"], "impl": ["crud"], "cpu_s": [2.0], "cores": [0.5],
-                           "cores_lo": [0.45], "cores_hi": [0.55]})  # fmt: skip
+    table = pd.DataFrame(
+        {
+            "run": "r",
+            "impl": "crud",
+            "component": ["write_server", "service", "locust", "runner"],
+            "cpu_s": 1.0,
+            "cores": [0.2, 0.3, 0.1, 0.05],
+            "rss_mb": 1.0,
+        }
+    )
+    totals = pd.DataFrame(
+        {
+            "run": ["r"],
+            "impl": ["crud"],
+            "cpu_s": [2.0],
+            "cores": [0.5],
+            "cores_lo": [0.45],
+            "cores_hi": [0.55],
+        }
+    )
     fig = charts.cpu(table, ["r"], totals)
     assert "0.50" in _texts(fig)
     legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
@@ -226,8 +291,11 @@ def test_markdown_to_html_embeds_local_images(tmp_path) -> None:
     fig = charts.lock_wait_seconds(pd.DataFrame(), ["r"])
     fig.savefig(tmp_path / "chart.png")
     plt.close(fig)
-    page = markdown_to_html("# Title\n\n## Part\n\n![chart](chart.png)\n\n*caption*\n\n"
-                            "| a | b |\n| --- | --- |\n| 1 | 2 |\n", tmp_path)  # fmt: skip
+    page = markdown_to_html(
+        "# Title\n\n## Part\n\n![chart](chart.png)\n\n*caption*\n\n"
+        "| a | b |\n| --- | --- |\n| 1 | 2 |\n",
+        tmp_path,
+    )
     assert "<title>Title</title>" in page and "<h2>Part</h2>" in page
     assert 'src="data:image/png;base64,' in page and "chart.png" not in page
     assert "<table>" in page and "<em>caption</em>" in page and "http" not in page

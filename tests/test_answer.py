@@ -43,8 +43,16 @@ def _copy(tmp_path: Path, name: str) -> Path:
             if row.phase == "measure":
                 level = LEVELS[min(measured.index(row.second) * 4 // len(measured), 3)]
             for user_class, users in (("Shopper", 6), ("Analyst", level)):
-                rows.append({"impl": impl, "second": row.second, "elapsed_s": row.elapsed_s,
-                             "phase": row.phase, "user_class": user_class, "users": users})  # fmt: skip
+                rows.append(
+                    {
+                        "impl": impl,
+                        "second": row.second,
+                        "elapsed_s": row.elapsed_s,
+                        "phase": row.phase,
+                        "user_class": user_class,
+                        "users": users,
+                    }
+                )
     _rewrite(copy / "users.parquet", pd.DataFrame(rows))
     meta = json.loads((copy / "run.json").read_text())
     meta["schema_version"] = 2
@@ -116,16 +124,20 @@ def test_every_claim_is_present_with_a_verdict(tmp_path) -> None:
     found = answer.answer(runs, table)
     listed = claims.claims(runs, found, table)
     assert [c.short for c in listed] == [
-        "dashboards lock rows checkout needs", "dashboards slow checkout down",
-        "read models make dashboards fast", "async updates keep checkout fast",
-        "the read model is only slightly behind", "start with logical separation",
+        "dashboards lock rows checkout needs",
+        "dashboards slow checkout down",
+        "read models make dashboards fast",
+        "async updates keep checkout fast",
+        "the read model is only slightly behind",
+        "start with logical separation",
         "synchronous updates lose the benefit",
-    ]  # fmt: skip
+    ]
     for claim in listed:
         assert claim.verdict in (claims.HOLDS, claims.FAILS, claims.NOT_SHOWN, claims.UNTESTED)
         assert claim.figures
-    assert {c.short: c.verdict for c in listed}["synchronous updates lose the benefit"] == \
-        claims.UNTESTED  # fmt: skip
+    assert {c.short: c.verdict for c in listed}[
+        "synchronous updates lose the benefit"
+    ] == claims.UNTESTED
     text = claims.markdown(listed)
     assert all(c.quote in text for c in listed)
 

@@ -443,8 +443,10 @@ WINDOW = f"since={SINCE}&until={UNTIL}"
 
 
 def _lines(n: int, quantity: int = 1) -> dict:
-    return {"customer_id": 1, "lines": [{"product_id": i, "quantity": quantity}
-                                        for i in range(1, n + 1)]}  # fmt: skip
+    return {
+        "customer_id": 1,
+        "lines": [{"product_id": i, "quantity": quantity} for i in range(1, n + 1)],
+    }
 
 
 def test_openapi_declares_the_ranges_the_domain_enforces(api):
@@ -464,26 +466,34 @@ def test_openapi_declares_the_ranges_the_domain_enforces(api):
     assert field("PlaceOrderBody", "lines").items() >= {"minItems": 1, "maxItems": 50}.items()
     assert field("LineBody", "product_id").items() >= ids.items()
     assert field("LineBody", "quantity").items() >= {"minimum": 1, "maximum": 100}.items()
-    assert field("PriceBody", "new_price_cents").items() >= {"minimum": 1,
-                                                             "maximum": 100_000_000}.items()  # fmt: skip
+    assert (
+        field("PriceBody", "new_price_cents").items()
+        >= {"minimum": 1, "maximum": 100_000_000}.items()
+    )
     assert field("PriceBody", "reason").items() >= {"minLength": 1, "maxLength": 200}.items()
     assert field("RestockBody", "quantity").items() >= {"minimum": 1, "maximum": 1_000_000}.items()
     assert param("/orders", "post", "idempotency-key")["maxLength"] == 200
-    for path, name in (("/orders/{order_id}/cancel", "order_id"),
-                       ("/orders/{order_id}/ship", "order_id"),
-                       ("/products/{product_id}/price", "product_id"),
-                       ("/products/{product_id}/discontinue", "product_id"),
-                       ("/products/{product_id}/restock", "product_id")):  # fmt: skip
+    for path, name in (
+        ("/orders/{order_id}/cancel", "order_id"),
+        ("/orders/{order_id}/ship", "order_id"),
+        ("/products/{product_id}/price", "product_id"),
+        ("/products/{product_id}/discontinue", "product_id"),
+        ("/products/{product_id}/restock", "product_id"),
+    ):
         assert param(path, "post", name).items() >= ids.items(), path
     assert param("/customers/{customer_id}/orders", "get", "customer_id").items() >= ids.items()
     for path in ("/customers/{customer_id}/orders", "/dashboard/top-products", "/products/search"):
         assert param(path, "get", "limit").items() >= {"minimum": 1, "maximum": 100}.items(), path
     for name in ("min_price_cents", "max_price_cents"):
-        assert param("/products/search", "get", name).items() >= {"minimum": 0,
-                                                                  "maximum": 10**12}.items()  # fmt: skip
+        assert (
+            param("/products/search", "get", name).items()
+            >= {"minimum": 0, "maximum": 10**12}.items()
+        )
     for name in ("category", "text"):
-        assert param("/products/search", "get", name).items() >= {"minLength": 1,
-                                                                  "maxLength": 100}.items()  # fmt: skip
+        assert (
+            param("/products/search", "get", name).items()
+            >= {"minLength": 1, "maxLength": 100}.items()
+        )
 
 
 # (what, method, path, json body, headers): at each declared bound, then just beyond it.
@@ -500,17 +510,32 @@ AT_AND_BEYOND = [
     ("customer id beyond max", "post", "/orders", {**ORDER, "customer_id": MAX_ID + 1}, {}),
     ("customer id 1", "post", "/orders", {**ORDER, "customer_id": 1}, {}),
     ("customer id 0", "post", "/orders", {**ORDER, "customer_id": 0}, {}),
-    ("product id max", "post", "/orders",
-     {"customer_id": 1, "lines": [{"product_id": MAX_ID, "quantity": 1}]}, {}),
-    ("product id 0", "post", "/orders",
-     {"customer_id": 1, "lines": [{"product_id": 0, "quantity": 1}]}, {}),
+    (
+        "product id max",
+        "post",
+        "/orders",
+        {"customer_id": 1, "lines": [{"product_id": MAX_ID, "quantity": 1}]},
+        {},
+    ),
+    (
+        "product id 0",
+        "post",
+        "/orders",
+        {"customer_id": 1, "lines": [{"product_id": 0, "quantity": 1}]},
+        {},
+    ),
     ("key of 200", "post", "/orders", ORDER, {"Idempotency-Key": "k" * 200}),
     ("key of 201", "post", "/orders", ORDER, {"Idempotency-Key": "k" * 201}),
     ("price 1", "post", "/products/1/price", {"new_price_cents": 1, "reason": "r"}, {}),
     ("price 0", "post", "/products/1/price", {"new_price_cents": 0, "reason": "r"}, {}),
     ("price max", "post", "/products/1/price", {"new_price_cents": 100_000_000, "reason": "r"}, {}),
-    ("price beyond max", "post", "/products/1/price",
-     {"new_price_cents": 100_000_001, "reason": "r"}, {}),
+    (
+        "price beyond max",
+        "post",
+        "/products/1/price",
+        {"new_price_cents": 100_000_001, "reason": "r"},
+        {},
+    ),
     ("reason of 200", "post", "/products/1/price", {"new_price_cents": 5, "reason": "r" * 200}, {}),
     ("reason of 201", "post", "/products/1/price", {"new_price_cents": 5, "reason": "r" * 201}, {}),
     ("restock 1", "post", "/products/1/restock", {"quantity": 1}, {}),
@@ -541,13 +566,14 @@ AT_AND_BEYOND = [
     ("search text of 101", "get", f"/products/search?text={'m' * 101}", None, {}),
     ("search category of 1", "get", "/products/search?category=k", None, {}),
     ("search empty category", "get", "/products/search?category=", None, {}),
-]  # fmt: skip
+]
 
 
 def test_a_request_at_each_bound_is_accepted_and_beyond_it_gets_422_with_a_reason(api):
     for i in range(0, len(AT_AND_BEYOND), 2):
-        for (what, method, path, body, headers), beyond in zip(AT_AND_BEYOND[i:i + 2],
-                                                               (False, True), strict=True):  # fmt: skip
+        for (what, method, path, body, headers), beyond in zip(
+            AT_AND_BEYOND[i : i + 2], (False, True), strict=True
+        ):
             kwargs = {"headers": headers, **({"json": body} if body is not None else {})}
             response = getattr(api, method)(path, **kwargs)
             assert response.status_code < 500, (what, response.text)

@@ -40,10 +40,12 @@ def test_both_sides_place_exactly_the_orders_they_count(dataset_clone: str) -> N
     assert result.ratio > 0
 
     with psycopg.connect(dataset_clone) as conn:
-        placed = dict(conn.execute("""
+        placed = dict(
+            conn.execute("""
             SELECT split_part(idempotency_key, '-', 1), count(*) FROM orders
             WHERE idempotency_key LIKE 'py-%' OR idempotency_key LIKE 'pgb-%' GROUP BY 1
-        """).fetchall())  # fmt: skip
+        """).fetchall()
+        )
         wrong = conn.execute("""
             SELECT o.id FROM orders o LEFT JOIN order_lines l ON l.order_id = o.id
             WHERE o.idempotency_key LIKE 'pgb-%'
@@ -51,7 +53,7 @@ def test_both_sides_place_exactly_the_orders_they_count(dataset_clone: str) -> N
             HAVING count(l.order_id) <> 3 OR count(DISTINCT l.product_id) <> 3
                 OR sum(l.quantity) <> 3
                 OR o.total_cents <> coalesce(sum(l.quantity * l.unit_price_cents), -1)
-        """).fetchall()  # fmt: skip
+        """).fetchall()
     assert placed == {"py": python.db_orders, "pgb": pgbench.committed}
     assert wrong == []
 
@@ -64,8 +66,15 @@ def test_a_count_the_database_does_not_confirm_is_refused(dataset_clone: str) ->
 
 
 def test_run_drops_its_clone(servers: Servers) -> None:
-    result = bench_checkout.run(write_dsn=servers.write_dsn, clients=1, duration=1, rounds=1,
-                                sf=SF, seed=SEED, progress=_quiet)  # fmt: skip
+    result = bench_checkout.run(
+        write_dsn=servers.write_dsn,
+        clients=1,
+        duration=1,
+        rounds=1,
+        sf=SF,
+        seed=SEED,
+        progress=_quiet,
+    )
     assert [m.side for m in result.measurements] == ["python", "pgbench"]
     with psycopg.connect(servers.write_dsn) as conn:
         left = conn.execute(

@@ -134,9 +134,16 @@ def test_a_transaction_of_another_session_is_noticed(servers: Servers, dataset_c
 
 def test_lag_compare_runs_each_implementation_at_the_paced_rate(servers):
     results = bench_projector.run_lag_compare(
-        impls=["cqrs-logical", "cqrs-physical"], rate=20, write_dsn=servers.write_dsn,
-        read_dsn=servers.read_dsn, sf=0.01, seed=7, clients=2, duration=2, progress=lambda _m: None,
-    )  # fmt: skip
+        impls=["cqrs-logical", "cqrs-physical"],
+        rate=20,
+        write_dsn=servers.write_dsn,
+        read_dsn=servers.read_dsn,
+        sf=0.01,
+        seed=7,
+        clients=2,
+        duration=2,
+        progress=lambda _m: None,
+    )
     assert [name for name, _ in results] == ["cqrs-logical", "cqrs-physical"]
     for _, result in results:
         assert (

@@ -33,8 +33,12 @@ def _scalar(dsn: str, query: str):
 
 def test_twenty_checkouts_on_stock_ten_sell_exactly_ten(crud):
     # Product 1 of the contract catalog has stock 10; each checkout takes 1 of it and 1 mug.
-    outcomes = _race(20, lambda i: crud.commands.place_order(
-        PlaceOrder(1 + i % 2, (OrderLine(2, 1), OrderLine(1, 1)), f"race-{i}")))  # fmt: skip
+    outcomes = _race(
+        20,
+        lambda i: crud.commands.place_order(
+            PlaceOrder(1 + i % 2, (OrderLine(2, 1), OrderLine(1, 1)), f"race-{i}")
+        ),
+    )
     placed = [o for o in outcomes if not isinstance(o, Exception)]
     refused = [o for o in outcomes if isinstance(o, Exception)]
     assert len(placed) == 10

@@ -40,8 +40,9 @@ def home():
 
 
 def _start(home: Path, *args: str) -> subprocess.Popen:
-    proc = subprocess.Popen(_cli(*args), env=_env(home), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        _cli(*args), env=_env(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     STARTED.append(proc)
     return proc
 
@@ -77,8 +78,13 @@ def test_serve_stops_everything_it_started_on_a_signal(home, sig):
 
 
 def test_an_error_after_servers_started_stops_them(home):
-    result = subprocess.run(_cli("serve", "--sf", "-1", "--port", str(free_port())),
-                            env=_env(home), capture_output=True, text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        _cli("serve", "--sf", "-1", "--port", str(free_port())),
+        env=_env(home),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1
     assert "error:" in result.stderr and "sf" in result.stderr
     assert "Traceback" not in result.stderr
@@ -91,18 +97,35 @@ def test_a_killed_commands_servers_are_removed_by_the_next_command(home):
     proc.kill()  # SIGKILL: no chance to clean up
     proc.wait(timeout=30)
     assert processes_mentioning(str(home)), "pg_ctl-started servers outlive a SIGKILLed command"
-    down = subprocess.run(_cli("db", "down"), env=_env(home), capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+    down = subprocess.run(
+        _cli("db", "down"), env=_env(home), capture_output=True, text=True, timeout=120
+    )
     assert "removed orphaned servers" in down.stdout
     assert not processes_mentioning(str(home))
 
 
 def test_run_end_to_end_on_throwaway_servers_leaves_nothing_behind(home):
     result = subprocess.run(
-        _cli("run", "--impl", "crud", "--sf", "0.01", "--duration", "2", "--warmup", "1",
-             "--transport", "inproc", "--results", str(home / "results")),
-        env=_env(home), capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        _cli(
+            "run",
+            "--impl",
+            "crud",
+            "--sf",
+            "0.01",
+            "--duration",
+            "2",
+            "--warmup",
+            "1",
+            "--transport",
+            "inproc",
+            "--results",
+            str(home / "results"),
+        ),
+        env=_env(home),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "checkout/s" in result.stdout and "results (complete):" in result.stdout
     assert not processes_mentioning(str(home))

@@ -109,14 +109,16 @@ def test_freshness_matches_brute_force() -> None:
     applied = commits + rng.exponential(3, 400)
     applied[5] = applied[6] = commits[6] + 1  # ties
     starts = np.concatenate([rng.uniform(-5, 110, 300), applied[:20], commits[20:40]])
-    events = pd.DataFrame({"source_commit": [at(c) for c in commits],
-                           "applied_at": [at(a) for a in applied]})  # fmt: skip
+    events = pd.DataFrame(
+        {"source_commit": [at(c) for c in commits], "applied_at": [at(a) for a in applied]}
+    )
     queries = pd.DataFrame({"operation": "q", "started_at": [at(s) for s in starts]})
     result = freshness(events, queries)["freshness_ms"].to_numpy()
     c_ns = events["source_commit"].astype("datetime64[ns, UTC]").to_numpy("int64")
     a_ns = events["applied_at"].astype("datetime64[ns, UTC]").to_numpy("int64")
-    for s, got in zip(queries["started_at"].astype("datetime64[ns, UTC]").to_numpy("int64"),
-                      result, strict=True):  # fmt: skip
+    for s, got in zip(
+        queries["started_at"].astype("datetime64[ns, UTC]").to_numpy("int64"), result, strict=True
+    ):
         pending = c_ns[(c_ns <= s) & (s < a_ns)]
         expected = (s - pending.min()) / 1e6 if len(pending) else 0.0
         assert got == pytest.approx(expected, abs=1e-6)
@@ -176,9 +178,14 @@ def test_parse_log_lines() -> None:
     result = server_log.parse_lines(LOG_LINES, "write")
     assert_schema(result, server_log.COLUMNS)
     assert result["event"].tolist() == [
-        "still_waiting", "acquired", "still_waiting", "deadlock", "serialization_failure",
-        "serialization_failure", "lock_timeout",
-    ]  # fmt: skip
+        "still_waiting",
+        "acquired",
+        "still_waiting",
+        "deadlock",
+        "serialization_failure",
+        "serialization_failure",
+        "lock_timeout",
+    ]
     first = result.iloc[0]
     assert first["ts"] == pd.Timestamp("2026-11-26 12:00:00.123", tz="UTC")
     assert (first["server"], first["pid"], first["component"], first["database"]) == (
@@ -259,40 +266,86 @@ def test_deltas_known_answer() -> None:
 
 def test_blocker_components_name_each_component_once() -> None:
     assert activity.blocker_components(None) == ""
-    assert activity.blocker_components(["cqrs-bench:service", "psql", "cqrs-bench:projector",
-                                        "cqrs-bench:service", "?"]) == "?,projector,psql,service"  # fmt: skip
+    assert (
+        activity.blocker_components(
+            ["cqrs-bench:service", "psql", "cqrs-bench:projector", "cqrs-bench:service", "?"]
+        )
+        == "?,projector,psql,service"
+    )
 
 
 def test_lock_wait_by_blocker() -> None:
     def sample(t: float, impl: str, component: str, wait: str = "", blockers: str = "") -> dict:
-        return {"run": "r", "impl": impl, "ts": at(t), "component": component,
-                "wait_event_type": wait, "blocked_by": blockers.count(",") + bool(blockers),
-                "blocker_component": blockers}  # fmt: skip
+        return {
+            "run": "r",
+            "impl": impl,
+            "ts": at(t),
+            "component": component,
+            "wait_event_type": wait,
+            "blocked_by": blockers.count(",") + bool(blockers),
+            "blocker_component": blockers,
+        }
 
-    waits = pd.DataFrame([
-        sample(0.5, "crud", "service", "Lock", "service"),  # warm-up: left out
-        *(sample(10 + i / 10, "crud", "service", "Lock", "service") for i in range(5)),
-        *(sample(10 + i / 10, "crud", "service", "Lock", "projector,service") for i in range(2)),
-        sample(11, "crud", "projector", "Lock", "service"),
-        sample(11, "crud", "service", "LWLock"),  # not a Lock
-        sample(11, "crud", "service"),  # on CPU
-        sample(12, "crud", "service", "Lock"),  # its blocker gone by the sample
-        sample(25, "crud", "service", "Lock", "service"),  # cool-down: left out
-        sample(10, "cqrs-logical", "service"),
-    ])  # fmt: skip
-    windows = pd.DataFrame({"run": "r", "impl": ["crud", "cqrs-logical"],
-                            "measure_start": at(10), "measure_end": at(20), "seconds": 10.0})  # fmt: skip
+    waits = pd.DataFrame(
+        [
+            sample(0.5, "crud", "service", "Lock", "service"),  # warm-up: left out
+            *(sample(10 + i / 10, "crud", "service", "Lock", "service") for i in range(5)),
+            *(
+                sample(10 + i / 10, "crud", "service", "Lock", "projector,service")
+                for i in range(2)
+            ),
+            sample(11, "crud", "projector", "Lock", "service"),
+            sample(11, "crud", "service", "LWLock"),  # not a Lock
+            sample(11, "crud", "service"),  # on CPU
+            sample(12, "crud", "service", "Lock"),  # its blocker gone by the sample
+            sample(25, "crud", "service", "Lock", "service"),  # cool-down: left out
+            sample(10, "cqrs-logical", "service"),
+        ]
+    )
+    windows = pd.DataFrame(
+        {
+            "run": "r",
+            "impl": ["crud", "cqrs-logical"],
+            "measure_start": at(10),
+            "measure_end": at(20),
+            "seconds": 10.0,
+        }
+    )
     table = contention.lock_wait_by_blocker(waits, windows)
     assert table.to_dict("records") == [
-        {"run": "r", "impl": "crud", "component": "service", "blocker_component": "service",
-         "samples": 5, "lock_wait_s": 0.5},
-        {"run": "r", "impl": "crud", "component": "service", "blocker_component": "projector,service",
-         "samples": 2, "lock_wait_s": 0.2},
-        {"run": "r", "impl": "crud", "component": "projector", "blocker_component": "service",
-         "samples": 1, "lock_wait_s": 0.1},
-        {"run": "r", "impl": "crud", "component": "service", "blocker_component": "",
-         "samples": 1, "lock_wait_s": 0.1},
-    ]  # fmt: skip
+        {
+            "run": "r",
+            "impl": "crud",
+            "component": "service",
+            "blocker_component": "service",
+            "samples": 5,
+            "lock_wait_s": 0.5,
+        },
+        {
+            "run": "r",
+            "impl": "crud",
+            "component": "service",
+            "blocker_component": "projector,service",
+            "samples": 2,
+            "lock_wait_s": 0.2,
+        },
+        {
+            "run": "r",
+            "impl": "crud",
+            "component": "projector",
+            "blocker_component": "service",
+            "samples": 1,
+            "lock_wait_s": 0.1,
+        },
+        {
+            "run": "r",
+            "impl": "crud",
+            "component": "service",
+            "blocker_component": "",
+            "samples": 1,
+            "lock_wait_s": 0.1,
+        },
+    ]
     # the same session-seconds as lock_wait_seconds
     total = contention.lock_wait_seconds(waits.assign(server="write"), windows)
     seconds = total.set_index("impl")["lock_wait_s"]
@@ -447,8 +500,10 @@ def test_serialization_failure_and_lock_timeout_in_the_log(servers) -> None:
         conn.execute("DROP TABLE IF EXISTS collector_sf; CREATE TABLE collector_sf (id int)")
         conn.execute("INSERT INTO collector_sf VALUES (1)")
     tail = LogTail(log_path_for(dsn), "write").start()
-    with psycopg.connect(dsn, application_name="cqrs-bench:rr") as rr, \
-            psycopg.connect(dsn, application_name="cqrs-bench:other") as other:  # fmt: skip
+    with (
+        psycopg.connect(dsn, application_name="cqrs-bench:rr") as rr,
+        psycopg.connect(dsn, application_name="cqrs-bench:other") as other,
+    ):
         rr.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         rr.execute("SELECT * FROM collector_sf")
         other.execute("UPDATE collector_sf SET id = 2")

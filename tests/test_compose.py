@@ -173,8 +173,13 @@ print(json.dumps({"locustfile": options.locustfile, "worker": options.worker,
 def parse_with_locust(args: list[str]) -> dict:
     """`locust args...` parsed by Locust in a fresh process run from the checkout, as from the
     image's WORKDIR (where the Dockerfile copies the checkout)."""
-    done = subprocess.run([sys.executable, "-c", LOCUST_PARSE, json.dumps(args)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", LOCUST_PARSE, json.dumps(args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, f"locust {' '.join(args)}:\n{done.stderr[-3000:]}"
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -201,17 +206,29 @@ def host_ports(service: dict) -> list[tuple[str | None, int, int]]:
 # --- the Compose specification ----------------------------------------------------------------
 
 OFFLINE = {  # any download would go through a proxy that is not there, and fail
-    "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
-    "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9", "NO_PROXY": "",
-}  # fmt: skip
+    "HTTP_PROXY": "http://127.0.0.1:9",
+    "HTTPS_PROXY": "http://127.0.0.1:9",
+    "http_proxy": "http://127.0.0.1:9",
+    "https_proxy": "http://127.0.0.1:9",
+    "NO_PROXY": "",
+}
 
 
 def check_compose_schema(path: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec",
-         str(path)],
-        capture_output=True, text=True, timeout=120, env={**os.environ, **OFFLINE},
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "check_jsonschema",
+            "--builtin-schema",
+            "vendor.compose-spec",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **OFFLINE},
+    )
 
 
 def test_compose_file_validates_against_the_compose_specification_offline():
@@ -267,8 +284,12 @@ def test_the_command_line_check_has_teeth():
     params = parse_with_cli(["project", "run", "--impl", "cqrs-logical", "--database", "x"]).params
     assert params["impl"] == "cqrs-logical" and params["database"] == "x"
     assert parse_with_cli(["serve", "--port", "8000"]).params["port"] == 8000
-    for bad in (["serve", "--no-such-option", "1"], ["serve", "--port", "eighty"],
-                ["run", "--duration", "0"], ["project", "rum"]):  # fmt: skip
+    for bad in (
+        ["serve", "--no-such-option", "1"],
+        ["serve", "--port", "eighty"],
+        ["run", "--duration", "0"],
+        ["project", "rum"],
+    ):
         with pytest.raises((CommandLineError, AssertionError)):
             parse_with_cli(bad)
 

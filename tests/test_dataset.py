@@ -235,7 +235,7 @@ def test_two_clones_are_identical(servers, template):
 
 def test_clone_history_ends_now(servers, template, clone_dsn):
     info = dict(rows(clone_dsn, "SELECT key, value FROM dataset_info"))
-    (newest, now), = rows(clone_dsn, "SELECT max(placed_at), now() FROM orders")  # fmt: skip
+    ((newest, now),) = rows(clone_dsn, "SELECT max(placed_at), now() FROM orders")
     history_end = datetime.fromisoformat(info["history_end"])
     assert now - timedelta(minutes=2) < history_end <= now
     assert history_end - timedelta(hours=1) <= newest < history_end
@@ -382,11 +382,17 @@ def test_replaying_the_events_reproduces_the_tables(clone_dsn):
         for ln in order[4]
     ]
     assert sorted(lines) == sorted(replayed_lines)
-    history = rows(clone_dsn, "SELECT product_id, old_price_cents, new_price_cents, reason, changed_at "
-                              "FROM price_history ORDER BY id")  # fmt: skip
+    history = rows(
+        clone_dsn,
+        "SELECT product_id, old_price_cents, new_price_cents, reason, changed_at "
+        "FROM price_history ORDER BY id",
+    )
     assert history == replay.history
     assert any(p[5] == "discontinued" for p in replay.products.values()) and replay.history
-    versions = rows(clone_dsn, "SELECT 'product', id, version FROM products UNION ALL "
-                               "SELECT 'order', id, version FROM orders")  # fmt: skip
+    versions = rows(
+        clone_dsn,
+        "SELECT 'product', id, version FROM products UNION ALL "
+        "SELECT 'order', id, version FROM orders",
+    )
     assert {(kind, row_id): v for kind, row_id, v in versions} == replay.versions
     assert max(replay.versions.values()) > 2

@@ -34,8 +34,9 @@ def _env(home: Path, **extra: str) -> dict[str, str]:
 
 
 def run(home: Path, *args: str, **extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run(_cli(*args), env=_env(home, **extra), capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+    return subprocess.run(
+        _cli(*args), env=_env(home, **extra), capture_output=True, text=True, timeout=120
+    )
 
 
 def test_up_status_down(home):

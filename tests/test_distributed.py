@@ -43,14 +43,22 @@ def _listening(port: int) -> bool:
 
 def _start(command: list[str], log: Path, cwd: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen(command, cwd=cwd, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                            env=env, start_new_session=True)  # fmt: skip
+    return subprocess.Popen(
+        command,
+        cwd=cwd,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
 
 
 def _our_orders(dsn: str) -> list[str]:
     with psycopg.connect(dsn) as conn:
-        rows = conn.execute("SELECT idempotency_key FROM orders WHERE idempotency_key ~ "
-                            "'^42-(Shopper|Prober)-[0-9]+-[0-9]+$'").fetchall()  # fmt: skip
+        rows = conn.execute(
+            "SELECT idempotency_key FROM orders WHERE idempotency_key ~ "
+            "'^42-(Shopper|Prober)-[0-9]+-[0-9]+$'"
+        ).fetchall()
     return [key for (key,) in rows]
 
 
@@ -66,32 +74,66 @@ def _distributed_run(dsn: str, tmp_path: Path, mix_name: str, **config) -> dict:
     mix = master_dir / "my-mix.toml"  # a mix only the master has: it must travel to the workers
     mix.write_text((ROOT / "workloads" / "mixes" / f"{mix_name}.toml").read_text())
     config_path = master_dir / "workload.json"
-    config_path.write_text(WorkloadConfig(transport="inproc", impl="crud", write_dsn=dsn,
-                                          mix=str(mix), seed=42, duration_s=RUN_TIME_S,
-                                          out_dir=str(out), **config).to_json())  # fmt: skip
+    config_path.write_text(
+        WorkloadConfig(
+            transport="inproc",
+            impl="crud",
+            write_dsn=dsn,
+            mix=str(mix),
+            seed=42,
+            duration_s=RUN_TIME_S,
+            out_dir=str(out),
+            **config,
+        ).to_json()
+    )
     port = _free_port()
     procs: list[subprocess.Popen] = []
     try:
-        procs.append(_start([
-            *LOCUST, "--master", "--headless", "--expect-workers", "2",
-            "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
-            "--run-time", f"{RUN_TIME_S}s", "--csv", str(master_dir / "locust"),
-            "--exit-code-on-error", "0", "--cqrs-config", str(config_path),
-        ], master_dir / "master.log", ROOT))  # fmt: skip
+        procs.append(
+            _start(
+                [
+                    *LOCUST,
+                    "--master",
+                    "--headless",
+                    "--expect-workers",
+                    "2",
+                    "--master-bind-host",
+                    "127.0.0.1",
+                    "--master-bind-port",
+                    str(port),
+                    "--run-time",
+                    f"{RUN_TIME_S}s",
+                    "--csv",
+                    str(master_dir / "locust"),
+                    "--exit-code-on-error",
+                    "0",
+                    "--cqrs-config",
+                    str(config_path),
+                ],
+                master_dir / "master.log",
+                ROOT,
+            )
+        )
         deadline = time.monotonic() + 30
         # Listening comes before Locust's init event, in which the master reads the config and
         # the mix: wait for the line it logs once it has them, then take them away.
-        while not _listening(port) or "cqrs-bench workload:" not in (
-                master_dir / "master.log").read_text():  # fmt: skip
+        while (
+            not _listening(port)
+            or "cqrs-bench workload:" not in (master_dir / "master.log").read_text()
+        ):
             assert procs[0].poll() is None, (master_dir / "master.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "the master never listened"
             time.sleep(0.1)
         config_path.unlink()  # the workers get everything from the master
         mix.unlink()
         for n in range(2):
-            procs.append(_start([*LOCUST, "--worker", "--master-host", "127.0.0.1",
-                                 "--master-port", str(port)],
-                                worker_dir / f"worker-{n}.log", worker_dir))  # fmt: skip
+            procs.append(
+                _start(
+                    [*LOCUST, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
+                    worker_dir / f"worker-{n}.log",
+                    worker_dir,
+                )
+            )
         try:
             for proc in procs:
                 proc.wait(timeout=RUN_TIME_S + 45)
@@ -112,9 +154,15 @@ def _distributed_run(dsn: str, tmp_path: Path, mix_name: str, **config) -> dict:
     with (master_dir / "locust_stats.csv").open() as f:
         aggregated = next(row for row in csv.DictReader(f) if row["Name"] == "Aggregated")
     queries = out / f"queries-{procs[0].pid}.jsonl"
-    return {"files": files, "logs": logs, "aggregated": aggregated, "keys": _our_orders(dsn),
-            "queries": [json.loads(x) for x in queries.read_text().splitlines()]
-            if queries.exists() else []}  # fmt: skip
+    return {
+        "files": files,
+        "logs": logs,
+        "aggregated": aggregated,
+        "keys": _our_orders(dsn),
+        "queries": [json.loads(x) for x in queries.read_text().splitlines()]
+        if queries.exists()
+        else [],
+    }
 
 
 def _check_merged(run: dict) -> dict[tuple, tuple]:
@@ -132,7 +180,8 @@ def _check_merged(run: dict) -> dict[tuple, tuple]:
         for op in line["ops"]:
             key = (line["second"], op["operation"], op["kind"])
             per_worker[line["worker"]].setdefault(key, new_histogram()).add(
-                HdrHistogram.decode(op["hdr"]))  # fmt: skip
+                HdrHistogram.decode(op["hdr"])
+            )
     merged = {tuple(row[:3]): row for row in merge_seconds(files)}
     assert set(merged) == set(per_worker[0]) | set(per_worker[1])
     for key, (*_, count, _errors, histogram) in merged.items():
@@ -146,13 +195,19 @@ def _check_merged(run: dict) -> dict[tuple, tuple]:
             assert histogram.get_value_at_percentile(pct) == total.get_value_at_percentile(pct)
 
     # (c) every request Locust counted is in our lines, the last second too
-    ours = sum(count + sum(errors.values())
-               for (_s, _op, kind, count, errors, _h) in merged.values() if kind == "service")  # fmt: skip
+    ours = sum(
+        count + sum(errors.values())
+        for (_s, _op, kind, count, errors, _h) in merged.values()
+        if kind == "service"
+    )
     assert ours == int(run["aggregated"]["Request Count"]) > 0, logs
 
     # (d) idempotency keys differ across workers: one new order per successful checkout
-    placed = sum(count for (_s, op, kind, count, _e, _h) in merged.values()
-                 if kind == "service" and op in ("checkout", "probe_checkout"))  # fmt: skip
+    placed = sum(
+        count
+        for (_s, op, kind, count, _e, _h) in merged.values()
+        if kind == "service" and op in ("checkout", "probe_checkout")
+    )
     assert len(run["keys"]) == placed > 0
     return merged
 
@@ -186,8 +241,9 @@ def test_master_and_two_workers_closed_loop(dataset_clone, tmp_path):
 def test_master_and_two_workers_open_loop(dataset_clone, tmp_path):
     run = _distributed_run(dataset_clone, tmp_path, "checkout-only", arrival_rate=42.0)
     merged = _check_merged(run)
-    arrivals = sum(row[3] + sum(row[4].values()) for key, row in merged.items()
-                   if key[2] == "intended")  # fmt: skip
+    arrivals = sum(
+        row[3] + sum(row[4].values()) for key, row in merged.items() if key[2] == "intended"
+    )
     assert 42 * (RUN_TIME_S - 2) < arrivals < 42 * (RUN_TIME_S + 2), arrivals  # rate / 2 each
     # one scheduler per class on each worker (indices 0 and 1), each with its own keys
     assert _users(run["keys"]) == {f"42-{c}-{i}" for c in ("Shopper", "Prober") for i in (0, 1)}

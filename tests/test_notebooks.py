@@ -21,8 +21,12 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
 def test_the_four_notebooks_exist() -> None:
-    assert {p.stem for p in NOTEBOOKS} >= {"latency", "lock_contention", "projection_lag",
-                                            "decision"}  # fmt: skip
+    assert {p.stem for p in NOTEBOOKS} >= {
+        "latency",
+        "lock_contention",
+        "projection_lag",
+        "decision",
+    }
 
 
 def _drew(executed: Path) -> None:
@@ -41,10 +45,14 @@ def test_notebook_runs_headless_and_draws(notebook: Path, tmp_path: Path, monkey
     assert all(not c.get("outputs") for c in source.cells if c.cell_type == "code")
     out = tmp_path / notebook.name
     # Started in notebooks/ (as nbconvert and Jupyter start a kernel), a path from the root.
-    papermill.execute_notebook(str(notebook), str(out),
-                               parameters={"runs": str(SAMPLE.relative_to(ROOT))},
-                               cwd=str(notebook.parent), kernel_name="python3",
-                               progress_bar=False)  # fmt: skip
+    papermill.execute_notebook(
+        str(notebook),
+        str(out),
+        parameters={"runs": str(SAMPLE.relative_to(ROOT))},
+        cwd=str(notebook.parent),
+        kernel_name="python3",
+        progress_bar=False,
+    )
     _drew(out)
 
 
@@ -54,10 +62,21 @@ def test_the_readme_papermill_command_works_as_written(tmp_path: Path) -> None:
     args = shlex.split(command)
     assert args[args.index("-p") + 1 :] == ["runs", "results/quick/*"], command
     out = tmp_path / "out.ipynb"
-    args = [str(ROOT / args[0]), *[{"out.ipynb": str(out), "results/quick/*": "results/sample/*"}
-                                   .get(a, a) for a in args[1:]]]  # fmt: skip
-    result = subprocess.run(args, cwd=ROOT, env={**os.environ, "MPLBACKEND": "Agg"},
-                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    args = [
+        str(ROOT / args[0]),
+        *[
+            {"out.ipynb": str(out), "results/quick/*": "results/sample/*"}.get(a, a)
+            for a in args[1:]
+        ],
+    ]
+    result = subprocess.run(
+        args,
+        cwd=ROOT,
+        env={**os.environ, "MPLBACKEND": "Agg"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     _drew(out)
 
@@ -65,11 +84,21 @@ def test_the_readme_papermill_command_works_as_written(tmp_path: Path) -> None:
 def test_nbconvert_started_in_notebooks_reads_the_default_runs(tmp_path: Path) -> None:
     """nbconvert starts the kernel in the notebook's folder; the default still resolves."""
     result = subprocess.run(
-        [str(ROOT / ".venv/bin/jupyter-nbconvert"), "--to", "notebook", "--execute",
-         "--output-dir", str(tmp_path), "latency.ipynb"],
-        cwd=ROOT / "notebooks", env={**os.environ, "MPLBACKEND": "Agg"}, capture_output=True,
-        text=True, timeout=300,
-    )  # fmt: skip
+        [
+            str(ROOT / ".venv/bin/jupyter-nbconvert"),
+            "--to",
+            "notebook",
+            "--execute",
+            "--output-dir",
+            str(tmp_path),
+            "latency.ipynb",
+        ],
+        cwd=ROOT / "notebooks",
+        env={**os.environ, "MPLBACKEND": "Agg"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     _drew(tmp_path / "latency.ipynb")
 

@@ -152,20 +152,25 @@ class CheckoutStream:
             for i in itertools.count():
                 if self.stop.is_set():
                     return
-                order = {"customer_id": self.customers[i % len(self.customers)],
-                         "lines": [{"product_id": self.products[i % len(self.products)],
-                                    "quantity": 1 + i % 3}]}  # fmt: skip
+                order = {
+                    "customer_id": self.customers[i % len(self.customers)],
+                    "lines": [
+                        {"product_id": self.products[i % len(self.products)], "quantity": 1 + i % 3}
+                    ],
+                }
                 phase, generation = sent = self.outage.snapshot()
                 after = phase == "up" and generation > 0
                 try:
-                    resp = client.post("/orders", json=order,
-                                       headers={"Idempotency-Key": f"stream-{i}"})  # fmt: skip
+                    resp = client.post(
+                        "/orders", json=order, headers={"Idempotency-Key": f"stream-{i}"}
+                    )
                 except httpx.HTTPError as exc:
                     self.replies.append(Reply(order, False, after, None, {}, None, repr(exc)))
                     continue
                 during = phase == "down" and self.outage.snapshot() == sent
-                self.replies.append(Reply(order, during, after, resp.status_code, dict(resp.headers),
-                                          _json(resp)))  # fmt: skip
+                self.replies.append(
+                    Reply(order, during, after, resp.status_code, dict(resp.headers), _json(resp))
+                )
                 self.stop.wait(0.02)  # leave the service some room; not part of any assertion
 
     def start(self) -> CheckoutStream:
@@ -183,9 +188,15 @@ class CheckoutStream:
 
     def placed(self) -> list[dict]:
         """Each placed order's answer with the customer and product it was placed for."""
-        return [{**r.body, "customer_id": r.sent["customer_id"],
-                 "product_id": r.sent["lines"][0]["product_id"]}
-                for r in list(self.replies) if r.status == 201]  # fmt: skip
+        return [
+            {
+                **r.body,
+                "customer_id": r.sent["customer_id"],
+                "product_id": r.sent["lines"][0]["product_id"],
+            }
+            for r in list(self.replies)
+            if r.status == 201
+        ]
 
 
 def _json(resp: httpx.Response) -> dict | list | None:
@@ -213,8 +224,12 @@ class Stack:
 def _active_catalog(write_dsn: str) -> tuple[list[int], list[int]]:
     with psycopg.connect(write_dsn) as conn:
         customers = [r[0] for r in conn.execute("SELECT id FROM customers ORDER BY id LIMIT 3")]
-        products = [r[0] for r in conn.execute(
-            "SELECT id FROM products WHERE status = 'active' ORDER BY id LIMIT 3")]  # fmt: skip
+        products = [
+            r[0]
+            for r in conn.execute(
+                "SELECT id FROM products WHERE status = 'active' ORDER BY id LIMIT 3"
+            )
+        ]
     return customers, products
 
 
@@ -227,9 +242,11 @@ def stack(own_servers: OwnServers) -> Iterator[Stack]:
     projector = None
     try:
         assert dbs.separate, "the read models must live on the read server"
-        with attached("cqrs-physical", dbs, pool_size=8) as impl, \
-                BackgroundService(impl) as base_url, \
-                httpx.Client(base_url=base_url, timeout=PATIENCE) as api:  # fmt: skip
+        with (
+            attached("cqrs-physical", dbs, pool_size=8) as impl,
+            BackgroundService(impl) as base_url,
+            httpx.Client(base_url=base_url, timeout=PATIENCE) as api,
+        ):
             projector = WatchedProjector(*impl.projection_dsns).start()
             customers, products = _active_catalog(dbs.write_dsn)
             for product in products:
@@ -274,7 +291,7 @@ def _head(write_dsn: str) -> Position:
     with psycopg.connect(write_dsn) as conn:
         tx, pos = conn.execute("""
             SELECT tx_id::text, position FROM outbox
-            ORDER BY outbox.tx_id DESC, outbox.position DESC LIMIT 1""").fetchone()  # fmt: skip
+            ORDER BY outbox.tx_id DESC, outbox.position DESC LIMIT 1""").fetchone()
     return Position(int(tx), pos)
 
 
@@ -363,8 +380,11 @@ def test_read_server_down_checkout_keeps_working_and_the_projector_catches_up(st
 
     stack.outage.begin(read)
     _wait_for_checkouts(stack, 5, _during)
-    for path in (f"/orders/{first['order_id']}", f"/customers/{first['customer_id']}/orders",
-                 "/products/search"):  # fmt: skip
+    for path in (
+        f"/orders/{first['order_id']}",
+        f"/customers/{first['customer_id']}/orders",
+        "/products/search",
+    ):
         resp = stack.api.get(path)
         _assert_unavailable(resp)
         assert resp.headers["X-Write-Side"] == "up"
@@ -406,8 +426,12 @@ def test_write_server_down_queries_serve_stale_and_commands_answer_503(stack):
     assert summary.json()["total_cents"] == before["total_cents"]
     top = stack.api.get("/dashboard/top-products", params=_today())
     assert top.json(), "the dashboard answers from the read models"
-    for resp in (summary, top, stack.api.get(f"/customers/{before['customer_id']}/orders"),
-                 stack.api.get("/products/search")):  # fmt: skip
+    for resp in (
+        summary,
+        top,
+        stack.api.get(f"/customers/{before['customer_id']}/orders"),
+        stack.api.get("/products/search"),
+    ):
         assert resp.status_code == 200, resp.text
         assert resp.headers["X-Write-Side"] == "down"
         assert datetime.fromisoformat(resp.headers["X-Read-Models-As-Of"]) == as_of
@@ -453,8 +477,10 @@ def _read_outage_and_recovery(stack: Stack, key: str) -> list[float]:
     stack.outage.begin(read)
     _eventually(lambda: len(stack.projector.waits) >= seen + 3, "the projector to retry")
     stack.outage.end(read, port)
-    order = {"customer_id": stack.stream.customers[0],
-             "lines": [{"product_id": stack.stream.products[0], "quantity": 1}]}  # fmt: skip
+    order = {
+        "customer_id": stack.stream.customers[0],
+        "lines": [{"product_id": stack.stream.products[0], "quantity": 1}],
+    }
     placed = stack.api.post("/orders", json=order, headers={"Idempotency-Key": key})
     assert placed.status_code == 201, placed.text
     _eventually(lambda: _caught_up(stack, placed.json()), "the projector to catch up")

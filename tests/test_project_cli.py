@@ -25,8 +25,9 @@ def logical_db(contract_catalog, tmp_path):
 
 
 def _project(home, *args):
-    return subprocess.run(_cli("project", *args), env=_env(home), capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+    return subprocess.run(
+        _cli("project", *args), env=_env(home), capture_output=True, text=True, timeout=120
+    )
 
 
 def _status(home, dsn) -> dict:
@@ -48,9 +49,14 @@ def test_rebuild_then_status(logical_db, tmp_path):
 def test_run_projects_new_events_and_stops_on_sigterm(logical_db, tmp_path):
     dsn = logical_db.config.write_dsn
     proc = subprocess.Popen(
-        _cli("project", "run", "--impl", "cqrs-logical", "--write-dsn", dsn, "--poll-interval", "0.1"),
-        env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        _cli(
+            "project", "run", "--impl", "cqrs-logical", "--write-dsn", dsn, "--poll-interval", "0.1"
+        ),
+        env=_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         placed = logical_db.commands.place_order(PlaceOrder(1, (OrderLine(1, 1),), "cli-run"))
         deadline = time.monotonic() + 30
@@ -86,6 +92,9 @@ def test_crud_has_no_projection(logical_db, tmp_path):
 def test_top_level_rebuild_is_project_rebuild(logical_db, tmp_path):
     result = subprocess.run(
         _cli("rebuild", "--impl", "cqrs-logical", "--write-dsn", logical_db.config.write_dsn),
-        env=_env(tmp_path), capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0 and "rebuilt from 6 events" in result.stdout

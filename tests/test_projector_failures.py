@@ -150,9 +150,12 @@ def _read_orders(pair: Pair) -> set[int]:
 
 def _head(pair: Pair) -> Position:
     """The newest event in commit order (ordered by the xid8, not by its text)."""
-    tx, pos = _rows(pair.write_dsn, """
+    tx, pos = _rows(
+        pair.write_dsn,
+        """
         SELECT tx_id::text, position FROM outbox
-        ORDER BY outbox.tx_id DESC, outbox.position DESC LIMIT 1""")[0]  # fmt: skip
+        ORDER BY outbox.tx_id DESC, outbox.position DESC LIMIT 1""",
+    )[0]
     return Position(int(tx), pos)
 
 
@@ -182,16 +185,22 @@ def _assert_caught_up_and_equal_to_rebuild(pair: Pair) -> None:
 
 
 SAME_ROWS = [  # (read model, write model): equal once the projection has caught up
-    ("""SELECT order_id, customer_id, status, total_cents, placed_at FROM rm_orders
+    (
+        """SELECT order_id, customer_id, status, total_cents, placed_at FROM rm_orders
         ORDER BY order_id""",
-     """SELECT id, customer_id, status, total_cents, placed_at FROM orders ORDER BY id"""),
-    ("""SELECT order_id, line_no, product_id, quantity, unit_price_cents FROM rm_order_lines
+        """SELECT id, customer_id, status, total_cents, placed_at FROM orders ORDER BY id""",
+    ),
+    (
+        """SELECT order_id, line_no, product_id, quantity, unit_price_cents FROM rm_order_lines
         ORDER BY order_id, line_no""",
-     """SELECT order_id, line_no, product_id, quantity, unit_price_cents FROM order_lines
-        ORDER BY order_id, line_no"""),
-    ("SELECT product_id, sku, price_cents, active FROM rm_products ORDER BY product_id",
-     "SELECT id, sku, price_cents, status = 'active' FROM products ORDER BY id"),
-]  # fmt: skip
+        """SELECT order_id, line_no, product_id, quantity, unit_price_cents FROM order_lines
+        ORDER BY order_id, line_no""",
+    ),
+    (
+        "SELECT product_id, sku, price_cents, active FROM rm_products ORDER BY product_id",
+        "SELECT id, sku, price_cents, status = 'active' FROM products ORDER BY id",
+    ),
+]
 
 
 def _assert_agrees_with_write_model(pair: Pair) -> None:
@@ -305,8 +314,10 @@ def test_a_rolled_back_transaction_leaves_a_hole_that_neither_stalls_nor_skips(p
 
     assert _catch_up(pair) == 1
     assert _checkpoint(pair).at == b_at
-    assert _scalar(pair.write_dsn, "SELECT count(*) FROM outbox WHERE position = %s",
-                   (a_at.position,)) == 0  # fmt: skip
+    assert (
+        _scalar(pair.write_dsn, "SELECT count(*) FROM outbox WHERE position = %s", (a_at.position,))
+        == 0
+    )
     after = pair.commands.place_order(_order(1, 2, "after-the-hole"))
     assert _catch_up(pair) == 1
     assert _checkpoint(pair).at == parse_token(after.token)
@@ -387,10 +398,14 @@ def test_a_projector_killed_mid_batch_restarts_to_the_same_read_models(pair, tmp
     _restock(pair, 1, 2, 3)
     _catch_up(pair)  # the catalog, so that product 3's read-model row exists to be locked
     started = _events_applied(pair)
-    early = [c.PlaceOrder(1 + i % 2, (c.OrderLine(1, 1 + i % 3), c.OrderLine(2, 1)), f"early-{i}")
-             for i in range(1990)]  # fmt: skip
-    late = [c.PlaceOrder(1 + i % 2, (c.OrderLine(3, 1), c.OrderLine(1 + i % 2, 2)), f"late-{i}")
-            for i in range(400)]  # fmt: skip
+    early = [
+        c.PlaceOrder(1 + i % 2, (c.OrderLine(1, 1 + i % 3), c.OrderLine(2, 1)), f"early-{i}")
+        for i in range(1990)
+    ]
+    late = [
+        c.PlaceOrder(1 + i % 2, (c.OrderLine(3, 1), c.OrderLine(1 + i % 2, 2)), f"late-{i}")
+        for i in range(400)
+    ]
     _place_many(pair, early)
     last = _place_many(pair, late)[-1]
     total = _outbox_count(pair)
@@ -402,9 +417,12 @@ def test_a_projector_killed_mid_batch_restarts_to_the_same_read_models(pair, tmp
         holder.execute("SELECT 1 FROM rm_products WHERE product_id = 3 FOR UPDATE")
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-c", PROJECTOR_PROCESS, *pair.dsns, "50"], cwd=ROOT,
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                [sys.executable, "-c", PROJECTOR_PROCESS, *pair.dsns, "50"],
+                cwd=ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         try:
             blocked = _eventually(
                 lambda: (
@@ -491,18 +509,24 @@ def test_two_projectors_one_active_the_other_takes_over_when_it_stops(pair):
 
 
 def _register(pair: Pair, count: int) -> None:
-    customers = [CustomerRegistered(100 + i, f"Customer {i}", f"c{i}@example.com")
-                 for i in range(count)]  # fmt: skip
-    products = [ProductAdded(100 + i, f"SKU-{i}", f"Product {i}", "garden", 100 + i, 10)
-                for i in range(count)]  # fmt: skip
+    customers = [
+        CustomerRegistered(100 + i, f"Customer {i}", f"c{i}@example.com") for i in range(count)
+    ]
+    products = [
+        ProductAdded(100 + i, f"SKU-{i}", f"Product {i}", "garden", 100 + i, 10)
+        for i in range(count)
+    ]
     with pair.engine.begin() as conn:
         catalog.register(conn, customers, products)
 
 
 def _counts(pair: Pair) -> tuple[int, int, int]:
-    return _rows(pair.read_dsn, """
+    return _rows(
+        pair.read_dsn,
+        """
         SELECT (SELECT count(*) FROM rm_customers), (SELECT count(*) FROM rm_products),
-               (SELECT count(*) FROM rm_orders)""")[0]  # fmt: skip
+               (SELECT count(*) FROM rm_orders)""",
+    )[0]
 
 
 def test_a_transaction_with_more_events_than_a_batch_spans_batches(pair):
@@ -510,10 +534,16 @@ def test_a_transaction_with_more_events_than_a_batch_spans_batches(pair):
     start = _checkpoint(pair)
     _register(pair, 10)  # one transaction: 10 customers, then 10 products
     placed = pair.commands.place_order(_order(100, 100, "after-the-big-one"))
-    events = [Position(int(tx), pos) for tx, pos in _rows(pair.write_dsn, """
+    events = [
+        Position(int(tx), pos)
+        for tx, pos in _rows(
+            pair.write_dsn,
+            """
         SELECT tx_id::text, position FROM outbox
         WHERE (tx_id, position) > (CAST(%s AS xid8), %s) ORDER BY outbox.tx_id, position""",
-        (str(start.at.tx_id), start.at.position))]  # fmt: skip
+            (str(start.at.tx_id), start.at.position),
+        )
+    ]
     assert len(events) == 21 and len({e.tx_id for e in events[:20]}) == 1
     big = events[19]
 
@@ -576,8 +606,10 @@ def _shopper(pair: Pair, seed: int, steps: int) -> list[str]:
         roll = rng.random()
         try:
             if roll < 0.5 or not mine:
-                lines = tuple(c.OrderLine(p, rng.randint(1, 3))
-                              for p in rng.sample(range(1, 5), rng.randint(1, 3)))  # fmt: skip
+                lines = tuple(
+                    c.OrderLine(p, rng.randint(1, 3))
+                    for p in rng.sample(range(1, 5), rng.randint(1, 3))
+                )
                 result = cmd.place_order(c.PlaceOrder(rng.randint(1, 2), lines, f"{seed}-{step}"))
                 mine.append(result.order_id)
             elif roll < 0.65:
@@ -625,7 +657,10 @@ def test_polling_delivers_when_notifications_are_lost(pair):
     finally:
         queries.engine.dispose()
     assert (summary.order_id, summary.status, summary.total_cents) == (
-        placed.order_id, "placed", 800)  # fmt: skip
+        placed.order_id,
+        "placed",
+        800,
+    )
     _assert_caught_up_and_equal_to_rebuild(pair)
 
 
@@ -638,7 +673,8 @@ def test_a_token_not_covered_within_the_bound_raises_not_yet_visible(pair):
         assert raised.value.waited == 0.2
         _catch_up(pair)
         assert queries.order_summary(placed.order_id, after=placed.token).order_id == (
-            placed.order_id)  # fmt: skip
+            placed.order_id
+        )
     finally:
         queries.engine.dispose()
 
@@ -647,16 +683,25 @@ def test_a_token_not_covered_within_the_bound_raises_not_yet_visible(pair):
 
 
 def _order_placed_events(pair: Pair, order_id: int) -> int:
-    return _scalar(pair.write_dsn, """
+    return _scalar(
+        pair.write_dsn,
+        """
         SELECT count(*) FROM outbox
         WHERE event_type = 'OrderPlaced' AND (payload ->> 'order_id')::bigint = %s""",
-        (order_id,))  # fmt: skip
+        (order_id,),
+    )
 
 
 def _wait_until_blocked_by(pair: Pair, pid: int) -> None:
-    _eventually(lambda: _rows(pair.write_dsn, """
+    _eventually(
+        lambda: _rows(
+            pair.write_dsn,
+            """
         SELECT 1 FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))""",
-        (pid,)), f"a session waiting on {pid}")  # fmt: skip
+            (pid,),
+        ),
+        f"a session waiting on {pid}",
+    )
 
 
 def test_a_retry_waiting_on_the_first_checkout_appends_no_event(pair):
@@ -761,7 +806,7 @@ def _burn_xids_to_the_next_power_of_ten(dsn: str) -> None:
         conn.execute(f"""
             DO $$ BEGIN
                 FOR i IN 1..{gap} LOOP PERFORM pg_current_xact_id(); COMMIT; END LOOP;
-            END $$""")  # fmt: skip
+            END $$""")
         assert int(conn.execute("SELECT pg_current_xact_id()::text").fetchone()[0]) >= xid + gap
 
 
@@ -783,11 +828,15 @@ def test_the_status_head_is_the_newest_event_across_a_digit_boundary(pair):
 # value; the projector reads A's event after B's. Per-row versions decide, not the reading order.
 
 VERSIONED_ROWS = [  # (read model, write model): the row versions the read models last applied
-    ("SELECT product_id, version FROM rm_products ORDER BY product_id",
-     "SELECT id, version FROM products ORDER BY id"),
-    ("SELECT order_id, version FROM rm_orders ORDER BY order_id",
-     "SELECT id, version FROM orders ORDER BY id"),
-]  # fmt: skip
+    (
+        "SELECT product_id, version FROM rm_products ORDER BY product_id",
+        "SELECT id, version FROM products ORDER BY id",
+    ),
+    (
+        "SELECT order_id, version FROM rm_orders ORDER BY order_id",
+        "SELECT id, version FROM orders ORDER BY id",
+    ),
+]
 
 
 def _run_in(tx: OpenTransaction, handler: Callable, cmd: c.Command) -> Position:
@@ -805,8 +854,9 @@ def _assert_projects_the_write_model(pair: Pair, batch_size: int) -> None:
     _assert_agrees_with_write_model(pair)
 
 
-def _lower_xid_commits_last(pair: Pair, first: Callable[[], object],
-                            last: Callable[[OpenTransaction], object]) -> None:  # fmt: skip
+def _lower_xid_commits_last(
+    pair: Pair, first: Callable[[], object], last: Callable[[OpenTransaction], object]
+) -> None:
     """B takes a transaction id, `first` runs and commits (a higher id), then `last(B)`, B commits."""
     b = OpenTransaction(pair)
     try:
@@ -870,8 +920,11 @@ def test_a_discontinued_product_keeps_its_last_price_whichever_id_commits_last(
         _run_in(b, handlers.ship_order, c.ShipOrder(order_id))  # B still commits an event
 
     order_id = pair.commands.place_order(_order(1, 1, "to-ship")).order_id
-    first = pair.commands.change_product_price if last_command == "discontinue" else \
-        pair.commands.discontinue_product  # fmt: skip
+    first = (
+        pair.commands.change_product_price
+        if last_command == "discontinue"
+        else pair.commands.discontinue_product
+    )
     _lower_xid_commits_last(
         pair, lambda: first(reprice if last_command == "discontinue" else discontinue), last
     )
@@ -898,8 +951,11 @@ def test_ship_against_cancel_projects_the_one_the_write_model_kept(pair, batch_s
                 _run_in(b, handlers.ship_order, ship)
         _run_in(b, handlers.ship_order, c.ShipOrder(other))
 
-    first = (lambda: pair.commands.ship_order(ship)) if first_status == "shipped" else \
-        (lambda: pair.commands.cancel_order(cancel))  # fmt: skip
+    first = (
+        (lambda: pair.commands.ship_order(ship))
+        if first_status == "shipped"
+        else (lambda: pair.commands.cancel_order(cancel))
+    )
     _lower_xid_commits_last(pair, first, last)
     statuses = "SELECT id, status FROM orders ORDER BY id"
     assert _rows(pair.write_dsn, statuses) == [(racing, first_status), (other, "shipped")]

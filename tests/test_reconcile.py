@@ -32,9 +32,11 @@ def caught_up(request: pytest.FixtureRequest) -> Implementation:
 def test_caught_up_read_models_match_the_write_model_on_every_table(caught_up: Implementation):
     with psycopg.connect(caught_up.projection_dsns[1], autocommit=True) as conn:
         # All-zero aggregate rows (every order of their minute cancelled) count as absent.
-        for zero in ("rm_revenue_minute VALUES ('2000-01-01', 0, 0)",
-                     "rm_product_sales_minute VALUES (1, '2000-01-01', 0, 0)",
-                     "rm_category_sales_minute VALUES ('office', '2000-01-01', 0, 0, 0)"):  # fmt: skip
+        for zero in (
+            "rm_revenue_minute VALUES ('2000-01-01', 0, 0)",
+            "rm_product_sales_minute VALUES (1, '2000-01-01', 0, 0)",
+            "rm_category_sales_minute VALUES ('office', '2000-01-01', 0, 0, 0)",
+        ):
             conn.execute(f"INSERT INTO {zero}")
     checks = reconcile(*caught_up.projection_dsns)
     assert [c.check for c in checks] == TABLES
@@ -42,14 +44,26 @@ def test_caught_up_read_models_match_the_write_model_on_every_table(caught_up: I
     assert all(int(c.detail.split()[0]) > 0 for c in checks), checks  # every table has rows
 
 
-@pytest.mark.parametrize("corruption, table, shown", [
-    ("UPDATE rm_products SET price_cents = price_cents + 1 WHERE product_id = 2",
-     "rm_products", ["(product_id=2)", "price_cents=800,", "price_cents=801,"]),
-    ("UPDATE rm_category_sales_minute SET units = units + 7 WHERE category = 'office'",
-     "rm_category_sales_minute", ["(category=office, minute=", "units=2,", "units=9,"]),
-    ("DELETE FROM rm_order_lines WHERE line_no = 2",
-     "rm_order_lines", ["line_no=2)", "got absent"]),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "corruption, table, shown",
+    [
+        (
+            "UPDATE rm_products SET price_cents = price_cents + 1 WHERE product_id = 2",
+            "rm_products",
+            ["(product_id=2)", "price_cents=800,", "price_cents=801,"],
+        ),
+        (
+            "UPDATE rm_category_sales_minute SET units = units + 7 WHERE category = 'office'",
+            "rm_category_sales_minute",
+            ["(category=office, minute=", "units=2,", "units=9,"],
+        ),
+        (
+            "DELETE FROM rm_order_lines WHERE line_no = 2",
+            "rm_order_lines",
+            ["line_no=2)", "got absent"],
+        ),
+    ],
+)
 def test_a_corrupted_read_model_row_is_a_mismatch_naming_its_table_and_key(
     caught_up: Implementation, corruption: str, table: str, shown: list[str]
 ):

@@ -17,7 +17,9 @@ from harness.analysis.report import SECTIONS
 from harness.cli_analysis import compare, report
 from harness.runner.latency import figures, new_histogram
 
-SAMPLE = sorted((Path(__file__).resolve().parents[1] / "results" / "sample" / "sample").iterdir())[-1]
+SAMPLE = sorted((Path(__file__).resolve().parents[1] / "results" / "sample" / "sample").iterdir())[
+    -1
+]
 
 
 def _app() -> typer.Typer:
@@ -47,21 +49,25 @@ def _check_html(out: Path, markdown_text: str, images: list[str]) -> None:
     """report.html: self-contained (no external resource), every chart embedded, every section
     of the Markdown present."""
     page = (out / "report.html").read_text()
-    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//|@import|url\(\s*["']?https?:""",
-                         page)  # fmt: skip
+    assert not re.search(
+        r"""(src|href)\s*=\s*["']?(https?:)?//|@import|url\(\s*["']?https?:""", page
+    )
     embedded = re.findall(r'<img [^>]*src="data:image/png;base64,[A-Za-z0-9+/=]{1000,}"', page)
     assert len(embedded) == len(images) and not re.search(r'src="[^"]+\.png"', page)
     headings = re.findall(r"^#{1,6} (.+)$", markdown_text, flags=re.MULTILINE)
     assert len(headings) >= len(SECTIONS) + 2
     for heading in headings:
         plain = re.sub(r"[*_`]", "", heading).strip()
-        assert re.search(rf"<h[1-6][^>]*>{re.escape(html.escape(plain, quote=False))}</h[1-6]>",
-                         re.sub(r"</?(code|em|strong)>", "", page)), heading  # fmt: skip
+        assert re.search(
+            rf"<h[1-6][^>]*>{re.escape(html.escape(plain, quote=False))}</h[1-6]>",
+            re.sub(r"</?(code|em|strong)>", "", page),
+        ), heading
 
 
 def test_compare_a_run_with_itself_finds_no_change() -> None:
-    result = CliRunner().invoke(_app(), ["compare", str(SAMPLE), str(SAMPLE),
-                                         "--fail-on-regression"])  # fmt: skip
+    result = CliRunner().invoke(
+        _app(), ["compare", str(SAMPLE), str(SAMPLE), "--fail-on-regression"]
+    )
     assert result.exit_code == 0, result.output
     assert "REGRESSION" not in result.output and "slower" not in result.output
     assert "no regression beyond noise and threshold" in result.output
@@ -102,13 +108,15 @@ def slower_copy(tmp_path: Path) -> Path:
 
 
 def test_gate_fails_on_a_slower_run(slower_copy: Path) -> None:
-    result = CliRunner().invoke(_app(), ["compare", str(SAMPLE), str(slower_copy),
-                                         "--fail-on-regression"])  # fmt: skip
+    result = CliRunner().invoke(
+        _app(), ["compare", str(SAMPLE), str(slower_copy), "--fail-on-regression"]
+    )
     assert result.exit_code == 2, result.output
     # Which figures get past the noise depends on the sample (a 20 s run's p99 rests on a few
     # requests); at least one gated figure must, and nothing may look faster.
-    assert re.search(r"(dashboard p99|freshness p95|checkout p99) ms .* slower REGRESSION",
-                     result.output)  # fmt: skip
+    assert re.search(
+        r"(dashboard p99|freshness p95|checkout p99) ms .* slower REGRESSION", result.output
+    )
     assert "faster" not in result.output
 
 

@@ -386,9 +386,11 @@ def test_a_version_2_run_needs_users_and_blocker_component(run: Path) -> None:
     (run / "users.parquet").unlink()
     rewrite(run, "waits", lambda t: t.drop_columns(["blocker_component"]))
     rewrite(run, "verification", lambda t: t.drop_columns(["phase"]))
-    assert validate_run(run) == ["users.parquet is missing",
-                                 "waits.parquet: missing columns ['blocker_component']",
-                                 "verification.parquet: missing columns ['phase']"]  # fmt: skip
+    assert validate_run(run) == [
+        "users.parquet is missing",
+        "waits.parquet: missing columns ['blocker_component']",
+        "verification.parquet: missing columns ['phase']",
+    ]
 
 
 def test_the_users_of_recorded_seconds_make_a_valid_table(run: Path, tmp_path: Path) -> None:
@@ -403,27 +405,35 @@ def test_the_users_of_recorded_seconds_make_a_valid_table(run: Path, tmp_path: P
 
     for n, part in enumerate(("a", "b")):  # two processes
         clock = Clock()
-        recorder = Recorder(tmp_path / part, clock=clock,
-                            users=lambda n=n: {"Shopper": 4 + n, "Analyst": n})  # fmt: skip
+        recorder = Recorder(
+            tmp_path / part, clock=clock, users=lambda n=n: {"Shopper": 4 + n, "Analyst": n}
+        )
         recorder.record("checkout", "service", 1500)
         clock.now = 101.5
         recorder.record("checkout", "service", 2500)
         recorder.flush(everything=True)
-    frames = tables(merge_seconds(sorted(tmp_path.glob("*/seconds-*.jsonl"))),
-                    Window(100, 1, 10))  # fmt: skip
+    frames = tables(merge_seconds(sorted(tmp_path.glob("*/seconds-*.jsonl"))), Window(100, 1, 10))
     users = frames["users"]
     assert users.to_dict("records") == [
-        {"second": pd.Timestamp(s, unit="s", tz="UTC"), "elapsed_s": s - 100.0, "phase": phase,
-         "user_class": name, "users": n}
+        {
+            "second": pd.Timestamp(s, unit="s", tz="UTC"),
+            "elapsed_s": s - 100.0,
+            "phase": phase,
+            "user_class": name,
+            "users": n,
+        }
         for s, phase in ((100, "warmup"), (101, "measure"))
         for name, n in (("Analyst", 1), ("Shopper", 9))
-    ]  # fmt: skip
+    ]
     frame = pd.concat([users.assign(impl=impl) for impl in IMPLS], ignore_index=True)
     (run / "users.parquet").unlink()
     write_table(run, "users", frame[schema.table("users").column_names])
     assert validate_run(run) == []
-    rewrite(run, "users", lambda t: t.set_column(
-        t.schema.get_field_index("users"), "users", pa.array([-1] * len(t))))  # fmt: skip
+    rewrite(
+        run,
+        "users",
+        lambda t: t.set_column(t.schema.get_field_index("users"), "users", pa.array([-1] * len(t))),
+    )
     assert validate_run(run) == ["users.parquet: column 'users' has negative values (min -1)"]
 
 

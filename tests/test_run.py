@@ -51,9 +51,16 @@ def _check_users(run_dir: Path, plan: RunPlan) -> None:
 def test_a_short_run_of_every_architecture_gives_a_valid_plausible_results_directory(
     servers: Servers, tmp_path: Path, transport: str
 ):
-    plan = RunPlan(impls=registry.names(), transport=transport, duration=4, warmup=2, sf=SF,
-                   experiment=f"test-{transport}", results_root=tmp_path,
-                   report=transport == "http")  # fmt: skip
+    plan = RunPlan(
+        impls=registry.names(),
+        transport=transport,
+        duration=4,
+        warmup=2,
+        sf=SF,
+        experiment=f"test-{transport}",
+        results_root=tmp_path,
+        report=transport == "http",
+    )
     (run_dir,) = run(plan, servers, progress=lambda _line: None)
 
     assert validate_run(run_dir) == []
@@ -66,11 +73,19 @@ def test_a_short_run_of_every_architecture_gives_a_valid_plausible_results_direc
 
     summary = _table(run_dir, "latency_summary")
     for impl in registry.names():
-        checkout = summary[(summary.impl == impl) & (summary.operation == "checkout")
-                           & (summary.kind == "service")]  # fmt: skip
+        checkout = summary[
+            (summary.impl == impl) & (summary.operation == "checkout") & (summary.kind == "service")
+        ]
         assert len(checkout) == 1 and checkout["count"].iloc[0] > 0, impl
-        assert 0 < checkout["p50_ms"].iloc[0] <= checkout["p99_ms"].iloc[0] <= checkout["max_ms"].iloc[0]
-        dashboards = summary[(summary.impl == impl) & summary.operation.str.startswith("dashboard_")]
+        assert (
+            0
+            < checkout["p50_ms"].iloc[0]
+            <= checkout["p99_ms"].iloc[0]
+            <= checkout["max_ms"].iloc[0]
+        )
+        dashboards = summary[
+            (summary.impl == impl) & summary.operation.str.startswith("dashboard_")
+        ]
         assert dashboards["count"].sum() > 0, impl
         assert (_table(run_dir, "verification").query("impl == @impl")["matched"]).all()
         assert (run_dir / "locust" / f"{impl}_stats.csv").is_file()
@@ -91,7 +106,11 @@ def test_a_short_run_of_every_architecture_gives_a_valid_plausible_results_direc
     _check_users(run_dir, plan)  # the Shoppers (and every class) of the mix, while measured
 
     # Projection lag and freshness exist for CQRS only, and are non-negative.
-    for table, column in (("event_lag", "lag_ms"), ("freshness", "freshness_ms"), ("lag", "events_behind")):
+    for table, column in (
+        ("event_lag", "lag_ms"),
+        ("freshness", "freshness_ms"),
+        ("lag", "events_behind"),
+    ):
         frame = _table(run_dir, table)
         assert set(frame["impl"]) == CQRS, table
         assert (frame[column] >= 0).all(), table
@@ -119,14 +138,36 @@ def _descendants(pid: int) -> list[psutil.Process]:
     return psutil.Process(pid).children(recursive=True)
 
 
-def test_ctrl_c_stops_every_process_and_keeps_an_incomplete_result(servers: Servers, tmp_path: Path):
+def test_ctrl_c_stops_every_process_and_keeps_an_incomplete_result(
+    servers: Servers, tmp_path: Path
+):
     env = {**os.environ, WRITE_DSN_ENV: servers.write_dsn, READ_DSN_ENV: servers.read_dsn}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harness", "run", "--impl", "cqrs-logical", "--sf", str(SF),
-         "--duration", "120", "--warmup", "1", "--transport", "http", "--results", str(tmp_path),
-         "--experiment", "interrupted"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "run",
+            "--impl",
+            "cqrs-logical",
+            "--sf",
+            str(SF),
+            "--duration",
+            "120",
+            "--warmup",
+            "1",
+            "--transport",
+            "http",
+            "--results",
+            str(tmp_path),
+            "--experiment",
+            "interrupted",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         seen, children = [], []
         deadline = time.monotonic() + 180
@@ -173,14 +214,25 @@ def test_a_run_measures_servers_and_a_service_it_did_not_start(servers: Servers,
     """The test starts the servers (the session's pair, handed over as DSNs), provisions a
     database and starts its API and projector; the run measures them and starts only Locust."""
     impl = "cqrs-physical"
-    dbs = provision(impl, servers, sf=SF, seed=42, name=f"given_{uuid.uuid4().hex[:8]}",
-                    progress=lambda _line: None)  # fmt: skip
+    dbs = provision(
+        impl,
+        servers,
+        sf=SF,
+        seed=42,
+        name=f"given_{uuid.uuid4().hex[:8]}",
+        progress=lambda _line: None,
+    )
     dsns = ["--write-dsn", servers.write_dsn, "--read-dsn", servers.read_dsn]
     port = free_port()
-    deployment = [subprocess.Popen(
-        [sys.executable, "-m", "harness", *args, "--impl", impl, "--database", dbs.name, *dsns],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        for args in (["serve", "--port", str(port)], ["project", "run"])]  # fmt: skip
+    deployment = [
+        subprocess.Popen(
+            [sys.executable, "-m", "harness", *args, "--impl", impl, "--database", dbs.name, *dsns],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        for args in (["serve", "--port", str(port)], ["project", "run"])
+    ]
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -188,8 +240,17 @@ def test_a_run_measures_servers_and_a_service_it_did_not_start(servers: Servers,
             assert time.monotonic() < deadline and all(p.poll() is None for p in deployment)
             time.sleep(0.2)
         before = _databases(servers.write_dsn), _databases(servers.read_dsn)
-        plan = RunPlan(impls=[impl], database=dbs.name, service_url=url, duration=3, warmup=1,
-                       sf=SF, experiment="given", results_root=tmp_path, report=False)  # fmt: skip
+        plan = RunPlan(
+            impls=[impl],
+            database=dbs.name,
+            service_url=url,
+            duration=3,
+            warmup=1,
+            sf=SF,
+            experiment="given",
+            results_root=tmp_path,
+            report=False,
+        )
         (run_dir,) = run(plan, servers, progress=lambda _line: None)
 
         assert validate_run(run_dir) == []
@@ -210,15 +271,29 @@ def test_a_run_measures_servers_and_a_service_it_did_not_start(servers: Servers,
         drop(servers, dbs)
 
 
-def test_a_run_with_two_locust_workers_merges_their_histograms_exactly(servers: Servers, tmp_path: Path):
+def test_a_run_with_two_locust_workers_merges_their_histograms_exactly(
+    servers: Servers, tmp_path: Path
+):
     from hdrh.histogram import HdrHistogram
 
-    plan = RunPlan(impls=["crud"], transport="inproc", duration=3, warmup=1, sf=SF,
-                   locust_workers=2, experiment="workers", results_root=tmp_path, report=False)  # fmt: skip
+    plan = RunPlan(
+        impls=["crud"],
+        transport="inproc",
+        duration=3,
+        warmup=1,
+        sf=SF,
+        locust_workers=2,
+        experiment="workers",
+        results_root=tmp_path,
+        report=False,
+    )
     (run_dir,) = run(plan, servers, progress=lambda _line: None)
     assert validate_run(run_dir) == []
     assert json.loads((run_dir / "run.json").read_text())["impls"]["crud"]["started"] == [
-        "locust", "locust-worker-1", "locust-worker-2"]
+        "locust",
+        "locust-worker-1",
+        "locust-worker-2",
+    ]
 
     # Every worker's own per-second histograms, summed here, equal what the results hold.
     sums: dict[tuple, list] = {}
@@ -252,15 +327,27 @@ def test_rounds_reverse_the_order_and_the_last_report_pools_them(servers: Server
     """--repeat 2: two valid run directories, the second in the reverse order; the step shape's
     stages all fall in the measured window (the users table says so), and the last round's
     report and summary cover both rounds and open with the answer."""
-    plan = RunPlan(impls=["crud", "cqrs-logical"], transport="inproc", mix="dashboard-heavy",
-                   shape="interference", duration=8, warmup=4, sf=SF, repeat=2,
-                   experiment="rounds", results_root=tmp_path)  # fmt: skip
+    plan = RunPlan(
+        impls=["crud", "cqrs-logical"],
+        transport="inproc",
+        mix="dashboard-heavy",
+        shape="interference",
+        duration=8,
+        warmup=4,
+        sf=SF,
+        repeat=2,
+        experiment="rounds",
+        results_root=tmp_path,
+    )
     lines: list[str] = []
     dirs = run(plan, servers, progress=lines.append)
     assert len(dirs) == 2 and all(validate_run(d) == [] for d in dirs)
     metas = [json.loads((d / "run.json").read_text()) for d in dirs]
     assert [m["config"]["round"] for m in metas] == [1, 2]
-    assert [m["config"]["order"] for m in metas] == [["crud", "cqrs-logical"], ["cqrs-logical", "crud"]]
+    assert [m["config"]["order"] for m in metas] == [
+        ["crud", "cqrs-logical"],
+        ["cqrs-logical", "crud"],
+    ]
     for run_dir in dirs:
         users = _table(run_dir, "users")
         analysts = users[(users.user_class == "Analyst") & (users.phase == "measure")]

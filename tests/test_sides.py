@@ -24,15 +24,21 @@ from harness.servers import Servers
 CHECKOUT = Path(__file__).resolve().parents[1]
 PATIENCE = 120.0  # seconds a process may take to start or stop (not a measurement)
 COMMAND_ROUTES = {
-    ("post", "/orders"), ("post", "/orders/{order_id}/cancel"), ("post", "/orders/{order_id}/ship"),
-    ("post", "/products/{product_id}/price"), ("post", "/products/{product_id}/discontinue"),
+    ("post", "/orders"),
+    ("post", "/orders/{order_id}/cancel"),
+    ("post", "/orders/{order_id}/ship"),
+    ("post", "/products/{product_id}/price"),
+    ("post", "/products/{product_id}/discontinue"),
     ("post", "/products/{product_id}/restock"),
-}  # fmt: skip
+}
 QUERY_ROUTES = {
-    ("get", "/orders/{order_id}"), ("get", "/customers/{customer_id}/orders"),
-    ("get", "/dashboard/sales-by-category"), ("get", "/dashboard/top-products"),
-    ("get", "/dashboard/revenue"), ("get", "/products/search"),
-}  # fmt: skip
+    ("get", "/orders/{order_id}"),
+    ("get", "/customers/{customer_id}/orders"),
+    ("get", "/dashboard/sales-by-category"),
+    ("get", "/dashboard/top-products"),
+    ("get", "/dashboard/revenue"),
+    ("get", "/products/search"),
+}
 SERVICE_ROUTES = {("get", "/health"), ("get", "/status")}
 
 
@@ -46,14 +52,23 @@ class Cli:
         self.databases: list[str] = []
 
     def run(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(_cli(*args, *self.dsns), env=_env(self.home), capture_output=True,
-                              text=True, timeout=PATIENCE * 2)  # fmt: skip
+        return subprocess.run(
+            _cli(*args, *self.dsns),
+            env=_env(self.home),
+            capture_output=True,
+            text=True,
+            timeout=PATIENCE * 2,
+        )
 
     def start(self, *args: str) -> subprocess.Popen:
         log = self.home / f"process-{len(self.started)}.log"
         with log.open("w") as out:
-            proc = subprocess.Popen(_cli(*args, *self.dsns), stdout=out, stderr=subprocess.STDOUT,
-                                    env=_env(self.home, PYTHONUNBUFFERED="1"))  # fmt: skip
+            proc = subprocess.Popen(
+                _cli(*args, *self.dsns),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=_env(self.home, PYTHONUNBUFFERED="1"),
+            )
         self.started.append((proc, log))
         return proc
 
@@ -143,8 +158,10 @@ def test_commands_and_queries_run_as_separate_services(cli, servers):
     ports = {"commands": free_port(), "queries": free_port()}
     while ports["queries"] == ports["commands"]:
         ports["queries"] = free_port()
-    services = {side: cli.start("serve", *run_database, "--side", side, "--port", str(port))
-                for side, port in ports.items()}  # fmt: skip
+    services = {
+        side: cli.start("serve", *run_database, "--side", side, "--port", str(port))
+        for side, port in ports.items()
+    }
     projector = cli.start("project", "run", *run_database, "--poll-interval", "0.1")
     for side, proc in services.items():
         cli.wait_for_line(proc, f"Uvicorn running on http://127.0.0.1:{ports[side]}")
@@ -164,22 +181,25 @@ def test_commands_and_queries_run_as_separate_services(cli, servers):
     placed = httpx.post(f"{commands}/orders", json=order, timeout=30)
     assert placed.status_code == 201, placed.text
     placed = placed.json()
-    summary = httpx.get(f"{queries}/orders/{placed['order_id']}",
-                        params={"after": placed["token"]}, timeout=30)  # fmt: skip
+    summary = httpx.get(
+        f"{queries}/orders/{placed['order_id']}", params={"after": placed["token"]}, timeout=30
+    )
     assert summary.status_code == 200, summary.text
     assert summary.json()["customer_id"] == customer
     assert summary.json()["total_cents"] == placed["total_cents"]
     assert summary.headers["X-Write-Side"] == "up" and summary.headers["X-Read-Models-As-Of"]
-    recent = httpx.get(f"{queries}/customers/{customer}/orders",
-                       params={"after": placed["token"]}, timeout=30).json()  # fmt: skip
+    recent = httpx.get(
+        f"{queries}/customers/{customer}/orders", params={"after": placed["token"]}, timeout=30
+    ).json()
     assert placed["order_id"] in [o["order_id"] for o in recent["recent"]]
 
     # Each service answers only its own side's routes.
     assert httpx.get(f"{commands}/orders/{placed['order_id']}", timeout=30).status_code == 404
     assert httpx.get(f"{commands}/products/search", timeout=30).status_code == 404
     assert httpx.post(f"{queries}/orders", json=order, timeout=30).status_code in (404, 405)
-    assert httpx.post(f"{queries}/orders/{placed['order_id']}/cancel",
-                      timeout=30).status_code == 404  # fmt: skip
+    assert (
+        httpx.post(f"{queries}/orders/{placed['order_id']}/cancel", timeout=30).status_code == 404
+    )
 
     for proc in (*services.values(), projector):
         assert cli.terminate(proc) == 128 + signal.SIGTERM, cli.output(proc)
@@ -190,8 +210,10 @@ def test_commands_and_queries_run_as_separate_services(cli, servers):
         _eventually_no_sessions(server_dsn, name)
     dropped = cli.run("db", "drop", name)
     assert dropped.returncode == 0, dropped.stderr
-    assert dropped.stdout.splitlines() == [f"dropped {name} from the write server",
-                                           f"dropped {name} from the read server"]  # fmt: skip
+    assert dropped.stdout.splitlines() == [
+        f"dropped {name} from the write server",
+        f"dropped {name} from the read server",
+    ]
     cli.databases.remove(name)
     assert name not in _databases(servers.write_dsn) | _databases(servers.read_dsn)
     assert processes_mentioning(name) == [], "a service or projector is still running"

@@ -30,8 +30,14 @@ from workloads.recorder import Recorder, append_lines, merge_seconds, new_histog
 from workloads.users import Planner, Popularity
 
 ROOT = Path(__file__).resolve().parents[1]
-CATALOG = Catalog(customers=list(range(1, 101)), products=list(range(1, 50)), retired=[50],
-                  categories=["Books", "Toys"], first_order_id=1, newest_order_id=1000)  # fmt: skip
+CATALOG = Catalog(
+    customers=list(range(1, 101)),
+    products=list(range(1, 50)),
+    retired=[50],
+    categories=["Books", "Toys"],
+    first_order_id=1,
+    newest_order_id=1000,
+)
 
 
 # --- mixes and shapes ----------------------------------------------------------------------------
@@ -62,22 +68,52 @@ def _write(tmp_path: Path, text: str) -> str:
 @pytest.mark.parametrize(
     ("text", "field", "problem"),
     [
-        ("[classes.Buyer]\nusers = 1\ntasks = { checkout = 1 }", "classes.Buyer", "unknown user class"),
-        ("[classes.Shopper]\nusers = -1\ntasks = { checkout = 1 }", "classes.Shopper.users", ">= 0"),
-        ("[classes.Shopper]\nusers = 1.5\ntasks = { checkout = 1 }", "classes.Shopper.users", "integer"),
-        ("[classes.Shopper]\nusers = 1\ntasks = { refund = 1 }", "classes.Shopper.tasks.refund", "unknown operation"),
-        ("[classes.Shopper]\nusers = 1\ntasks = { checkout = 0 }", "classes.Shopper.tasks.checkout", "> 0"),
+        (
+            "[classes.Buyer]\nusers = 1\ntasks = { checkout = 1 }",
+            "classes.Buyer",
+            "unknown user class",
+        ),
+        (
+            "[classes.Shopper]\nusers = -1\ntasks = { checkout = 1 }",
+            "classes.Shopper.users",
+            ">= 0",
+        ),
+        (
+            "[classes.Shopper]\nusers = 1.5\ntasks = { checkout = 1 }",
+            "classes.Shopper.users",
+            "integer",
+        ),
+        (
+            "[classes.Shopper]\nusers = 1\ntasks = { refund = 1 }",
+            "classes.Shopper.tasks.refund",
+            "unknown operation",
+        ),
+        (
+            "[classes.Shopper]\nusers = 1\ntasks = { checkout = 0 }",
+            "classes.Shopper.tasks.checkout",
+            "> 0",
+        ),
         ("[classes.Shopper]\nusers = 1\ntasks = {}", "classes.Shopper.tasks", "at least one"),
-        ("[classes.Shopper]\nusers = 1\nthink_min_s = 2\nthink_max_s = 1\ntasks = { checkout = 1 }",
-         "classes.Shopper.think_max_s", ">= think_min_s"),
-        ("[classes.Analyst]\nusers = 1\nwindows_s = []\ntasks = { dashboard_revenue = 1 }",
-         "classes.Analyst.windows_s", "non-empty"),
-        ("[classes.Shopper]\nusers = 1\nspeed = 3\ntasks = { checkout = 1 }", "classes.Shopper.speed", "unknown field"),
+        (
+            "[classes.Shopper]\nusers = 1\nthink_min_s = 2\nthink_max_s = 1\ntasks = { checkout = 1 }",
+            "classes.Shopper.think_max_s",
+            ">= think_min_s",
+        ),
+        (
+            "[classes.Analyst]\nusers = 1\nwindows_s = []\ntasks = { dashboard_revenue = 1 }",
+            "classes.Analyst.windows_s",
+            "non-empty",
+        ),
+        (
+            "[classes.Shopper]\nusers = 1\nspeed = 3\ntasks = { checkout = 1 }",
+            "classes.Shopper.speed",
+            "unknown field",
+        ),
         ("[classes.Shopper]\nusers = 0\ntasks = { checkout = 1 }", "classes", "nothing would run"),
         ("classes = 3", "classes", "must be a table"),
         ("[classes", "", "not valid TOML"),
     ],
-)  # fmt: skip
+)
 def test_a_bad_mix_names_its_file_and_field(tmp_path, text, field, problem):
     path = _write(tmp_path, text)
     with pytest.raises(ValueError) as caught:
@@ -92,13 +128,21 @@ def test_a_bad_mix_names_its_file_and_field(tmp_path, text, field, problem):
     [
         ("[[stages]]\nuntil = 0.5\n[[stages]]\nuntil = 0.4", "stages[1].until", "> 0.5"),
         ("[[stages]]\nuntil = 0.5", "stages[0].until", "must end at 1.0"),
-        ("[[stages]]\nuntil = 1.0\nusers = { Robot = 1 }", "stages[0].users.Robot", "unknown user class"),
+        (
+            "[[stages]]\nuntil = 1.0\nusers = { Robot = 1 }",
+            "stages[0].users.Robot",
+            "unknown user class",
+        ),
         ("[[stages]]\nuntil = 1.0\nusers = { Analyst = -2 }", "stages[0].users.Analyst", ">= 0"),
-        ("[[stages]]\nuntil = 1.0\nfactor = { Analyst = 2 }\nusers = { Analyst = 2 }", "stages[0]", "both"),
+        (
+            "[[stages]]\nuntil = 1.0\nfactor = { Analyst = 2 }\nusers = { Analyst = 2 }",
+            "stages[0]",
+            "both",
+        ),
         ("[[stages]]\nusers = { Analyst = 2 }", "stages[0].until", "missing"),
         ("stages = []", "stages", "non-empty"),
     ],
-)  # fmt: skip
+)
 def test_a_bad_shape_names_its_file_and_field(tmp_path, text, field, problem):
     path = _write(tmp_path, text)
     with pytest.raises(ValueError) as caught:
@@ -108,9 +152,13 @@ def test_a_bad_shape_names_its_file_and_field(tmp_path, text, field, problem):
 
 
 def test_unknown_names_and_missing_files_are_clear():
-    with pytest.raises(ValueError, match="unknown mix 'nope'; choose from checkout-max, checkout-only"):
+    with pytest.raises(
+        ValueError, match="unknown mix 'nope'; choose from checkout-max, checkout-only"
+    ):
         spec.load_mix("nope")
-    with pytest.raises(ValueError, match="unknown shape 'ramp'; choose from interference, spike, steady, step"):
+    with pytest.raises(
+        ValueError, match="unknown shape 'ramp'; choose from interference, spike, steady, step"
+    ):
         spec.load_shape("ramp")
     with pytest.raises(ValueError, match="does not exist"):
         spec.load_shape("/no/such/shape.toml")
@@ -140,7 +188,18 @@ def test_the_warm_up_runs_the_first_stage_with_every_class_present():
     # negative elapsed: the warm-up (10 s) before the measured window; stages are fractions of
     # the measured 40 s; the warm-up's first half runs every class, its second the first stage
     at = (-10, -5.1, -5, -0.1, 0, 9.9, 10, 20, 30, 39)
-    assert [shape.target(heavy, "Analyst", t, 40, 10) for t in at] == [1, 1, 0, 0, 0, 0, 4, 8, 16, 16]
+    assert [shape.target(heavy, "Analyst", t, 40, 10) for t in at] == [
+        1,
+        1,
+        0,
+        0,
+        0,
+        0,
+        4,
+        8,
+        16,
+        16,
+    ]
     assert {shape.target(heavy, "Shopper", t, 40, 10) for t in (-9, -1, 0, 35)} == {6}
     assert shape.rate_factor(heavy, "Analyst", -9, 40, 10) == 1 / 6  # one of the mix's six
     assert shape.rate_factor(heavy, "Analyst", -1, 40, 10) == 0.0
@@ -154,8 +213,9 @@ def test_the_warm_up_runs_the_first_stage_with_every_class_present():
 
 def _requests(seed: int, user_class: str = "Shopper", index: int = 0, n: int = 200):
     mix = spec.load_mix("mixed")
-    planner = Planner(mix.classes[user_class], CATALOG, Popularity(CATALOG.products, seed), seed,
-                      index)  # fmt: skip
+    planner = Planner(
+        mix.classes[user_class], CATALOG, Popularity(CATALOG.products, seed), seed, index
+    )
     return [planner.next() for _ in range(n)]
 
 
@@ -205,8 +265,9 @@ def test_catalog_from_a_dataset_clone(dataset_clone):
     assert catalog.retired and not set(catalog.retired) & set(catalog.products)
     assert max(catalog.products) < min(catalog.retired)
     with psycopg.connect(dataset_clone) as conn:
-        active = conn.execute("SELECT count(*), count(DISTINCT category) FROM products "
-                              "WHERE status = 'active'").fetchone()  # fmt: skip
+        active = conn.execute(
+            "SELECT count(*), count(DISTINCT category) FROM products WHERE status = 'active'"
+        ).fetchone()
     assert len(catalog.products) + len(catalog.retired) == active[0]
     assert len(catalog.categories) == active[1] and catalog.categories == sorted(catalog.categories)
     assert catalog.first_order_id >= 1 and catalog.newest_order_id > catalog.first_order_id
@@ -214,8 +275,13 @@ def test_catalog_from_a_dataset_clone(dataset_clone):
 
 
 def test_config_round_trips_and_rejects_nonsense():
-    config = WorkloadConfig(transport="inproc", write_dsn="postgresql://x/y", arrival_rate=50.0,
-                            catalog=CATALOG.to_dict(), seed=7)  # fmt: skip
+    config = WorkloadConfig(
+        transport="inproc",
+        write_dsn="postgresql://x/y",
+        arrival_rate=50.0,
+        catalog=CATALOG.to_dict(),
+        seed=7,
+    )
     assert WorkloadConfig.from_json(config.to_json()) == config
     with pytest.raises(ValueError, match="transport: must be one of http, inproc"):
         WorkloadConfig(transport="grpc")
@@ -359,11 +425,29 @@ def _locust(
 ) -> subprocess.CompletedProcess:
     path = tmp_path / "workload.json"
     path.write_text(config.to_json())
-    command = [sys.executable, "-m", "locust", "-f", "workloads/locustfile.py", "--headless",
-               "--run-time", f"{run_time}s", "--cqrs-config", str(path),
-               "--exit-code-on-error", "0", "--only-summary"]  # fmt: skip
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        "workloads/locustfile.py",
+        "--headless",
+        "--run-time",
+        f"{run_time}s",
+        "--cqrs-config",
+        str(path),
+        "--exit-code-on-error",
+        "0",
+        "--only-summary",
+    ]
+    proc = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         output, _ = proc.communicate(timeout=run_time + 60)
     except subprocess.TimeoutExpired:
@@ -399,8 +483,15 @@ def _check_results(out_dir: Path, output: str) -> dict:
 def test_locust_inproc_against_crud(dataset_clone, tmp_path):
     registry.create("crud", Config(dataset_clone, dataset_clone)).install()
     out = tmp_path / "out"
-    config = WorkloadConfig(transport="inproc", impl="crud", write_dsn=dataset_clone,
-                            mix="mixed", seed=42, duration_s=6, out_dir=str(out))  # fmt: skip
+    config = WorkloadConfig(
+        transport="inproc",
+        impl="crud",
+        write_dsn=dataset_clone,
+        mix="mixed",
+        seed=42,
+        duration_s=6,
+        out_dir=str(out),
+    )
     result = _locust(config, tmp_path)
     assert result.returncode == 0, result.stdout[-3000:]
     found = _check_results(out, result.stdout)
@@ -414,8 +505,11 @@ def test_locust_inproc_against_crud(dataset_clone, tmp_path):
     assert sorted(users.columns) == ["Analyst", "Merchandiser", "Prober", "Shopper"]
     assert users.max().to_dict() == {"Shopper": 8, "Analyst": 2, "Merchandiser": 1, "Prober": 1}
     assert (users["Shopper"] == 8).mean() > 0.5, users
-    assert not {e for (_op, e) in found["errors"]} - {"out_of_stock", "product_discontinued",
-                                                      "invalid_transition"}, found["errors"]  # fmt: skip
+    assert not {e for (_op, e) in found["errors"]} - {
+        "out_of_stock",
+        "product_discontinued",
+        "invalid_transition",
+    }, found["errors"]
 
 
 def test_locust_http_open_loop(dataset_clone, tmp_path):
@@ -425,9 +519,15 @@ def test_locust_http_open_loop(dataset_clone, tmp_path):
     out = tmp_path / "out"
     try:
         with BackgroundService(impl) as url:
-            config = WorkloadConfig(transport="http", host=url, catalog_dsn=dataset_clone,
-                                    mix="checkout-only", arrival_rate=30.0, duration_s=5,
-                                    out_dir=str(out))  # fmt: skip
+            config = WorkloadConfig(
+                transport="http",
+                host=url,
+                catalog_dsn=dataset_clone,
+                mix="checkout-only",
+                arrival_rate=30.0,
+                duration_s=5,
+                out_dir=str(out),
+            )
             result = _locust(config, tmp_path, run_time=5)
     finally:
         impl.stop()
@@ -461,8 +561,13 @@ impl.stop()
 
 def test_inproc_calls_yield_to_other_greenlets(dataset_clone):
     """Six 0.5 s statements through an implementation's pool overlap under Locust's gevent."""
-    result = subprocess.run([sys.executable, "-c", GEVENT_CHECK.format(dsn=dataset_clone)],
-                            capture_output=True, text=True, timeout=60, cwd=ROOT)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", GEVENT_CHECK.format(dsn=dataset_clone)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert float(result.stdout.split()[-1]) < 1.5  # serial would be 3 s
 
@@ -526,7 +631,12 @@ def test_both_transports_name_errors_alike(dataset_clone):
         json.loads, result.stdout.splitlines()
     )
     assert inproc == http, (inproc, http)
-    assert inproc == [["checkout", "not_found"], ["view_order", "not_found"],
-                      ["restock", "invalid_input"], ["checkout", "invalid_input"],
-                      ["discontinue", None], ["checkout", "product_discontinued"]]  # fmt: skip
+    assert inproc == [
+        ["checkout", "not_found"],
+        ["view_order", "not_found"],
+        ["restock", "invalid_input"],
+        ["checkout", "invalid_input"],
+        ["discontinue", None],
+        ["checkout", "product_discontinued"],
+    ]
     assert visible_inproc == visible_http == [False, True]

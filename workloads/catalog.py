@@ -35,16 +35,28 @@ class Catalog:
     def from_database(cls, dsn: str) -> Catalog:
         with psycopg.connect(dsn, connect_timeout=10) as conn:
             customers = [r[0] for r in conn.execute("SELECT id FROM customers ORDER BY id")]
-            active = [r[0] for r in conn.execute(
-                "SELECT id FROM products WHERE status = 'active' ORDER BY id")]  # fmt: skip
-            categories = [r[0] for r in conn.execute(
-                "SELECT DISTINCT category FROM products WHERE status = 'active' ORDER BY 1")]  # fmt: skip
+            active = [
+                r[0]
+                for r in conn.execute("SELECT id FROM products WHERE status = 'active' ORDER BY id")
+            ]
+            categories = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT DISTINCT category FROM products WHERE status = 'active' ORDER BY 1"
+                )
+            ]
             first, newest = conn.execute(
                 "SELECT coalesce(min(id), 0), coalesce(max(id), 0) FROM orders"
             ).fetchone()
         retired = max(1, round(len(active) * RETIRED_SHARE)) if len(active) > 1 else 0
-        return cls(customers, active[: len(active) - retired], active[len(active) - retired :],
-                   categories, first, newest)  # fmt: skip
+        return cls(
+            customers,
+            active[: len(active) - retired],
+            active[len(active) - retired :],
+            categories,
+            first,
+            newest,
+        )
 
     def to_dict(self) -> dict:
         return asdict(self)

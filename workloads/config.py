@@ -43,11 +43,17 @@ class WorkloadConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise bad(name, f"must be an integer >= {least}, not {value!r}")
-        if isinstance(self.duration_s, bool) or not isinstance(self.duration_s, int | float) \
-                or self.duration_s <= 0:  # fmt: skip
+        if (
+            isinstance(self.duration_s, bool)
+            or not isinstance(self.duration_s, int | float)
+            or self.duration_s <= 0
+        ):
             raise bad("duration_s", f"must be a number > 0, not {self.duration_s!r}")
-        if isinstance(self.warmup_s, bool) or not isinstance(self.warmup_s, int | float) \
-                or self.warmup_s < 0:  # fmt: skip
+        if (
+            isinstance(self.warmup_s, bool)
+            or not isinstance(self.warmup_s, int | float)
+            or self.warmup_s < 0
+        ):
             raise bad("warmup_s", f"must be a number >= 0, not {self.warmup_s!r}")
         if self.arrival_rate is not None and (
             isinstance(self.arrival_rate, bool)
@@ -73,8 +79,10 @@ class WorkloadConfig:
             raise ValueError("workload config: must be a JSON object")
         known = {f.name for f in dataclasses.fields(cls)}
         if unknown := sorted(set(data) - known):
-            raise ValueError(f"workload config: unknown field(s) {', '.join(unknown)}; "
-                             f"known: {', '.join(sorted(known))}")  # fmt: skip
+            raise ValueError(
+                f"workload config: unknown field(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(known))}"
+            )
         return cls(**data)
 
     @classmethod

@@ -45,13 +45,26 @@ SETUP_US = START_US - _DAY  # customers registered, products added
 TABLES: dict[str, tuple[str, ...]] = {
     "customers": ("id", "name", "email", "created_at"),
     "products": ("id", "sku", "name", "category", "price_cents", "stock", "status", "version"),
-    "price_history": ("id", "product_id", "old_price_cents", "new_price_cents", "reason",
-                      "changed_at"),
-    "orders": ("id", "customer_id", "status", "total_cents", "placed_at", "idempotency_key",
-               "version"),
+    "price_history": (
+        "id",
+        "product_id",
+        "old_price_cents",
+        "new_price_cents",
+        "reason",
+        "changed_at",
+    ),
+    "orders": (
+        "id",
+        "customer_id",
+        "status",
+        "total_cents",
+        "placed_at",
+        "idempotency_key",
+        "version",
+    ),
     "order_lines": ("order_id", "line_no", "product_id", "quantity", "unit_price_cents"),
     "outbox": ("event_type", "payload", "occurred_at"),
-}  # fmt: skip
+}
 
 LINE_WEIGHTS = (35, 27, 15, 9, 6, 4, 2, 2)  # 1..8 lines, mean about 2.5
 QUANTITY_WEIGHTS = (60, 20, 10, 6, 4)  # 1..5 units
@@ -62,35 +75,155 @@ PRICE_RANGE = (199, 49_999)
 PRICE_CHANGED_SHARE, DISCONTINUED_SHARE, LOW_STOCK_SHARE = 0.10, 0.02, 0.10
 SHIP_P, CANCEL_P = 0.90, 0.05  # the rest stay placed
 CATEGORIES = (
-    "Books", "Electronics", "Kitchen", "Garden", "Toys", "Sports", "Beauty", "Grocery",
-    "Office", "Automotive", "Pets", "Music", "Outdoors", "Tools", "Jewelry", "Shoes",
-    "Clothing", "Health", "Baby", "Furniture",
-)  # fmt: skip
+    "Books",
+    "Electronics",
+    "Kitchen",
+    "Garden",
+    "Toys",
+    "Sports",
+    "Beauty",
+    "Grocery",
+    "Office",
+    "Automotive",
+    "Pets",
+    "Music",
+    "Outdoors",
+    "Tools",
+    "Jewelry",
+    "Shoes",
+    "Clothing",
+    "Health",
+    "Baby",
+    "Furniture",
+)
 ADJECTIVES = (
-    "Classic", "Compact", "Deluxe", "Eco", "Elegant", "Ergonomic", "Essential", "Handmade",
-    "Heavy-Duty", "Lightweight", "Modern", "Portable", "Premium", "Rustic", "Sleek", "Smart",
-    "Sturdy", "Vintage", "Wireless", "Cozy",
-)  # fmt: skip
+    "Classic",
+    "Compact",
+    "Deluxe",
+    "Eco",
+    "Elegant",
+    "Ergonomic",
+    "Essential",
+    "Handmade",
+    "Heavy-Duty",
+    "Lightweight",
+    "Modern",
+    "Portable",
+    "Premium",
+    "Rustic",
+    "Sleek",
+    "Smart",
+    "Sturdy",
+    "Vintage",
+    "Wireless",
+    "Cozy",
+)
 MATERIALS = (
-    "Bamboo", "Cotton", "Ceramic", "Copper", "Glass", "Leather", "Linen", "Maple", "Marble",
-    "Oak", "Plastic", "Rubber", "Silk", "Steel", "Walnut", "Wool", "Granite", "Canvas",
-)  # fmt: skip
+    "Bamboo",
+    "Cotton",
+    "Ceramic",
+    "Copper",
+    "Glass",
+    "Leather",
+    "Linen",
+    "Maple",
+    "Marble",
+    "Oak",
+    "Plastic",
+    "Rubber",
+    "Silk",
+    "Steel",
+    "Walnut",
+    "Wool",
+    "Granite",
+    "Canvas",
+)
 NOUNS = (
-    "Lamp", "Kettle", "Backpack", "Chair", "Notebook", "Speaker", "Blanket", "Mug", "Jacket",
-    "Helmet", "Bottle", "Brush", "Clock", "Desk", "Frame", "Glove", "Hammer", "Headphones",
-    "Ladder", "Mat", "Pillow", "Planter", "Scarf", "Skillet", "Sneakers", "Tent", "Toolbox",
-    "Umbrella", "Vase", "Wallet",
-)  # fmt: skip
+    "Lamp",
+    "Kettle",
+    "Backpack",
+    "Chair",
+    "Notebook",
+    "Speaker",
+    "Blanket",
+    "Mug",
+    "Jacket",
+    "Helmet",
+    "Bottle",
+    "Brush",
+    "Clock",
+    "Desk",
+    "Frame",
+    "Glove",
+    "Hammer",
+    "Headphones",
+    "Ladder",
+    "Mat",
+    "Pillow",
+    "Planter",
+    "Scarf",
+    "Skillet",
+    "Sneakers",
+    "Tent",
+    "Toolbox",
+    "Umbrella",
+    "Vase",
+    "Wallet",
+)
 FIRST_NAMES = (
-    "Ada", "Ben", "Chloe", "Dmitri", "Elena", "Farah", "Gustav", "Hana", "Ivan", "Julia",
-    "Kofi", "Lena", "Mateo", "Nina", "Omar", "Priya", "Quinn", "Rosa", "Sven", "Tariq",
-    "Uma", "Victor", "Wen", "Ximena", "Yusuf", "Zoe",
-)  # fmt: skip
+    "Ada",
+    "Ben",
+    "Chloe",
+    "Dmitri",
+    "Elena",
+    "Farah",
+    "Gustav",
+    "Hana",
+    "Ivan",
+    "Julia",
+    "Kofi",
+    "Lena",
+    "Mateo",
+    "Nina",
+    "Omar",
+    "Priya",
+    "Quinn",
+    "Rosa",
+    "Sven",
+    "Tariq",
+    "Uma",
+    "Victor",
+    "Wen",
+    "Ximena",
+    "Yusuf",
+    "Zoe",
+)
 LAST_NAMES = (
-    "Andersen", "Baker", "Castillo", "Dubois", "Eriksen", "Fischer", "Garcia", "Haddad",
-    "Ito", "Jensen", "Kowalski", "Lopez", "Murphy", "Nakamura", "Okafor", "Petrov", "Rossi",
-    "Schmidt", "Tanaka", "Usman", "Varga", "Weber", "Yilmaz", "Zhang",
-)  # fmt: skip
+    "Andersen",
+    "Baker",
+    "Castillo",
+    "Dubois",
+    "Eriksen",
+    "Fischer",
+    "Garcia",
+    "Haddad",
+    "Ito",
+    "Jensen",
+    "Kowalski",
+    "Lopez",
+    "Murphy",
+    "Nakamura",
+    "Okafor",
+    "Petrov",
+    "Rossi",
+    "Schmidt",
+    "Tanaka",
+    "Usman",
+    "Varga",
+    "Weber",
+    "Yilmaz",
+    "Zhang",
+)
 PRICE_REASONS = ("promotion", "supplier cost change", "competitor match", "seasonal", "clearance")
 
 
@@ -579,8 +712,9 @@ class _History:
             event = ev.ProductDiscontinued(product_id, self.price[product_id], version)
         else:
             self.price[product_id] = change.new_price_cents
-            event = ev.ProductPriceChanged(product_id, change.old_price_cents,
-                                           change.new_price_cents, change.reason, version)  # fmt: skip
+            event = ev.ProductPriceChanged(
+                product_id, change.old_price_cents, change.new_price_cents, change.reason, version
+            )
         self.events.add_event(event, at_us)
 
     def _apply_outcome(self, at_us: int, order_id: int, kind: str, lines) -> None:

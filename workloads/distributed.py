@@ -40,14 +40,23 @@ log = logging.getLogger("cqrs-bench")
 
 def role(environment) -> str:
     runner = environment.runner
-    return ("master" if isinstance(runner, MasterRunner)
-            else "worker" if isinstance(runner, WorkerRunner) else "local")  # fmt: skip
+    return (
+        "master"
+        if isinstance(runner, MasterRunner)
+        else "worker"
+        if isinstance(runner, WorkerRunner)
+        else "local"
+    )
 
 
 def payload(config_json: str, mix_path: Path, shape_path: Path) -> str:
-    return json.dumps({"config": config_json,
-                       "mix": [mix_path.name, mix_path.read_text()],
-                       "shape": [shape_path.name, shape_path.read_text()]})  # fmt: skip
+    return json.dumps(
+        {
+            "config": config_json,
+            "mix": [mix_path.name, mix_path.read_text()],
+            "shape": [shape_path.name, shape_path.read_text()],
+        }
+    )
 
 
 def unpack(text: str) -> tuple[str, str, str]:
@@ -69,8 +78,9 @@ def layout(environment) -> dict[str, dict[str, list[int]]]:
     runner = environment.runner
     workers = runner.clients.ready + runner.clients.running + runner.clients.spawning
     total = runner.target_user_count
-    dispatcher = environment.dispatcher_class(worker_nodes=workers,
-                                              user_classes=runner.user_classes)  # fmt: skip
+    dispatcher = environment.dispatcher_class(
+        worker_nodes=workers, user_classes=runner.user_classes
+    )
     dispatcher.new_dispatch(target_user_count=total, spawn_rate=max(total, 1))
     final: dict[str, dict[str, int]] = {}
     for final in dispatcher:  # noqa: B007 - the last iteration is the distribution

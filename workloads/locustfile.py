@@ -88,22 +88,29 @@ def _options(parser) -> None:
         default=None,
         help="write-model database to read customers/products from (inproc: --write-dsn)",
     )
-    option("--out-dir", default="locust-out", help="where the per-second results go")  # fmt: skip
+    option("--out-dir", default="locust-out", help="where the per-second results go")
 
 
 def config_from_options(options) -> WorkloadConfig:
     if options.cqrs_config:
         return WorkloadConfig.load(options.cqrs_config)
     return WorkloadConfig(
-        transport=options.transport, impl=options.impl, write_dsn=options.write_dsn,
-        read_dsn=options.read_dsn, pool_size=options.pool_size, mix=options.mix,
-        shape=options.shape, seed=options.seed,
-        duration_s=options.duration or (options.run_time - options.warmup if options.run_time
-                                        else DEFAULT_DURATION_S),
+        transport=options.transport,
+        impl=options.impl,
+        write_dsn=options.write_dsn,
+        read_dsn=options.read_dsn,
+        pool_size=options.pool_size,
+        mix=options.mix,
+        shape=options.shape,
+        seed=options.seed,
+        duration_s=options.duration
+        or (options.run_time - options.warmup if options.run_time else DEFAULT_DURATION_S),
         warmup_s=options.warmup,
-        arrival_rate=options.arrival_rate, max_in_flight=options.max_in_flight,
-        catalog_dsn=options.catalog_dsn, out_dir=options.out_dir,
-    )  # fmt: skip
+        arrival_rate=options.arrival_rate,
+        max_in_flight=options.max_in_flight,
+        catalog_dsn=options.catalog_dsn,
+        out_dir=options.out_dir,
+    )
 
 
 @dataclass
@@ -133,13 +140,14 @@ class Run:
         return self.elapsed() - self.config.warmup_s
 
     def target(self, user_class: str) -> int:
-        return self.shape.target(self.mix, user_class, self.shape_elapsed(),
-                                 self.config.duration_s, self.config.warmup_s)  # fmt: skip
+        return self.shape.target(
+            self.mix, user_class, self.shape_elapsed(), self.config.duration_s, self.config.warmup_s
+        )
 
     def open_rate(self, user_class: str) -> float:
         return self.open_rates.get(user_class, 0.0) * self.shape.rate_factor(
-            self.mix, user_class, self.shape_elapsed(), self.config.duration_s,
-            self.config.warmup_s)  # fmt: skip
+            self.mix, user_class, self.shape_elapsed(), self.config.duration_s, self.config.warmup_s
+        )
 
     def next_index(self, user_class: str) -> int:
         """The class's next user's index over all processes (a worker's users: from its offset)."""
@@ -151,8 +159,12 @@ class Run:
         if local < count:
             return offset + local
         index = self.totals.get(user_class, 0) + 1000 * (self.worker + 1) + local  # still unique
-        log.warning("worker %d: a %s the master did not plan for: index %d (not reproducible)",
-                    self.worker, user_class, index)  # fmt: skip
+        log.warning(
+            "worker %d: a %s the master did not plan for: index %d (not reproducible)",
+            self.worker,
+            user_class,
+            index,
+        )
         return index
 
     def open_share(self, user_class: str) -> float:
@@ -200,7 +212,8 @@ def prepare(environment) -> Run | None:
         environment.stop_timeout = STOP_GRACE_S
     if role == "master":
         environment.parsed_options.cqrs_payload = distributed.payload(
-            config.to_json(), run.mix.path, run.shape.path)  # fmt: skip
+            config.to_json(), run.mix.path, run.shape.path
+        )
         distributed.Master(environment, config.out_dir)
         return run
     return build(run, environment, config.out_dir)
@@ -226,16 +239,20 @@ def prepare_worker(environment, previous: Run | None) -> Run:
     layout = getattr(options, "cqrs_layout", None) or {}
     run.places = layout.get(environment.runner.client_id, {})
     run.worker = environment.runner.worker_index
-    run.totals = {name: sum(p.get(name, [0, 0])[1] for p in layout.values())
-                  for name in USER_CLASSES}  # fmt: skip
+    run.totals = {
+        name: sum(p.get(name, [0, 0])[1] for p in layout.values()) for name in USER_CLASSES
+    }
     return run
 
 
 def build(run: Run, environment, out_dir: str | None) -> Run:
     """Catalog, transport and recorder of a process that runs users (out_dir None: a worker)."""
     config = run.config
-    run.catalog = (Catalog.from_dict(config.catalog) if config.catalog is not None
-                   else Catalog.from_database(config.catalog_source))  # fmt: skip
+    run.catalog = (
+        Catalog.from_dict(config.catalog)
+        if config.catalog is not None
+        else Catalog.from_database(config.catalog_source)
+    )
     run.popularity = Popularity(run.catalog.products, config.seed)
     for name in USER_CLASSES:  # fail now, not in a user greenlet, when the catalog lacks something
         if name in run.mix.classes:
@@ -289,9 +306,14 @@ def _on_init(environment, **_kwargs) -> None:
         return
     if RUN.recorder is not None:
         RUN.recorder.start()
-    log.info("cqrs-bench workload: %s transport, mix %s, shape %s, seed %d, %s",
-             RUN.config.transport, RUN.mix.name, RUN.shape.name, RUN.config.seed,
-             f"open loop at {RUN.config.arrival_rate}/s" if RUN.open_rates else "closed loop")  # fmt: skip
+    log.info(
+        "cqrs-bench workload: %s transport, mix %s, shape %s, seed %d, %s",
+        RUN.config.transport,
+        RUN.mix.name,
+        RUN.shape.name,
+        RUN.config.seed,
+        f"open loop at {RUN.config.arrival_rate}/s" if RUN.open_rates else "closed loop",
+    )
 
 
 @events.test_start.add_listener
@@ -374,8 +396,12 @@ class WorkloadUser(User):
             arrivals = f"{RUN.config.seed}-{name}-arrivals" + (
                 f"-{self.index}" if self.index else ""
             )
-            RUN.openloop.run(lambda: RUN.open_share(name), Random(arrivals), self.planner.next,
-                             self.actor.perform)  # fmt: skip
+            RUN.openloop.run(
+                lambda: RUN.open_share(name),
+                Random(arrivals),
+                self.planner.next,
+                self.actor.perform,
+            )
         elif RUN.target(name) <= self.index:
             gevent.sleep(IDLE_S)
         else:

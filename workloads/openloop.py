@@ -30,8 +30,13 @@ class OpenLoop:
         self.sink = sink
         self.halted = Event()
 
-    def run(self, rate: Callable[[], float], arrivals: Random, plan: Callable[[], Request],
-            perform: Callable[[Request], str | None]) -> None:  # fmt: skip
+    def run(
+        self,
+        rate: Callable[[], float],
+        arrivals: Random,
+        plan: Callable[[], Request],
+        perform: Callable[[Request], str | None],
+    ) -> None:
         """Schedule one class's arrivals until `halt()` (or its greenlet is killed).
 
         rate(): the class's arrivals per second now (the shape may change it).
@@ -49,11 +54,13 @@ class OpenLoop:
                 return
             self.pool.spawn(self._one, plan(), intended, perform)  # waits while the pool is full
 
-    def _one(self, request: Request, intended: float,
-             perform: Callable[[Request], str | None]) -> None:  # fmt: skip
+    def _one(
+        self, request: Request, intended: float, perform: Callable[[Request], str | None]
+    ) -> None:
         error = perform(request)
-        self.sink.record(request.operation, "intended", (time.perf_counter() - intended) * 1e6,
-                         error)  # fmt: skip
+        self.sink.record(
+            request.operation, "intended", (time.perf_counter() - intended) * 1e6, error
+        )
 
     def halt(self) -> None:
         self.halted.set()

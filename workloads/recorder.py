@@ -59,8 +59,9 @@ Users = dict[str, int]  # users per class
 
 
 class Recorder:
-    def __init__(self, out_dir: str | Path | None, clock=None,
-                 users: Callable[[], Users] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, out_dir: str | Path | None, clock=None, users: Callable[[], Users] | None = None
+    ) -> None:
         self.clock = clock or time.time
         self.users = users  # per class, the process's users acting now (None: lines carry none)
         self.held: Users | None = None
@@ -87,8 +88,13 @@ class Recorder:
         else:
             cell.errors[error] += 1
 
-    def on_request(self, name: str, response_time: float, exception: BaseException | None = None,
-                   **_kwargs: Any) -> None:  # fmt: skip
+    def on_request(
+        self,
+        name: str,
+        response_time: float,
+        exception: BaseException | None = None,
+        **_kwargs: Any,
+    ) -> None:
         """Listener for Locust's request event (response_time in milliseconds)."""
         error = None if exception is None else error_type(exception)
         self.record(name, "service", response_time * 1000.0, error)
@@ -113,10 +119,15 @@ class Recorder:
         by_second: dict[int, list[dict]] = defaultdict(list)
         for key in done:
             cell = self.cells.pop(key)
-            by_second[key[0]].append({
-                "operation": key[1], "kind": key[2], "count": cell.histogram.get_total_count(),
-                "errors": dict(cell.errors), "hdr": cell.histogram.encode().decode("ascii"),
-            })  # fmt: skip
+            by_second[key[0]].append(
+                {
+                    "operation": key[1],
+                    "kind": key[2],
+                    "count": cell.histogram.get_total_count(),
+                    "errors": dict(cell.errors),
+                    "hdr": cell.histogram.encode().decode("ascii"),
+                }
+            )
         lines = self._lines(by_second, now + 1 if everything else now)
         queries, self.queries = self.queries, []
         if self.out_dir is None:
@@ -136,8 +147,10 @@ class Recorder:
         if self.written_to is not None and any(users.values()):
             seconds.update(range(self.written_to, end))
         self.written_to = max(end, self.written_to or end)
-        return [{"second": s, "pid": self.pid, "ops": by_second.get(s, []), "users": users}
-                for s in sorted(seconds)]  # fmt: skip
+        return [
+            {"second": s, "pid": self.pid, "ops": by_second.get(s, []), "users": users}
+            for s in sorted(seconds)
+        ]
 
     def take(self) -> tuple[list[dict], list[dict]]:
         """No out_dir: the finished seconds' lines and the query lines not taken yet."""
@@ -216,6 +229,13 @@ def merge_seconds(paths: Iterable[str | Path]) -> Merged:
         total = users.setdefault(second, {})
         for name, n in counts.items():
             total[name] = total.get(name, 0) + n
-    rows = [(*key, merged[key].histogram.get_total_count(), dict(merged[key].errors),
-             merged[key].histogram) for key in sorted(merged)]  # fmt: skip
+    rows = [
+        (
+            *key,
+            merged[key].histogram.get_total_count(),
+            dict(merged[key].errors),
+            merged[key].histogram,
+        )
+        for key in sorted(merged)
+    ]
     return Merged(rows, {second: users[second] for second in sorted(users)})

@@ -89,8 +89,9 @@ class Shape:
         fraction = elapsed_s / duration_s if duration_s > 0 else 1.0
         return next((s for s in self.stages if fraction < s.until), self.stages[-1])
 
-    def target(self, mix: Mix, user_class: str, elapsed_s: float, duration_s: float,
-               warmup_s: float = 0.0) -> int:  # fmt: skip
+    def target(
+        self, mix: Mix, user_class: str, elapsed_s: float, duration_s: float, warmup_s: float = 0.0
+    ) -> int:
         """How many users of `user_class` should be active `elapsed_s` into the measured window
         of `duration_s` seconds; negative `elapsed_s` is the warm-up of `warmup_s` seconds,
         whose first half runs every class the shape ever runs (at least one user each) and whose
@@ -104,8 +105,9 @@ class Shape:
         """The most users of `user_class` this shape ever wants: how many to spawn."""
         return max(_stage_count(stage, mix, user_class) for stage in self.stages)
 
-    def rate_factor(self, mix: Mix, user_class: str, elapsed_s: float, duration_s: float,
-                    warmup_s: float = 0.0) -> float:  # fmt: skip
+    def rate_factor(
+        self, mix: Mix, user_class: str, elapsed_s: float, duration_s: float, warmup_s: float = 0.0
+    ) -> float:
         """Open loop: the class's arrival rate is its mix rate times this.
 
         target / mix count; for a class with no closed-loop users in the mix, 1 unless this
@@ -172,15 +174,18 @@ class _Checker:
             raise self.fail(field, "must be a table")
         for key in table:
             if key not in allowed:
-                raise self.fail(f"{field}.{key}" if field else key,
-                                f"unknown {noun} {key!r}; choose from {', '.join(allowed)}")  # fmt: skip
+                raise self.fail(
+                    f"{field}.{key}" if field else key,
+                    f"unknown {noun} {key!r}; choose from {', '.join(allowed)}",
+                )
         return table
 
     def number(self, value: Any, field: str, *, integer: bool = False, positive=False) -> float:
         kinds = (int,) if integer else (int, float)
         if isinstance(value, bool) or not isinstance(value, kinds):
-            raise self.fail(field, f"must be {'an integer' if integer else 'a number'}, "
-                                   f"not {value!r}")  # fmt: skip
+            raise self.fail(
+                field, f"must be {'an integer' if integer else 'a number'}, not {value!r}"
+            )
         if value < 0 or (positive and value == 0):
             raise self.fail(field, f"must be {'> 0' if positive else '>= 0'}, not {value!r}")
         return value
@@ -253,19 +258,22 @@ def load_shape(name_or_path: str) -> Shape:
             raise check.fail(f"{at}.until", f"must be > {previous} (the stage before) and <= 1")
         users = {
             k: int(check.number(v, f"{at}.users.{k}", integer=True))
-            for k, v in check.keys(table.get("users", {}), f"{at}.users", USER_CLASSES,
-                                   "user class").items()
-        }  # fmt: skip
+            for k, v in check.keys(
+                table.get("users", {}), f"{at}.users", USER_CLASSES, "user class"
+            ).items()
+        }
         factor = {
             k: float(check.number(v, f"{at}.factor.{k}"))
-            for k, v in check.keys(table.get("factor", {}), f"{at}.factor", USER_CLASSES,
-                                   "user class").items()
-        }  # fmt: skip
+            for k, v in check.keys(
+                table.get("factor", {}), f"{at}.factor", USER_CLASSES, "user class"
+            ).items()
+        }
         if both := set(users) & set(factor):
             raise check.fail(at, f"{', '.join(sorted(both))} given both users and factor")
         stages.append(Stage(until, users, factor))
         previous = until
     if previous != 1.0:
         raise check.fail(f"stages[{len(raw) - 1}].until", "the last stage must end at 1.0")
-    return Shape(path.stem, path, check.text(data.get("description", ""), "description"),
-                 tuple(stages))  # fmt: skip
+    return Shape(
+        path.stem, path, check.text(data.get("description", ""), "description"), tuple(stages)
+    )

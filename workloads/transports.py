@@ -35,7 +35,7 @@ UNAVAILABLE = (
     sqlalchemy.exc.OperationalError,
     sqlalchemy.exc.TimeoutError,
     psycopg.OperationalError,
-)  # fmt: skip  (what the API answers 503 to)
+)  # what the API answers 503 to
 
 
 class Transport:
@@ -66,8 +66,12 @@ def _inproc_error(exc: Exception) -> OperationError:
 class InprocTransport(Transport):
     def __init__(self, config: WorkloadConfig, environment) -> None:
         self.environment = environment
-        self.impl: Implementation = registry.create(config.impl, Config(
-            config.write_dsn, config.read_dsn or config.write_dsn, pool_size=config.pool_size))  # fmt: skip
+        self.impl: Implementation = registry.create(
+            config.impl,
+            Config(
+                config.write_dsn, config.read_dsn or config.write_dsn, pool_size=config.pool_size
+            ),
+        )
 
     def start(self) -> None:
         self.impl.start()
@@ -90,17 +94,27 @@ class InprocClient:
         except Exception as exc:  # reported, then raised as OperationError
             result, error = None, _inproc_error(exc)
         self.request_event.fire(
-            request_type="inproc", name=name,
-            response_time=(time.perf_counter() - start) * 1000.0, response_length=0,
-            exception=error, context={}, start_time=wall, url=None, response=None,
-        )  # fmt: skip
+            request_type="inproc",
+            name=name,
+            response_time=(time.perf_counter() - start) * 1000.0,
+            response_length=0,
+            exception=error,
+            context={},
+            start_time=wall,
+            url=None,
+            response=None,
+        )
         if error is not None:
             raise error
         return result
 
     def place_order(self, name: str, customer_id: int, lines, key: str) -> int:
-        return self._call(name, lambda: self.impl.commands.place_order(c.PlaceOrder(
-            customer_id, tuple(c.OrderLine(p, n) for p, n in lines), key))).order_id  # fmt: skip
+        return self._call(
+            name,
+            lambda: self.impl.commands.place_order(
+                c.PlaceOrder(customer_id, tuple(c.OrderLine(p, n) for p, n in lines), key)
+            ),
+        ).order_id
 
     def health(self, name: str) -> None:
         self._call(name, lambda: None)
@@ -118,35 +132,54 @@ class InprocClient:
         return True
 
     def customer_orders(self, name: str, customer_id: int, limit: int) -> None:
-        self._call(name, lambda: self.impl.queries.customer_orders(
-            q.RecentOrdersQuery(customer_id, limit)))  # fmt: skip
+        self._call(
+            name, lambda: self.impl.queries.customer_orders(q.RecentOrdersQuery(customer_id, limit))
+        )
 
     def search(self, name: str, category, max_price_cents, limit: int) -> None:
-        self._call(name, lambda: self.impl.queries.search_products(
-            q.ProductSearch(category, None, max_price_cents, None, limit)))  # fmt: skip
+        self._call(
+            name,
+            lambda: self.impl.queries.search_products(
+                q.ProductSearch(category, None, max_price_cents, None, limit)
+            ),
+        )
 
     def sales_by_category(self, name: str, since: datetime, until: datetime) -> None:
         self._call(name, lambda: self.impl.queries.sales_by_category(q.TimeWindow(since, until)))
 
     def top_products(self, name: str, since: datetime, until: datetime, limit: int) -> None:
-        self._call(name, lambda: self.impl.queries.top_products(
-            q.TopProductsQuery(q.TimeWindow(since, until), limit)))  # fmt: skip
+        self._call(
+            name,
+            lambda: self.impl.queries.top_products(
+                q.TopProductsQuery(q.TimeWindow(since, until), limit)
+            ),
+        )
 
     def revenue(self, name: str, since: datetime, until: datetime, bucket: str) -> None:
-        self._call(name, lambda: self.impl.queries.revenue_over_time(
-            q.RevenueQuery(q.TimeWindow(since, until), bucket)))  # fmt: skip
+        self._call(
+            name,
+            lambda: self.impl.queries.revenue_over_time(
+                q.RevenueQuery(q.TimeWindow(since, until), bucket)
+            ),
+        )
 
     def change_price(self, name: str, product_id: int, price_cents: int, reason: str) -> None:
-        self._call(name, lambda: self.impl.commands.change_product_price(
-            c.ChangeProductPrice(product_id, price_cents, reason)))  # fmt: skip
+        self._call(
+            name,
+            lambda: self.impl.commands.change_product_price(
+                c.ChangeProductPrice(product_id, price_cents, reason)
+            ),
+        )
 
     def restock(self, name: str, product_id: int, quantity: int) -> None:
-        self._call(name, lambda: self.impl.commands.restock_product(
-            c.RestockProduct(product_id, quantity)))  # fmt: skip
+        self._call(
+            name, lambda: self.impl.commands.restock_product(c.RestockProduct(product_id, quantity))
+        )
 
     def discontinue(self, name: str, product_id: int) -> None:
-        self._call(name, lambda: self.impl.commands.discontinue_product(
-            c.DiscontinueProduct(product_id)))  # fmt: skip
+        self._call(
+            name, lambda: self.impl.commands.discontinue_product(c.DiscontinueProduct(product_id))
+        )
 
 
 # --- http ----------------------------------------------------------------------------------------
@@ -159,8 +192,11 @@ def _http_error(status: int, body: bytes, transport_error: Exception | None) -> 
         answer = json.loads(body)
     except ValueError:
         answer = None
-    reason = answer.get("reason", "") if isinstance(answer, dict) else body[:200].decode(
-        "utf-8", "replace")  # fmt: skip
+    reason = (
+        answer.get("reason", "")
+        if isinstance(answer, dict)
+        else body[:200].decode("utf-8", "replace")
+    )
     if status == 503:
         return OperationError("unavailable", reason)
     if isinstance(answer, dict) and isinstance(answer.get("error"), str):
@@ -176,11 +212,17 @@ class HttpTransport(Transport):
             raise ValueError("the http transport needs the service's URL: --host or config host")
 
     def client(self, concurrency: int) -> HttpClient:
-        session = FastHttpSession(self.host, self.environment.events.request, user=None,
-                                  concurrency=concurrency, network_timeout=60.0,
-                                  connection_timeout=10.0)  # fmt: skip
-        return HttpClient(session, HTTPClient.from_url(self.host, concurrency=concurrency,
-                                                       network_timeout=10.0))  # fmt: skip
+        session = FastHttpSession(
+            self.host,
+            self.environment.events.request,
+            user=None,
+            concurrency=concurrency,
+            network_timeout=60.0,
+            connection_timeout=10.0,
+        )
+        return HttpClient(
+            session, HTTPClient.from_url(self.host, concurrency=concurrency, network_timeout=10.0)
+        )
 
 
 def _iso(ts: datetime) -> str:
@@ -191,17 +233,26 @@ class HttpClient:
     def __init__(self, session: FastHttpSession, poller: HTTPClient) -> None:
         self.session, self.poller = session, poller
 
-    def _send(self, name: str, method: str, path: str, query: dict | None = None,
-              body: Any = None, headers: dict | None = None) -> Any:  # fmt: skip
+    def _send(
+        self,
+        name: str,
+        method: str,
+        path: str,
+        query: dict | None = None,
+        body: Any = None,
+        headers: dict | None = None,
+    ) -> Any:
         if query:
             path += "?" + urlencode({k: v for k, v in query.items() if v is not None})
-        with self.session.request(method, path, name=name, json=body, headers=headers,
-                                  catch_response=True) as response:  # fmt: skip
+        with self.session.request(
+            method, path, name=name, json=body, headers=headers, catch_response=True
+        ) as response:
             status = response.status_code or 0
             error = None
             if not 200 <= status < 300:
-                error = _http_error(status, response.content or b"", getattr(response, "error",
-                                                                             None))  # fmt: skip
+                error = _http_error(
+                    status, response.content or b"", getattr(response, "error", None)
+                )
                 response.failure(error)
             else:
                 response.success()
@@ -210,10 +261,13 @@ class HttpClient:
         return response.json() if response.content else None
 
     def place_order(self, name: str, customer_id: int, lines, key: str) -> int:
-        body = {"customer_id": customer_id,
-                "lines": [{"product_id": p, "quantity": n} for p, n in lines]}  # fmt: skip
-        return self._send(name, "POST", "/orders", body=body,
-                          headers={"Idempotency-Key": key})["order_id"]  # fmt: skip
+        body = {
+            "customer_id": customer_id,
+            "lines": [{"product_id": p, "quantity": n} for p, n in lines],
+        }
+        return self._send(name, "POST", "/orders", body=body, headers={"Idempotency-Key": key})[
+            "order_id"
+        ]
 
     def health(self, name: str) -> None:
         self._send(name, "GET", "/health")
@@ -238,24 +292,44 @@ class HttpClient:
         self._send(name, "GET", f"/customers/{customer_id}/orders", {"limit": limit})
 
     def search(self, name: str, category, max_price_cents, limit: int) -> None:
-        self._send(name, "GET", "/products/search",
-                   {"category": category, "max_price_cents": max_price_cents, "limit": limit})  # fmt: skip
+        self._send(
+            name,
+            "GET",
+            "/products/search",
+            {"category": category, "max_price_cents": max_price_cents, "limit": limit},
+        )
 
     def sales_by_category(self, name: str, since: datetime, until: datetime) -> None:
-        self._send(name, "GET", "/dashboard/sales-by-category",
-                   {"since": _iso(since), "until": _iso(until)})  # fmt: skip
+        self._send(
+            name,
+            "GET",
+            "/dashboard/sales-by-category",
+            {"since": _iso(since), "until": _iso(until)},
+        )
 
     def top_products(self, name: str, since: datetime, until: datetime, limit: int) -> None:
-        self._send(name, "GET", "/dashboard/top-products",
-                   {"since": _iso(since), "until": _iso(until), "limit": limit})  # fmt: skip
+        self._send(
+            name,
+            "GET",
+            "/dashboard/top-products",
+            {"since": _iso(since), "until": _iso(until), "limit": limit},
+        )
 
     def revenue(self, name: str, since: datetime, until: datetime, bucket: str) -> None:
-        self._send(name, "GET", "/dashboard/revenue",
-                   {"since": _iso(since), "until": _iso(until), "bucket": bucket})  # fmt: skip
+        self._send(
+            name,
+            "GET",
+            "/dashboard/revenue",
+            {"since": _iso(since), "until": _iso(until), "bucket": bucket},
+        )
 
     def change_price(self, name: str, product_id: int, price_cents: int, reason: str) -> None:
-        self._send(name, "POST", f"/products/{product_id}/price",
-                   body={"new_price_cents": price_cents, "reason": reason})  # fmt: skip
+        self._send(
+            name,
+            "POST",
+            f"/products/{product_id}/price",
+            body={"new_price_cents": price_cents, "reason": reason},
+        )
 
     def restock(self, name: str, product_id: int, quantity: int) -> None:
         self._send(name, "POST", f"/products/{product_id}/restock", body={"quantity": quantity})

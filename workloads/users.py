@@ -100,8 +100,9 @@ class Request:
 class Planner:
     """The requests of one user: `Random(f"{seed}-{class}-{index}")` and the catalog decide them."""
 
-    def __init__(self, spec: UserClassSpec, catalog: Catalog, popularity: Popularity, seed: int,
-                 index: int) -> None:  # fmt: skip
+    def __init__(
+        self, spec: UserClassSpec, catalog: Catalog, popularity: Popularity, seed: int, index: int
+    ) -> None:
         self.spec, self.catalog, self.popularity = spec, catalog, popularity
         self.prefix = f"{seed}-{spec.name}-{index}"
         self.rng = Random(self.prefix)
@@ -109,8 +110,9 @@ class Planner:
         self.operations = [op for op, _ in spec.tasks]
         self.cum = _cum(tuple(w for _, w in spec.tasks))
         if "discontinue" in self.operations and not catalog.retired:
-            raise ValueError(f"{spec.name} discontinues products but the catalog has no retired "
-                             "products")  # fmt: skip
+            raise ValueError(
+                f"{spec.name} discontinues products but the catalog has no retired products"
+            )
 
     def next(self) -> Request:
         operation = self.operations[_weighted(self.rng, self.cum)]
@@ -128,8 +130,11 @@ class Planner:
             product = self.popularity.pick(rng)
             quantity = 1 + _weighted(rng, _cum(QUANTITY_WEIGHTS))
             lines.setdefault(product, quantity)
-        return {"customer_id": _pick(rng, self.catalog.customers),
-                "lines": tuple(lines.items()), "key": f"{self.prefix}-{self.n}"}  # fmt: skip
+        return {
+            "customer_id": _pick(rng, self.catalog.customers),
+            "lines": tuple(lines.items()),
+            "key": f"{self.prefix}-{self.n}",
+        }
 
     def _view_order(self) -> dict[str, Any]:
         first, newest = self.catalog.first_order_id, self.catalog.newest_order_id
@@ -148,13 +153,17 @@ class Planner:
         return {"window_s": _pick(self.rng, self.spec.windows_s)}
 
     def _change_price(self) -> dict[str, Any]:
-        return {"product_id": _pick(self.rng, self.catalog.products),
-                "price_cents": _between(self.rng, *PRICE_RANGE),
-                "reason": _pick(self.rng, PRICE_REASONS)}  # fmt: skip
+        return {
+            "product_id": _pick(self.rng, self.catalog.products),
+            "price_cents": _between(self.rng, *PRICE_RANGE),
+            "reason": _pick(self.rng, PRICE_REASONS),
+        }
 
     def _restock(self) -> dict[str, Any]:
-        return {"product_id": _pick(self.rng, self.catalog.products),
-                "quantity": _between(self.rng, *RESTOCK_RANGE)}  # fmt: skip
+        return {
+            "product_id": _pick(self.rng, self.catalog.products),
+            "quantity": _between(self.rng, *RESTOCK_RANGE),
+        }
 
     def _discontinue(self) -> dict[str, Any]:
         return {"product_id": _pick(self.rng, self.catalog.retired)}
@@ -173,13 +182,15 @@ class ShopClient(Protocol):
     """One method per operation (see workloads/transports.py). Each reports its request to Locust
     under `name` and raises OperationError when it failed; `order_visible` reports nothing."""
 
-    def place_order(self, name: str, customer_id: int, lines: tuple[tuple[int, int], ...],
-                    key: str) -> int: ...  # fmt: skip
+    def place_order(
+        self, name: str, customer_id: int, lines: tuple[tuple[int, int], ...], key: str
+    ) -> int: ...
     def order_summary(self, name: str, order_id: int) -> None: ...
     def order_visible(self, order_id: int) -> bool: ...
     def customer_orders(self, name: str, customer_id: int, limit: int) -> None: ...
-    def search(self, name: str, category: str | None, max_price_cents: int | None,
-               limit: int) -> None: ...  # fmt: skip
+    def search(
+        self, name: str, category: str | None, max_price_cents: int | None, limit: int
+    ) -> None: ...
     def sales_by_category(self, name: str, since: datetime, until: datetime) -> None: ...
     def top_products(self, name: str, since: datetime, until: datetime, limit: int) -> None: ...
     def revenue(self, name: str, since: datetime, until: datetime, bucket: str) -> None: ...
@@ -194,7 +205,7 @@ class Sink(Protocol):
 
     def record(
         self, operation: str, kind: str, micros: float, error: str | None = None
-    ) -> None: ...  # fmt: skip
+    ) -> None: ...
 
     def log_query(self, operation: str, started_at: float, ok: bool) -> None: ...
 
@@ -202,8 +213,9 @@ class Sink(Protocol):
 class Actor:
     """Performs requests for one user (or one open-loop class) and remembers its last order."""
 
-    def __init__(self, client: ShopClient, sink: Sink,
-                 sleep: Callable[[float], None] = time.sleep) -> None:  # fmt: skip
+    def __init__(
+        self, client: ShopClient, sink: Sink, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
         self.client, self.sink, self.sleep = client, sink, sleep
         self.last_order_id: int | None = None
 
@@ -226,8 +238,9 @@ class Actor:
     def _customer_orders(self, name: str, customer_id: int, limit: int) -> None:
         self.client.customer_orders(name, customer_id, limit)
 
-    def _search(self, name: str, category: str | None, max_price_cents: int | None,
-                limit: int) -> None:  # fmt: skip
+    def _search(
+        self, name: str, category: str | None, max_price_cents: int | None, limit: int
+    ) -> None:
         self.client.search(name, category, max_price_cents, limit)
 
     def _dashboard(self, name: str, window_s: int, query: Callable[..., None], *extra) -> None:

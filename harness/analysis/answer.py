@@ -99,8 +99,10 @@ class Level:
 
     def describe(self) -> str:
         rate = np.mean(list(self.dashboard_rate.values())) if self.dashboard_rate else 0.0
-        return (f"{self.analysts:.0f} analyst{'s' * (self.analysts != 1)} "
-                f"(~{rate:.1f} dashboard queries/s)")  # fmt: skip
+        return (
+            f"{self.analysts:.0f} analyst{'s' * (self.analysts != 1)} "
+            f"(~{rate:.1f} dashboard queries/s)"
+        )
 
 
 def measured_by_analysts(runs: list[Run]) -> pd.DataFrame:
@@ -134,8 +136,11 @@ def halves(frame: pd.DataFrame, level: Level, impl: str) -> Difference | None:
     """Checkout p99 in the second half of `level`'s seconds of `frame` (`measured_by_analysts`)
     against the first half (each run's seconds halved apart), for `impl`: a steady baseline
     shows no difference beyond noise."""
-    frame = frame[(frame["impl"] == impl) & (frame["operation"] == "checkout")
-                  & (frame["analysts"] == level.analysts)]  # fmt: skip
+    frame = frame[
+        (frame["impl"] == impl)
+        & (frame["operation"] == "checkout")
+        & (frame["analysts"] == level.analysts)
+    ]
     if frame.groupby("run")["second"].nunique().min() < 4:
         return None
     middle = frame.groupby("run")["second"].transform(
@@ -170,8 +175,9 @@ def answer(runs: list[Run], evidence: pd.DataFrame) -> Answer:
     result = Answer(reference, None, None, None, None, None, levels=found)
     mine = [lv for lv in found if reference in lv.checkout]
     if not mine:
-        result.text = (f"No answer: no checkout was measured on {reference}, so nothing can be "
-                       "compared.")  # fmt: skip
+        result.text = (
+            f"No answer: no checkout was measured on {reference}, so nothing can be compared."
+        )
         return result
     result.top = mine[-1]
     if mine[0].analysts == 0:
@@ -208,45 +214,59 @@ def cpu_differences(runs: list[Run], reference: str) -> dict[str, Difference]:
     for impl, values in by_impl.items():
         if impl != reference:
             low, high = mean_difference_interval(base, values)
-            out[impl] = Difference(float(base.mean()), float(values.mean()), low, high,
-                                   unit="cores", digits=2)  # fmt: skip
+            out[impl] = Difference(
+                float(base.mean()), float(values.mean()), low, high, unit="cores", digits=2
+            )
     return out
 
 
 def ms(value: float | None) -> str:
     """A figure in milliseconds, or n/a."""
-    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) \
-        else f"{value:.1f} ms"  # fmt: skip
+    return (
+        "n/a"
+        if value is None or (isinstance(value, float) and math.isnan(value))
+        else f"{value:.1f} ms"
+    )
 
 
 def _interference(result: Answer) -> list[str]:
     ref, top, base = result.reference, result.top, result.baseline
     if base is None:
-        return [f"This run had no stage without analysts, so it cannot say from which dashboard "
-                f"load {ref}'s checkout degrades (run the default step shape: `cqrs-bench run`)."]  # fmt: skip
+        return [
+            f"This run had no stage without analysts, so it cannot say from which dashboard "
+            f"load {ref}'s checkout degrades (run the default step shape: `cqrs-bench run`)."
+        ]
     steady = ""
     if result.steady is not None and not result.steady.beyond_noise:
         steady = " (steady: the stage's two halves within noise of each other)"
     out = [f"With no analysts, {ref}'s checkout p99 was {ms(base.checkout[ref].value())}{steady}."]
     if result.steady is not None and result.steady.beyond_noise:
-        out.append(f"That baseline was not steady: its second half differed from its first by "
-                   f"{result.steady.value:+.1f} ms ({result.steady.interval}); read what follows "
-                   f"with care, and give the run a longer warm-up (--warmup).")  # fmt: skip
+        out.append(
+            f"That baseline was not steady: its second half differed from its first by "
+            f"{result.steady.value:+.1f} ms ({result.steady.interval}); read what follows "
+            f"with care, and give the run a longer warm-up (--warmup)."
+        )
     if top is base:
         out.append("The run had no stage with analysts: it cannot show interference.")
     elif not result.above:
-        out.append(f"Up to {top.describe()} it did not leave that baseline beyond noise "
-                   f"(at the highest load: {ms(top.checkout[ref].value())}, "
-                   f"{result.rise.value:+.1f} ms, {result.rise.interval}).")  # fmt: skip
+        out.append(
+            f"Up to {top.describe()} it did not leave that baseline beyond noise "
+            f"(at the highest load: {ms(top.checkout[ref].value())}, "
+            f"{result.rise.value:+.1f} ms, {result.rise.interval})."
+        )
     elif result.onset is None:
-        out.append(f"It was above that baseline beyond noise at "
-                   f"{', '.join(lv.describe() for lv in result.above)} but not at the highest "
-                   f"load, {top.describe()}: {ms(top.checkout[ref].value())}, "
-                   f"{result.rise.value:+.1f} ms ({result.rise.interval}).")  # fmt: skip
+        out.append(
+            f"It was above that baseline beyond noise at "
+            f"{', '.join(lv.describe() for lv in result.above)} but not at the highest "
+            f"load, {top.describe()}: {ms(top.checkout[ref].value())}, "
+            f"{result.rise.value:+.1f} ms ({result.rise.interval})."
+        )
     else:
-        out.append(f"It left that baseline from {result.onset.describe()} on: at "
-                   f"{top.describe()} it was {ms(top.checkout[ref].value())}, "
-                   f"{result.rise.value:+.1f} ms ({result.rise.interval}).")  # fmt: skip
+        out.append(
+            f"It left that baseline from {result.onset.describe()} on: at "
+            f"{top.describe()} it was {ms(top.checkout[ref].value())}, "
+            f"{result.rise.value:+.1f} ms ({result.rise.interval})."
+        )
     return out
 
 
@@ -254,17 +274,21 @@ def _versus(result: Answer) -> list[str]:
     ref, top = result.reference, result.top
     if not result.versus:
         return [f"Only {ref} was measured: there is nothing to compare it with."]
-    parts = [f"{impl}'s {ms(d.b)}: {d.relative(ref + chr(39) + 's')}"
-             for impl, d in result.versus.items()]  # fmt: skip
+    parts = [
+        f"{impl}'s {ms(d.b)}: {d.relative(ref + chr(39) + 's')}"
+        for impl, d in result.versus.items()
+    ]
     out = [
         f"At {top.describe()}, {ref}'s checkout p99 was {ms(top.checkout[ref].value())}; "
         f"{'; '.join(parts)}."
     ]
     if not any(d.beyond_noise for d in result.versus.values()):
-        out.append("No architecture's checkout p99 differed from the others' beyond noise at "
-                   "this load. A run that would tell: more dashboard load (a shape whose last "
-                   "stage has more analysts), longer stages (--duration), or more rounds "
-                   "(--repeat 3).")  # fmt: skip
+        out.append(
+            "No architecture's checkout p99 differed from the others' beyond noise at "
+            "this load. A run that would tell: more dashboard load (a shape whose last "
+            "stage has more analysts), longer stages (--duration), or more rounds "
+            "(--repeat 3)."
+        )
     return out
 
 
@@ -277,19 +301,26 @@ def _costs(result: Answer, evidence: pd.DataFrame) -> list[str]:
             continue
         row, parts = pooled.loc[impl], []
         if not math.isnan(row.get("freshness_p95_ms", math.nan)):
-            parts.append(f"dashboards read data {ms(row['freshness_p95_ms'])} old at p95 "
-                         f"({ms(row['freshness_p99_ms'])} at p99)")  # fmt: skip
+            parts.append(
+                f"dashboards read data {ms(row['freshness_p95_ms'])} old at p95 "
+                f"({ms(row['freshness_p99_ms'])} at p99)"
+            )
         if not math.isnan(row.get("ryw_p99_ms", math.nan)):
-            parts.append(f"a shopper's own order reached the read side in "
-                         f"{ms(row['ryw_p99_ms'])} at p99")  # fmt: skip
+            parts.append(
+                f"a shopper's own order reached the read side in {ms(row['ryw_p99_ms'])} at p99"
+            )
         if ref in pooled.index and not math.isnan(row.get("storage_mb", math.nan)):
             base = pooled.loc[ref, "storage_mb"]
-            parts.append(f"{row['storage_mb']:.0f} MB of storage against {base:.0f} MB "
-                         f"({row['storage_mb'] / base:.1f}x)")  # fmt: skip
+            parts.append(
+                f"{row['storage_mb']:.0f} MB of storage against {base:.0f} MB "
+                f"({row['storage_mb'] / base:.1f}x)"
+            )
         cpu = result.cpu.get(impl)
         if cpu is not None:
-            parts.append(f"its servers, service and projector used {cpu.b:.2f} cores, "
-                         f"{cpu.relative(ref + chr(39) + 's', 'more', 'fewer')}")  # fmt: skip
+            parts.append(
+                f"its servers, service and projector used {cpu.b:.2f} cores, "
+                f"{cpu.relative(ref + chr(39) + 's', 'more', 'fewer')}"
+            )
         if parts:
             out.append(f"What {impl} costs: {'; '.join(parts)}.")
     return out

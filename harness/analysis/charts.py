@@ -27,12 +27,24 @@ from harness.collectors.activity import HZ as ACTIVITY_HZ
 from harness.runner.latency import PERCENTILES
 
 COLORS = {"crud": "tab:red", "cqrs-logical": "tab:blue", "cqrs-physical": "tab:green"}
-WAIT_COLORS = {"Lock": "tab:red", "LWLock": "tab:orange", "IO": "tab:purple", "CPU": "tab:gray",
-               "Client": "tab:olive", "IPC": "tab:cyan", "Timeout": "tab:brown",
-               "Activity": "tab:pink"}  # fmt: skip
-COMPONENT_COLORS = {"write_server": "tab:brown", "read_server": "tab:olive",
-                    "service": "tab:purple", "projector": "tab:orange", "locust": "tab:gray",
-                    "runner": "tab:pink"}  # fmt: skip
+WAIT_COLORS = {
+    "Lock": "tab:red",
+    "LWLock": "tab:orange",
+    "IO": "tab:purple",
+    "CPU": "tab:gray",
+    "Client": "tab:olive",
+    "IPC": "tab:cyan",
+    "Timeout": "tab:brown",
+    "Activity": "tab:pink",
+}
+COMPONENT_COLORS = {
+    "write_server": "tab:brown",
+    "read_server": "tab:olive",
+    "service": "tab:purple",
+    "projector": "tab:orange",
+    "locust": "tab:gray",
+    "runner": "tab:pink",
+}
 FEW_SAMPLES = 10  # fewer Lock samples than this (1 s of waiting) are too few to compare
 MAX_STAGES = 12  # more analyst levels than this over time: a ramp, drawn on its own axis
 LINESTYLES = ["-", "--", ":", "-."]  # per run, when a chart holds several
@@ -73,8 +85,15 @@ def _finish(fig: Figure, title: str, runs: list[str], legend_of: Axes | None = N
     if handles:
         entry = (max(map(len, labels)) + 6) * 0.075  # inches, at 8 points
         columns = max(1, min(len(handles), int(fig.get_figwidth() // entry)))
-        fig.legend(handles, labels, loc="lower center", ncol=columns, fontsize=8,
-                   bbox_to_anchor=(0.5, 0.12 * inch), frameon=False)  # fmt: skip
+        fig.legend(
+            handles,
+            labels,
+            loc="lower center",
+            ncol=columns,
+            fontsize=8,
+            bbox_to_anchor=(0.5, 0.12 * inch),
+            frameon=False,
+        )
         below += 0.1 + 0.2 * math.ceil(len(handles) / columns)
     fig.tight_layout(rect=(0, below * inch, 1, 1))
     return fig
@@ -115,8 +134,18 @@ def _bars(ax: Axes, groups: list[str], series: list[Series], column: str) -> lis
     for k, one in enumerate(series):
         x = np.arange(len(groups)) + (k - (len(series) - 1) / 2) * width
         values = one.rows[column]
-        containers.append(ax.bar(x, values, width, color=one.color, label=one.label, alpha=0.85,
-                                 hatch=one.hatch, edgecolor="white"))  # fmt: skip
+        containers.append(
+            ax.bar(
+                x,
+                values,
+                width,
+                color=one.color,
+                label=one.label,
+                alpha=0.85,
+                hatch=one.hatch,
+                edgecolor="white",
+            )
+        )
         if (error := _interval(one.rows, column)) is not None:
             ax.errorbar(x, values, yerr=error, fmt="none", ecolor="black", capsize=3, lw=1)
     ax.set_xticks(np.arange(len(groups)), groups)
@@ -128,15 +157,19 @@ def _bars(ax: Axes, groups: list[str], series: list[Series], column: str) -> lis
 def _impls(frame: pd.DataFrame) -> list[str]:
     """The implementations of `frame`, crud first as in COLORS, then any other."""
     order = list(COLORS)
-    return sorted(frame["impl"].unique(), key=lambda i: (order.index(i) if i in order
-                                                         else len(order), i))  # fmt: skip
+    return sorted(
+        frame["impl"].unique(), key=lambda i: (order.index(i) if i in order else len(order), i)
+    )
 
 
 def _series(frame: pd.DataFrame) -> list[Series]:
     """One Series per run and implementation of `frame`, in run then _impls order."""
-    return [Series(_label(frame, {"run": run, "impl": impl}), COLORS.get(impl), group, k)
-            for k, run in enumerate(frame["run"].unique()) for impl in _impls(frame)
-            if len(group := frame[(frame["run"] == run) & (frame["impl"] == impl)])]  # fmt: skip
+    return [
+        Series(_label(frame, {"run": run, "impl": impl}), COLORS.get(impl), group, k)
+        for k, run in enumerate(frame["run"].unique())
+        for impl in _impls(frame)
+        if len(group := frame[(frame["run"] == run) & (frame["impl"] == impl)])
+    ]
 
 
 def _by_label(frame: pd.DataFrame, columns: str, values: str) -> pd.DataFrame:
@@ -144,12 +177,16 @@ def _by_label(frame: pd.DataFrame, columns: str, values: str) -> pd.DataFrame:
     series in _series order, indexed by x tick labels: the impl, and under it the run's id when
     there are several runs."""
     labelled = frame.assign(label=[_label(frame, row) for _, row in frame.iterrows()])
-    wide = labelled.pivot_table(index="label", columns=columns, values=values, aggfunc="sum",
-                                fill_value=0)  # fmt: skip
+    wide = labelled.pivot_table(
+        index="label", columns=columns, values=values, aggfunc="sum", fill_value=0
+    )
     series = _series(frame)
-    ticks = [one.label if frame["run"].nunique() == 1 else
-             f"{one.rows['impl'].iloc[0]}\n{one.rows['run'].iloc[0].rsplit('/', 1)[-1]}"
-             for one in series]  # fmt: skip
+    ticks = [
+        one.label
+        if frame["run"].nunique() == 1
+        else f"{one.rows['impl'].iloc[0]}\n{one.rows['run'].iloc[0].rsplit('/', 1)[-1]}"
+        for one in series
+    ]
     return wide.reindex([one.label for one in series]).set_axis(ticks, axis=0)
 
 
@@ -180,8 +217,15 @@ def _phases(ax: Axes, measure_s: tuple[float, float] | None, analysts: pd.DataFr
             ax.axvspan(0, start, color="0.88", zorder=0, label="warm-up")
         right = ax.get_xlim()[1]
         if right > end:
-            ax.axvspan(end, right, facecolor="0.88", hatch="//", edgecolor="0.75", zorder=0,
-                       label="after the measure phase")  # fmt: skip
+            ax.axvspan(
+                end,
+                right,
+                facecolor="0.88",
+                hatch="//",
+                edgecolor="0.75",
+                zorder=0,
+                label="after the measure phase",
+            )
             ax.set_xlim(right=right)
     per_second = _stages(analysts)
     if per_second.empty:
@@ -191,8 +235,14 @@ def _phases(ax: Axes, measure_s: tuple[float, float] | None, analysts: pd.DataFr
         return f"{starts.iloc[0]:g} analysts throughout"
     if len(starts) > MAX_STAGES:
         twin = ax.twinx()
-        twin.step(per_second.index, per_second.to_numpy(), where="post", color="black",
-                  alpha=0.4, linestyle="--")  # fmt: skip
+        twin.step(
+            per_second.index,
+            per_second.to_numpy(),
+            where="post",
+            color="black",
+            alpha=0.4,
+            linestyle="--",
+        )
         twin.set_ylabel("analysts (dashboard users, dashed)")
         twin.set_ylim(bottom=0)
         return ""
@@ -201,8 +251,14 @@ def _phases(ax: Axes, measure_s: tuple[float, float] | None, analysts: pd.DataFr
     for i, (start, count) in enumerate(starts.items()):
         if i:
             ax.axvline(start, color="black", linestyle=":", lw=0.8)
-        ax.text(start, top * 1.1, f" {count:g}" + (" analyst" + "s" * (count != 1)) * (i == 0), fontsize=7,
-                va="top", ha="left")  # fmt: skip
+        ax.text(
+            start,
+            top * 1.1,
+            f" {count:g}" + (" analyst" + "s" * (count != 1)) * (i == 0),
+            fontsize=7,
+            va="top",
+            ha="left",
+        )
     return ""
 
 
@@ -224,8 +280,9 @@ def latency_percentiles(table: pd.DataFrame, operations: list[str], runs: list[s
     ticks = [n.removesuffix("_ms").replace("p999", "p99.9") for n in names]
     columns = min(len(operations), 2)
     lines = math.ceil(len(operations) / columns)
-    fig, axes = plt.subplots(lines, columns, figsize=(4.6 * columns, 3.3 * lines + 0.6),
-                             squeeze=False)  # fmt: skip
+    fig, axes = plt.subplots(
+        lines, columns, figsize=(4.6 * columns, 3.3 * lines + 0.6), squeeze=False
+    )
     for ax in axes.flat[len(operations) :]:
         ax.axis("off")
     for ax, op in zip(axes.flat, operations, strict=False):
@@ -259,8 +316,9 @@ def latency_cdf(
     """Cumulative distribution of latency per operation, one line per architecture (with its
     number of calls when `calls`, a latency.percentiles table, is given)."""
     height = _cdf_height(cdf)
-    fig, axes = plt.subplots(1, len(operations), figsize=(4.8 * len(operations), height),
-                             squeeze=False)  # fmt: skip
+    fig, axes = plt.subplots(
+        1, len(operations), figsize=(4.8 * len(operations), height), squeeze=False
+    )
     for ax, op in zip(axes[0], operations, strict=True):
         part = cdf[cdf["operation"] == op]
         for one in _series(part):
@@ -268,8 +326,14 @@ def latency_cdf(
             if calls is not None:
                 mine = calls.merge(one.rows[["run", "impl", "operation"]].drop_duplicates())
                 label += f" (n = {int(mine['count'].sum()):,})"
-            ax.step(one.rows["latency_ms"], one.rows["fraction"], where="post", color=one.color,
-                    linestyle=one.linestyle, label=label)  # fmt: skip
+            ax.step(
+                one.rows["latency_ms"],
+                one.rows["fraction"],
+                where="post",
+                color=one.color,
+                linestyle=one.linestyle,
+                label=label,
+            )
         ax.set_xscale("log")
         _plain_log(ax, "x")
         ax.set_ylim(0, 1.02)
@@ -292,8 +356,14 @@ def over_time(
     is outside the measure phase shaded and each change in the number of analysts marked."""
     fig, ax = plt.subplots(figsize=(8.5, 4.5))
     for one in _series(points):
-        ax.plot(one.rows["elapsed_s"], one.rows["value_ms"], marker=".", color=one.color,
-                linestyle=one.linestyle, label=one.label)  # fmt: skip
+        ax.plot(
+            one.rows["elapsed_s"],
+            one.rows["value_ms"],
+            marker=".",
+            color=one.color,
+            linestyle=one.linestyle,
+            label=one.label,
+        )
     ax.set_ylim(bottom=0)
     constant = _phases(ax, measure_s, analysts)
     calls = points["count"].median() if "count" in points and len(points) else math.nan
@@ -315,8 +385,11 @@ def _level_ticks(curve: pd.DataFrame, levels: list[float]) -> list[str]:
     ticks = []
     for level in levels:
         rates = curve.loc[curve["analysts"] == level, X]
-        span = (f"{rates.min():.1f}" if rates.max() - rates.min() < 0.05
-                else f"{rates.min():.1f}–{rates.max():.1f}")  # fmt: skip
+        span = (
+            f"{rates.min():.1f}"
+            if rates.max() - rates.min() < 0.05
+            else f"{rates.min():.1f}–{rates.max():.1f}"
+        )
         seconds = curve.loc[curve["analysts"] == level].groupby("impl")["seconds"].sum().min()
         ticks.append(f"{level:g}\n{span} q/s\n{seconds:g} s")
     return ticks
@@ -329,8 +402,10 @@ def _single_level(ax: Axes, curve: pd.DataFrame, column: str, unit: str) -> None
     containers = _bars(ax, [""], series, column)
     for container in containers:
         ax.bar_label(container, fmt="%.1f", label_type="center", color="white", fontsize=9)
-    ax.set_xticks([c.patches[0].get_x() + c.patches[0].get_width() / 2 for c in containers],
-                  [one.label for one in series])  # fmt: skip
+    ax.set_xticks(
+        [c.patches[0].get_x() + c.patches[0].get_width() / 2 for c in containers],
+        [one.label for one in series],
+    )
     ax.set_xlim(-0.75, 0.75)
     ax.set_ylabel(f"{unit}\n(whiskers: 95% interval)")
     level = _level_ticks(curve, _levels(curve))[0].split("\n")
@@ -347,22 +422,36 @@ def interference(curve: pd.DataFrame, runs: list[str]) -> Figure:
     if len(levels) == 1:
         fig, ax = plt.subplots(figsize=(6, 4))
         _single_level(ax, curve, column, "checkout p99 (ms)")
-        return _finish(fig, f"Checkout p99 at a single load level: {levels[0]:g} analysts "
-                            "(no curve)", runs)  # fmt: skip
+        return _finish(
+            fig, f"Checkout p99 at a single load level: {levels[0]:g} analysts (no curve)", runs
+        )
     fig, ax = plt.subplots(figsize=(7.5, 4.4))
     impls = _impls(curve)
     position = {level: i for i, level in enumerate(levels)}
     for k, impl in enumerate(impls):
         mine = curve[curve["impl"] == impl].sort_values("analysts")
         x = mine["analysts"].map(position) + (k - (len(impls) - 1) / 2) * 0.08
-        ax.errorbar(x, mine[column], yerr=_interval(mine, column), fmt="none",
-                    ecolor=COLORS.get(impl), capsize=3, alpha=0.7)  # fmt: skip
+        ax.errorbar(
+            x,
+            mine[column],
+            yerr=_interval(mine, column),
+            fmt="none",
+            ecolor=COLORS.get(impl),
+            capsize=3,
+            alpha=0.7,
+        )
         line = mine.groupby("analysts", as_index=False)[column].median()
-        ax.plot(line["analysts"].map(position) + (k - (len(impls) - 1) / 2) * 0.08, line[column],
-                marker="o", color=COLORS.get(impl), label=impl)  # fmt: skip
+        ax.plot(
+            line["analysts"].map(position) + (k - (len(impls) - 1) / 2) * 0.08,
+            line[column],
+            marker="o",
+            color=COLORS.get(impl),
+            label=impl,
+        )
     ax.set_xticks(range(len(levels)), _level_ticks(curve, levels), fontsize=8)
-    ax.set_xlabel("analysts running dashboards (the dashboard queries/s they ran, seconds "
-                  "measured)")  # fmt: skip
+    ax.set_xlabel(
+        "analysts running dashboards (the dashboard queries/s they ran, seconds measured)"
+    )
     ax.set_ylabel("checkout p99 (ms) (whiskers: 95% interval)")
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
@@ -404,25 +493,42 @@ def frontier(curve: pd.DataFrame, runs: list[str]) -> Figure:
     levels = _levels(curve)
     if len(levels) == 1:
         fig, axes = plt.subplots(1, 2, figsize=(8, 4))
-        for ax, (column, unit) in zip(axes, ((Y, "checkouts per second"),
-                                             (X, "dashboard queries per second")), strict=True):  # fmt: skip
+        for ax, (column, unit) in zip(
+            axes, ((Y, "checkouts per second"), (X, "dashboard queries per second")), strict=True
+        ):
             _single_level(ax, curve, column, unit)
-        return _finish(fig, f"Throughput at a single load level: {levels[0]:g} analysts "
-                            "(no frontier)", runs)  # fmt: skip
+        return _finish(
+            fig, f"Throughput at a single load level: {levels[0]:g} analysts (no frontier)", runs
+        )
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     for impl in _impls(curve):
         group = curve[curve["impl"] == impl].sort_values(X)
-        ax.errorbar(group[X], group[Y], xerr=_interval(group, X), yerr=_interval(group, Y),
-                    marker="o", color=COLORS.get(impl),
-                    label=impl, alpha=0.8, capsize=2, lw=1)  # fmt: skip
+        ax.errorbar(
+            group[X],
+            group[Y],
+            xerr=_interval(group, X),
+            yerr=_interval(group, Y),
+            marker="o",
+            color=COLORS.get(impl),
+            label=impl,
+            alpha=0.8,
+            capsize=2,
+            lw=1,
+        )
     front = pareto(curve)
     ax.plot(front[X], front[Y], color="black", linestyle=":", label="frontier (point estimates)")
     best = clear_best(curve)
     if best is None:
         ax.plot([], [], " ", label="no point nearest the corner beyond noise")
     else:
-        ax.scatter([best[X]], [best[Y]], s=180, facecolors="none", edgecolors="black",
-                   label=f"nearest the corner beyond noise: {best['impl']}")  # fmt: skip
+        ax.scatter(
+            [best[X]],
+            [best[Y]],
+            s=180,
+            facecolors="none",
+            edgecolors="black",
+            label=f"nearest the corner beyond noise: {best['impl']}",
+        )
     right, top = (curve.get(f"{c}_hi", curve[c]).max() for c in (X, Y))
     ax.set_xlim(-0.02 * right, right * 1.08)  # from zero, with room for a point at 0
     ax.set_ylim(0, top * 1.12)
@@ -445,14 +551,25 @@ def waits_over_time(
         return _empty("Wait events over time", runs, "no active-session samples")
     panels = [(one, server) for one in _series(waits) for server in one.rows["server"].unique()]
     types = list(dict.fromkeys(waits["wait_event_type"]))
-    fig, axes = plt.subplots(len(panels), 1, figsize=(8.5, 1.9 * len(panels) + 1.2),
-                             squeeze=False, sharex=True)  # fmt: skip
+    fig, axes = plt.subplots(
+        len(panels), 1, figsize=(8.5, 1.9 * len(panels) + 1.2), squeeze=False, sharex=True
+    )
     for ax, (one, server) in zip(axes[:, 0], panels, strict=True):
         part = one.rows[one.rows["server"] == server]
-        wide = part.pivot_table(index="elapsed_s", columns="wait_event_type", values="sessions",
-                                aggfunc="mean", fill_value=0).reindex(columns=types, fill_value=0)  # fmt: skip
-        ax.stackplot(wide.index, wide.T.to_numpy(), labels=types,
-                     colors=[WAIT_COLORS.get(c, "tab:gray") for c in types], step="post")  # fmt: skip
+        wide = part.pivot_table(
+            index="elapsed_s",
+            columns="wait_event_type",
+            values="sessions",
+            aggfunc="mean",
+            fill_value=0,
+        ).reindex(columns=types, fill_value=0)
+        ax.stackplot(
+            wide.index,
+            wide.T.to_numpy(),
+            labels=types,
+            colors=[WAIT_COLORS.get(c, "tab:gray") for c in types],
+            step="post",
+        )
         ax.set_ylim(bottom=0)
         ax.set_title(f"{one.label}, {server} server", fontsize=9)
         ax.set_ylabel("sessions")
@@ -460,8 +577,12 @@ def waits_over_time(
     for ax in axes[:, 0]:  # once every panel is drawn: the x range is the shared one
         _phases(ax, measure_s, analysts)
     axes[-1, 0].set_xlabel(_elapsed_label(measure_s))
-    return _finish(fig, f"Active sessions by wait type (pg_stat_activity sampled at {ACTIVITY_HZ} "
-                        "Hz)", runs, axes[0, 0])  # fmt: skip
+    return _finish(
+        fig,
+        f"Active sessions by wait type (pg_stat_activity sampled at {ACTIVITY_HZ} Hz)",
+        runs,
+        axes[0, 0],
+    )
 
 
 def lock_wait_seconds(table: pd.DataFrame, runs: list[str]) -> Figure:
@@ -471,22 +592,35 @@ def lock_wait_seconds(table: pd.DataFrame, runs: list[str]) -> Figure:
         return _empty("Lock-wait seconds", runs, "no samples")
     wide = _by_label(table, "server", "lock_wait_s")
     fig, ax = plt.subplots(figsize=(7, 4))
-    series = [Series(f"{server} server", None, wide[[server]].rename(columns={server: "s"}))
-              for server in wide.columns]  # fmt: skip
+    series = [
+        Series(f"{server} server", None, wide[[server]].rename(columns={server: "s"}))
+        for server in wide.columns
+    ]
     containers = _bars(ax, list(wide.index), series, "s")
     ax.tick_params(axis="x", labelsize=10 if table["run"].nunique() == 1 else 7)
     for container, one in zip(containers, series, strict=True):
         samples = (one.rows["s"] * ACTIVITY_HZ).round().astype(int)
-        ax.bar_label(container, labels=[f"{n} sample{'s' * (n != 1)}" for n in samples],
-                     fontsize=7, padding=2)  # fmt: skip
+        ax.bar_label(
+            container,
+            labels=[f"{n} sample{'s' * (n != 1)}" for n in samples],
+            fontsize=7,
+            padding=2,
+        )
     most = int(round(wide.to_numpy().max() * ACTIVITY_HZ))
     ax.set_ylim(top=max(wide.to_numpy().max() * 1.25, FEW_SAMPLES / ACTIVITY_HZ))
     ax.set_ylabel(f"lock-wait session-seconds\n(1 sample = {1 / ACTIVITY_HZ:g} s)")
     ax.legend(fontsize=8, loc="upper left")
     if most < FEW_SAMPLES:
-        ax.text(0.99, 0.97, f"every bar rests on fewer than {FEW_SAMPLES} samples:\n"
-                "too few to compare", transform=ax.transAxes, ha="right", va="top", fontsize=8,
-                color="dimgray")  # fmt: skip
+        ax.text(
+            0.99,
+            0.97,
+            f"every bar rests on fewer than {FEW_SAMPLES} samples:\ntoo few to compare",
+            transform=ax.transAxes,
+            ha="right",
+            va="top",
+            fontsize=8,
+            color="dimgray",
+        )
     return _finish(fig, f"Lock waits from {ACTIVITY_HZ} Hz session sampling (measure phase)", runs)
 
 
@@ -498,8 +632,14 @@ def distribution(cdf: pd.DataFrame, value: str, xlabel: str, title: str, runs: l
     height = _cdf_height(cdf, 4)
     fig, ax = plt.subplots(figsize=(7, height))
     for one in _series(cdf):
-        ax.step(one.rows[value], one.rows["fraction"], where="post", color=one.color,
-                linestyle=one.linestyle, label=f"{one.label} (n = {len(one.rows):,})")  # fmt: skip
+        ax.step(
+            one.rows[value],
+            one.rows["fraction"],
+            where="post",
+            color=one.color,
+            linestyle=one.linestyle,
+            label=f"{one.label} (n = {len(one.rows):,})",
+        )
     ax.set_xlim(left=0)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel(xlabel)
@@ -552,25 +692,41 @@ def cpu(table: pd.DataFrame, runs: list[str], totals: pd.DataFrame | None = None
     x = np.arange(len(wide))
     bottom = np.zeros(len(wide))
     for component in inside.columns:
-        ax.bar(x - 0.17, inside[component], 0.45, bottom=bottom, label=component,
-               color=COMPONENT_COLORS.get(component, "tab:cyan"))  # fmt: skip
+        ax.bar(
+            x - 0.17,
+            inside[component],
+            0.45,
+            bottom=bottom,
+            label=component,
+            color=COMPONENT_COLORS.get(component, "tab:cyan"),
+        )
         bottom += inside[component].to_numpy()
     error = None
     if totals is not None and len(totals):
-        bounds = _by_label(totals.melt(["run", "impl"], ["cores_lo", "cores_hi"]), "variable",
-                           "value").reindex(wide.index)  # fmt: skip
-        error = np.nan_to_num(np.clip(np.vstack([bottom - bounds["cores_lo"],
-                                                 bounds["cores_hi"] - bottom]), 0, None))  # fmt: skip
+        bounds = _by_label(
+            totals.melt(["run", "impl"], ["cores_lo", "cores_hi"]), "variable", "value"
+        ).reindex(wide.index)
+        error = np.nan_to_num(
+            np.clip(np.vstack([bottom - bounds["cores_lo"], bounds["cores_hi"] - bottom]), 0, None)
+        )
         ax.errorbar(x - 0.17, bottom, yerr=error, fmt="none", ecolor="black", capsize=4)
     above = bottom + (error[1] if error is not None else 0)
     for xi, total, y in zip(x, bottom, above, strict=True):
-        ax.text(xi - 0.17, y, f"{total:.2f}", ha="center", va="bottom", fontsize=8,
-                fontweight="bold")  # fmt: skip
+        ax.text(
+            xi - 0.17, y, f"{total:.2f}", ha="center", va="bottom", fontsize=8, fontweight="bold"
+        )
     stacked = np.zeros(len(wide))
     for component in outside.columns:
-        ax.bar(x + 0.27, outside[component], 0.2, bottom=stacked, color="white",
-               edgecolor=COMPONENT_COLORS.get(component, "tab:cyan"), hatch="///",
-               label=f"{component} (hatched: not in the total)")  # fmt: skip
+        ax.bar(
+            x + 0.27,
+            outside[component],
+            0.2,
+            bottom=stacked,
+            color="white",
+            edgecolor=COMPONENT_COLORS.get(component, "tab:cyan"),
+            hatch="///",
+            label=f"{component} (hatched: not in the total)",
+        )
         stacked += outside[component].to_numpy()
     ax.plot([], [], " ", label="on top: their total, as the table's\nCPU cores (95% interval)")
     ax.set_xticks(x, list(wide.index), fontsize=10 if table["run"].nunique() == 1 else 7)

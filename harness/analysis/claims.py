@@ -43,26 +43,39 @@ def _locks(runs: list[Run], reference: str) -> Claim:
     short = "dashboards lock rows checkout needs"
     waits = read(runs, "waits")
     if any(run.meta.get("schema_version", 1) < 2 for run in runs):
-        return Claim(short, quote, UNTESTED, "these results predate the blockers' components "
-                     "(results schema version 1): any new run records them")  # fmt: skip
+        return Claim(
+            short,
+            quote,
+            UNTESTED,
+            "these results predate the blockers' components "
+            "(results schema version 1): any new run records them",
+        )
     if waits.empty:
         return Claim(short, quote, UNTESTED, "no session samples (run with collectors on)")
     table = lock_wait_by_blocker(waits, measure_windows(runs))
     table = table[(table["impl"] == reference) & (table["component"].map(_role) == "commands")]
     blockers = table["blocker_component"].map(lambda b: {_role(c) for c in b.split(",") if c})
-    by = {role: table.loc[blockers.map(lambda roles, role=role: role in roles).astype(bool),
-                          "samples"].sum() for role in ("queries", "commands")}  # fmt: skip
+    by = {
+        role: table.loc[
+            blockers.map(lambda roles, role=role: role in roles).astype(bool), "samples"
+        ].sum()
+        for role in ("queries", "commands")
+    }
     total = int(table["samples"].sum())
-    figures = (f"on {reference}, command sessions (checkout among them) were seen waiting on a "
-               f"lock held by a query session (dashboards among them) in {by['queries']:.0f} "
-               f"samples ({by['queries'] / ACTIVITY_HZ:.1f} s), by another command session in "
-               f"{by['commands']:.0f} ({by['commands'] / ACTIVITY_HZ:.1f} s); {total} lock-wait "
-               f"samples of command sessions in all, sampled at {ACTIVITY_HZ:g} Hz "
-               f"(1 sample = {1 / ACTIVITY_HZ:.1f} s, shorter waits can be missed)")  # fmt: skip
+    figures = (
+        f"on {reference}, command sessions (checkout among them) were seen waiting on a "
+        f"lock held by a query session (dashboards among them) in {by['queries']:.0f} "
+        f"samples ({by['queries'] / ACTIVITY_HZ:.1f} s), by another command session in "
+        f"{by['commands']:.0f} ({by['commands'] / ACTIVITY_HZ:.1f} s); {total} lock-wait "
+        f"samples of command sessions in all, sampled at {ACTIVITY_HZ:g} Hz "
+        f"(1 sample = {1 / ACTIVITY_HZ:.1f} s, shorter waits can be missed)"
+    )
     verdict = HOLDS if by["queries"] > 0 else FAILS
     if verdict == FAILS:
-        figures += ("; at READ COMMITTED a plain SELECT takes no row locks, so dashboards slow "
-                    "checkout, where they do, through CPU, I/O and buffers, not locks")  # fmt: skip
+        figures += (
+            "; at READ COMMITTED a plain SELECT takes no row locks, so dashboards slow "
+            "checkout, where they do, through CPU, I/O and buffers, not locks"
+        )
     return Claim(short, quote, verdict, figures)
 
 
@@ -71,38 +84,63 @@ def _slowing(result: Answer) -> Claim:
     short = "dashboards slow checkout down"
     ref = result.reference
     if result.baseline is None or result.top is None or result.top is result.baseline:
-        return Claim(short, quote, UNTESTED, "needs stages with and without analysts: the "
-                     "default step run (`cqrs-bench run`)")  # fmt: skip
+        return Claim(
+            short,
+            quote,
+            UNTESTED,
+            "needs stages with and without analysts: the default step run (`cqrs-bench run`)",
+        )
     rise = result.rise
-    figures = (f"{ref}'s checkout p99 {rise.a:.1f} ms with no analysts, {rise.b:.1f} ms at "
-               f"{result.top.describe()}: {rise.value:+.1f} ms ({rise.interval})")  # fmt: skip
+    figures = (
+        f"{ref}'s checkout p99 {rise.a:.1f} ms with no analysts, {rise.b:.1f} ms at "
+        f"{result.top.describe()}: {rise.value:+.1f} ms ({rise.interval})"
+    )
     if result.onset is not None and rise.material:
-        return Claim(short, quote, HOLDS, figures + f"; beyond noise from "
-                     f"{result.onset.describe()} on")  # fmt: skip
+        return Claim(
+            short, quote, HOLDS, figures + f"; beyond noise from {result.onset.describe()} on"
+        )
     if result.onset is not None:
-        return Claim(short, quote, NOT_SHOWN, figures + "; beyond noise but under "
-                     f"{MATERIAL:.0%} of the baseline")  # fmt: skip
+        return Claim(
+            short,
+            quote,
+            NOT_SHOWN,
+            figures + f"; beyond noise but under {MATERIAL:.0%} of the baseline",
+        )
     if result.above:
-        return Claim(short, quote, NOT_SHOWN, figures + "; above the baseline beyond noise at "
-                     + ", ".join(lv.describe() for lv in result.above) + " only, not at the "
-                     "highest load")  # fmt: skip
+        return Claim(
+            short,
+            quote,
+            NOT_SHOWN,
+            figures
+            + "; above the baseline beyond noise at "
+            + ", ".join(lv.describe() for lv in result.above)
+            + " only, not at the "
+            "highest load",
+        )
     verdict = FAILS if rise.high < 0 else NOT_SHOWN
-    return Claim(short, quote, verdict, figures + "; a run with more analysts or longer stages "
-                 "would tell")  # fmt: skip
+    return Claim(
+        short, quote, verdict, figures + "; a run with more analysts or longer stages would tell"
+    )
 
 
 def _dashboard_samplers(runs: list[Run]) -> dict:
     frame = measured(read(runs, "latency"))
-    frame = frame[(frame["kind"] == headline_kind(frame))
-                  & frame["operation"].str.startswith("dashboard_")]  # fmt: skip
-    return {impl: latency_sampler(rows, 99, 1.0, 0.0) for impl, rows in frame.groupby("impl")
-            if rows["count"].sum()}  # fmt: skip
+    frame = frame[
+        (frame["kind"] == headline_kind(frame)) & frame["operation"].str.startswith("dashboard_")
+    ]
+    return {
+        impl: latency_sampler(rows, 99, 1.0, 0.0)
+        for impl, rows in frame.groupby("impl")
+        if rows["count"].sum()
+    }
 
 
 def _compared(differences: dict[str, Difference], ref: str, better: str) -> tuple[str, str]:
     """The verdict (holds when every one is `better`, lower, beyond noise) and the figures."""
-    parts = [f"{impl} {d.b:.1f} ms, {d.relative(f'{ref} ({d.a:.1f} ms)')}"
-             for impl, d in differences.items()]  # fmt: skip
+    parts = [
+        f"{impl} {d.b:.1f} ms, {d.relative(f'{ref} ({d.a:.1f} ms)')}"
+        for impl, d in differences.items()
+    ]
     if all(d.high < 0 and d.material for d in differences.values()):
         verdict = HOLDS
     elif any(d.low > 0 and d.material for d in differences.values()):
@@ -118,8 +156,9 @@ def _fast_queries(runs: list[Run], ref: str) -> Claim:
     samplers = _dashboard_samplers(runs)
     if ref not in samplers or len(samplers) < 2:
         return Claim(short, quote, UNTESTED, f"needs dashboards on {ref} and a CQRS variant")
-    differences = {impl: difference(samplers[ref], s) for impl, s in samplers.items()
-                   if impl != ref}  # fmt: skip
+    differences = {
+        impl: difference(samplers[ref], s) for impl, s in samplers.items() if impl != ref
+    }
     verdict, figures = _compared(differences, ref, "dashboard p99 over the measured window")
     return Claim(short, quote, verdict, figures)
 
@@ -129,16 +168,29 @@ def _background(result: Answer, evidence: pd.DataFrame) -> Claim:
     short = "async updates keep checkout fast"
     ref = result.reference
     if not result.at_baseline:
-        return Claim(short, quote, UNTESTED, f"needs a stage without analysts and {ref} beside a "
-                     "CQRS variant: the default step run")  # fmt: skip
-    parts = [f"{impl} {d.b:.1f} ms, {d.relative(f'{ref} ({d.a:.1f} ms)')}"
-             for impl, d in result.at_baseline.items()]  # fmt: skip
+        return Claim(
+            short,
+            quote,
+            UNTESTED,
+            f"needs a stage without analysts and {ref} beside a CQRS variant: the default step run",
+        )
+    parts = [
+        f"{impl} {d.b:.1f} ms, {d.relative(f'{ref} ({d.a:.1f} ms)')}"
+        for impl, d in result.at_baseline.items()
+    ]
     slower = any(d.low > 0 and d.material for d in result.at_baseline.values())
     fresh = evidence.groupby("impl").mean(numeric_only=True)["freshness_p95_ms"].dropna()
-    figures = ("checkout p99 with no analysts (the outbox's cost): " + "; ".join(parts)
-               + ("; the read models trailed by " + ", ".join(
-                   f"{impl} {v:.1f} ms" for impl, v in fresh.items()) + " at p95 (freshness)"
-                  if len(fresh) else ""))  # fmt: skip
+    figures = (
+        "checkout p99 with no analysts (the outbox's cost): "
+        + "; ".join(parts)
+        + (
+            "; the read models trailed by "
+            + ", ".join(f"{impl} {v:.1f} ms" for impl, v in fresh.items())
+            + " at p95 (freshness)"
+            if len(fresh)
+            else ""
+        )
+    )
     return Claim(short, quote, FAILS if slower else HOLDS, figures)
 
 
@@ -149,18 +201,26 @@ def _behind(evidence: pd.DataFrame) -> Claim:
     lagging = pooled[pooled["freshness_p99_ms"].notna()]
     if lagging.empty:
         return Claim(short, quote, UNTESTED, "needs a CQRS variant measured with collectors on")
-    parts = [f"{impl}: dashboards' data {row['freshness_p95_ms']:.1f} ms old at p95, "
-             f"{row['freshness_p99_ms']:.1f} ms at p99; own orders visible in "
-             f"{row['ryw_p99_ms']:.1f} ms at p99" for impl, row in lagging.iterrows()]  # fmt: skip
+    parts = [
+        f"{impl}: dashboards' data {row['freshness_p95_ms']:.1f} ms old at p95, "
+        f"{row['freshness_p99_ms']:.1f} ms at p99; own orders visible in "
+        f"{row['ryw_p99_ms']:.1f} ms at p99"
+        for impl, row in lagging.iterrows()
+    ]
     slight = (lagging["freshness_p99_ms"] <= SLIGHTLY_BEHIND_MS).all()
-    return Claim(short, quote, HOLDS if slight else FAILS,
-                 "; ".join(parts) + f" (\"slightly\" taken as under {SLIGHTLY_BEHIND_MS:.0f} ms "
-                 "at p99)")  # fmt: skip
+    return Claim(
+        short,
+        quote,
+        HOLDS if slight else FAILS,
+        "; ".join(parts) + f' ("slightly" taken as under {SLIGHTLY_BEHIND_MS:.0f} ms at p99)',
+    )
 
 
 def _logical_first(result: Answer) -> Claim:
-    quote = ("Start with logical separation. You don't need separate databases on day one. ... "
-             "Then add the infrastructure complexity only when you need it.")  # fmt: skip
+    quote = (
+        "Start with logical separation. You don't need separate databases on day one. ... "
+        "Then add the infrastructure complexity only when you need it."
+    )
     short = "start with logical separation"
     logical, physical = "cqrs-logical", "cqrs-physical"
     found = [lv for lv in result.levels if logical in lv.checkout and physical in lv.checkout]
@@ -169,35 +229,61 @@ def _logical_first(result: Answer) -> Claim:
     parts, paid = [], []
     for level in found:
         d = difference(level.checkout[logical], level.checkout[physical])
-        parts.append(f"at {level.describe()}: {physical} {d.b:.1f} ms, "
-                     f"{d.relative(f'{logical} ({d.a:.1f} ms)')}")  # fmt: skip
+        parts.append(
+            f"at {level.describe()}: {physical} {d.b:.1f} ms, "
+            f"{d.relative(f'{logical} ({d.a:.1f} ms)')}"
+        )
         if d.high < 0 and d.material:
             paid.append(level)
-    figures = ("checkout p99 " + "; ".join(parts) + ". Both servers shared this machine's "
-               "cores, so the second server took CPU from the same pool: on two hosts the "
-               "comparison can differ")  # fmt: skip
+    figures = (
+        "checkout p99 " + "; ".join(parts) + ". Both servers shared this machine's "
+        "cores, so the second server took CPU from the same pool: on two hosts the "
+        "comparison can differ"
+    )
     if not paid:
-        return Claim(short, quote, HOLDS, figures + f"; here it bought nothing beyond noise and "
-                     f"{MATERIAL:.0%}")  # fmt: skip
+        return Claim(
+            short,
+            quote,
+            HOLDS,
+            figures + f"; here it bought nothing beyond noise and {MATERIAL:.0%}",
+        )
     where = ", ".join(level.describe() for level in paid)
     if len(paid) == len(found):
-        return Claim(short, quote, FAILS, figures + "; physical separation was ahead, beyond noise "
-                     f"and {MATERIAL:.0%}, at every load measured: logical was never enough")  # fmt: skip
-    return Claim(short, quote, HOLDS, figures + f"; physical separation was ahead, beyond noise "
-                 f"and {MATERIAL:.0%}, only at {where}")  # fmt: skip
+        return Claim(
+            short,
+            quote,
+            FAILS,
+            figures + "; physical separation was ahead, beyond noise "
+            f"and {MATERIAL:.0%}, at every load measured: logical was never enough",
+        )
+    return Claim(
+        short,
+        quote,
+        HOLDS,
+        figures + f"; physical separation was ahead, beyond noise "
+        f"and {MATERIAL:.0%}, only at {where}",
+    )
 
 
 def _synchronous(runs: list[Run]) -> Claim:
-    quote = ("If you update the read model synchronously after every write, you lose most of the "
-             "performance benefits.")  # fmt: skip
+    quote = (
+        "If you update the read model synchronously after every write, you lose most of the "
+        "performance benefits."
+    )
     short = "synchronous updates lose the benefit"
     impls = {i for r in runs for i in r.impls}
     if "cqrs-sync" not in impls:
-        return Claim(short, quote, UNTESTED, "needs an architecture that updates the read model "
-                     "in the command's transaction (cqrs-sync, not built yet): a run of it beside "
-                     "crud and cqrs-logical would test it")  # fmt: skip
-    return Claim(short, quote, UNTESTED, "cqrs-sync was measured, but its comparison is not "
-                 "written yet")  # fmt: skip
+        return Claim(
+            short,
+            quote,
+            UNTESTED,
+            "needs an architecture that updates the read model "
+            "in the command's transaction (cqrs-sync, not built yet): a run of it beside "
+            "crud and cqrs-logical would test it",
+        )
+    return Claim(
+        short, quote, UNTESTED, "cqrs-sync was measured, but its comparison is not written yet"
+    )
 
 
 def claims(runs: list[Run], result: Answer, evidence: pd.DataFrame) -> list[Claim]:
@@ -215,9 +301,12 @@ def claims(runs: list[Run], result: Answer, evidence: pd.DataFrame) -> list[Clai
 
 def markdown(found: list[Claim]) -> str:
     """The report's Claims section body."""
-    lines = ["Each claim of the article that started the project, tested against this run. "
-             "\"Not shown\": the figures that would show it are within noise (their 95% interval "
-             "includes 0).", ""]  # fmt: skip
+    lines = [
+        "Each claim of the article that started the project, tested against this run. "
+        '"Not shown": the figures that would show it are within noise (their 95% interval '
+        "includes 0).",
+        "",
+    ]
     for i, claim in enumerate(found, 1):
         lines += [f'{i}. *"{claim.quote}"*  ', f"   **{claim.verdict}**: {claim.figures}.", ""]
     return "\n".join(lines)

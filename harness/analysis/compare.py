@@ -57,8 +57,19 @@ METRICS = (
     Metric("freshness p95 ms", "freshness", "", 95, True),
     Metric("checkout p50 ms", "latency", "checkout", 50, False),
 )
-COLUMNS = ["impl", "metric", "a", "b", "change", "change_pct", "ci_low", "ci_high", "verdict",
-           "gated", "regression"]  # fmt: skip
+COLUMNS = [
+    "impl",
+    "metric",
+    "a",
+    "b",
+    "change",
+    "change_pct",
+    "ci_low",
+    "ci_high",
+    "verdict",
+    "gated",
+    "regression",
+]
 
 
 class Sampler:
@@ -69,12 +80,16 @@ class Sampler:
         self.ids = np.unique(blocks)
 
     def value(self, multiplicity: np.ndarray | None = None) -> float:
-        weights = (np.ones(len(self.blocks)) if multiplicity is None
-                   else multiplicity[np.searchsorted(self.ids, self.blocks)])  # fmt: skip
+        weights = (
+            np.ones(len(self.blocks))
+            if multiplicity is None
+            else multiplicity[np.searchsorted(self.ids, self.blocks)]
+        )
         if self.metric.source == "latency":
             buckets: Buckets = self.data
-            return value_at_percentile(buckets.values_us, buckets.total(weights),
-                                       self.metric.percentile)  # fmt: skip
+            return value_at_percentile(
+                buckets.values_us, buckets.total(weights), self.metric.percentile
+            )
         values = np.repeat(self.data, weights.astype(int))
         return float(np.percentile(values, self.metric.percentile)) if len(values) else np.nan
 
@@ -98,15 +113,17 @@ def _samplers(run: Run, block_s: float) -> dict[tuple[str, str], Sampler]:
             block = ((rows["elapsed_s"] - run.warmup_s) // block_s).astype(int)
             for impl in rows["impl"].unique():
                 mine = rows["impl"] == impl
-                out[impl, metric.name] = Sampler(block[mine].to_numpy(), metric,
-                                                 Buckets(list(rows.loc[mine, "hdr"])))  # fmt: skip
+                out[impl, metric.name] = Sampler(
+                    block[mine].to_numpy(), metric, Buckets(list(rows.loc[mine, "hdr"]))
+                )
         else:
             since = (freshness["started_at"] - freshness["measure_start"]).dt.total_seconds()
             block = (since // block_s).astype(int)
             for impl in freshness["impl"].unique():
                 mine = freshness["impl"] == impl
-                out[impl, metric.name] = Sampler(block[mine].to_numpy(), metric,
-                                                 freshness.loc[mine, "freshness_ms"].to_numpy())  # fmt: skip
+                out[impl, metric.name] = Sampler(
+                    block[mine].to_numpy(), metric, freshness.loc[mine, "freshness_ms"].to_numpy()
+                )
     return out
 
 
@@ -136,12 +153,24 @@ def compare_runs(
             low, high = np.nanpercentile(diffs, [2.5, 97.5])
             change = vb - va
             verdict = "slower" if low > 0 else "faster" if high < 0 else "within noise"
-            regression = bool(metric.gated and verdict == "slower" and change > min_ms
-                              and change > threshold * va)  # fmt: skip
-            rows.append({"impl": impl, "metric": metric.name, "a": va, "b": vb, "change": change,
-                         "change_pct": 100 * change / va if va else np.nan, "ci_low": low,
-                         "ci_high": high, "verdict": verdict, "gated": metric.gated,
-                         "regression": regression})  # fmt: skip
+            regression = bool(
+                metric.gated and verdict == "slower" and change > min_ms and change > threshold * va
+            )
+            rows.append(
+                {
+                    "impl": impl,
+                    "metric": metric.name,
+                    "a": va,
+                    "b": vb,
+                    "change": change,
+                    "change_pct": 100 * change / va if va else np.nan,
+                    "ci_low": low,
+                    "ci_high": high,
+                    "verdict": verdict,
+                    "gated": metric.gated,
+                    "regression": regression,
+                }
+            )
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -153,8 +182,11 @@ def config_changes(a: Run, b: Run) -> list[str]:
             continue
         if a.config.get(key) != b.config.get(key):
             changes.append(f"config.{key}: {a.config.get(key)!r} -> {b.config.get(key)!r}")
-    for section, keys in (("git", ("commit", "dirty")), ("machine", ("hostname", "cpu_model",
-                          "logical_cpus")), ("dataset", ("sf", "seed", "checksum"))):  # fmt: skip
+    for section, keys in (
+        ("git", ("commit", "dirty")),
+        ("machine", ("hostname", "cpu_model", "logical_cpus")),
+        ("dataset", ("sf", "seed", "checksum")),
+    ):
         left, right = a.meta.get(section) or {}, b.meta.get(section) or {}
         for key in keys:
             if left.get(key) != right.get(key):
@@ -172,16 +204,20 @@ def format_comparison(table: pd.DataFrame, a: Run, b: Run, changes: list[str]) -
         if changes
         else ["set-up changes: none (same configuration, code, machine and dataset)"]
     )
-    header = (f"{'impl':<14} {'figure':<17} {'A':>9} {'B':>9} {'change':>9} {'%':>7} "
-              f"{'95% interval':>20}  verdict")  # fmt: skip
+    header = (
+        f"{'impl':<14} {'figure':<17} {'A':>9} {'B':>9} {'change':>9} {'%':>7} "
+        f"{'95% interval':>20}  verdict"
+    )
     lines.append(header)
     for row in table.itertuples():
         pct = "" if np.isnan(row.change_pct) else f"{row.change_pct:+.0f}%"
         interval = f"[{row.ci_low:+.1f}, {row.ci_high:+.1f}]"
         verdict = row.verdict + (" REGRESSION" if row.regression else "")
         verdict += "" if row.gated else " (not gated)"
-        lines.append(f"{row.impl:<14} {row.metric:<17} {row.a:>9.1f} {row.b:>9.1f} "
-                     f"{row.change:>+9.1f} {pct:>7} {interval:>20}  {verdict}")  # fmt: skip
+        lines.append(
+            f"{row.impl:<14} {row.metric:<17} {row.a:>9.1f} {row.b:>9.1f} "
+            f"{row.change:>+9.1f} {pct:>7} {interval:>20}  {verdict}"
+        )
     return "\n".join(lines)
 
 

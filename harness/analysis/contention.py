@@ -25,8 +25,10 @@ def waits_over_time(waits: pd.DataFrame, latency: pd.DataFrame, bin_s: float = 1
         return pd.DataFrame(columns=columns)
     frame = active.merge(load_start(latency), on=["run", "impl"])
     elapsed = (frame["ts"] - frame["load_start"]).dt.total_seconds()
-    frame = frame.assign(elapsed_s=(elapsed // bin_s) * bin_s,
-                         wait_event_type=frame["wait_event_type"].replace("", CPU))  # fmt: skip
+    frame = frame.assign(
+        elapsed_s=(elapsed // bin_s) * bin_s,
+        wait_event_type=frame["wait_event_type"].replace("", CPU),
+    )
     samples_per_bin = ACTIVITY_HZ * bin_s
     counts = frame.groupby(columns[:-1]).size().rename("sessions") / samples_per_bin
     return counts.reset_index()[columns]
@@ -67,8 +69,9 @@ def lock_wait_by_blocker(waits: pd.DataFrame, windows: pd.DataFrame) -> pd.DataF
         return pd.DataFrame(columns=[*keys, "samples", "lock_wait_s"])
     table = frame.groupby(keys).size().rename("samples").reset_index()
     table["lock_wait_s"] = _session_seconds(table["samples"])
-    return table.sort_values(["run", "impl", "samples"], ascending=[True, True, False],
-                             kind="stable", ignore_index=True)  # fmt: skip
+    return table.sort_values(
+        ["run", "impl", "samples"], ascending=[True, True, False], kind="stable", ignore_index=True
+    )
 
 
 def log_events(lock_waits: pd.DataFrame) -> pd.DataFrame:

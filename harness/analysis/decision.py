@@ -23,13 +23,31 @@ def levels(answer: Answer) -> pd.DataFrame:
         figures = {impl: s.value() for impl, s in level.checkout.items()}
         best = min(figures, key=figures.get)
         for impl, p99 in figures.items():
-            tied = impl != best and not difference(level.checkout[best],
-                                                   level.checkout[impl]).beyond_noise  # fmt: skip
-            rows.append({"analysts": level.analysts, "impl": impl,
-                         "dashboard_rate_per_s": level.dashboard_rate[impl],
-                         "checkout_p99_ms": p99, "best": impl == best, "tied_with_best": tied})  # fmt: skip
-    return pd.DataFrame(rows, columns=["analysts", "impl", "dashboard_rate_per_s",
-                                       "checkout_p99_ms", "best", "tied_with_best"])  # fmt: skip
+            tied = (
+                impl != best
+                and not difference(level.checkout[best], level.checkout[impl]).beyond_noise
+            )
+            rows.append(
+                {
+                    "analysts": level.analysts,
+                    "impl": impl,
+                    "dashboard_rate_per_s": level.dashboard_rate[impl],
+                    "checkout_p99_ms": p99,
+                    "best": impl == best,
+                    "tied_with_best": tied,
+                }
+            )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "analysts",
+            "impl",
+            "dashboard_rate_per_s",
+            "checkout_p99_ms",
+            "best",
+            "tied_with_best",
+        ],
+    )
 
 
 def _leaders(level_rows: pd.DataFrame) -> str:
@@ -51,28 +69,44 @@ def findings(evidence: pd.DataFrame, answer: Answer) -> list[str]:
         for impl, sampler in answer.top.checkout.items():
             if impl in answer.baseline.checkout:
                 change = difference(answer.baseline.checkout[impl], sampler)
-                out.append(f"Interference, {impl}: checkout p99 {ms(change.a)} with no analysts, "
-                           f"{ms(change.b)} at {answer.top.describe()}: "
-                           + ("a rise of " if change.low > 0 else "a fall of " if change.high < 0
-                              else "within noise, ")
-                           + f"{change.value:+.1f} ms ({change.interval}).")  # fmt: skip
+                out.append(
+                    f"Interference, {impl}: checkout p99 {ms(change.a)} with no analysts, "
+                    f"{ms(change.b)} at {answer.top.describe()}: "
+                    + (
+                        "a rise of "
+                        if change.low > 0
+                        else "a fall of "
+                        if change.high < 0
+                        else "within noise, "
+                    )
+                    + f"{change.value:+.1f} ms ({change.interval})."
+                )
     pooled = evidence.groupby("impl", sort=False).mean(numeric_only=True)
     for impl, row in pooled.iterrows():
         if not math.isnan(row.get("freshness_p95_ms", math.nan)):
-            out.append(f"Freshness cost, {impl}: dashboards saw data {ms(row['freshness_p95_ms'])} "
-                       f"old at p95 and {ms(row['freshness_p99_ms'])} at p99; events reached the "
-                       f"read model in {ms(row['lag_p99_ms'])} at p99; a shopper's own write "
-                       f"became visible in {ms(row['ryw_p99_ms'])} at p99.")  # fmt: skip
+            out.append(
+                f"Freshness cost, {impl}: dashboards saw data {ms(row['freshness_p95_ms'])} "
+                f"old at p95 and {ms(row['freshness_p99_ms'])} at p99; events reached the "
+                f"read model in {ms(row['lag_p99_ms'])} at p99; a shopper's own write "
+                f"became visible in {ms(row['ryw_p99_ms'])} at p99."
+            )
     if pooled["storage_mb"].notna().any():
-        out.append("Storage once the load stopped: " + ", ".join(
-            f"{impl} {row['storage_mb']:.0f} MB" for impl, row in pooled.iterrows()
-            if not math.isnan(row["storage_mb"])) + ".")  # fmt: skip
+        out.append(
+            "Storage once the load stopped: "
+            + ", ".join(
+                f"{impl} {row['storage_mb']:.0f} MB"
+                for impl, row in pooled.iterrows()
+                if not math.isnan(row["storage_mb"])
+            )
+            + "."
+        )
     return out
 
 
 def _where(level_rows: pd.DataFrame, impl: str, answer: Answer) -> list[str]:
-    mine = level_rows[(level_rows["impl"] == impl)
-                      & (level_rows["best"] | level_rows["tied_with_best"])]  # fmt: skip
+    mine = level_rows[
+        (level_rows["impl"] == impl) & (level_rows["best"] | level_rows["tied_with_best"])
+    ]
     found: dict[float, Level] = {lv.analysts: lv for lv in answer.levels}
     return [found[a].describe() for a in mine["analysts"]]
 
@@ -90,14 +124,20 @@ def conditions(evidence: pd.DataFrame, answer: Answer) -> list[str]:
                 f"; its dashboards read data {ms(pooled.loc[impl, 'freshness_p95_ms'])} old at p95"
             )
         if where:
-            out.append(f"**{impl}**: the lowest checkout p99, or within noise of it, at "
-                       f"{', '.join(where)}{cost}.")  # fmt: skip
+            out.append(
+                f"**{impl}**: the lowest checkout p99, or within noise of it, at "
+                f"{', '.join(where)}{cost}."
+            )
         else:
-            out.append(f"**{impl}**: higher checkout p99 than the lowest, beyond noise, at every "
-                       f"load measured{cost}.")  # fmt: skip
+            out.append(
+                f"**{impl}**: higher checkout p99 than the lowest, beyond noise, at every "
+                f"load measured{cost}."
+            )
     if len(answer.levels) == 1:
-        out.append("One load level only: run a step shape (the default `cqrs-bench run`) to see "
-                   "where the lines part.")  # fmt: skip
+        out.append(
+            "One load level only: run a step shape (the default `cqrs-bench run`) to see "
+            "where the lines part."
+        )
     return out
 
 
@@ -110,10 +150,12 @@ def trade_offs(evidence: pd.DataFrame, answer: Answer) -> list[str]:
         if impl not in pooled.index:
             continue
         row = pooled.loc[impl]
-        out.append(f"{impl}: checkout p99 at {answer.top.describe()} "
-                   f"{change.relative(ref + chr(39) + 's')}; for freshness p95 "
-                   f"{ms(row['freshness_p95_ms'])}, read-your-writes p99 {ms(row['ryw_p99_ms'])}"
-                   f" and {row['storage_mb']:.0f} MB of storage.")  # fmt: skip
+        out.append(
+            f"{impl}: checkout p99 at {answer.top.describe()} "
+            f"{change.relative(ref + chr(39) + 's')}; for freshness p95 "
+            f"{ms(row['freshness_p95_ms'])}, read-your-writes p99 {ms(row['ryw_p99_ms'])}"
+            f" and {row['storage_mb']:.0f} MB of storage."
+        )
     return out
 
 

@@ -60,22 +60,25 @@ def evidence(runs: list[Run]) -> pd.DataFrame:
         _pick(figures, "dashboard", "p99_ms", "dashboard_p99_ms"),
         _pick(visibility, "ryw", "p99_ms", "ryw_p99_ms"),
         _peak(curve(runs)),
-        lag.event_lag_stats(read(runs, "event_lag"))[["run", "impl", "p95_ms", "p99_ms"]]
-        .rename(columns={"p95_ms": "lag_p95_ms", "p99_ms": "lag_p99_ms"}),
-        lag.freshness_stats(in_measure(read(runs, "freshness"), "started_at", windows))
-        [["run", "impl", "p95_ms", "p99_ms"]]
-        .rename(columns={"p95_ms": "freshness_p95_ms", "p99_ms": "freshness_p99_ms"}),
+        lag.event_lag_stats(read(runs, "event_lag"))[["run", "impl", "p95_ms", "p99_ms"]].rename(
+            columns={"p95_ms": "lag_p95_ms", "p99_ms": "lag_p99_ms"}
+        ),
+        lag.freshness_stats(in_measure(read(runs, "freshness"), "started_at", windows))[
+            ["run", "impl", "p95_ms", "p99_ms"]
+        ].rename(columns={"p95_ms": "freshness_p95_ms", "p99_ms": "freshness_p99_ms"}),
         contention.lock_wait_seconds(read(runs, "waits"), windows)
-        .groupby(["run", "impl"], as_index=False)["lock_wait_s"].sum(),
+        .groupby(["run", "impl"], as_index=False)["lock_wait_s"]
+        .sum(),
         contention.counters(read(runs, "db_stats"), ("deadlocks",)),
         latency.groupby(["run", "impl"], as_index=False)["errors"].sum(),
         resources.cpu_total(read(runs, "resources"), windows)[["run", "impl", "cores"]],
-    ):  # fmt: skip
+    ):
         table = table.merge(part, on=["run", "impl"], how="left")
     table = table.merge(_storage(read(runs, "storage")), on=["run", "impl"], how="left")
     order = {impl: i for i, impl in enumerate(dict.fromkeys(i for r in runs for i in r.impls))}
-    table = table.sort_values(["run", "impl"], key=lambda s: s.map(order) if s.name == "impl"
-                              else s).reset_index(drop=True)  # fmt: skip
+    table = table.sort_values(
+        ["run", "impl"], key=lambda s: s.map(order) if s.name == "impl" else s
+    ).reset_index(drop=True)
     table = table.reindex(columns=["run", *COLUMNS])
     numeric = [c for c in COLUMNS if c != "impl"]
     table[numeric] = table[numeric].apply(pd.to_numeric, errors="coerce")  # empty parts: NaN
@@ -96,12 +99,23 @@ def _peak(points: pd.DataFrame) -> pd.DataFrame:
     if points.empty or points["analysts"].isna().all():
         points = points.assign(analysts=np.nan)
     top = points.sort_values("analysts").groupby(["run", "impl"], as_index=False).tail(1)
-    return top.rename(columns={"analysts": "peak_analysts",
-                               "dashboard_rate_per_s": "peak_dashboard_rate_per_s",
-                               "checkout_p50_ms": "peak_checkout_p50_ms",
-                               "checkout_p99_ms": "peak_checkout_p99_ms"})[
-        ["run", "impl", "peak_analysts", "peak_dashboard_rate_per_s", "peak_checkout_p50_ms",
-         "peak_checkout_p99_ms"]]  # fmt: skip
+    return top.rename(
+        columns={
+            "analysts": "peak_analysts",
+            "dashboard_rate_per_s": "peak_dashboard_rate_per_s",
+            "checkout_p50_ms": "peak_checkout_p50_ms",
+            "checkout_p99_ms": "peak_checkout_p99_ms",
+        }
+    )[
+        [
+            "run",
+            "impl",
+            "peak_analysts",
+            "peak_dashboard_rate_per_s",
+            "peak_checkout_p50_ms",
+            "peak_checkout_p99_ms",
+        ]
+    ]
 
 
 LATENCY_COLUMNS = list(COLUMNS)[:9]

@@ -19,8 +19,11 @@ def pareto(points: pd.DataFrame, x: str = X, y: str = Y) -> pd.DataFrame:
     values = points[[x, y]].to_numpy(dtype=float)
     keep = []
     for px, py in values:
-        dominated = ((values[:, 0] >= px) & (values[:, 1] >= py)
-                     & ((values[:, 0] > px) | (values[:, 1] > py)))  # fmt: skip
+        dominated = (
+            (values[:, 0] >= px)
+            & (values[:, 1] >= py)
+            & ((values[:, 0] > px) | (values[:, 1] > py))
+        )
         keep.append(not dominated.any())
     return points[np.array(keep, dtype=bool)].sort_values(x)
 

@@ -48,7 +48,9 @@ def markdown_to_html(markdown_text: str, image_dir: str | Path) -> str:
     body = _IMG_SRC.sub(lambda m: _embed(m, Path(image_dir)), body)
     heading = re.search(r"^# (.+)$", markdown_text, flags=re.MULTILINE)
     title = html.escape(heading.group(1).strip() if heading else "report")
-    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-            f"<title>{title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{body}\n"
-            f"</body>\n</html>\n")  # fmt: skip
+    return (
+        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{body}\n"
+        f"</body>\n</html>\n"
+    )

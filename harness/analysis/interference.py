@@ -65,8 +65,9 @@ def percentile_bounds(
     (the block bootstrap of harness.analysis.compare); NaN when there is no call."""
     if rows["count"].sum() == 0:
         return math.nan, math.nan
-    draws = latency_sampler(rows, percentile, 1.0, 0.0).draws(np.random.default_rng(seed),
-                                                               resamples)  # fmt: skip
+    draws = latency_sampler(rows, percentile, 1.0, 0.0).draws(
+        np.random.default_rng(seed), resamples
+    )
     low, high = np.nanpercentile(draws, [2.5, 97.5])
     return float(low), float(high)
 
@@ -80,8 +81,11 @@ def rate_bounds(
     return mean_interval(counts, resamples, seed)
 
 
-BOUNDS = [f"{column}_{bound}" for column in ("checkout_p99_ms", "checkout_rate_per_s",
-                                             "dashboard_rate_per_s") for bound in ("lo", "hi")]  # fmt: skip
+BOUNDS = [
+    f"{column}_{bound}"
+    for column in ("checkout_p99_ms", "checkout_rate_per_s", "dashboard_rate_per_s")
+    for bound in ("lo", "hi")
+]
 
 
 def _bounds(group: pd.DataFrame) -> pd.Series:
@@ -89,9 +93,19 @@ def _bounds(group: pd.DataFrame) -> pd.Series:
     seconds = np.sort(group["second"].unique())
     checkout = group[group["operation"] == "checkout"]
     dashboard = group[group["operation"] == DASHBOARD]
-    return pd.Series(dict(zip(BOUNDS, (*percentile_bounds(checkout, 99),
-                                       *rate_bounds(checkout, seconds),
-                                       *rate_bounds(dashboard, seconds)), strict=True)))  # fmt: skip
+    return pd.Series(
+        dict(
+            zip(
+                BOUNDS,
+                (
+                    *percentile_bounds(checkout, 99),
+                    *rate_bounds(checkout, seconds),
+                    *rate_bounds(dashboard, seconds),
+                ),
+                strict=True,
+            )
+        )
+    )
 
 
 def curve(runs: list[Run], latency: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -104,17 +118,36 @@ def curve(runs: list[Run], latency: pd.DataFrame | None = None) -> pd.DataFrame:
     keys = ["run", "impl", "analysts"]
     frame = frame[frame["operation"].isin(["checkout", DASHBOARD])]
     table = percentiles(frame, by=[*keys, "operation"])
-    wide = table.pivot_table(index=[*keys, "seconds"], columns="operation",
-                             values=["rate_per_s", "p50_ms", "p99_ms"])  # fmt: skip
+    wide = table.pivot_table(
+        index=[*keys, "seconds"], columns="operation", values=["rate_per_s", "p50_ms", "p99_ms"]
+    )
     wide.columns = [f"{op}_{name}" for name, op in wide.columns]
     out = wide.reset_index()
-    for column in ("checkout_rate_per_s", "checkout_p50_ms", "checkout_p99_ms",
-                   "dashboard_rate_per_s", "dashboard_p99_ms"):  # fmt: skip
+    for column in (
+        "checkout_rate_per_s",
+        "checkout_p50_ms",
+        "checkout_p99_ms",
+        "dashboard_rate_per_s",
+        "dashboard_p99_ms",
+    ):
         if column not in out:
             out[column] = 0.0 if column.endswith("rate_per_s") else math.nan
     out["dashboard_rate_per_s"] = out["dashboard_rate_per_s"].fillna(0.0)
-    bounds = (frame.groupby(keys)[frame.columns].apply(_bounds).reset_index() if len(out)
-              else pd.DataFrame(columns=[*keys, *BOUNDS]))  # fmt: skip
+    bounds = (
+        frame.groupby(keys)[frame.columns].apply(_bounds).reset_index()
+        if len(out)
+        else pd.DataFrame(columns=[*keys, *BOUNDS])
+    )
     out = out.merge(bounds, on=keys, how="left")
-    return out[[*keys, "seconds", "checkout_rate_per_s", "checkout_p50_ms", "checkout_p99_ms",
-                "dashboard_rate_per_s", "dashboard_p99_ms", *BOUNDS]]  # fmt: skip
+    return out[
+        [
+            *keys,
+            "seconds",
+            "checkout_rate_per_s",
+            "checkout_p50_ms",
+            "checkout_p99_ms",
+            "dashboard_rate_per_s",
+            "dashboard_p99_ms",
+            *BOUNDS,
+        ]
+    ]

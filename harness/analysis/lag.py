@@ -72,8 +72,15 @@ def cdf(frame: pd.DataFrame, value: str, by: list[str] | None = None) -> pd.Data
     parts = []
     for key, group in frame.groupby(by):
         values = np.sort(group[value].to_numpy(dtype=float))
-        parts.append(pd.DataFrame({**dict(zip(by, key, strict=True)), value: values,
-                                   "fraction": np.arange(1, len(values) + 1) / len(values)}))  # fmt: skip
+        parts.append(
+            pd.DataFrame(
+                {
+                    **dict(zip(by, key, strict=True)),
+                    value: values,
+                    "fraction": np.arange(1, len(values) + 1) / len(values),
+                }
+            )
+        )
     return (
         pd.concat(parts, ignore_index=True)
         if parts

@@ -47,13 +47,20 @@ class Buckets:
     """Histograms as rows of a count matrix over the buckets any of them uses."""
 
     def __init__(self, blobs: Sequence[str]) -> None:
-        full = (np.stack([count_vector(b) for b in blobs]) if len(blobs)
-                else np.zeros((0, _LAYOUT.counts_len), dtype=np.int64))  # fmt: skip
+        full = (
+            np.stack([count_vector(b) for b in blobs])
+            if len(blobs)
+            else np.zeros((0, _LAYOUT.counts_len), dtype=np.int64)
+        )
         used = np.flatnonzero(full.sum(axis=0))
         self.matrix = full[:, used]
         self.values_us = np.array(
-            [_LAYOUT.get_highest_equivalent_value(_LAYOUT.get_value_from_index(int(i)))
-             for i in used], dtype=np.float64)  # fmt: skip
+            [
+                _LAYOUT.get_highest_equivalent_value(_LAYOUT.get_value_from_index(int(i)))
+                for i in used
+            ],
+            dtype=np.float64,
+        )
 
     def total(self, weights: np.ndarray | None = None) -> np.ndarray:
         """Counts summed over rows (each row taken `weights[i]` times)."""
@@ -103,17 +110,34 @@ def percentiles(latency: pd.DataFrame, by: list[str] | None = None) -> pd.DataFr
     group's run and implementation (and of any other key that is not operation or kind)."""
     by = by or KEYS
     if latency.empty:
-        return pd.DataFrame(columns=[*by, "count", "errors", "seconds", "rate_per_s",
-                                     *PERCENTILES, "max_ms", "mean_ms"])  # fmt: skip
+        return pd.DataFrame(
+            columns=[
+                *by,
+                "count",
+                "errors",
+                "seconds",
+                "rate_per_s",
+                *PERCENTILES,
+                "max_ms",
+                "mean_ms",
+            ]
+        )
     span_keys = [k for k in by if k not in ("operation", "kind")]
     rows = []
     for key, group in latency.groupby(by, sort=True):
-        rows.append({**dict(zip(by, key, strict=True)), "count": int(group["count"].sum()),
-                     "errors": int(group["errors"].sum()), **figures_of(list(group["hdr"]))})  # fmt: skip
+        rows.append(
+            {
+                **dict(zip(by, key, strict=True)),
+                "count": int(group["count"].sum()),
+                "errors": int(group["errors"].sum()),
+                **figures_of(list(group["hdr"])),
+            }
+        )
     table = pd.DataFrame(rows).merge(seconds_per(latency, span_keys).reset_index(), on=span_keys)
     table["rate_per_s"] = table["count"] / table["seconds"]
-    return table[[*by, "count", "errors", "seconds", "rate_per_s", *PERCENTILES, "max_ms",
-                  "mean_ms"]]  # fmt: skip
+    return table[
+        [*by, "count", "errors", "seconds", "rate_per_s", *PERCENTILES, "max_ms", "mean_ms"]
+    ]
 
 
 def cdf(latency: pd.DataFrame, by: list[str] | None = None) -> pd.DataFrame:
@@ -125,9 +149,15 @@ def cdf(latency: pd.DataFrame, by: list[str] | None = None) -> pd.DataFrame:
         counts = buckets.total()
         if counts.sum() == 0:
             continue
-        frames.append(pd.DataFrame({**dict(zip(by, key, strict=True)),
-                                    "latency_ms": buckets.values_us / 1000,
-                                    "fraction": np.cumsum(counts) / counts.sum()}))  # fmt: skip
+        frames.append(
+            pd.DataFrame(
+                {
+                    **dict(zip(by, key, strict=True)),
+                    "latency_ms": buckets.values_us / 1000,
+                    "fraction": np.cumsum(counts) / counts.sum(),
+                }
+            )
+        )
     return (
         pd.concat(frames, ignore_index=True)
         if frames
@@ -148,9 +178,12 @@ def over_time(
     rows = []
     for key, group in frame.groupby([*by, "window"], sort=True):
         buckets = Buckets(list(group["hdr"]))
-        rows.append({**dict(zip([*by, "elapsed_s"], key, strict=True)),
-                     "count": int(group["count"].sum()),
-                     "rate_per_s": group["count"].sum() / window_s,
-                     "value_ms": value_at_percentile(buckets.values_us, buckets.total(),
-                                                     percentile)})  # fmt: skip
+        rows.append(
+            {
+                **dict(zip([*by, "elapsed_s"], key, strict=True)),
+                "count": int(group["count"].sum()),
+                "rate_per_s": group["count"].sum() / window_s,
+                "value_ms": value_at_percentile(buckets.values_us, buckets.total(), percentile),
+            }
+        )
     return pd.DataFrame(rows, columns=[*by, "elapsed_s", "count", "rate_per_s", "value_ms"])

@@ -120,8 +120,11 @@ def read(runs: list[Run], name: str) -> pd.DataFrame:
 def load_start(latency: pd.DataFrame) -> pd.DataFrame:
     """Per run and implementation, the epoch start of the load (`second - elapsed_s`)."""
     start = latency["second"] - pd.to_timedelta(latency["elapsed_s"], unit="s")
-    return (latency.assign(load_start=start).groupby(["run", "impl"], as_index=False)["load_start"]
-            .min())  # fmt: skip
+    return (
+        latency.assign(load_start=start)
+        .groupby(["run", "impl"], as_index=False)["load_start"]
+        .min()
+    )
 
 
 def measure_windows(runs: list[Run]) -> pd.DataFrame:
@@ -131,9 +134,15 @@ def measure_windows(runs: list[Run]) -> pd.DataFrame:
         starts = load_start(run.table("latency"))
         for start in starts.itertuples():
             begin = start.load_start + pd.Timedelta(seconds=run.warmup_s)
-            rows.append({"run": run.label, "impl": start.impl, "measure_start": begin,
-                         "measure_end": begin + pd.Timedelta(seconds=run.duration_s),
-                         "seconds": run.duration_s})  # fmt: skip
+            rows.append(
+                {
+                    "run": run.label,
+                    "impl": start.impl,
+                    "measure_start": begin,
+                    "measure_end": begin + pd.Timedelta(seconds=run.duration_s),
+                    "seconds": run.duration_s,
+                }
+            )
     return pd.DataFrame(rows, columns=["run", "impl", "measure_start", "measure_end", "seconds"])
 
 
@@ -141,7 +150,8 @@ def in_measure(frame: pd.DataFrame, column: str, windows: pd.DataFrame) -> pd.Da
     """The rows of `frame` whose `column` (a timestamp) falls in their run's measure phase."""
     if frame.empty:
         return frame
-    joined = frame.merge(windows[["run", "impl", "measure_start", "measure_end"]],
-                         on=["run", "impl"], how="inner")  # fmt: skip
+    joined = frame.merge(
+        windows[["run", "impl", "measure_start", "measure_end"]], on=["run", "impl"], how="inner"
+    )
     keep = (joined[column] >= joined["measure_start"]) & (joined[column] < joined["measure_end"])
     return joined[keep].drop(columns=["measure_start", "measure_end"]).reset_index(drop=True)

@@ -97,26 +97,35 @@ def latency_charts(runs: list[Run]) -> dict[str, Figure]:
     return {
         "latency_percentiles": charts.latency_percentiles(table, ops, _labels(runs)),
         "latency_cdf": charts.latency_cdf(latency.cdf(key), ops[:2], _labels(runs), table),
-        "checkout_p99_over_time": charts.over_time(latency.over_time(checkout),
-                                                   _analysts(runs, checkout), _labels(runs),
-                                                   measure_s=_measure_s(runs)),
-    }  # fmt: skip
+        "checkout_p99_over_time": charts.over_time(
+            latency.over_time(checkout),
+            _analysts(runs, checkout),
+            _labels(runs),
+            measure_s=_measure_s(runs),
+        ),
+    }
 
 
 def interference_charts(runs: list[Run]) -> dict[str, Figure]:
     points = curve(runs)
-    return {"interference": charts.interference(points, _labels(runs)),
-            "frontier": charts.frontier(points, _labels(runs))}  # fmt: skip
+    return {
+        "interference": charts.interference(points, _labels(runs)),
+        "frontier": charts.frontier(points, _labels(runs)),
+    }
 
 
 def contention_charts(runs: list[Run]) -> dict[str, Figure]:
     waits, windows, load = read(runs, "waits"), measure_windows(runs), read(runs, "latency")
     over_time = contention.waits_over_time(waits, load)
     checkout = load[load["operation"] == "checkout"]
-    return {"waits_over_time": charts.waits_over_time(over_time, _labels(runs), _measure_s(runs),
-                                                      _analysts(runs, checkout)),
-            "lock_wait_seconds": charts.lock_wait_seconds(
-                contention.lock_wait_seconds(waits, windows), _labels(runs))}  # fmt: skip
+    return {
+        "waits_over_time": charts.waits_over_time(
+            over_time, _labels(runs), _measure_s(runs), _analysts(runs, checkout)
+        ),
+        "lock_wait_seconds": charts.lock_wait_seconds(
+            contention.lock_wait_seconds(waits, windows), _labels(runs)
+        ),
+    }
 
 
 def lag_charts(runs: list[Run]) -> dict[str, Figure]:
@@ -125,20 +134,31 @@ def lag_charts(runs: list[Run]) -> dict[str, Figure]:
     events = events.assign(lag_ms=lag.event_lag_ms(events)) if len(events) else events
     fresh = in_measure(read(runs, "freshness"), "started_at", windows)
     return {
-        "freshness_cdf": charts.distribution(lag.cdf(fresh, "freshness_ms"), "freshness_ms",
-                                             "freshness seen by dashboard queries (ms)",
-                                             "Freshness of dashboard answers (CDF)", _labels(runs)),
-        "event_lag_cdf": charts.distribution(lag.cdf(events, "lag_ms"), "lag_ms",
-                                             "apply commit − source commit (ms)",
-                                             "Projection time lag per event (CDF)", _labels(runs)),
+        "freshness_cdf": charts.distribution(
+            lag.cdf(fresh, "freshness_ms"),
+            "freshness_ms",
+            "freshness seen by dashboard queries (ms)",
+            "Freshness of dashboard answers (CDF)",
+            _labels(runs),
+        ),
+        "event_lag_cdf": charts.distribution(
+            lag.cdf(events, "lag_ms"),
+            "lag_ms",
+            "apply commit − source commit (ms)",
+            "Projection time lag per event (CDF)",
+            _labels(runs),
+        ),
         "lag_over_time": charts.lag_over_time(read(runs, "lag"), _labels(runs), _measure_s(runs)),
-    }  # fmt: skip
+    }
 
 
 def cpu_charts(runs: list[Run]) -> dict[str, Figure]:
     samples, windows = read(runs, "resources"), measure_windows(runs)
-    return {"cpu": charts.cpu(resources.cpu(samples, windows), _labels(runs),
-                              resources.cpu_total(samples, windows))}  # fmt: skip
+    return {
+        "cpu": charts.cpu(
+            resources.cpu(samples, windows), _labels(runs), resources.cpu_total(samples, windows)
+        )
+    }
 
 
 SECTIONS = (
@@ -155,41 +175,65 @@ def _context(runs: list[Run]) -> list[str]:
     for run in runs:
         c, machine = run.config, run.meta.get("machine") or {}
         loop = f"open loop, {c['arrival_rate']}/s" if c.get("arrival_rate") else "closed loop"
-        lines.append(f"- `{run.label}` ({run.meta.get('status')}): mix `{c.get('mix')}`, shape "
-                     f"`{c.get('shape')}`, {loop}, transport {c.get('transport')}, sf {c.get('sf')}, "
-                     f"{c.get('warmup')} s warm-up + {c.get('duration')} s measured, on "
-                     f"{machine.get('logical_cpus', '?')} CPUs ({machine.get('cpu_model', '?')}).")  # fmt: skip
+        lines.append(
+            f"- `{run.label}` ({run.meta.get('status')}): mix `{c.get('mix')}`, shape "
+            f"`{c.get('shape')}`, {loop}, transport {c.get('transport')}, sf {c.get('sf')}, "
+            f"{c.get('warmup')} s warm-up + {c.get('duration')} s measured, on "
+            f"{machine.get('logical_cpus', '?')} CPUs ({machine.get('cpu_model', '?')})."
+        )
     return lines
 
 
-def decision_record(runs: list[Run], table: pd.DataFrame | None = None,
-                    found: answer.Answer | None = None) -> str:  # fmt: skip
+def decision_record(
+    runs: list[Run], table: pd.DataFrame | None = None, found: answer.Answer | None = None
+) -> str:
     """The decision record in Markdown: context, options, evidence, findings, trade-offs,
     conditions (`table`: the evidence table, `found`: the answer, computed when not given)."""
     table = evidence(runs) if table is None else table
     found = answer.answer(runs, table) if found is None else found
     impls = list(dict.fromkeys(table["impl"]))
     parts = [
-        "## Decision record", "",
-        "### Context", "",
+        "## Decision record",
+        "",
+        "### Context",
+        "",
         "Dashboard queries run on the same tables as checkout. Would CQRS fix checkout latency, "
-        "and which kind, at what cost in freshness? Measured:", "", *_context(runs), "",
-        "### Options measured", "",
-        *[f"- **{i}**: {DESCRIPTIONS.get(i, '')}" for i in impls], "",
-        "### Evidence", "",
-        "Latency in ms over the measure phase; *(peak)* = the seconds with the most analysts.", "",
-        markdown(table, LATENCY_COLUMNS), "", markdown(table, COST_COLUMNS), "",
+        "and which kind, at what cost in freshness? Measured:",
+        "",
+        *_context(runs),
+        "",
+        "### Options measured",
+        "",
+        *[f"- **{i}**: {DESCRIPTIONS.get(i, '')}" for i in impls],
+        "",
+        "### Evidence",
+        "",
+        "Latency in ms over the measure phase; *(peak)* = the seconds with the most analysts.",
+        "",
+        markdown(table, LATENCY_COLUMNS),
+        "",
+        markdown(table, COST_COLUMNS),
+        "",
         "Lag and freshness apply to the CQRS architectures only. Storage: the run's databases on "
         "every server once the load stopped (the same dataset for all; CQRS adds the outbox "
-        "and the read models).", "",
-        "### Findings", "", *[f"- {f}" for f in decision.findings(table, found)], "",
-        "### Trade-offs", "", *[f"- {t}" for t in decision.trade_offs(table, found)], "",
-        "### Where each architecture leads", "",
-        *[f"- {c}" for c in decision.conditions(table, found)], "",
-        "\"Within noise\": the 95% block-bootstrap interval of the difference includes 0 (see "
+        "and the read models).",
+        "",
+        "### Findings",
+        "",
+        *[f"- {f}" for f in decision.findings(table, found)],
+        "",
+        "### Trade-offs",
+        "",
+        *[f"- {t}" for t in decision.trade_offs(table, found)],
+        "",
+        "### Where each architecture leads",
+        "",
+        *[f"- {c}" for c in decision.conditions(table, found)],
+        "",
+        '"Within noise": the 95% block-bootstrap interval of the difference includes 0 (see '
         "harness/analysis/answer.py). Short runs on a shared machine are noisy: repeat a run "
         "(`--repeat`) before acting on a small difference.",
-    ]  # fmt: skip
+    ]
     return "\n".join(parts)
 
 
@@ -207,8 +251,11 @@ def write_report(run_dirs: list[str | Path], out_dir: str | Path | None = None) 
     lines = ["# cqrs-bench report", "", "Runs: " + ", ".join(f"`{r.label}`" for r in runs), ""]
     incomplete = [r.label for r in runs if not r.complete]
     if incomplete:
-        lines += [f"**Incomplete runs** (stopped early; not comparable as whole): "
-                  f"{', '.join(incomplete)}", ""]  # fmt: skip
+        lines += [
+            f"**Incomplete runs** (stopped early; not comparable as whole): "
+            f"{', '.join(incomplete)}",
+            "",
+        ]
     table = evidence(runs)
     found = answer.answer(runs, table)
     lines += ["## Answer", "", found.text, ""]

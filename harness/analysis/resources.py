@@ -32,8 +32,13 @@ def cpu(resources: pd.DataFrame, windows: pd.DataFrame) -> pd.DataFrame:
     grouped = frame.groupby(keys)
     span = (grouped["ts"].max() - grouped["ts"].min()).dt.total_seconds()
     used = grouped["total"].max() - grouped["total"].min()
-    table = pd.DataFrame({"cpu_s": used, "cores": used / span.where(span > 0),
-                          "rss_mb": grouped["rss_bytes"].max() / 2**20})  # fmt: skip
+    table = pd.DataFrame(
+        {
+            "cpu_s": used,
+            "cores": used / span.where(span > 0),
+            "rss_mb": grouped["rss_bytes"].max() / 2**20,
+        }
+    )
     return table.reset_index()
 
 
@@ -52,8 +57,9 @@ def cpu_per_second(resources: pd.DataFrame, windows: pd.DataFrame) -> pd.Series:
     frame = frame[~frame["component"].isin(OUTSIDE)]
     if frame.empty:
         return pd.Series(dtype=float, name="grown")
-    grown = frame.assign(grown=frame.groupby([*keys, "component"])["total"].diff(),
-                         second=frame["ts"].dt.floor("s")).dropna(subset=["grown"])  # fmt: skip
+    grown = frame.assign(
+        grown=frame.groupby([*keys, "component"])["total"].diff(), second=frame["ts"].dt.floor("s")
+    ).dropna(subset=["grown"])
     return grown.groupby([*keys, "second"])["grown"].sum()
 
 

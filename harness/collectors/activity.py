@@ -80,9 +80,12 @@ def blocker_components(blockers: list[str] | None) -> str:
 def collector_connection(dsn: str) -> psycopg.Connection:
     """An autocommit connection named cqrs-bench:collector, in UTC, that cannot hang for long."""
     return psycopg.connect(
-        dsn, autocommit=True, application_name=COLLECTOR_APP, connect_timeout=5,
+        dsn,
+        autocommit=True,
+        application_name=COLLECTOR_APP,
+        connect_timeout=5,
         options="-c timezone=UTC -c statement_timeout=5000 -c lock_timeout=2000",
-    )  # fmt: skip
+    )
 
 
 class ActivitySampler(Sampler):
@@ -134,10 +137,24 @@ class ActivitySampler(Sampler):
             rows = conn.execute(self.query, params).fetchall()
             took = (time.perf_counter() - began) * 1000
             batch = [
-                (n, ts, role, db, pid, component_of(app), btype, state, wtype, wevent,
-                 len(blockers or ()), blocker_components(blockers), age, qid)
+                (
+                    n,
+                    ts,
+                    role,
+                    db,
+                    pid,
+                    component_of(app),
+                    btype,
+                    state,
+                    wtype,
+                    wevent,
+                    len(blockers or ()),
+                    blocker_components(blockers),
+                    age,
+                    qid,
+                )
                 for ts, db, pid, app, btype, state, wtype, wevent, blockers, age, qid in rows
-            ]  # fmt: skip
+            ]
             with self._lock:
                 self._rows.extend(batch)
                 self._rounds.append((n, role, datetime.now(UTC), len(rows), took))

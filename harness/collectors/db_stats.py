@@ -20,14 +20,33 @@ from harness.collectors.activity import collector_connection
 from harness.collectors.base import typed_frame
 
 DATABASE_STATS = (
-    "xact_commit", "xact_rollback", "deadlocks", "conflicts", "blks_read", "blks_hit",
-    "tup_returned", "tup_fetched", "tup_inserted", "tup_updated", "tup_deleted", "temp_files",
-    "temp_bytes", "blk_read_time", "blk_write_time", "session_time", "active_time",
-    "idle_in_transaction_time", "sessions",
-)  # fmt: skip
+    "xact_commit",
+    "xact_rollback",
+    "deadlocks",
+    "conflicts",
+    "blks_read",
+    "blks_hit",
+    "tup_returned",
+    "tup_fetched",
+    "tup_inserted",
+    "tup_updated",
+    "tup_deleted",
+    "temp_files",
+    "temp_bytes",
+    "blk_read_time",
+    "blk_write_time",
+    "session_time",
+    "active_time",
+    "idle_in_transaction_time",
+    "sessions",
+)
 SERVER_STATS = (
-    "buffers_checkpoint", "buffers_backend", "checkpoints_timed", "checkpoints_req", "wal_bytes",
-)  # fmt: skip
+    "buffers_checkpoint",
+    "buffers_backend",
+    "checkpoints_timed",
+    "checkpoints_req",
+    "wal_bytes",
+)
 # PostgreSQL 17 moved the checkpoint counters to pg_stat_checkpointer (and buffers_backend to
 # pg_stat_io, not read here: NaN there).
 CHECKPOINTER_NAMES = {
@@ -83,6 +102,14 @@ def deltas(
     rows = []
     for stat in [*before, *(k for k in after if k not in before)]:
         b, a = _number(before.get(stat)), _number(after.get(stat))
-        rows.append({"server": server, "database": database, "stat": stat, "before": b,
-                     "after": a, "delta": a - b})  # fmt: skip
+        rows.append(
+            {
+                "server": server,
+                "database": database,
+                "stat": stat,
+                "before": b,
+                "after": a,
+                "delta": a - b,
+            }
+        )
     return typed_frame(rows, COLUMNS)

@@ -117,14 +117,18 @@ def event_lag(batches: Iterable[Mapping]) -> pd.DataFrame:
     source = epoch_utc(commits)
     applied_at = epoch_utc(applied)
     frame = typed_frame(
-        pd.DataFrame({
-            "source_commit": source,
-            "applied_at": applied_at,
-            "lag_ms": (np.asarray(applied, dtype="float64") - np.asarray(commits, dtype="float64"))
-            * 1000,
-        }),
+        pd.DataFrame(
+            {
+                "source_commit": source,
+                "applied_at": applied_at,
+                "lag_ms": (
+                    np.asarray(applied, dtype="float64") - np.asarray(commits, dtype="float64")
+                )
+                * 1000,
+            }
+        ),
         EVENT_LAG_COLUMNS,
-    )  # fmt: skip
+    )
     frame.attrs["null_commits"] = nulls
     return frame
 
@@ -167,10 +171,12 @@ def freshness(events: pd.DataFrame, queries: pd.DataFrame) -> pd.DataFrame:
         fresh = np.where(pending, (started - oldest) / 1e6, 0.0)
     fresh[started_na] = np.nan
     return typed_frame(
-        pd.DataFrame({
-            "operation": queries["operation"].to_numpy(),
-            "started_at": queries["started_at"].to_numpy(),
-            "freshness_ms": fresh,
-        }),
+        pd.DataFrame(
+            {
+                "operation": queries["operation"].to_numpy(),
+                "started_at": queries["started_at"].to_numpy(),
+                "freshness_ms": fresh,
+            }
+        ),
         FRESHNESS_COLUMNS,
-    )  # fmt: skip
+    )

@@ -89,8 +89,9 @@ class _Tree:
             exited = [self.last[k] for k in self.last if k not in now]
             for i in (0, 1):
                 # Time the tree reaped this round, against the time of the processes that left.
-                reaped = sum(max(0.0, now[k][2 + i] - self.last[k][2 + i])
-                             for k in now if k in self.last)  # fmt: skip
+                reaped = sum(
+                    max(0.0, now[k][2 + i] - self.last[k][2 + i]) for k in now if k in self.last
+                )
                 unaccounted = sum(e[i] + e[2 + i] for e in exited) - reaped
                 if unaccounted > 0:
                     self.carried[i] += unaccounted

@@ -94,11 +94,12 @@ def read(dsn: str, server: str, databases: set[str]) -> tuple[pd.DataFrame, str 
         if warning := _unavailable(conn):
             return empty, warning
         columns = {
-            name for (name,) in conn.execute(
+            name
+            for (name,) in conn.execute(
                 "SELECT attname FROM pg_attribute"
                 " WHERE attrelid = 'pg_stat_statements'::regclass AND attnum > 0"
             )
-        }  # fmt: skip
+        }
         # PostgreSQL 17 renamed blk_read_time / blk_write_time to shared_blk_*.
         prefix = "" if "blk_read_time" in columns else "shared_"
         query = READ.format(

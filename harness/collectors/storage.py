@@ -21,6 +21,7 @@ def sizes(dsn: str, server: str) -> pd.DataFrame:
     with psycopg.connect(dsn, autocommit=True, application_name="cqrs-bench:collector") as conn:
         database = conn.info.dbname
         rows = conn.execute(SIZES).fetchall()
-    frame = pd.DataFrame([(server, database, rel, int(size)) for rel, size in rows],
-                         columns=COLUMNS)  # fmt: skip
+    frame = pd.DataFrame(
+        [(server, database, rel, int(size)) for rel, size in rows], columns=COLUMNS
+    )
     return frame.astype({"server": str, "database": str, "relation": str, "bytes": "int64"})

@@ -33,11 +33,22 @@ PACKAGES = {
 
 # Recorded even when at their defaults, because the measurements depend on them.
 RELEVANT_SETTINGS = (
-    "shared_buffers", "max_connections", "track_commit_timestamp", "log_lock_waits",
-    "deadlock_timeout", "plan_cache_mode", "synchronous_commit", "fsync", "wal_level",
-    "shared_preload_libraries", "work_mem", "random_page_cost", "effective_cache_size",
-    "max_wal_size", "checkpoint_timeout",
-)  # fmt: skip
+    "shared_buffers",
+    "max_connections",
+    "track_commit_timestamp",
+    "log_lock_waits",
+    "deadlock_timeout",
+    "plan_cache_mode",
+    "synchronous_commit",
+    "fsync",
+    "wal_level",
+    "shared_preload_libraries",
+    "work_mem",
+    "random_page_cost",
+    "effective_cache_size",
+    "max_wal_size",
+    "checkpoint_timeout",
+)
 
 SETTINGS_SQL = """
 SELECT name, current_setting(name) AS value, setting, unit, source
@@ -235,8 +246,9 @@ def run_metadata(
         run_dir,
         experiment=experiment or config.get("experiment") or run_dir.parent.name,
         config=config,
-        dataset=dataset if dataset is not None
+        dataset=dataset
+        if dataset is not None
         else dataset_info(config.get("sf"), config.get("seed")),
         impls=list(impls if impls is not None else config.get("impls", [])),
         metadata=gather(getattr(servers, "write_dsn", None), getattr(servers, "read_dsn", None)),
-    )  # fmt: skip
+    )

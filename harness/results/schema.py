@@ -407,10 +407,14 @@ TABLES: tuple[Table, ...] = (
         (
             IMPL,
             _ts("ts", "When the sample was taken."),
-            Column("component", "str", "Which processes: "
-                   + ", ".join(f"`{c}`" for c in RESOURCE_COMPONENTS)
-                   + ", and `locust_worker_N` for each Locust worker the run started "
-                   "(`--locust-workers`)."),
+            Column(
+                "component",
+                "str",
+                "Which processes: "
+                + ", ".join(f"`{c}`" for c in RESOURCE_COMPONENTS)
+                + ", and `locust_worker_N` for each Locust worker the run started "
+                "(`--locust-workers`).",
+            ),
             _count("processes", "Processes counted."),
             Column(
                 "cpu_user_s", "float", "User CPU time, cumulative.", unit="s", non_negative=True
@@ -502,8 +506,11 @@ LOCUST_FILES = (
 )
 OTHER_FILES = (
     (RUN_JSON, "Metadata of the run (below)."),
-    (SUMMARY_TXT, "What the run printed at its end: the answer, the summary table and the "
-                  "article's claims with their verdicts (this round's alone)."),
+    (
+        SUMMARY_TXT,
+        "What the run printed at its end: the answer, the summary table and the "
+        "article's claims with their verdicts (this round's alone).",
+    ),
     *((f"{LOCUST_DIR}/{f}", "Locust's own CSV, per implementation.") for f in LOCUST_FILES),
     (
         f"{LOGS_DIR}/{{impl}}-{{component}}.log",
@@ -635,8 +642,17 @@ INCOMPLETE_RUN_JSON_KEYS = ("incomplete_reason", "failed_component", "failed_log
 
 
 # made by the collectors: a run with --no-collectors (config.collectors false) has no rows in them
-COLLECTOR_TABLES = ("waits", "db_stats", "statements", "lock_waits", "lag", "event_lag",
-                    "freshness", "resources", "storage")  # fmt: skip
+COLLECTOR_TABLES = (
+    "waits",
+    "db_stats",
+    "statements",
+    "lock_waits",
+    "lag",
+    "event_lag",
+    "freshness",
+    "resources",
+    "storage",
+)
 
 
 def _rows_text(t: Table) -> str:

@@ -277,7 +277,9 @@ def _check_other_files(report: Report, impls: list[str] | None, complete: bool) 
     missing = [n for n in needed if not (report.run_dir / n).is_file()]
     if missing:
         report.problems.append(f"missing files {missing}")
-    documented = {RUN_JSON, SUMMARY_TXT, LOCUST_DIR, LOGS_DIR, RAW_DIR, REPORT_DIR} | {t.file_name for t in TABLES}
+    documented = {RUN_JSON, SUMMARY_TXT, LOCUST_DIR, LOGS_DIR, RAW_DIR, REPORT_DIR} | {
+        t.file_name for t in TABLES
+    }
     for entry in sorted(report.run_dir.iterdir()):
         if entry.name.startswith(".") and entry.name.endswith(".tmp"):
             report.warnings.append(f"leftover temporary file {entry.name} (a write was cut short)")
@@ -305,8 +307,11 @@ def check_run(run_dir: Path) -> Report:
         expected = impls
         if spec.name in PROJECTOR_TABLES and record is not None and impls is not None:
             expected = [i for i in impls if not _external_projector(record, i)]
-        if spec.name in schema.COLLECTOR_TABLES and record is not None \
-                and (record.get("config") or {}).get("collectors") is False:  # fmt: skip
+        if (
+            spec.name in schema.COLLECTOR_TABLES
+            and record is not None
+            and (record.get("config") or {}).get("collectors") is False
+        ):
             expected = []
         _check_table(report, spec, expected, complete, version)
     _check_other_files(report, impls, complete)

@@ -33,13 +33,20 @@ def postmaster_pid(dsn: str) -> int | None:
 
 
 class RunCollectors:
-    def __init__(self, *, servers: dict[str, str], databases: dict[str, str],
-                 projection: tuple[str, str] | None, warnings: list[str]) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        servers: dict[str, str],
+        databases: dict[str, str],
+        projection: tuple[str, str] | None,
+        warnings: list[str],
+    ) -> None:
         """`servers`: role → admin DSN (one entry when both roles share a server);
         `databases`: role → DSN of the run's database there; `projection`: (outbox, read models)."""
         self.servers, self.databases, self.warnings = servers, databases, warnings
         self.activity = activity.ActivitySampler(
-            servers, hz=activity.HZ, databases={_dbname(d) for d in databases.values()})
+            servers, hz=activity.HZ, databases={_dbname(d) for d in databases.values()}
+        )
         self.resources = resources.ResourceSampler({}, include_children=set(), interval=1.0)
         self.lag = lag.LagSampler(*projection, interval=0.5) if projection else None
         self.tails = {}
@@ -50,7 +57,9 @@ class RunCollectors:
             if log:
                 self.tails[role] = server_log.LogTail(log, role)
             else:
-                warnings.append(f"{role} server: no log file here, lock waits from its log are not collected")
+                warnings.append(
+                    f"{role} server: no log file here, lock waits from its log are not collected"
+                )
         self.resources.add("runner", os.getpid(), children=False)
         self.before: dict[str, dict] = {}
         self.failure: ComponentFailed | None = None  # a sampler that failed, known after stop()
@@ -69,11 +78,15 @@ class RunCollectors:
 
     def check(self) -> None:
         """Raise ComponentFailed if a sampler thread died."""
-        for name, sampler in (("activity sampler", self.activity),
-                              ("resource sampler", self.resources), ("lag sampler", self.lag)):  # fmt: skip
+        for name, sampler in (
+            ("activity sampler", self.activity),
+            ("resource sampler", self.resources),
+            ("lag sampler", self.lag),
+        ):
             if sampler is not None and sampler.error is not None:
-                raise ComponentFailed(name, Path("(the runner's own output)"),
-                                      f"failed: {sampler.error!r}")  # fmt: skip
+                raise ComponentFailed(
+                    name, Path("(the runner's own output)"), f"failed: {sampler.error!r}"
+                )
 
     def begin_measure(self) -> None:
         self.before = {role: db_stats.snapshot(dsn) for role, dsn in self.databases.items()}
@@ -87,7 +100,9 @@ class RunCollectors:
             after = db_stats.snapshot(dsn)
             self._add("db_stats", db_stats.deltas(self.before[role], after, role, _dbname(dsn)))
         for role, dsn in self.servers.items():
-            frame, warning = statements.read(dsn, role, {_dbname(d) for d in self.databases.values()})
+            frame, warning = statements.read(
+                dsn, role, {_dbname(d) for d in self.databases.values()}
+            )
             self._add("statements", frame)
             if warning:
                 self.warnings.append(f"{role} server: {warning}")
@@ -109,8 +124,9 @@ class RunCollectors:
         for tail in self.tails.values():
             self._add("lock_waits", tail.read())
         if failed:
-            self.failure = ComponentFailed(failed[0].component, Path("(the run's output)"),
-                                           f"failed: {failed[0]}")  # fmt: skip
+            self.failure = ComponentFailed(
+                failed[0].component, Path("(the run's output)"), f"failed: {failed[0]}"
+            )
         return self.frames
 
     def _add(self, table: str, frame: pd.DataFrame) -> None:

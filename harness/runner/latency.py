@@ -44,8 +44,11 @@ def figures(hist: HdrHistogram, count: int) -> dict[str, float]:
     `get_value_at_percentile` per percentile walks every bucket in Python, about 0.2 s a
     histogram)."""
     if count == 0 or hist.get_total_count() == 0:
-        return {**{k: float("nan") for k in PERCENTILES}, "max_ms": float("nan"),
-                "mean_ms": float("nan")}  # fmt: skip
+        return {
+            **{k: float("nan") for k in PERCENTILES},
+            "max_ms": float("nan"),
+            "mean_ms": float("nan"),
+        }
     counts = np.ctypeslib.as_array(hist.counts)[: hist.counts_len]
     used = np.flatnonzero(counts)
     cumulative = np.cumsum(counts[used].astype(np.int64))
@@ -71,10 +74,17 @@ USERS_COLUMNS = ["second", "elapsed_s", "phase", "user_class", "users"]
 
 def users_table(users: Mapping[int, Mapping[str, int]], window: Window) -> pd.DataFrame:
     """One row per second and user class: how many of the class's users were acting."""
-    rows = [{"second": _ts(second), "elapsed_s": float(second - window.start),
-             "phase": window.phase(second), "user_class": name, "users": int(n)}
-            for second, counts in sorted(users.items())
-            for name, n in sorted(counts.items())]  # fmt: skip
+    rows = [
+        {
+            "second": _ts(second),
+            "elapsed_s": float(second - window.start),
+            "phase": window.phase(second),
+            "user_class": name,
+            "users": int(n),
+        }
+        for second, counts in sorted(users.items())
+        for name, n in sorted(counts.items())
+    ]
     return pd.DataFrame(rows, columns=USERS_COLUMNS)
 
 
@@ -87,26 +97,51 @@ def tables(
     rows, error_rows, totals = [], [], {}
     for second, operation, kind, count, errors, hist in merged:
         phase = window.phase(second)
-        rows.append({
-            "second": _ts(second), "elapsed_s": float(second - window.start), "phase": phase,
-            "operation": operation, "kind": kind, "count": int(count),
-            "errors": int(sum(errors.values())), **figures(hist, count),
-            "hdr": hist.encode().decode() if count else "",
-        })  # fmt: skip
-        error_rows += [{"second": _ts(second), "phase": phase, "operation": operation,
-                        "kind": kind, "error": error, "count": int(n)}
-                       for error, n in errors.items()]  # fmt: skip
+        rows.append(
+            {
+                "second": _ts(second),
+                "elapsed_s": float(second - window.start),
+                "phase": phase,
+                "operation": operation,
+                "kind": kind,
+                "count": int(count),
+                "errors": int(sum(errors.values())),
+                **figures(hist, count),
+                "hdr": hist.encode().decode() if count else "",
+            }
+        )
+        error_rows += [
+            {
+                "second": _ts(second),
+                "phase": phase,
+                "operation": operation,
+                "kind": kind,
+                "error": error,
+                "count": int(n),
+            }
+            for error, n in errors.items()
+        ]
         if phase == "measure":
             total = totals.setdefault((operation, kind), [new_histogram(), 0, 0])
             total[0].add(hist)
             total[1] += count
             total[2] += sum(errors.values())
-    summary = [{
-        "operation": op, "kind": kind, "count": int(count), "errors": int(errors),
-        "seconds": float(window.duration), "rate_per_s": count / window.duration,
-        **figures(hist, count),
-    } for (op, kind), (hist, count, errors) in sorted(totals.items())]  # fmt: skip
+    summary = [
+        {
+            "operation": op,
+            "kind": kind,
+            "count": int(count),
+            "errors": int(errors),
+            "seconds": float(window.duration),
+            "rate_per_s": count / window.duration,
+            **figures(hist, count),
+        }
+        for (op, kind), (hist, count, errors) in sorted(totals.items())
+    ]
     users = getattr(merged, "users", {}) if users is None else users
-    return {"latency": pd.DataFrame(rows), "errors": pd.DataFrame(error_rows),
-            "latency_summary": pd.DataFrame(summary),
-            "users": users_table(users, window)}  # fmt: skip
+    return {
+        "latency": pd.DataFrame(rows),
+        "errors": pd.DataFrame(error_rows),
+        "latency_summary": pd.DataFrame(summary),
+        "users": users_table(users, window),
+    }

@@ -9,11 +9,23 @@ that everything works, and is too light to tell the architectures apart.
 from __future__ import annotations
 
 PRESETS: dict[str, dict[str, object]] = {
-    "interference": {"mix": "dashboard-heavy", "shape": "interference", "sf": 1.0,
-                     "warmup": 10.0, "duration": 40.0, "experiment": "interference"},
-    "quick": {"mix": "mixed", "shape": "steady", "sf": 0.2, "warmup": 8.0, "duration": 30.0,
-              "experiment": "quick"},
-}  # fmt: skip
+    "interference": {
+        "mix": "dashboard-heavy",
+        "shape": "interference",
+        "sf": 1.0,
+        "warmup": 10.0,
+        "duration": 40.0,
+        "experiment": "interference",
+    },
+    "quick": {
+        "mix": "mixed",
+        "shape": "steady",
+        "sf": 0.2,
+        "warmup": 8.0,
+        "duration": 30.0,
+        "experiment": "quick",
+    },
+}
 DEFAULT = "interference"
 
 

@@ -30,15 +30,20 @@ class SecondsTail:
 
     def _add(self, record: dict) -> None:
         second = int(record["second"])
-        requests = sum(op["count"] + sum(op["errors"].values()) for op in record["ops"]
-                       if op["kind"] == "service")  # fmt: skip
+        requests = sum(
+            op["count"] + sum(op["errors"].values())
+            for op in record["ops"]
+            if op["kind"] == "service"
+        )
         if requests and (self.start is None or second < self.start):
             self.start = second
         entry = self.latest.setdefault(second, {"requests": 0, "checkout": []})
         entry["requests"] += requests
-        entry["checkout"] += [op["hdr"] for op in record["ops"]
-                              if op["operation"] == "checkout" and op["kind"] == "service"
-                              and op["count"]]  # fmt: skip
+        entry["checkout"] += [
+            op["hdr"]
+            for op in record["ops"]
+            if op["operation"] == "checkout" and op["kind"] == "service" and op["count"]
+        ]
         for old in sorted(self.latest)[:-10]:
             del self.latest[old]
 
@@ -61,8 +66,10 @@ class SecondsTail:
         shown = elapsed if elapsed < warmup else elapsed - warmup
         total = warmup if elapsed < warmup else duration
         p99 = f"{hist.get_value_at_percentile(99) / 1000:7.1f} ms" if hist else "      - ms"
-        text = (f"   {impl:14} {phase:8} {shown:4.0f}/{total:.0f}s  {requests:7.0f} req/s  "
-                f"checkout p99 {p99}")  # fmt: skip
+        text = (
+            f"   {impl:14} {phase:8} {shown:4.0f}/{total:.0f}s  {requests:7.0f} req/s  "
+            f"checkout p99 {p99}"
+        )
         if lag is not None:
             text += f"  lag {lag}"
         return text

@@ -43,61 +43,97 @@ class ReadModel:
     def hashed(self, rows: str) -> str:
         """`rows` (keys, then columns) named, each with its key's bucket and its own hash."""
         key = ", ".join(f"r.{k}" for k in self.keys)
-        return (f"SELECT hashtextextended(ROW({key})::text, 0) & {BUCKETS - 1} AS bucket, "
-                f"hashtextextended(r::text, 0) AS hash, r.* "
-                f"FROM ({rows}) AS r ({', '.join(self.keys + self.columns)})")  # fmt: skip
+        return (
+            f"SELECT hashtextextended(ROW({key})::text, 0) & {BUCKETS - 1} AS bucket, "
+            f"hashtextextended(r::text, 0) AS hash, r.* "
+            f"FROM ({rows}) AS r ({', '.join(self.keys + self.columns)})"
+        )
 
     def text(self, names: tuple[str, ...], values: tuple | None) -> str:
-        return "absent" if values is None else ", ".join(
-            f"{n}={v}" for n, v in zip(names, values, strict=True))  # fmt: skip
+        return (
+            "absent"
+            if values is None
+            else ", ".join(f"{n}={v}" for n, v in zip(names, values, strict=True))
+        )
 
 
 READ_MODELS = (
-    ReadModel("rm_customers", ("customer_id",),
-              ("name", "order_count", "total_spent_cents", "last_order_at"), f"""
+    ReadModel(
+        "rm_customers",
+        ("customer_id",),
+        ("name", "order_count", "total_spent_cents", "last_order_at"),
+        f"""
         SELECT c.id, c.name, count(o.id)::bigint, coalesce(sum(o.total_cents), 0)::bigint,
                max(o.placed_at)
         FROM customers c LEFT JOIN orders o ON o.customer_id = c.id AND {NOT_CANCELLED}
-        GROUP BY c.id"""),
-    ReadModel("rm_products", ("product_id",),
-              ("sku", "name", "category", "price_cents", "active", "units_sold"), f"""
+        GROUP BY c.id""",
+    ),
+    ReadModel(
+        "rm_products",
+        ("product_id",),
+        ("sku", "name", "category", "price_cents", "active", "units_sold"),
+        f"""
         SELECT p.id, p.sku, p.name, p.category, p.price_cents, p.status = 'active',
                coalesce(s.units, 0)::bigint
         FROM products p LEFT JOIN (
             SELECT l.product_id, sum(l.quantity) AS units
             FROM orders o JOIN order_lines l ON l.order_id = o.id WHERE {NOT_CANCELLED}
-            GROUP BY l.product_id) s ON s.product_id = p.id"""),
-    ReadModel("rm_orders", ("order_id",),
-              ("customer_id", "customer_name", "status", "total_cents", "item_count", "placed_at"),
-              """
+            GROUP BY l.product_id) s ON s.product_id = p.id""",
+    ),
+    ReadModel(
+        "rm_orders",
+        ("order_id",),
+        ("customer_id", "customer_name", "status", "total_cents", "item_count", "placed_at"),
+        """
         SELECT o.id, o.customer_id, c.name, o.status, o.total_cents, l.items::integer, o.placed_at
         FROM orders o JOIN customers c ON c.id = o.customer_id
         JOIN (SELECT order_id, sum(quantity) AS items FROM order_lines GROUP BY order_id) l
-          ON l.order_id = o.id"""),
-    ReadModel("rm_order_lines", ("order_id", "line_no"),
-              ("product_id", "sku", "product_name", "category", "quantity", "unit_price_cents"),
-              """
+          ON l.order_id = o.id""",
+    ),
+    ReadModel(
+        "rm_order_lines",
+        ("order_id", "line_no"),
+        ("product_id", "sku", "product_name", "category", "quantity", "unit_price_cents"),
+        """
         SELECT l.order_id, l.line_no, l.product_id, p.sku, p.name, p.category, l.quantity,
                l.unit_price_cents
-        FROM order_lines l JOIN products p ON p.id = l.product_id"""),
-    ReadModel("rm_category_sales_minute", ("category", "minute"),
-              ("orders", "units", "revenue_cents"), f"""
+        FROM order_lines l JOIN products p ON p.id = l.product_id""",
+    ),
+    ReadModel(
+        "rm_category_sales_minute",
+        ("category", "minute"),
+        ("orders", "units", "revenue_cents"),
+        f"""
         SELECT category, minute, count(*)::bigint, sum(units)::bigint, sum(amount)::bigint
         FROM (SELECT p.category, date_trunc('minute', o.placed_at) AS minute,
                      sum(l.quantity) AS units, sum(l.quantity * l.unit_price_cents) AS amount
               {PER_ORDER_LINE}
               GROUP BY p.category, minute, o.id) per_order
-        GROUP BY category, minute""", ("orders", "units", "revenue_cents")),
-    ReadModel("rm_product_sales_minute", ("product_id", "minute"), ("units", "revenue_cents"), f"""
+        GROUP BY category, minute""",
+        ("orders", "units", "revenue_cents"),
+    ),
+    ReadModel(
+        "rm_product_sales_minute",
+        ("product_id", "minute"),
+        ("units", "revenue_cents"),
+        f"""
         SELECT l.product_id, date_trunc('minute', o.placed_at) AS minute,
                sum(l.quantity)::bigint, sum(l.quantity * l.unit_price_cents)::bigint
         {PER_ORDER_LINE}
-        GROUP BY l.product_id, minute""", ("units", "revenue_cents")),
-    ReadModel("rm_revenue_minute", ("minute",), ("orders", "revenue_cents"), f"""
+        GROUP BY l.product_id, minute""",
+        ("units", "revenue_cents"),
+    ),
+    ReadModel(
+        "rm_revenue_minute",
+        ("minute",),
+        ("orders", "revenue_cents"),
+        f"""
         SELECT date_trunc('minute', o.placed_at), count(*)::bigint, sum(o.total_cents)::bigint
         FROM orders o WHERE {NOT_CANCELLED}
-        GROUP BY 1""", ("orders", "revenue_cents")),
-)  # fmt: skip
+        GROUP BY 1""",
+        ("orders", "revenue_cents"),
+    ),
+)
 
 
 def _connect(dsn: str) -> psycopg.Connection:
@@ -110,8 +146,11 @@ def _connect(dsn: str) -> psycopg.Connection:
 def reconcile(write_dsn: str, read_dsn: str) -> list[Check]:
     """Every read model (in the database at `read_dsn`) against its rows recomputed from the
     write model at `write_dsn`: one check per table, phase `after`."""
-    with (_connect(write_dsn) as write, _connect(read_dsn) as read,
-          ThreadPoolExecutor(2, thread_name_prefix="reconcile") as pool):  # fmt: skip
+    with (
+        _connect(write_dsn) as write,
+        _connect(read_dsn) as read,
+        ThreadPoolExecutor(2, thread_name_prefix="reconcile") as pool,
+    ):
         return [_compare(model, write, read, pool) for model in READ_MODELS]
 
 
@@ -129,8 +168,9 @@ def _rows(
     return {row[2 : 2 + keys]: row[2 + keys :] for row in found}
 
 
-def _compare(model: ReadModel, write: psycopg.Connection, read: psycopg.Connection,
-             pool: ThreadPoolExecutor) -> Check:  # fmt: skip
+def _compare(
+    model: ReadModel, write: psycopg.Connection, read: psycopg.Connection, pool: ThreadPoolExecutor
+) -> Check:
     """The write side's expected rows against the read side's, both asked at once."""
     queries = model.hashed(model.expected), model.hashed(model.actual)
     want, got = pool.map(_digests, (write, read), queries)
@@ -139,13 +179,20 @@ def _compare(model: ReadModel, write: psycopg.Connection, read: psycopg.Connecti
     if buckets:
         n = len(model.keys)
         want_rows, got_rows = pool.map(_rows, (write, read), queries, (buckets, buckets), (n, n))
-        differ = sorted(k for k in want_rows.keys() | got_rows.keys()
-                        if want_rows.get(k) != got_rows.get(k))  # fmt: skip
+        differ = sorted(
+            k for k in want_rows.keys() | got_rows.keys() if want_rows.get(k) != got_rows.get(k)
+        )
         if differ:
             first = differ[0]
-            return Check(model.table, False, phase="after", detail=(
-                f"{rows} rows expected, {sum(n for n, _ in got.values())} found, {len(differ)} "
-                f"differ; first ({model.text(model.keys, first)}): expected "
-                f"{model.text(model.columns, want_rows.get(first))}, got "
-                f"{model.text(model.columns, got_rows.get(first))}"))  # fmt: skip
+            return Check(
+                model.table,
+                False,
+                phase="after",
+                detail=(
+                    f"{rows} rows expected, {sum(n for n, _ in got.values())} found, {len(differ)} "
+                    f"differ; first ({model.text(model.keys, first)}): expected "
+                    f"{model.text(model.columns, want_rows.get(first))}, got "
+                    f"{model.text(model.columns, got_rows.get(first))}"
+                ),
+            )
     return Check(model.table, True, f"{rows} rows agree", phase="after")

@@ -99,13 +99,17 @@ class RunPlan:
         if not self.impls:
             raise ValueError("--impl names no implementation")
         if twice := sorted({name for name in self.impls if self.impls.count(name) > 1}):
-            raise ValueError(f"--impl names {', '.join(twice)} more than once: a run measures "
-                             "each implementation once (run again to measure it again)")  # fmt: skip
+            raise ValueError(
+                f"--impl names {', '.join(twice)} more than once: a run measures "
+                "each implementation once (run again to measure it again)"
+            )
         if isinstance(self.repeat, bool) or not isinstance(self.repeat, int) or self.repeat < 1:
             raise ValueError(f"--repeat must be a whole number >= 1, not {self.repeat!r}")
         if self.database and self.repeat > 1:
-            raise ValueError("--repeat needs fresh clones: an existing --database would be "
-                             "measured again after the first round changed it")  # fmt: skip
+            raise ValueError(
+                "--repeat needs fresh clones: an existing --database would be "
+                "measured again after the first round changed it"
+            )
         if self.database and len(self.impls) != 1:
             raise ValueError("--database names one implementation's database: give one --impl")
         if self.service_url and not self.database:
@@ -115,8 +119,10 @@ class RunPlan:
         if self.external_workers and self.locust_workers < 1:
             raise ValueError("--external-workers needs --locust-workers N (how many will connect)")
         if self.external_workers and self.transport == "http" and not self.service_url:
-            raise ValueError("workers on other machines cannot reach a service this run starts "
-                             "on 127.0.0.1: serve it yourself and pass --service-url")  # fmt: skip
+            raise ValueError(
+                "workers on other machines cannot reach a service this run starts "
+                "on 127.0.0.1: serve it yourself and pass --service-url"
+            )
         if self.transport not in ("http", "inproc"):
             raise ValueError("--transport must be http or inproc")
         spec.load_mix(self.mix)
@@ -164,8 +170,15 @@ def _cli(*args: str) -> list[str]:
 class ImplRun:
     """One implementation's turn: everything it starts, it stops."""
 
-    def __init__(self, plan: RunPlan, servers: Servers, impl: str, run_dir: Path,
-                 frames: Frames, progress: Progress) -> None:  # fmt: skip
+    def __init__(
+        self,
+        plan: RunPlan,
+        servers: Servers,
+        impl: str,
+        run_dir: Path,
+        frames: Frames,
+        progress: Progress,
+    ) -> None:
         self.plan, self.servers, self.impl, self.run_dir = plan, servers, impl, run_dir
         self.frames, self.progress = frames, progress
         self.raw = run_dir / "raw" / impl
@@ -185,15 +198,18 @@ class ImplRun:
             dbs = self._given_database(plan.database)
         else:
             self.progress(f"== {self.impl}: preparing a clone of sf={plan.sf:g} seed={plan.seed}")
-            dbs = provision(self.impl, self.servers, sf=plan.sf, seed=plan.seed,
-                            progress=self.progress)  # fmt: skip
+            dbs = provision(
+                self.impl, self.servers, sf=plan.sf, seed=plan.seed, progress=self.progress
+            )
             self.info.update(database=dbs.name, database_origin="clone")
         try:
             if not plan.database:  # an existing database is not changed
                 ready_for_load(dbs.write_dsn, dbs.read_dsn if dbs.separate else None)
             with attached(self.impl, dbs, pool_size=2) as implementation:
                 self._verify(implementation, dbs.write_dsn)
-                projection = implementation.projection_dsns if implementation.needs_projector else None
+                projection = (
+                    implementation.projection_dsns if implementation.needs_projector else None
+                )
             self._measure(dbs, projection)
         finally:
             self._stop_components()
@@ -207,8 +223,10 @@ class ImplRun:
         try:
             psycopg.connect(dbs.write_dsn, connect_timeout=10).close()
         except psycopg.OperationalError as exc:
-            raise ValueError(f"cannot use database {name!r} on the write server: "
-                             f"{str(exc).strip().splitlines()[-1]}") from None  # fmt: skip
+            raise ValueError(
+                f"cannot use database {name!r} on the write server: "
+                f"{str(exc).strip().splitlines()[-1]}"
+            ) from None
         self.progress(f"== {self.impl}: the existing database {name} (not cloned, not changed)")
         self.info.update(database=name, database_origin="given")
         return dbs
@@ -223,9 +241,12 @@ class ImplRun:
         bad = [c for c in checks if not c.matched]
         self.info["verification"] = {"checks": len(checks), "mismatches": len(bad)}
         if bad:
-            raise ComponentFailed("verification", self.run_dir / "verification.parquet",
-                                  f"found {len(bad)} answers that differ from the reference, "
-                                  f"first: {bad[0].check}: {bad[0].detail}")  # fmt: skip
+            raise ComponentFailed(
+                "verification",
+                self.run_dir / "verification.parquet",
+                f"found {len(bad)} answers that differ from the reference, "
+                f"first: {bad[0].check}: {bad[0].detail}",
+            )
         self.progress(f"   answers match the reference: {len(checks)} checks over every query type")
 
     def _start(self, name: str, command: list[str]) -> Component:
@@ -244,8 +265,12 @@ class ImplRun:
             admin["read"], databases["read"] = self.servers.read_dsn, dbs.read_dsn
         collectors = None
         if plan.collectors:
-            collectors = RunCollectors(servers=admin, databases=databases,
-                                       projection=projection, warnings=self.info["warnings"])  # fmt: skip
+            collectors = RunCollectors(
+                servers=admin,
+                databases=databases,
+                projection=projection,
+                warnings=self.info["warnings"],
+            )
             collectors.start()
         try:
             self._drive(dbs, projection, batches, collectors)
@@ -282,29 +307,48 @@ class ImplRun:
         seconds = time.perf_counter() - started
         self.frames.add(self.impl, "verification", pd.DataFrame([asdict(c) for c in checks]))
         bad = [c for c in checks if not c.matched]
-        self.info["reconciliation"] = {"tables": len(checks), "mismatches": len(bad),
-                                       "seconds": round(seconds, 3)}  # fmt: skip
+        self.info["reconciliation"] = {
+            "tables": len(checks),
+            "mismatches": len(bad),
+            "seconds": round(seconds, 3),
+        }
         if bad:
-            warning = (f"read models drifted from the write model: {', '.join(c.check for c in bad)}"
-                       f" (verification.parquet, phase after), first: {bad[0].detail}")  # fmt: skip
+            warning = (
+                f"read models drifted from the write model: {', '.join(c.check for c in bad)}"
+                f" (verification.parquet, phase after), first: {bad[0].detail}"
+            )
             self.info["warnings"].append(warning)
             self.progress(f"   warning: {warning}")
         else:
-            self.progress(f"   read models match the write model: {len(checks)} tables "
-                          f"reconciled in {seconds:.1f}s")  # fmt: skip
+            self.progress(
+                f"   read models match the write model: {len(checks)} tables "
+                f"reconciled in {seconds:.1f}s"
+            )
 
     def _drive(self, dbs, projection, batches: Path, collectors: RunCollectors | None) -> None:
         plan = self.plan
         server_args = ["--write-dsn", self.servers.write_dsn, "--read-dsn", self.servers.read_dsn]
-        self.info["projector"] = "none" if not projection else (
-            "external" if plan.service_url else "started")  # fmt: skip
+        self.info["projector"] = (
+            "none" if not projection else ("external" if plan.service_url else "started")
+        )
         if projection and plan.service_url:
             self.progress("   the projector is the deployment's own: per-event lag is not recorded")
         if projection and not plan.service_url:
             record = ["--record-lag", str(batches)] if plan.collectors else []
-            self.projector = projector = self._start("projector", _cli(
-                "project", "run", "--impl", self.impl, "--database", dbs.name,
-                "--exit-with-parent", *record, *server_args))  # fmt: skip
+            self.projector = projector = self._start(
+                "projector",
+                _cli(
+                    "project",
+                    "run",
+                    "--impl",
+                    self.impl,
+                    "--database",
+                    dbs.name,
+                    "--exit-with-parent",
+                    *record,
+                    *server_args,
+                ),
+            )
             if collectors:
                 collectors.add_component("projector", projector.pid)
         host = None
@@ -313,33 +357,57 @@ class ImplRun:
             self._check_service(host)
         elif plan.transport == "http":
             port = free_port()
-            service = self._start("service", _cli(
-                "serve", "--impl", self.impl, "--database", dbs.name, "--port", str(port),
-                *server_args))  # fmt: skip
+            service = self._start(
+                "service",
+                _cli(
+                    "serve",
+                    "--impl",
+                    self.impl,
+                    "--database",
+                    dbs.name,
+                    "--port",
+                    str(port),
+                    *server_args,
+                ),
+            )
             host = f"http://127.0.0.1:{port}"
             service.wait_ready(lambda: healthy(host), timeout=60)
             if collectors:
                 collectors.add_component("service", service.pid)
             self.info.update(service=host, service_origin="started")
         config = WorkloadConfig(
-            transport=plan.transport, host=host, impl=self.impl, write_dsn=dbs.write_dsn,
-            read_dsn=dbs.read_dsn, mix=plan.mix, shape=plan.shape, seed=plan.seed,
-            duration_s=plan.duration, warmup_s=plan.warmup, arrival_rate=plan.arrival_rate,
-            catalog=Catalog.from_database(dbs.write_dsn).to_dict(), out_dir=str(self.raw),
+            transport=plan.transport,
+            host=host,
+            impl=self.impl,
+            write_dsn=dbs.write_dsn,
+            read_dsn=dbs.read_dsn,
+            mix=plan.mix,
+            shape=plan.shape,
+            seed=plan.seed,
+            duration_s=plan.duration,
+            warmup_s=plan.warmup,
+            arrival_rate=plan.arrival_rate,
+            catalog=Catalog.from_database(dbs.write_dsn).to_dict(),
+            out_dir=str(self.raw),
             pool_size=plan.pool_size,
-        )  # fmt: skip
+        )
         config_path = self.raw / "workload.json"
         config_path.write_text(config.to_json())
         (self.run_dir / "locust").mkdir(exist_ok=True)
         locust = self._start_locust(config_path, collectors)
         self._watch(locust, collectors)
         if projection:
-            caught_up = wait_caught_up(*projection, timeout=CATCH_UP_BOUND,
-                                       alive=self.projector.running if self.projector
-                                       else lambda: True)  # fmt: skip
+            caught_up = wait_caught_up(
+                *projection,
+                timeout=CATCH_UP_BOUND,
+                alive=self.projector.running if self.projector else lambda: True,
+            )
             if caught_up is None:
-                raise ComponentFailed("projector", self.log("projector"),
-                                      f"did not catch up within {CATCH_UP_BOUND:.0f}s of the load's end")  # fmt: skip
+                raise ComponentFailed(
+                    "projector",
+                    self.log("projector"),
+                    f"did not catch up within {CATCH_UP_BOUND:.0f}s of the load's end",
+                )
             self.info["projector_caught_up_s"] = round(caught_up, 3)
 
     def _check_service(self, url: str) -> None:
@@ -350,8 +418,9 @@ class ImplRun:
         except (OSError, ValueError) as exc:
             raise ValueError(f"no service answers at {url}/health: {exc}") from None
         if health.get("implementation") != self.impl:
-            raise ValueError(f"the service at {url} serves {health.get('implementation')!r}, "
-                             f"not {self.impl!r}")  # fmt: skip
+            raise ValueError(
+                f"the service at {url} serves {health.get('implementation')!r}, not {self.impl!r}"
+            )
         self.info.update(service=url, service_origin="given")
 
     def _start_locust(self, config_path: Path, collectors: RunCollectors | None) -> Component:
@@ -359,35 +428,74 @@ class ImplRun:
         connect from elsewhere); its users: as many as the mix and shape need."""
         plan = self.plan
         command = [
-            sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
-            "--run-time", f"{int(plan.warmup + plan.duration + 2)}s", "--stop-timeout", "10",
-            "--csv", str(self.run_dir / "locust" / self.impl), "--csv-full-history",
-            "--exit-code-on-error", "0", "--cqrs-config", str(config_path), "--loglevel", "WARNING",
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            str(LOCUSTFILE),
+            "--headless",
+            "--run-time",
+            f"{int(plan.warmup + plan.duration + 2)}s",
+            "--stop-timeout",
+            "10",
+            "--csv",
+            str(self.run_dir / "locust" / self.impl),
+            "--csv-full-history",
+            "--exit-code-on-error",
+            "0",
+            "--cqrs-config",
+            str(config_path),
+            "--loglevel",
+            "WARNING",
+        ]
         port = plan.master_port or free_port()
         if plan.locust_workers:
-            command += ["--master", "--master-bind-host",
-                        "0.0.0.0" if plan.external_workers else "127.0.0.1",
-                        "--expect-workers", str(plan.locust_workers),
-                        "--expect-workers-max-wait", str(WORKERS_WAIT), "--master-bind-port",
-                        str(port)]  # fmt: skip
+            command += [
+                "--master",
+                "--master-bind-host",
+                "0.0.0.0" if plan.external_workers else "127.0.0.1",
+                "--expect-workers",
+                str(plan.locust_workers),
+                "--expect-workers-max-wait",
+                str(WORKERS_WAIT),
+                "--master-bind-port",
+                str(port),
+            ]
         locust = self._start("locust", command)
         if collectors:
             collectors.add_component("locust", locust.pid)
         if plan.external_workers:
-            self.progress(f"   waiting for {plan.locust_workers} Locust workers on port {port}: "
-                          f"locust -f workloads/locustfile.py --worker --master-host HOST "
-                          f"--master-port {port}")  # fmt: skip
+            self.progress(
+                f"   waiting for {plan.locust_workers} Locust workers on port {port}: "
+                f"locust -f workloads/locustfile.py --worker --master-host HOST "
+                f"--master-port {port}"
+            )
         else:
             for i in range(plan.locust_workers):
-                worker = self._start(f"locust-worker-{i + 1}", [
-                    sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker",
-                    "--master-host", "127.0.0.1", "--master-port", str(port),
-                    "--loglevel", "WARNING"])  # fmt: skip
+                worker = self._start(
+                    f"locust-worker-{i + 1}",
+                    [
+                        sys.executable,
+                        "-m",
+                        "locust",
+                        "-f",
+                        str(LOCUSTFILE),
+                        "--worker",
+                        "--master-host",
+                        "127.0.0.1",
+                        "--master-port",
+                        str(port),
+                        "--loglevel",
+                        "WARNING",
+                    ],
+                )
                 if collectors:
                     collectors.add_component(f"locust_worker_{i + 1}", worker.pid)
-        self.info["locust"] = {"workers": plan.locust_workers, "external": plan.external_workers,
-                               "master_port": port if plan.locust_workers else None}  # fmt: skip
+        self.info["locust"] = {
+            "workers": plan.locust_workers,
+            "external": plan.external_workers,
+            "master_port": port if plan.locust_workers else None,
+        }
         return locust
 
     def _watch(self, locust: Component, collectors: RunCollectors | None) -> None:
@@ -414,13 +522,21 @@ class ImplRun:
                     collectors.begin_measure()
             if tail.start and now - last_report >= PROGRESS_EVERY:
                 last_report = now
-                self.progress(tail.line(self.impl, plan.warmup, plan.duration,
-                                        collectors.lag.latest() if collectors and collectors.lag else None))  # fmt: skip
+                self.progress(
+                    tail.line(
+                        self.impl,
+                        plan.warmup,
+                        plan.duration,
+                        collectors.lag.latest() if collectors and collectors.lag else None,
+                    )
+                )
             if time.monotonic() > limit:
                 raise ComponentFailed("locust", locust.log, "ran past its run time")
             time.sleep(0.5)
         if locust.proc.returncode != 0:
-            raise ComponentFailed("locust", locust.log, f"exited with code {locust.proc.returncode}")
+            raise ComponentFailed(
+                "locust", locust.log, f"exited with code {locust.proc.returncode}"
+            )
         tail.poll()
         if tail.start is None:
             raise ComponentFailed("locust", locust.log, "recorded no requests")
@@ -474,24 +590,37 @@ def _ready_templates(plan: RunPlan, servers: Servers, progress: Progress) -> Non
     (a build is mostly one projector process and one server backend, so two share 2 cores)."""
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = [pool.submit(ready_template, impl, servers, sf=plan.sf, seed=plan.seed,
-                               progress=progress) for impl in plan.impls]  # fmt: skip
+        futures = [
+            pool.submit(
+                ready_template, impl, servers, sf=plan.sf, seed=plan.seed, progress=progress
+            )
+            for impl in plan.impls
+        ]
         for future in futures:
             future.result()
     progress(f"templates ready in {time.perf_counter() - started:.1f}s")
 
 
-def _round(plan: RunPlan, servers: Servers, order: list[str], number: int,
-           progress: Progress) -> Path:  # fmt: skip
+def _round(
+    plan: RunPlan, servers: Servers, order: list[str], number: int, progress: Progress
+) -> Path:
     """One round: every implementation in `order`, into a new results directory."""
     run_dir = create_run_dir(plan.results_root, plan.experiment)
     progress(f"results: {run_dir}")
-    config = {**asdict(plan), "results_root": str(plan.results_root), "round": number,
-              "order": order}  # fmt: skip
+    config = {
+        **asdict(plan),
+        "results_root": str(plan.results_root),
+        "round": number,
+        "order": order,
+    }
     metadata.run_metadata(run_dir, config, servers)
     frames, impls = Frames(), {}
-    outcome: dict = {"status": "incomplete", "incomplete_reason": "interrupted",
-                     "failed_component": None, "failed_log": None}  # fmt: skip
+    outcome: dict = {
+        "status": "incomplete",
+        "incomplete_reason": "interrupted",
+        "failed_component": None,
+        "failed_log": None,
+    }
     try:
         for name in order:
             turn = ImplRun(plan, servers, name, run_dir, frames, progress)
@@ -499,8 +628,9 @@ def _round(plan: RunPlan, servers: Servers, order: list[str], number: int,
             turn.run()
         outcome = {"status": "complete"}
     except ComponentFailed as exc:
-        outcome.update(incomplete_reason=str(exc), failed_component=exc.component,
-                       failed_log=str(exc.log))  # fmt: skip
+        outcome.update(
+            incomplete_reason=str(exc), failed_component=exc.component, failed_log=str(exc.log)
+        )
         raise
     except (KeyboardInterrupt, SystemExit):
         raise
@@ -514,8 +644,9 @@ def _round(plan: RunPlan, servers: Servers, order: list[str], number: int,
     return run_dir
 
 
-def _finish(run_dir: Path, frames: Frames, turns: dict[str, ImplRun], outcome: dict,
-            progress: Progress) -> None:  # fmt: skip
+def _finish(
+    run_dir: Path, frames: Frames, turns: dict[str, ImplRun], outcome: dict, progress: Progress
+) -> None:
     """Write every table, the summary and the final run.json, whatever happened before."""
     unwritten = []
     for name in TABLE_NAMES:
@@ -524,8 +655,12 @@ def _finish(run_dir: Path, frames: Frames, turns: dict[str, ImplRun], outcome: d
         except Exception as exc:  # noqa: BLE001 - the others are still written
             unwritten.append(f"{name}: {exc}")
     if unwritten and outcome["status"] == "complete":  # in place: run() raises after it
-        outcome.update(status="incomplete", failed_component="results", failed_log=None,
-                       incomplete_reason="not written: " + "; ".join(unwritten))  # fmt: skip
+        outcome.update(
+            status="incomplete",
+            failed_component="results",
+            failed_log=None,
+            incomplete_reason="not written: " + "; ".join(unwritten),
+        )
     update_run_json(run_dir, {"impls": {n: t.info for n, t in turns.items()}})
     finish_run_json(run_dir, **outcome)
     summary = summary_table(run_dir, partial=outcome["status"] != "complete")

@@ -28,13 +28,17 @@ COLUMNS = {
     "cores": ("cpu cores", "{:.2f}", 9),
     "storage_mb": ("storage MB", "{:.0f}", 10),
 }
-NOTES = ("co = checkout, dash = dashboard queries (all three; the rate at the most analysts), over "
-         "the measurement window; lock wait s = session-seconds waiting on a Lock (sampled); lag = "
-         "per-event time lag; fresh = freshness seen by dashboard queries; ryw = read-your-writes "
-         "visibility (probe); cpu cores = servers, service and projector; storage = the run's "
-         "databases")  # fmt: skip
-PARTIAL = ("PARTIAL: the run was stopped early; these figures cover only what was measured before "
-           "it stopped (run.json: status incomplete, incomplete_reason says why)")  # fmt: skip
+NOTES = (
+    "co = checkout, dash = dashboard queries (all three; the rate at the most analysts), over "
+    "the measurement window; lock wait s = session-seconds waiting on a Lock (sampled); lag = "
+    "per-event time lag; fresh = freshness seen by dashboard queries; ryw = read-your-writes "
+    "visibility (probe); cpu cores = servers, service and projector; storage = the run's "
+    "databases"
+)
+PARTIAL = (
+    "PARTIAL: the run was stopped early; these figures cover only what was measured before "
+    "it stopped (run.json: status incomplete, incomplete_reason says why)"
+)
 
 
 def summary_table(run_dirs: Path | list[Path], *, partial: bool = False) -> str:
@@ -51,8 +55,9 @@ def summary_table(run_dirs: Path | list[Path], *, partial: bool = False) -> str:
     except (ValueError, KeyError, OSError) as exc:
         return "\n".join([*label, f"(no summary: {exc})"])
     several = table["run"].nunique() > 1
-    columns = ({"run": ("run", "{}", max(len(r) for r in table["run"]))} if several else {}) \
-        | COLUMNS  # fmt: skip
+    columns = (
+        {"run": ("run", "{}", max(len(r) for r in table["run"]))} if several else {}
+    ) | COLUMNS
     lines = ["  ".join(f"{heading:>{width}}" for heading, _, width in columns.values())]
     for _, row in table.iterrows():
         cells = []
@@ -61,9 +66,20 @@ def summary_table(run_dirs: Path | list[Path], *, partial: bool = False) -> str:
             missing = isinstance(value, float) and math.isnan(value)
             cells.append(f"{'-' if missing else fmt.format(value):>{width}}")
         lines.append("  ".join(cells))
-    return "\n".join([*label, "ANSWER", *[textwrap.fill(p, 100, break_on_hyphens=False) for p in found.text.split("\n\n")], "", *lines,
-                      *drifted(runs), textwrap.fill(NOTES, 100, break_on_hyphens=False), "", "THE ARTICLE'S CLAIMS (report: Claims)",
-                      verdicts])  # fmt: skip
+    return "\n".join(
+        [
+            *label,
+            "ANSWER",
+            *[textwrap.fill(p, 100, break_on_hyphens=False) for p in found.text.split("\n\n")],
+            "",
+            *lines,
+            *drifted(runs),
+            textwrap.fill(NOTES, 100, break_on_hyphens=False),
+            "",
+            "THE ARTICLE'S CLAIMS (report: Claims)",
+            verdicts,
+        ]
+    )
 
 
 def drifted(runs: list[Run]) -> list[str]:
@@ -75,7 +91,9 @@ def drifted(runs: list[Run]) -> list[str]:
         for impl, info in impls.items() if isinstance(impls, dict) else ():
             found = (info or {}).get("reconciliation") or {}
             if found.get("mismatches"):
-                out.append(f"READ MODELS DRIFTED: {impl} ({run.label}): {found['mismatches']} of "
-                           f"{found['tables']} read-model tables differ from the write model after "
-                           "the load (verification.parquet, phase after)")  # fmt: skip
+                out.append(
+                    f"READ MODELS DRIFTED: {impl} ({run.label}): {found['mismatches']} of "
+                    f"{found['tables']} read-model tables differ from the write model after "
+                    "the load (verification.parquet, phase after)"
+                )
     return out

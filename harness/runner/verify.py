@@ -24,8 +24,12 @@ from implementations import registry
 from implementations.domain import queries as q
 from implementations.interface import Config, Implementation
 
-WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7),
-           "91d": timedelta(days=91)}  # fmt: skip
+WINDOWS = {
+    "1h": timedelta(hours=1),
+    "24h": timedelta(days=1),
+    "7d": timedelta(days=7),
+    "91d": timedelta(days=91),
+}
 SAMPLES = 8  # orders and customers checked one by one
 
 
@@ -61,19 +65,36 @@ def _questions(write_dsn: str, seed: int) -> list[tuple[str, str, tuple, dict]]:
         out += [
             (f"sales_by_category {label}", "sales_by_category", (window,), {}),
             (f"top_products {label}", "top_products", (q.TopProductsQuery(window, 10),), {}),
-            (f"revenue {label} by {bucket}", "revenue_over_time",
-             (q.RevenueQuery(window, bucket),), {}),
-        ]  # fmt: skip
+            (
+                f"revenue {label} by {bucket}",
+                "revenue_over_time",
+                (q.RevenueQuery(window, bucket),),
+                {},
+            ),
+        ]
     for order_id in _sample_ids(write_dsn, "orders", rng):
         out.append((f"order_summary {order_id}", "order_summary", (order_id,), {}))
     for customer_id in _sample_ids(write_dsn, "customers", rng):
-        out.append((f"customer_orders {customer_id}", "customer_orders",
-                    (q.RecentOrdersQuery(customer_id, 10),), {}))  # fmt: skip
+        out.append(
+            (
+                f"customer_orders {customer_id}",
+                "customer_orders",
+                (q.RecentOrdersQuery(customer_id, 10),),
+                {},
+            )
+        )
     for category in _categories(write_dsn)[:3]:
-        out.append((f"search {category}", "search_products",
-                    (q.ProductSearch(category, None, None, None, 20),), {}))  # fmt: skip
-    out.append(("search text+price", "search_products",
-                (q.ProductSearch(None, 500, 5000, "a", 20),), {}))  # fmt: skip
+        out.append(
+            (
+                f"search {category}",
+                "search_products",
+                (q.ProductSearch(category, None, None, None, 20),),
+                {},
+            )
+        )
+    out.append(
+        ("search text+price", "search_products", (q.ProductSearch(None, 500, 5000, "a", 20),), {})
+    )
     return out
 
 
@@ -86,8 +107,10 @@ def _answer(impl: Implementation, method: str, args: tuple, kwargs: dict) -> obj
 
 def _indexes(dsn: str) -> set[str]:
     with psycopg.connect(dsn, autocommit=True, application_name="cqrs-bench:verify") as conn:
-        return {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes "
-                                           "WHERE schemaname = 'public'")}  # fmt: skip
+        return {
+            r[0]
+            for r in conn.execute("SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")
+        }
 
 
 @contextmanager
@@ -115,14 +138,18 @@ def verify(impl: Implementation, write_dsn: str, seed: int) -> list[Check]:
             reference.stop()
 
 
-def _checks(impl: Implementation, reference: Implementation, write_dsn: str,
-            seed: int) -> list[Check]:  # fmt: skip
+def _checks(
+    impl: Implementation, reference: Implementation, write_dsn: str, seed: int
+) -> list[Check]:
     checks = []
     for name, method, args, kwargs in _questions(write_dsn, seed):
         expected = _answer(reference, method, args, kwargs)
         actual = _answer(impl, method, args, kwargs)
         size = len(expected) if isinstance(expected, list) else 1
-        detail = (f"{size} rows agree" if actual == expected else
-                  f"expected {str(expected)[:300]} got {str(actual)[:300]}")  # fmt: skip
+        detail = (
+            f"{size} rows agree"
+            if actual == expected
+            else f"expected {str(expected)[:300]} got {str(actual)[:300]}"
+        )
         checks.append(Check(name, actual == expected, detail))
     return checks

@@ -22,10 +22,14 @@ class CqrsPhysical(PooledImplementation):
     def start(self) -> None:
         size = self.config.pool_size
         self.engines = [
-            make_engine(self.config.write_dsn, component="cqrs-physical:commands", pool_size=size,
-                        generic_plans=True),
+            make_engine(
+                self.config.write_dsn,
+                component="cqrs-physical:commands",
+                pool_size=size,
+                generic_plans=True,
+            ),
             make_engine(self.config.read_dsn, component="cqrs-physical:queries", pool_size=size),
-        ]  # fmt: skip
+        ]
         self.commands = command_side(self.engines[0])
         self.queries = query_side(self.engines[1], self.config.read_your_writes_timeout)
 

@@ -25,10 +25,11 @@ class Crud(PooledImplementation):
     def start(self) -> None:
         size = self.config.pool_size
         self.engines = [
-            make_engine(self.config.write_dsn, component="crud:commands", pool_size=size,
-                        generic_plans=True),
+            make_engine(
+                self.config.write_dsn, component="crud:commands", pool_size=size, generic_plans=True
+            ),
             make_engine(self.config.write_dsn, component="crud:queries", pool_size=size),
-        ]  # fmt: skip
+        ]
         self.commands = command_side(self.engines[0])
         self.queries = CrudQueries(self.engines[1])
 

@@ -102,10 +102,15 @@ class CrudQueries:
         head = rows[0]
         lines = tuple(r.SummaryLine(*row[6:]) for row in rows)
         return r.OrderSummary(
-            order_id=head[0], customer_id=head[1], customer_name=head[2], status=head[3],
-            total_cents=head[4], item_count=sum(line.quantity for line in lines),
-            placed_at=head[5], lines=lines,
-        )  # fmt: skip
+            order_id=head[0],
+            customer_id=head[1],
+            customer_name=head[2],
+            status=head[3],
+            total_cents=head[4],
+            item_count=sum(line.quantity for line in lines),
+            placed_at=head[5],
+            lines=lines,
+        )
 
     def customer_orders(
         self, query: q.RecentOrdersQuery, *, after: str | None = None
@@ -121,8 +126,9 @@ class CrudQueries:
         if stats is None:
             raise NotFound(f"customer {query.customer_id} does not exist")
         name, count, spent, last = stats
-        briefs = tuple(r.OrderBrief(oid, st, total, int(units), at)
-                       for oid, st, total, units, at in recent)  # fmt: skip
+        briefs = tuple(
+            r.OrderBrief(oid, st, total, int(units), at) for oid, st, total, units, at in recent
+        )
         return r.CustomerOrders(query.customer_id, name, count, int(spent), last, briefs)
 
     def sales_by_category(

@@ -75,11 +75,19 @@ def advance(
     source_commit: datetime | None,
 ) -> None:
     """Compare-and-set, in the caller's apply transaction; CheckpointMoved if `old` is stale."""
-    cursor = conn.execute(ADVANCE, {
-        "name": name, "old_tx": str(old.tx_id), "old_pos": old.position, "tx": str(new.tx_id),
-        "pos": new.position, "horizon": str(horizon), "count": count,
-        "source_commit": source_commit,
-    })  # fmt: skip
+    cursor = conn.execute(
+        ADVANCE,
+        {
+            "name": name,
+            "old_tx": str(old.tx_id),
+            "old_pos": old.position,
+            "tx": str(new.tx_id),
+            "pos": new.position,
+            "horizon": str(horizon),
+            "count": count,
+            "source_commit": source_commit,
+        },
+    )
     if cursor.rowcount != 1:
         raise CheckpointMoved(f"checkpoint of {name!r} is no longer {old}")
 

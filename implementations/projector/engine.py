@@ -50,12 +50,15 @@ class Applied:
 
 def _connect(dsn: str, component: str, autocommit: bool) -> psycopg.Connection:
     return psycopg.connect(
-        dsn, autocommit=autocommit, application_name=f"cqrs-bench:{component}",
+        dsn,
+        autocommit=autocommit,
+        application_name=f"cqrs-bench:{component}",
         # Everything the projector touches is hot in shared buffers: with the default
         # random_page_cost (4) the planner picked hash joins over whole-table scans of rm_orders
         # and rm_order_lines for CONTRIBUTE's lookups, at random (about half of sf 1 rebuilds).
-        options="-c timezone=UTC -c random_page_cost=1.1", connect_timeout=5,
-    )  # fmt: skip
+        options="-c timezone=UTC -c random_page_cost=1.1",
+        connect_timeout=5,
+    )
 
 
 def install(write_dsn: str, read_dsn: str, name: str = PROJECTION) -> None:
@@ -136,9 +139,14 @@ class Projector:
         with self.target.transaction():
             apply(self.target, batch.events)
             checkpoint.advance(
-                self.target, self.name, current.at, last, horizon=horizon,
-                count=len(batch.events), source_commit=commits[-1],
-            )  # fmt: skip
+                self.target,
+                self.name,
+                current.at,
+                last,
+                horizon=horizon,
+                count=len(batch.events),
+                source_commit=commits[-1],
+            )
         if self.on_applied:
             self.on_applied(Applied(len(batch.events), last, commits, time.time()))
         return checkpoint.Checkpoint(last, max(horizon, current.horizon))

@@ -74,8 +74,9 @@ def projection_status(write_dsn: str, read_dsn: str, name: str = PROJECTION) -> 
         return status_on(wr, rd, name)
 
 
-def status_on(wr: psycopg.Connection, rd: psycopg.Connection,
-              name: str = PROJECTION) -> ProjectionStatus:  # fmt: skip
+def status_on(
+    wr: psycopg.Connection, rd: psycopg.Connection, name: str = PROJECTION
+) -> ProjectionStatus:
     """The status read on open autocommit connections to the outbox's and the read models'
     databases (for a caller that polls: no connection per call)."""
     cp = checkpoint.load(rd, name)
@@ -83,13 +84,18 @@ def status_on(wr: psycopg.Connection, rd: psycopg.Connection,
     key = {"ns": LOCK_NAMESPACE, "key": lock_key(name) % 2**32}
     active = rd.execute(ACTIVE, key).fetchone()[0] > 0
     head = wr.execute(HEAD).fetchone()
-    behind, held = wr.execute(
-        BEHIND, {"tx": str(cp.at.tx_id), "pos": cp.at.position}
-    ).fetchone()
+    behind, held = wr.execute(BEHIND, {"tx": str(cp.at.tx_id), "pos": cp.at.position}).fetchone()
     oldest = _oldest_transaction(wr) if held else None
     return ProjectionStatus(
-        projection=name, head=f"{head[0]}:{head[1]}" if head else None,
-        checkpoint=cp.at.token(), events_behind=behind, events_held_back=held,
-        held_back_by=oldest, events_applied=applied, last_lag_ms=lag,
-        last_source_commit=source_commit, updated_at=updated, projector_active=active,
-    )  # fmt: skip
+        projection=name,
+        head=f"{head[0]}:{head[1]}" if head else None,
+        checkpoint=cp.at.token(),
+        events_behind=behind,
+        events_held_back=held,
+        held_back_by=oldest,
+        events_applied=applied,
+        last_lag_ms=lag,
+        last_source_commit=source_commit,
+        updated_at=updated,
+        projector_active=active,
+    )

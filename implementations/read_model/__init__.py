@@ -5,16 +5,23 @@ from importlib.resources import files
 import psycopg
 
 TABLES = (
-    "rm_customers", "rm_products", "rm_orders", "rm_order_lines", "rm_category_sales_minute",
-    "rm_product_sales_minute", "rm_revenue_minute",
-)  # fmt: skip
+    "rm_customers",
+    "rm_products",
+    "rm_orders",
+    "rm_order_lines",
+    "rm_category_sales_minute",
+    "rm_product_sales_minute",
+    "rm_revenue_minute",
+)
 # (table, column) holding domain time (moved with the history when a dataset is cloned; not the
 # checkpoint's, which records when the projection ran)
 TIME_COLUMNS = (
-    ("rm_customers", "last_order_at"), ("rm_orders", "placed_at"),
-    ("rm_category_sales_minute", "minute"), ("rm_product_sales_minute", "minute"),
+    ("rm_customers", "last_order_at"),
+    ("rm_orders", "placed_at"),
+    ("rm_category_sales_minute", "minute"),
+    ("rm_product_sales_minute", "minute"),
     ("rm_revenue_minute", "minute"),
-)  # fmt: skip
+)
 
 
 def schema_sql() -> str:

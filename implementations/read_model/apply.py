@@ -55,8 +55,9 @@ def _overwrite(table: str, key: str, columns: dict[str, str]) -> str:
 """
 
 
-OVERWRITE_PRODUCTS = _overwrite("rm_products", "product_id", {"price_cents": "bigint",
-                                                              "active": "boolean"})  # fmt: skip
+OVERWRITE_PRODUCTS = _overwrite(
+    "rm_products", "product_id", {"price_cents": "bigint", "active": "boolean"}
+)
 OVERWRITE_ORDERS = _overwrite("rm_orders", "order_id", {"status": "text"})
 INSERT_PLACED = """
     WITH e AS (
@@ -189,8 +190,13 @@ def apply(conn: psycopg.Connection, events: list[OutboxEvent]) -> None:
     _orders(conn, changes)
 
 
-def _overwrite_newer(conn: psycopg.Connection, statement: str, states: dict[int, tuple],
-                     columns: tuple[str, ...], what: str) -> None:  # fmt: skip
+def _overwrite_newer(
+    conn: psycopg.Connection,
+    statement: str,
+    states: dict[int, tuple],
+    columns: tuple[str, ...],
+    what: str,
+) -> None:
     """Overwrite the rows whose kept state is newer; raise if any row is not in the read model."""
     versions, *values = zip(*states.values(), strict=True)
     params = {"ids": _ints(states), "versions": _ints(versions)}
@@ -204,16 +210,29 @@ def _catalog(conn: psycopg.Connection, ch: Changes) -> None:
         conn.execute(INSERT_CUSTOMERS, {"ids": list(ids), "names": list(names)})
     if ch.products:
         skus, names, categories = zip(*ch.products.values(), strict=True)
-        versions, prices, active = zip(*(ch.product_states.pop(p) for p in ch.products),
-                                       strict=True)  # fmt: skip
-        conn.execute(INSERT_PRODUCTS, {
-            "ids": list(ch.products), "skus": list(skus), "names": list(names),
-            "categories": list(categories), "versions": list(versions), "prices": list(prices),
-            "active": list(active),
-        })  # fmt: skip
+        versions, prices, active = zip(
+            *(ch.product_states.pop(p) for p in ch.products), strict=True
+        )
+        conn.execute(
+            INSERT_PRODUCTS,
+            {
+                "ids": list(ch.products),
+                "skus": list(skus),
+                "names": list(names),
+                "categories": list(categories),
+                "versions": list(versions),
+                "prices": list(prices),
+                "active": list(active),
+            },
+        )
     if ch.product_states:
-        _overwrite_newer(conn, OVERWRITE_PRODUCTS, ch.product_states, ("price_cents", "active"),
-                         "price and status changes")  # fmt: skip
+        _overwrite_newer(
+            conn,
+            OVERWRITE_PRODUCTS,
+            ch.product_states,
+            ("price_cents", "active"),
+            "price and status changes",
+        )
 
 
 def _ints(values) -> str:
@@ -238,8 +257,9 @@ def _orders(conn: psycopg.Connection, ch: Changes) -> None:
                 f"{len(signed) - matched} placed/cancelled orders not in the read model"
             )
     if ch.order_states:
-        _overwrite_newer(conn, OVERWRITE_ORDERS, ch.order_states, ("status",),
-                         "order status changes")  # fmt: skip
+        _overwrite_newer(
+            conn, OVERWRITE_ORDERS, ch.order_states, ("status",), "order status changes"
+        )
     if ch.cancelled:
         conn.execute(LAST_ORDER_AT, {"ids": _ints(ch.cancelled)})
 

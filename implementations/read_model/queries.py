@@ -80,7 +80,9 @@ class ReadModelQueries:
                 ):
                     raise NotYetVisible(
                         f"the read models had not caught up with token {after} after "
-                        f"{self.wait_bound:g}s", self.wait_bound)  # fmt: skip
+                        f"{self.wait_bound:g}s",
+                        self.wait_bound,
+                    )
             return work(conn)
 
         return read(self.engine, guarded)
@@ -90,8 +92,10 @@ class ReadModelQueries:
 
     def order_summary(self, order_id: int, *, after: str | None = None) -> r.OrderSummary:
         def work(conn):
-            return (conn.execute(ORDER, {"order_id": order_id}).first(),
-                    conn.execute(ORDER_LINES, {"order_id": order_id}).all())  # fmt: skip
+            return (
+                conn.execute(ORDER, {"order_id": order_id}).first(),
+                conn.execute(ORDER_LINES, {"order_id": order_id}).all(),
+            )
 
         head, lines = self._run(after, work)
         if head is None:
@@ -103,8 +107,10 @@ class ReadModelQueries:
     ) -> r.CustomerOrders:
         def work(conn):
             params = {"customer_id": query.customer_id, "limit": query.limit}
-            return (conn.execute(CUSTOMER, params).first(),
-                    conn.execute(RECENT_ORDERS, params).all())  # fmt: skip
+            return (
+                conn.execute(CUSTOMER, params).first(),
+                conn.execute(RECENT_ORDERS, params).all(),
+            )
 
         customer, recent = self._run(after, work)
         if customer is None:

@@ -28,11 +28,21 @@ def register(
     conn: Connection, customers: list[CustomerRegistered], products: list[ProductAdded]
 ) -> None:
     for customer in customers:
-        conn.execute(INSERT_CUSTOMER, {"id": customer.customer_id, "name": customer.name,
-                                       "email": customer.email})  # fmt: skip
+        conn.execute(
+            INSERT_CUSTOMER,
+            {"id": customer.customer_id, "name": customer.name, "email": customer.email},
+        )
     for product in products:
-        conn.execute(INSERT_PRODUCT, {"id": product.product_id, "sku": product.sku,
-                                      "name": product.name, "category": product.category,
-                                      "price_cents": product.price_cents, "stock": product.stock})  # fmt: skip
+        conn.execute(
+            INSERT_PRODUCT,
+            {
+                "id": product.product_id,
+                "sku": product.sku,
+                "name": product.name,
+                "category": product.category,
+                "price_cents": product.price_cents,
+                "stock": product.stock,
+            },
+        )
     conn.execute(ADVANCE_IDS)
     outbox.append(conn, [*customers, *products])

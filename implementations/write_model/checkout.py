@@ -88,10 +88,11 @@ def place_order(conn: Connection, cmd: PlaceOrder) -> tuple[PlacedOrder, list[Or
         INSERT_LINES, {"order_id": order_id, "product_ids": ids, "quantities": quantities}
     ).fetchone()
     lines = tuple(
-        PlacedLine(line_no=n, product_id=line.product_id, quantity=line.quantity,
-                   unit_price_cents=price)
+        PlacedLine(
+            line_no=n, product_id=line.product_id, quantity=line.quantity, unit_price_cents=price
+        )
         for n, (line, price) in enumerate(zip(cmd.lines, prices, strict=True), start=1)
-    )  # fmt: skip
+    )
     placed = PlacedOrder(
         order_id=order_id, total_cents=total, item_count=sum(quantities), placed_at=placed_at
     )
@@ -111,8 +112,12 @@ def _replay(db: psycopg.Connection, cmd: PlaceOrder) -> PlacedOrder:
 def _explain_refusal(db: psycopg.Connection, cmd: PlaceOrder, taken: set[int]) -> None:
     """Raise the domain error for the first line whose product could not supply its quantity."""
     refused = [line for line in cmd.lines if line.product_id not in taken]
-    found = {pid: (status, stock) for pid, status, stock in db.execute(
-        WHY_NOT, {"ids": [line.product_id for line in refused]})}  # fmt: skip
+    found = {
+        pid: (status, stock)
+        for pid, status, stock in db.execute(
+            WHY_NOT, {"ids": [line.product_id for line in refused]}
+        )
+    }
     for line in refused:
         if line.product_id not in found:
             raise NotFound(f"product {line.product_id} does not exist")

@@ -103,8 +103,11 @@ def _refuse_product_change(conn: Connection, product_id: int) -> None:
 def change_product_price(
     conn: Connection, cmd: ChangeProductPrice
 ) -> tuple[ProductState, list[Event]]:
-    params = {"product_id": cmd.product_id, "new_price_cents": cmd.new_price_cents,
-              "reason": cmd.reason}  # fmt: skip
+    params = {
+        "product_id": cmd.product_id,
+        "new_price_cents": cmd.new_price_cents,
+        "reason": cmd.reason,
+    }
     row = conn.execute(CHANGE_PRICE, params).first()
     if row is None:
         _refuse_product_change(conn, cmd.product_id)
