@@ -34,9 +34,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from harness.prepare import HUGE_STOCK, RunDatabases, attached, drop, provision
+from harness.deploy.provision import HUGE_STOCK, RunDatabases, attached, drop, provision
+from harness.postgres.servers import READ_DSN_ENV, WRITE_DSN_ENV, Servers, use_servers
 from harness.results.metadata import git_info, postgres_servers
-from harness.servers import READ_DSN_ENV, WRITE_DSN_ENV, Servers, use_servers
 from implementations import registry
 from implementations.domain.commands import OrderLine, PlaceOrder
 from implementations.domain.queries import TimeWindow

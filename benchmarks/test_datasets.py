@@ -10,7 +10,13 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
-from harness.datasets import clone, database_dsn, drop_database, ensure_template, template_name
+from harness.postgres.templates import (
+    clone,
+    database_dsn,
+    drop_database,
+    ensure_template,
+    template_name,
+)
 
 LOAD_SF, LOAD_SEED = 0.01, 4242
 

@@ -13,7 +13,7 @@ import inspect
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from harness.bench_projector import check_projection
+from harness.bench.projector import check_projection
 from implementations.projector.engine import Projector
 from implementations.projector.status import projection_status
 

@@ -12,8 +12,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from harness.datasets import clone, drop_database, ensure_template
-from harness.servers import READ_DSN_ENV, WRITE_DSN_ENV, Servers, use_servers
+from harness.postgres.servers import READ_DSN_ENV, WRITE_DSN_ENV, Servers, use_servers
+from harness.postgres.templates import clone, drop_database, ensure_template
 from implementations import contract, registry
 from implementations.db import make_engine
 from implementations.interface import Config, Implementation

@@ -6,8 +6,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from harness import bench_checkout
-from harness.servers import Servers
+from harness.bench import checkout as bench_checkout
+from harness.postgres.servers import Servers
 from implementations.write_model import checkout
 
 SF, SEED = 0.01, 42

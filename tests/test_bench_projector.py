@@ -9,8 +9,9 @@ import uuid
 import psycopg
 import pytest
 
-from harness import bench_projector, datasets
-from harness.servers import Servers
+from harness.bench import projector as bench_projector
+from harness.postgres import templates
+from harness.postgres.servers import Servers
 from implementations import registry
 from implementations.interface import Config
 from implementations.projector.engine import Projector
@@ -95,7 +96,7 @@ def test_lag_counts_only_events_committed_during_the_load() -> None:
 
 
 def test_a_projector_process_that_cannot_start_is_reported(dataset_clone: str) -> None:
-    missing = datasets.database_dsn(dataset_clone, f"missing_{uuid.uuid4().hex[:8]}")
+    missing = templates.database_dsn(dataset_clone, f"missing_{uuid.uuid4().hex[:8]}")
     with bench_projector.ProjectorProcess(
         missing, dataset_clone, batch_size=10, poll_interval=0.1
     ) as child:

@@ -15,7 +15,7 @@ import pytest
 from conftest import processes_mentioning
 from test_db_cli import _cli, _env
 
-from harness.pg_server import free_port
+from harness.postgres.server import free_port
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 

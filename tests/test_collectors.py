@@ -37,7 +37,7 @@ from harness.collectors import (
     statements,
 )
 from harness.collectors.base import TS
-from harness.servers import work_dir
+from harness.postgres.servers import work_dir
 from implementations.projector import engine
 
 BASE = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -241,7 +241,7 @@ def test_log_tail_reads_only_complete_lines_appended_after_start(tmp_path) -> No
 
 
 def test_log_path_is_beside_the_data_directory(tmp_path) -> None:
-    from harness.pg_server import EmbeddedServer
+    from harness.postgres.server import EmbeddedServer
 
     server = EmbeddedServer(tmp_path / "write", "write")
     assert log_path(server.datadir) == server.logfile

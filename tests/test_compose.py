@@ -7,7 +7,7 @@
   after `${VAR:-default}` interpolation with the defaults.
 - The services of one architecture agree with each other (database name, DSNs, the API URL, the
   Locust master's name and port, the number of workers), the PostgreSQL servers run with the
-  settings of harness/pg_server.py, host ports are non-default, and every service has an image.
+  settings of harness/postgres/server.py, host ports are non-default, and every service has an image.
 
 Locust is parsed in a subprocess: importing it monkey-patches the test process for gevent.
 """
@@ -25,8 +25,8 @@ import pytest
 import typer.main
 import yaml
 
-from harness import cli
-from harness.pg_server import SETTINGS
+from harness.cli import app as cli
+from harness.postgres.server import SETTINGS
 from implementations import registry
 from implementations.interface import Config
 

@@ -14,9 +14,15 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from harness import datasets
-from harness.cli_load import load
-from harness.datasets import DatasetError, clone, drop_database, ensure_template, template_name
+from harness.cli.load import load
+from harness.postgres import templates
+from harness.postgres.templates import (
+    DatasetError,
+    clone,
+    drop_database,
+    ensure_template,
+    template_name,
+)
 from implementations.domain import events as ev
 from implementations.write_model import SCHEMA_VERSION
 from workloads.dataset import ANCHOR, GENERATOR_VERSION, TABLES, Scale, generate
@@ -150,7 +156,7 @@ def test_newest_order_is_in_the_last_hour_before_the_anchor(dataset):
 
 
 def test_template_holds_exactly_the_generated_rows(servers, template, dataset):
-    dsn = datasets.database_dsn(servers.write_dsn, template.name)
+    dsn = templates.database_dsn(servers.write_dsn, template.name)
     info = dict(rows(dsn, "SELECT key, value FROM dataset_info"))
     assert info["checksum"] == template.checksum == dataset.checksum
     assert (info["sf"], info["seed"], info["anchor"]) == ("0.05", str(SEED), ANCHOR.isoformat())
@@ -240,12 +246,12 @@ def test_clone_history_ends_now(servers, template, clone_dsn):
     assert now - timedelta(minutes=2) < history_end <= now
     assert history_end - timedelta(hours=1) <= newest < history_end
     shift = timedelta(minutes=int(info["shift_minutes"]))
-    tpl = datasets.database_dsn(servers.write_dsn, template.name)
+    tpl = templates.database_dsn(servers.write_dsn, template.name)
     assert schema(clone_dsn) == schema(tpl)  # the shift rewrote tables, not their definitions
     tables = {
         r[0] for r in rows(tpl, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
     }
-    for table, column in sorted(c for c in datasets.SHIFTED_COLUMNS if c[0] in tables):
+    for table, column in sorted(c for c in templates.SHIFTED_COLUMNS if c[0] in tables):
         query = f"SELECT min({column}), max({column}) FROM {table}"
         original, shifted = rows(tpl, query)[0], rows(clone_dsn, query)[0]
         assert (original[0] + shift, original[1] + shift) == shifted

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import pg_binaries
+from harness.postgres import binaries as pg_binaries
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 
@@ -25,7 +25,7 @@ def home():
 
 
 def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-c", "from harness.cli import main; main()", *args]
+    return [sys.executable, "-c", "from harness.cli.app import main; main()", *args]
 
 
 def _env(home: Path, **extra: str) -> dict[str, str]:

@@ -13,7 +13,7 @@ import nbformat
 import papermill
 import pytest
 
-from harness.cli_analysis import notebook_runs
+from harness.cli.analysis import notebook_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = sorted((ROOT / "results" / "sample" / "sample").iterdir())[-1]  # the committed run

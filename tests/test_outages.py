@@ -24,12 +24,12 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+from background_service import BackgroundService
 from conftest import processes_mentioning, table_digest
 
-from harness.pg_server import EmbeddedServer
-from harness.prepare import RunDatabases, attached, drop, provision
-from harness.servers import Servers
-from harness.service import BackgroundService
+from harness.deploy.provision import RunDatabases, attached, drop, provision
+from harness.postgres.server import EmbeddedServer
+from harness.postgres.servers import Servers
 from implementations import read_model
 from implementations.interface import Implementation
 from implementations.projector.engine import MAX_BACKOFF, MIN_BACKOFF, Projector

@@ -18,9 +18,9 @@ import psycopg
 import pytest
 from test_db_cli import _cli, _env
 
-from harness.pg_server import free_port
-from harness.prepare import HUGE_STOCK
-from harness.servers import READ_DSN_ENV, WRITE_DSN_ENV, Servers
+from harness.deploy.provision import HUGE_STOCK
+from harness.postgres.server import free_port
+from harness.postgres.servers import READ_DSN_ENV, WRITE_DSN_ENV, Servers
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = sorted((ROOT / "results" / "sample" / "sample").iterdir())[-1]  # the committed run

@@ -30,7 +30,7 @@ from conftest import table_digest
 from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy import Engine
 
-from harness.datasets import clone, create_empty_database, drop_database, ensure_template
+from harness.postgres.templates import clone, create_empty_database, drop_database, ensure_template
 from implementations import read_model
 from implementations.cqrs_logical.commands import command_side
 from implementations.db import driver, make_engine

@@ -8,11 +8,11 @@ import psycopg
 import pytest
 
 from harness.analysis.load import Run
-from harness.bench_projector import wait_caught_up
+from harness.bench.projector import wait_caught_up
+from harness.postgres.servers import Servers
 from harness.runner.reconcile import READ_MODELS, reconcile
 from harness.runner.run import Frames, ImplRun, RunPlan
 from harness.runner.summary import drifted
-from harness.servers import Servers
 from implementations import contract
 from implementations.interface import Implementation
 

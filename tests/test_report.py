@@ -14,7 +14,7 @@ from hdrh.histogram import HdrHistogram
 from typer.testing import CliRunner
 
 from harness.analysis.report import SECTIONS
-from harness.cli_analysis import compare, report
+from harness.cli.analysis import compare, report
 from harness.runner.latency import figures, new_histogram
 
 SAMPLE = sorted((Path(__file__).resolve().parents[1] / "results" / "sample" / "sample").iterdir())[

@@ -16,7 +16,7 @@ import pytest
 from hdrh.histogram import HdrHistogram
 from typer.testing import CliRunner
 
-from harness.cli_results import app as results_app
+from harness.cli.results import app as results_app
 from harness.results import metadata, schema
 from harness.results.run_dir import (
     SchemaMismatch,

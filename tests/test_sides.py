@@ -18,8 +18,8 @@ import pytest
 from conftest import processes_mentioning
 from test_db_cli import _cli, _env
 
-from harness.pg_server import free_port
-from harness.servers import Servers
+from harness.postgres.server import free_port
+from harness.postgres.servers import Servers
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 PATIENCE = 120.0  # seconds a process may take to start or stop (not a measurement)

@@ -18,9 +18,9 @@ from pathlib import Path
 import pandas as pd
 import psycopg
 import pytest
+from background_service import BackgroundService
 from hdrh.histogram import HdrHistogram
 
-from harness.service import BackgroundService
 from implementations import registry
 from implementations.interface import Config
 from workloads import spec

@@ -1,7 +1,7 @@
 """Lock waits, deadlocks, serialization failures and lock timeouts from the server log: the
 `lock_waits` table.
 
-Embedded servers (harness/pg_server.py) log to `<root>/server.log` beside `<root>/data`, through
+Embedded servers (harness/postgres/server.py) log to `<root>/server.log` beside `<root>/data`, through
 pg_ctl -l, with log_line_prefix '%m [%p] %a %u@%d ', log_lock_waits=on and deadlock_timeout=200ms:
 a session waiting 200 ms for a lock logs "still waiting", and "acquired" when it gets it.
 

@@ -208,7 +208,7 @@ def dataset_info(sf: float | None, seed: int | None, template: Any = None) -> di
     its name, and (given the TemplateInfo from ensure_template) its checksum and row counts."""
     info: dict[str, Any] = {"sf": sf, "seed": seed}
     try:
-        from harness.datasets import template_name
+        from harness.postgres.templates import template_name
         from implementations.write_model import SCHEMA_VERSION
         from workloads.dataset import GENERATOR_VERSION
 

@@ -17,7 +17,7 @@ import psycopg
 
 from harness.collectors import activity, db_stats, lag, resources, server_log, statements
 from harness.collectors.base import CollectorError
-from harness.runner.components import ComponentFailed
+from harness.deploy.components import ComponentFailed
 
 
 def postmaster_pid(dsn: str) -> int | None:

@@ -25,11 +25,11 @@ import pandas as pd
 import psycopg
 
 from harness.analysis.report import write_report
-from harness.bench_projector import wait_caught_up
+from harness.bench.projector import wait_caught_up
 from harness.collectors import lag as lag_tables
 from harness.collectors import storage
-from harness.pg_server import free_port
-from harness.prepare import (
+from harness.deploy.components import Component, ComponentFailed
+from harness.deploy.provision import (
     RunDatabases,
     attached,
     drop,
@@ -38,6 +38,8 @@ from harness.prepare import (
     ready_template,
     run_databases,
 )
+from harness.postgres.server import free_port
+from harness.postgres.servers import Servers
 from harness.results import metadata
 from harness.results.run_dir import (
     check_experiment,
@@ -50,12 +52,10 @@ from harness.results.run_dir import (
 from harness.results.schema import REPORT_DIR, TABLE_NAMES
 from harness.runner import latency
 from harness.runner.collect import RunCollectors
-from harness.runner.components import Component, ComponentFailed
 from harness.runner.progress import SecondsTail
 from harness.runner.reconcile import reconcile
 from harness.runner.summary import summary_table
 from harness.runner.verify import verify
-from harness.servers import Servers
 from implementations import registry
 from workloads import dataset, spec
 from workloads.catalog import Catalog

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import typer
 
-from harness import bench_checkout, bench_overhead
-from harness.cli_run import default_results
-from harness.options import ImplName, ReadDsn, ScaleFactor, Seed, WriteDsn
+from harness.bench import checkout as bench_checkout
+from harness.bench import overhead as bench_overhead
+from harness.cli.options import ImplName, ReadDsn, ScaleFactor, Seed, WriteDsn
+from harness.cli.run import default_results
+from harness.postgres.servers import use_servers
 from harness.runner.run import RunPlan
-from harness.servers import use_servers
 from implementations import registry
 
 

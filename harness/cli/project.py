@@ -11,9 +11,9 @@ from typing import Annotated
 
 import typer
 
-from harness.datasets import database_dsn
-from harness.options import Cpus, ImplName, ReadDsn, WriteDsn, pin_this_process
-from harness.servers import given_dsns, persistent_servers
+from harness.cli.options import Cpus, ImplName, ReadDsn, WriteDsn, pin_this_process
+from harness.postgres.servers import given_dsns, persistent_servers
+from harness.postgres.templates import database_dsn
 from implementations import registry
 from implementations.interface import Config
 from implementations.projector.engine import Applied, Projector

@@ -39,9 +39,9 @@ from dataclasses import dataclass, field
 import psycopg
 from hdrh.histogram import HdrHistogram
 
-from harness import datasets
-from harness.prepare import drop, provision, ready_for_load
-from harness.servers import use_servers
+from harness.deploy.provision import drop, provision, ready_for_load
+from harness.postgres import templates
+from harness.postgres.servers import use_servers
 from implementations import registry
 from implementations.domain.commands import OrderLine, PlaceOrder
 from implementations.interface import Config, Implementation
@@ -163,15 +163,15 @@ def wait_caught_up(
 def _with_clone(write_dsn: str | None, sf: float, seed: int, progress: Progress, work):
     """`work(clone dsn)` on a fresh clone of the (sf, seed) dataset, dropped afterwards."""
     with use_servers(write_dsn, None, announce=progress) as servers:
-        template = datasets.ensure_template(servers.write_dsn, sf, seed, progress=progress)
+        template = templates.ensure_template(servers.write_dsn, sf, seed, progress=progress)
         name = f"bench_projector_{uuid.uuid4().hex[:12]}"
         try:
             started = time.perf_counter()
-            dsn = datasets.clone(servers.write_dsn, template.name, name)
+            dsn = templates.clone(servers.write_dsn, template.name, name)
             progress(f"cloned {template.name} into {name} in {time.perf_counter() - started:.1f}s")
             return work(dsn)
         finally:
-            datasets.drop_database(servers.write_dsn, name)
+            templates.drop_database(servers.write_dsn, name)
 
 
 # --- rebuild: the catch-up rate ------------------------------------------------------------------
@@ -341,7 +341,7 @@ class ProjectorProcess:
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> ProjectorProcess:
-        code = "from harness.bench_projector import projector_process; projector_process()"
+        code = "from harness.bench.projector import projector_process; projector_process()"
         env = {**os.environ, CONFIG_ENV: json.dumps(self.config)}
         self.proc = subprocess.Popen(
             [sys.executable, "-c", code],

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness.servers import work_dir
+from harness.postgres.servers import work_dir
 
 
 class ProjectorProcess:

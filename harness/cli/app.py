@@ -9,29 +9,37 @@ import psycopg
 import typer
 import uvicorn
 
-from harness import bench_checkout as checkout_bench
-from harness import bench_projector as projector_bench
-from harness import cli_bench_projector as bench_projector_cli
-from harness.cli_analysis import compare as compare_command
-from harness.cli_analysis import report as report_command
-from harness.cli_bench import checkout as bench_checkout
-from harness.cli_bench import overhead as bench_overhead
-from harness.cli_db import app as db_app
-from harness.cli_load import load
-from harness.cli_project import app as project_app
-from harness.cli_project import rebuild as project_rebuild
-from harness.cli_results import app as results_app
-from harness.cli_run import run as run_command
-from harness.datasets import DatasetError
-from harness.options import Cpus, ImplName, ReadDsn, ScaleFactor, Seed, WriteDsn, pin_this_process
-from harness.pg_binaries import PostgresNotFound
-from harness.pg_server import ServerError
-from harness.prepare import attached, prepared, run_databases
-from harness.prepare import provision as provision_run
-from harness.prepare import ready_for_load as prepare_for_load
-from harness.runner.components import ComponentFailed
+from harness.bench import checkout as checkout_bench
+from harness.bench import projector as projector_bench
+from harness.cli import bench_projector as bench_projector_cli
+from harness.cli.analysis import compare as compare_command
+from harness.cli.analysis import report as report_command
+from harness.cli.bench import checkout as bench_checkout
+from harness.cli.bench import overhead as bench_overhead
+from harness.cli.db import app as db_app
+from harness.cli.load import load
+from harness.cli.options import (
+    Cpus,
+    ImplName,
+    ReadDsn,
+    ScaleFactor,
+    Seed,
+    WriteDsn,
+    pin_this_process,
+)
+from harness.cli.project import app as project_app
+from harness.cli.project import rebuild as project_rebuild
+from harness.cli.results import app as results_app
+from harness.cli.run import run as run_command
+from harness.deploy.components import ComponentFailed
+from harness.deploy.provision import attached, prepared, run_databases
+from harness.deploy.provision import provision as provision_run
+from harness.deploy.provision import ready_for_load as prepare_for_load
+from harness.postgres.binaries import PostgresNotFound
+from harness.postgres.server import ServerError
+from harness.postgres.servers import require_lasting_servers, use_servers
+from harness.postgres.templates import DatasetError
 from harness.runner.run import LOCUSTFILE
-from harness.servers import require_lasting_servers, use_servers
 from implementations import registry
 from implementations.api import SIDES, create_app
 from implementations.domain.errors import DomainError

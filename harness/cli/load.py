@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from harness.datasets import DatasetError, TemplateInfo, ensure_template
-from harness.servers import WRITE_DSN_ENV, use_servers
+from harness.postgres.servers import WRITE_DSN_ENV, use_servers
+from harness.postgres.templates import DatasetError, TemplateInfo, ensure_template
 from workloads.dataset import validate
 
 

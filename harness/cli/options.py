@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from harness.servers import READ_DSN_ENV, WRITE_DSN_ENV
+from harness.postgres.servers import READ_DSN_ENV, WRITE_DSN_ENV, parse_cpus
 
 WriteDsn = Annotated[
     str | None,
@@ -37,24 +37,6 @@ ScaleFactor = Annotated[
 Seed = Annotated[
     int, typer.Option("--seed", help="Dataset seed: the same seed gives the same rows.")
 ]
-
-
-def parse_cpus(text: str | None) -> set[int] | None:
-    """ "0", "0,2" or "0-1" to a set of CPU numbers this process may use; None for no pinning."""
-    if not text:
-        return None
-    cpus: set[int] = set()
-    try:
-        for part in text.split(","):
-            low, _, high = part.strip().partition("-")
-            cpus.update(range(int(low), int(high or low) + 1))
-    except ValueError:
-        raise ValueError(f"not a CPU list: {text!r} (expected e.g. 0, 0,2 or 0-1)") from None
-    if not cpus or not cpus <= os.sched_getaffinity(0):
-        raise ValueError(
-            f"CPUs {text!r} are not all available here: {sorted(os.sched_getaffinity(0))}"
-        )
-    return cpus
 
 
 WRITE_CPUS_ENV, READ_CPUS_ENV = "CQRS_BENCH_WRITE_CPUS", "CQRS_BENCH_READ_CPUS"

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import typer
 
-from harness.options import ReadDsn, Seed, WriteDsn
+from harness.cli.options import ReadDsn, Seed, WriteDsn
+from harness.postgres.servers import require_lasting_servers, use_servers
 from harness.runner import presets
 from harness.runner.run import RunPlan
 from harness.runner.run import run as run_plan
-from harness.servers import require_lasting_servers, use_servers
 from implementations import registry
 from workloads import spec
 

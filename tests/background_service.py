@@ -1,4 +1,4 @@
-"""Running the HTTP API inside this process, for jobs that drive it themselves."""
+"""Running the HTTP API inside the test process (a thread), for tests that drive it themselves."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 
 import uvicorn
 
-from harness.pg_server import ServerError, free_port
+from harness.postgres.server import ServerError, free_port
 from implementations.api import create_app
 from implementations.interface import Implementation
 

@@ -9,7 +9,7 @@ import typer
 from harness.analysis import compare as comparing
 from harness.analysis.load import Run, load_run, load_runs
 from harness.analysis.report import write_report
-from harness.cli_run import default_results
+from harness.cli.run import default_results
 
 
 def notebook_runs(runs: str | list[str]) -> list[Run]:

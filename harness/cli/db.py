@@ -5,10 +5,16 @@ from __future__ import annotations
 import psycopg
 import typer
 
-from harness.datasets import drop_database
-from harness.options import ReadCpus, ReadDsn, WriteCpus, WriteDsn, parse_cpus
-from harness.pg_binaries import find_bindir
-from harness.servers import given_dsns, persistent_servers, sweep_orphans, use_servers
+from harness.cli.options import ReadCpus, ReadDsn, WriteCpus, WriteDsn
+from harness.postgres.binaries import find_bindir
+from harness.postgres.servers import (
+    given_dsns,
+    parse_cpus,
+    persistent_servers,
+    sweep_orphans,
+    use_servers,
+)
+from harness.postgres.templates import drop_database
 
 app = typer.Typer(help="Start, inspect and stop the embedded write and read PostgreSQL servers.")
 

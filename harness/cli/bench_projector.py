@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from harness import bench_projector
-from harness.options import ReadDsn, ScaleFactor, Seed, WriteDsn
+from harness.bench import projector as bench_projector
+from harness.cli.options import ReadDsn, ScaleFactor, Seed, WriteDsn
 from implementations import registry
 
 BATCH_HELP = "Events the projector reads and applies per transaction."

@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.pg_binaries import find_bindir
+from harness.postgres.binaries import find_bindir
 
 SUPERUSER = "postgres"
 

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.pg_server import EmbeddedServer, _alive
+from harness.postgres.server import EmbeddedServer, _alive
 
 ROLES = ("write", "read")
 WRITE_DSN_ENV = "CQRS_BENCH_WRITE_DSN"
@@ -63,10 +63,26 @@ def sweep_orphans() -> list[Path]:
     return removed
 
 
+def parse_cpus(text: str | None) -> set[int] | None:
+    """ "0", "0,2" or "0-1" to a set of CPU numbers this process may use; None for no pinning."""
+    if not text:
+        return None
+    cpus: set[int] = set()
+    try:
+        for part in text.split(","):
+            low, _, high = part.strip().partition("-")
+            cpus.update(range(int(low), int(high or low) + 1))
+    except ValueError:
+        raise ValueError(f"not a CPU list: {text!r} (expected e.g. 0, 0,2 or 0-1)") from None
+    if not cpus or not cpus <= os.sched_getaffinity(0):
+        raise ValueError(
+            f"CPUs {text!r} are not all available here: {sorted(os.sched_getaffinity(0))}"
+        )
+    return cpus
+
+
 def role_cpus(role: str) -> set[int] | None:
     """CPUs to pin an embedded server to (CQRS_BENCH_WRITE_CPUS / CQRS_BENCH_READ_CPUS)."""
-    from harness.options import parse_cpus
-
     return parse_cpus(os.environ.get(f"CQRS_BENCH_{role.upper()}_CPUS"))
 
 

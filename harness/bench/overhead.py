@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness.postgres.servers import Servers
 from harness.runner.run import RunPlan, run
-from harness.servers import Servers
 
 IMPL = "crud"
 

@@ -20,7 +20,9 @@ from pathlib import Path
 import psycopg
 
 import implementations
-from harness.datasets import (
+from harness.deploy.projector import ProjectorProcess
+from harness.postgres.servers import Servers
+from harness.postgres.templates import (
     clone,
     copy_database,
     database_dsn,
@@ -31,8 +33,6 @@ from harness.datasets import (
     shift_minutes,
     template_name,
 )
-from harness.projector_process import ProjectorProcess
-from harness.servers import Servers
 from implementations import registry
 from implementations.interface import Config, Implementation
 from implementations.projector.engine import Projector
