@@ -40,8 +40,7 @@ from harness.results.metadata import git_info, postgres_servers
 from implementations import registry
 from implementations.domain.commands import OrderLine, PlaceOrder
 from implementations.domain.queries import TimeWindow
-from implementations.interface import Config, Implementation
-from implementations.projector.engine import Projector
+from implementations.interface import Implementation
 
 FULL_SF, FAST_SF, SEED = 0.1, 0.01, 42
 LINES = 3  # as `bench checkout`: orders of three lines, quantity 1 each
@@ -197,9 +196,9 @@ class Target:
 
     def catch_up(self) -> int:
         """Project whatever the outbox holds beyond the checkpoint (CQRS only); the events."""
-        if not self.impl.needs_projector:
+        if self.impl.projection is None:
             return 0
-        with Projector(*self.impl.projection_dsns, batch_size=5000) as projector:
+        with self.impl.projection.projector(batch_size=5000) as projector:
             return projector.catch_up()
 
 
@@ -266,17 +265,13 @@ def targets(bench_servers: Servers, dataset: Dataset) -> Iterator[Callable[[str]
         yield get
 
 
-def _needs_projector(name: str) -> bool:
-    return registry.create(name, Config("", "")).needs_projector
-
-
 @pytest.fixture(params=registry.names())
 def target(request: pytest.FixtureRequest, targets: Callable[[str], Target]) -> Target:
     """Each implementation in turn."""
     return targets(request.param)
 
 
-@pytest.fixture(params=[name for name in registry.names() if _needs_projector(name)])
+@pytest.fixture(params=registry.projected())
 def cqrs_target(request: pytest.FixtureRequest, targets: Callable[[str], Target]) -> Target:
     """Each implementation that has a projector."""
     return targets(request.param)

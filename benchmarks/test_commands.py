@@ -56,7 +56,9 @@ def test_checkout(benchmark, target, catalog, rounds):
         benchmark, target, "place_order", catalog.checkout, rounds(300), rounds(20, 0)
     )
     assert not placed.replayed and placed.item_count == LINES
-    assert (placed.token is not None) == target.impl.needs_projector  # CQRS: appended events
+    assert (placed.token is not None) == (
+        target.impl.projection is not None
+    )  # CQRS: appended events
     assert _orders_with_prefix(target, catalog.prefix) == {
         "placed": catalog.placed,
         "with_all_lines": catalog.placed,

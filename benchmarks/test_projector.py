@@ -32,7 +32,7 @@ def _readable_behind(write_dsn: str, read_dsn: str, timeout: float = 10.0) -> in
 
 def test_projector_batch_apply(benchmark, cqrs_target, cqrs_catalog, rounds, per_second):
     target, impl = cqrs_target, cqrs_target.impl
-    write_dsn, read_dsn = impl.projection_dsns
+    write_dsn, read_dsn = impl.projection.dsns
     checkouts = rounds(BATCH_SIZE, 200)  # one event each: a full batch (a fifth of one when fast)
     pending: list[int] = []
 

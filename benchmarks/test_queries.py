@@ -1,7 +1,7 @@
 """Query benchmarks: every query of the domain, per implementation, on its provisioned clone.
 
 CQRS implementations are caught up first, so they read caught-up read models. Each answer is
-checked after the timed calls: not empty, and for CQRS equal to what crud's queries answer on
+checked after the timed calls: not empty, and for CQRS equal to what the baseline's queries answer on
 the same clone's write model. Dashboards cover the last days of the history (which ends at clone
 time), a fixed window that the benchmarks' own checkouts (placed later) never enter.
 """
@@ -25,14 +25,16 @@ from implementations.interface import Config, Implementation
 
 @pytest.fixture
 def reference(target) -> Iterator[Implementation | None]:
-    """crud's queries on the target's write database (None for crud itself)."""
-    if target.name == "crud":
+    """The baseline's queries on the target's write database (None for the baseline itself)."""
+    if target.name == registry.baseline():
         yield None
         return
-    crud = registry.create("crud", Config(target.dbs.write_dsn, target.dbs.write_dsn, pool_size=1))
-    crud.start()
-    yield crud
-    crud.stop()
+    baseline = registry.create(
+        registry.baseline(), Config(target.dbs.write_dsn, target.dbs.write_dsn, pool_size=1)
+    )
+    baseline.start()
+    yield baseline
+    baseline.stop()
 
 
 @pytest.fixture
@@ -42,7 +44,7 @@ def caught_up(target):
 
 
 def measure(benchmark, target, reference, operation: str, *args: Any) -> Any:
-    """One benchmarked query; its answer, checked against crud's where there is a reference."""
+    """One benchmarked query; its answer, checked against the baseline's where there is a reference."""
     benchmark.group = f"query: {operation}"
     query = getattr(target.impl.queries, operation)
     query(*args)  # warm: pytest-benchmark sizes its rounds on the first timed call

@@ -14,8 +14,6 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated
 
-import psycopg
-import sqlalchemy.exc
 from fastapi import FastAPI, Header, Path, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -31,9 +29,9 @@ from implementations.domain.errors import (
     InvalidInput,
     NotFound,
     NotYetVisible,
+    Unavailable,
 )
 from implementations.interface import Implementation
-from implementations.projector.status import projection_status
 from implementations.side_watch import SideWatch
 
 STATUS = {InvalidInput: 422, NotFound: 404, Conflict: 409}
@@ -96,18 +94,9 @@ async def _domain_error(_request: Request, exc: DomainError) -> JSONResponse:
     return JSONResponse({"error": exc.code, "reason": exc.reason}, status_code=_status_of(exc))
 
 
-async def _not_yet_visible(_request: Request, exc: NotYetVisible) -> JSONResponse:
+async def _retry_later(_request: Request, exc: NotYetVisible | Unavailable) -> JSONResponse:
     return JSONResponse(
-        {"error": "not_yet_visible", "reason": exc.reason},
-        status_code=503,
-        headers={"Retry-After": "1"},
-    )
-
-
-async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
-    cause = str(getattr(exc, "orig", exc) or exc).strip().splitlines()
-    return JSONResponse(
-        {"error": "unavailable", "reason": f"database unavailable: {cause[0] if cause else exc!r}"},
+        {"error": exc.code, "reason": exc.reason},
         status_code=503,
         headers={"Retry-After": "1"},
     )
@@ -132,7 +121,7 @@ def create_app(impl: Implementation, side: str = "both") -> FastAPI:
     """The service; `side` serves only the command routes or only the query routes."""
     if side not in SIDES:
         raise ValueError(f"side must be one of {', '.join(SIDES)}, not {side!r}")
-    read_dsn = impl.projection_dsns[1] if impl.needs_projector else None
+    read_dsn = impl.projection.target_dsn if impl.projection else None
     watch = SideWatch(impl.config.write_dsn, read_dsn)
 
     @asynccontextmanager
@@ -159,14 +148,9 @@ def create_app(impl: Implementation, side: str = "both") -> FastAPI:
 
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
-    app.add_exception_handler(NotYetVisible, _not_yet_visible)
+    app.add_exception_handler(NotYetVisible, _retry_later)
     # A server that is down or restarting: answer 503 at once rather than hang or 500.
-    for kind in (
-        sqlalchemy.exc.OperationalError,
-        sqlalchemy.exc.TimeoutError,
-        psycopg.OperationalError,
-    ):
-        app.add_exception_handler(kind, _database_unavailable)
+    app.add_exception_handler(Unavailable, _retry_later)
     if side in ("both", "commands"):
         _command_routes(app, impl)
     if side in ("both", "queries"):
@@ -182,10 +166,10 @@ def create_app(impl: Implementation, side: str = "both") -> FastAPI:
         state = watch.check()
         sides = {"write": "up" if state.write_up else "down"}
         projection = None
-        if impl.needs_projector:
+        if impl.projection:
             sides["read"] = "up" if state.read_up else "down"
             if state.write_up and state.read_up:
-                projection = projection_status(*impl.projection_dsns).as_dict()
+                projection = impl.projection.status().as_dict()
         return {
             "implementation": impl.name,
             "side": side,

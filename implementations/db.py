@@ -1,18 +1,21 @@
 """Database plumbing shared by implementations: engines, transactions with retry, driver errors.
 
-Driver errors are translated here, at the persistence edge, so callers see domain errors only.
+Driver errors are translated here, at the persistence edge, so callers see domain errors only:
+every command runs in `in_transaction` and every query in `read`, and both translate in `edge`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 import psycopg.errors
 from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from implementations.domain.errors import InvalidInput
+from implementations.domain.errors import InvalidInput, Unavailable
 
 T = TypeVar("T")
 
@@ -66,31 +69,54 @@ def _driver_error(exc: Exception) -> Exception:
     return exc.orig if isinstance(exc, DBAPIError) else exc
 
 
+def _unavailable(exc: Exception) -> bool:
+    """Whether the server, not the statement, failed: refused, unreachable, shutting down or
+    starting, the connection lost (psycopg's OperationalError, raised through SQLAlchemy or, on
+    the driver() path, directly), or no pooled connection free in time."""
+    return (
+        isinstance(_driver_error(exc), psycopg.OperationalError)
+        or isinstance(exc, PoolTimeout)
+        or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
+    )
+
+
+@contextmanager
+def edge() -> Iterator[None]:
+    """The one place driver errors become domain errors: a value the database rejects is
+    InvalidInput, a server that cannot serve is Unavailable; anything else passes unchanged."""
+    try:
+        yield
+    except (DBAPIError, psycopg.Error, PoolTimeout) as exc:
+        cause = _driver_error(exc)
+        if isinstance(cause, psycopg.errors.DataError):
+            raise InvalidInput(f"value rejected by the database: {cause}") from exc
+        if _unavailable(exc):
+            said = str(cause).strip().splitlines()
+            first = said[0] if said else repr(cause)
+            raise Unavailable(f"database unavailable: {first}") from exc
+        raise
+
+
 def in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
     """Run `work` in one transaction; retry on deadlock or serialization failure.
 
-    A DomainError raised by `work` rolls the transaction back and reaches the caller unchanged.
+    A DomainError raised by `work` rolls the transaction back and reaches the caller unchanged;
+    driver errors reach it translated (see edge).
     """
-    for attempt in range(MAX_RETRIES + 1):
-        try:
-            with engine.begin() as conn:
-                return work(conn)
-        except (DBAPIError, psycopg.Error) as exc:
-            cause = _driver_error(exc)
-            if isinstance(cause, RETRYABLE) and attempt < MAX_RETRIES:
-                continue
-            if isinstance(cause, psycopg.errors.DataError):
-                raise InvalidInput(f"value rejected by the database: {cause}") from exc
-            raise
+    with edge():
+        for attempt in range(MAX_RETRIES + 1):
+            try:
+                with engine.begin() as conn:
+                    return work(conn)
+            except (DBAPIError, psycopg.Error) as exc:
+                if isinstance(_driver_error(exc), RETRYABLE) and attempt < MAX_RETRIES:
+                    continue
+                raise
     raise AssertionError("unreachable")
 
 
 def read(engine: Engine, work: Callable[[Connection], T]) -> T:
-    """Run read-only `work` on a pooled connection."""
-    with engine.connect() as conn:
-        try:
-            return work(conn)
-        except (DBAPIError, psycopg.Error) as exc:
-            if isinstance(cause := _driver_error(exc), psycopg.errors.DataError):
-                raise InvalidInput(f"value rejected by the database: {cause}") from exc
-            raise
+    """Run read-only `work` on a pooled connection; driver errors reach the caller translated
+    (see edge), including those of taking and returning the connection."""
+    with edge(), engine.connect() as conn:
+        return work(conn)

@@ -1,11 +1,13 @@
 """The protocol every implementation satisfies: a command side, a query side and a lifecycle.
 
 The harness, the workloads and the API use implementations only through these types and the
-registry, so the same load and the same routes drive every architecture.
+registry (`implementations.registry`: which architectures there are and what each declares), so
+the same load and the same routes drive every architecture.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -35,6 +37,7 @@ from implementations.domain.results import (
     ProductState,
     RevenuePoint,
 )
+from implementations.projector.status import ProjectionStatus
 
 
 @dataclass(frozen=True)
@@ -77,11 +80,29 @@ class QuerySide(Protocol):
     ) -> list[ProductHit]: ...
 
 
+class Projection(Protocol):
+    """Read models a projector fills from an outbox (`implementations.projector`); the harness
+    runs the projector process on `source_dsn` -> `target_dsn` while the implementation is used."""
+
+    source_dsn: str  # the database holding the outbox
+    target_dsn: str  # the database holding the read models and the checkpoint
+
+    def status(self) -> ProjectionStatus:
+        """Head, checkpoint, events behind, whether a projector is active."""
+
+    def wait_caught_up(
+        self, timeout: float, alive: Callable[[], bool] = lambda: True
+    ) -> float | None:
+        """Seconds until the checkpoint covered the outbox head as it was when called; None after
+        `timeout` or once `alive()` is false."""
+
+
 class Implementation(Protocol):
-    name: str
+    name: str  # its architecture's name (the registry gives it)
+    config: Config
     commands: CommandSide
     queries: QuerySide
-    needs_projector: bool  # the harness runs a projector on `projection_dsns` while it is used
+    projection: Projection | None  # None: nothing for a projector to do
 
     def install(self) -> None:
         """Create this implementation's own schema objects on a fresh dataset clone (idempotent)."""

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
-from implementations.interface import Config
+from implementations.interface import Config, Projection
 
 
 class PooledImplementation:
-    needs_projector = False
-    separate_read_server = False
+    projection: Projection | None = None
 
-    def __init__(self, config: Config) -> None:
-        self.config = config
+    def __init__(self, name: str, config: Config) -> None:
+        self.name, self.config = name, config
         self.engines: list[Engine] = []
 
     def stop(self) -> None:

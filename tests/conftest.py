@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import psycopg
@@ -18,7 +19,6 @@ from implementations import contract, registry
 from implementations.db import make_engine
 from implementations.interface import Config, Implementation
 from implementations.projector.background import projector_thread
-from implementations.projector.engine import Projector
 from implementations.write_model import schema_sql
 
 
@@ -68,11 +68,7 @@ def contract_catalog(empty_write_model: str) -> str:
 @pytest.fixture
 def crud(contract_catalog: str) -> Iterator[Implementation]:
     """The crud implementation, installed and started on the contract catalog."""
-    impl = registry.create("crud", Config(contract_catalog, contract_catalog, pool_size=24))
-    impl.install()
-    impl.start()
-    yield impl
-    impl.stop()
+    yield from started("crud", Config(contract_catalog, contract_catalog, pool_size=24))
 
 
 WRITE_TABLES = ("customers", "products", "orders", "order_lines", "price_history", "outbox")
@@ -91,24 +87,48 @@ def table_digest(dsn: str, tables: tuple[str, ...] = WRITE_TABLES) -> dict[str, 
         }
 
 
-def _with_projector(name: str, config: Config) -> Iterator[Implementation]:
-    """`name` installed, caught up and started, with a projector thread running."""
+def started(name: str, config: Config) -> Iterator[Implementation]:
+    """`name` installed and started; with a projection, caught up first and with a projector
+    thread running while it is used."""
     impl = registry.create(name, config)
     impl.install()
-    with Projector(*impl.projection_dsns) as catch_up:
+    if impl.projection is None:
+        impl.start()
+        yield impl
+        impl.stop()
+        return
+    with impl.projection.projector() as catch_up:
         catch_up.catch_up()
-    with projector_thread(*impl.projection_dsns, poll_interval=0.2):
+    with projector_thread(*impl.projection.dsns, poll_interval=0.2):
         impl.start()
         yield impl
         impl.stop()
 
 
 @pytest.fixture
+def start_on_contract(request: pytest.FixtureRequest) -> Iterator[Callable[[str], Implementation]]:
+    """A function that starts an architecture by name on the contract catalog (read models on an
+    empty database of the read server when its architecture keeps them there); everything it
+    started is stopped at teardown."""
+    with ExitStack() as stack:
+
+        def start(name: str) -> Implementation:
+            catalog = request.getfixturevalue("contract_catalog")
+            read = (
+                request.getfixturevalue("empty_read_database")
+                if registry.architecture(name).separate_read_server
+                else catalog
+            )
+            config = Config(catalog, read, pool_size=24)
+            return stack.enter_context(contextmanager(started)(name, config))
+
+        yield start
+
+
+@pytest.fixture
 def cqrs_logical(contract_catalog: str) -> Iterator[Implementation]:
     """cqrs-logical on the contract catalog, caught up, with a projector thread running."""
-    yield from _with_projector(
-        "cqrs-logical", Config(contract_catalog, contract_catalog, pool_size=24)
-    )
+    yield from started("cqrs-logical", Config(contract_catalog, contract_catalog, pool_size=24))
 
 
 @pytest.fixture
@@ -125,15 +145,13 @@ def empty_read_database(servers: Servers) -> Iterator[str]:
 @pytest.fixture
 def cqrs_physical(contract_catalog: str, empty_read_database: str) -> Iterator[Implementation]:
     """cqrs-physical: the contract catalog on the write server, read models on the read server."""
-    yield from _with_projector(
-        "cqrs-physical", Config(contract_catalog, empty_read_database, pool_size=24)
-    )
+    yield from started("cqrs-physical", Config(contract_catalog, empty_read_database, pool_size=24))
 
 
-@pytest.fixture(params=["crud", "cqrs-logical", "cqrs-physical"])
-def impl(request: pytest.FixtureRequest) -> Implementation:
-    """Each implementation in turn, started on the contract catalog (projector running)."""
-    return request.getfixturevalue(request.param.replace("-", "_"))
+@pytest.fixture(params=registry.names())
+def impl(request: pytest.FixtureRequest, start_on_contract) -> Implementation:
+    """Each architecture in turn, started on the contract catalog (projector running)."""
+    return start_on_contract(request.param)
 
 
 def processes_mentioning(text: str) -> list[str]:

@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 from implementations import registry
-from implementations.interface import Config
 
 REPO = Path(__file__).resolve().parents[1]
 QUERIES = (
@@ -56,7 +55,7 @@ def expected_operations() -> set[tuple[str | None, str]]:
     expected = {(None, "dataset_load"), (None, "dataset_clone")}
     for name in registry.names():
         expected |= {(name, op) for op in QUERIES + COMMANDS}
-        if registry.create(name, Config("", "")).needs_projector:
+        if registry.architecture(name).projection:
             expected.add((name, "projector_batch_apply"))
     return expected
 

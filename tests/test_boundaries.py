@@ -6,27 +6,37 @@ import ast
 import re
 from pathlib import Path
 
+from implementations import registry
+
 ROOT = Path(__file__).resolve().parents[1]
 IMPLEMENTATIONS = ROOT / "implementations"
 WRITE_TABLES = ("customers", "products", "orders", "order_lines", "price_history", "outbox")
-QUERY_MODULES = [
-    IMPLEMENTATIONS / "read_model" / "queries.py",
-    IMPLEMENTATIONS / "cqrs_logical" / "queries.py",
-    IMPLEMENTATIONS / "cqrs_physical" / "queries.py",
+# the query code of every architecture whose queries read read models, and the shared one
+QUERY_MODULES = [IMPLEMENTATIONS / "read_model" / "queries.py"] + [
+    a.folder / "queries.py"
+    for a in registry.architectures().values()
+    if a.read_model != "write tables"
 ]
+
+
+def _module_of(path: Path) -> str:
+    return ".".join(path.relative_to(ROOT).with_suffix("").parts)
 
 
 def _imports(path: Path) -> set[str]:
     found = set()
+    package = _module_of(path).rpartition(".")[0]
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            found.add(node.module)
+        elif isinstance(node, ast.ImportFrom) and (node.module or node.level):
+            base = package.rsplit(".", node.level - 1)[0] if node.level else ""
+            module = ".".join(filter(None, [base, node.module]))
+            found.add(module)
             found.update(
-                f"{node.module}.{alias.name}"
+                f"{module}.{alias.name}"
                 for alias in node.names
-                if _is_module(f"{node.module}.{alias.name}")
+                if _is_module(f"{module}.{alias.name}")
             )
     return found
 
@@ -64,9 +74,22 @@ def test_query_sql_reads_only_read_model_tables():
 
 
 def test_implementations_never_import_each_other_or_the_harness():
-    folders = ["crud", "cqrs_logical", "cqrs_physical"]
+    folders = [a.folder.name for a in registry.architectures().values()]
     for folder in folders:
         for path in (IMPLEMENTATIONS / folder).glob("*.py"):
             for name in _imports(path):
                 others = [f"implementations.{f}" for f in folders if f != folder]
                 assert not name.startswith(("harness", "workloads", *others)), f"{path}: {name}"
+
+
+def test_no_architecture_is_named_outside_its_folder():
+    """The harness, the workloads and the benchmarks take architectures from the registry: an
+    architecture's name (or its folder's) appears in none of their files."""
+    words = {a.name for a in registry.architectures().values()}
+    words |= {a.folder.name for a in registry.architectures().values()}
+    pattern = re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, sorted(words))) + r")(?![\w-])")
+    for folder in ("harness", "workloads", "benchmarks"):
+        for path in sorted((ROOT / folder).rglob("*")):
+            if path.suffix in (".py", ".toml") and "__pycache__" not in path.parts:
+                found = pattern.findall(path.read_text())
+                assert not found, f"{path.relative_to(ROOT)} names {sorted(set(found))}"

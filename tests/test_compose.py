@@ -28,7 +28,6 @@ import yaml
 from harness.cli import app as cli
 from harness.postgres.server import SETTINGS
 from implementations import registry
-from implementations.interface import Config
 
 try:  # Typer 0.2x carries its own copy of Click, whose errors derive from TyperException
     from typer import TyperException as CommandLineError
@@ -185,8 +184,7 @@ def parse_with_locust(args: list[str]) -> dict:
 
 
 def needs_projector(impl: str) -> bool:
-    dsn = "postgresql://nobody@nowhere/none"  # nothing connects
-    return bool(getattr(registry.create(impl, Config(dsn, dsn)), "needs_projector", False))
+    return registry.architecture(impl).projection
 
 
 def host_ports(service: dict) -> list[tuple[str | None, int, int]]:

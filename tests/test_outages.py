@@ -4,7 +4,8 @@ Read server down: checkout keeps working, queries answer 503 with Retry-After, t
 retries with backoff and catches up when the server returns. Write server down: queries keep
 answering from the read models and say how stale they are, commands answer 503 with Retry-After
 (never 500, never a hang). Either way no event is lost or applied twice: afterwards the read
-models equal a rebuild from the outbox.
+models equal a rebuild from the outbox. Called directly, either side on a stopped server raises
+Unavailable, never the driver's error.
 
 The tests stop servers, so they run on a pair of their own, never the session's.
 """
@@ -24,6 +25,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+import sqlalchemy.exc
 from background_service import BackgroundService
 from conftest import processes_mentioning, table_digest
 
@@ -31,6 +33,10 @@ from harness.deploy.provision import RunDatabases, attached, drop, provision
 from harness.postgres.server import EmbeddedServer
 from harness.postgres.servers import Servers
 from implementations import read_model
+from implementations.domain.commands import OrderLine, PlaceOrder, RestockProduct, ShipOrder
+from implementations.domain.errors import Unavailable
+from implementations.domain.queries import ProductSearch, RecentOrdersQuery
+from implementations.domain.results import PlacedOrder
 from implementations.interface import Implementation
 from implementations.projector.engine import MAX_BACKOFF, MIN_BACKOFF, Projector
 from implementations.projector.positions import Position, parse_token
@@ -247,7 +253,7 @@ def stack(own_servers: OwnServers) -> Iterator[Stack]:
             BackgroundService(impl) as base_url,
             httpx.Client(base_url=base_url, timeout=PATIENCE) as api,
         ):
-            projector = WatchedProjector(*impl.projection_dsns).start()
+            projector = WatchedProjector(*impl.projection.dsns).start()
             customers, products = _active_catalog(dbs.write_dsn)
             for product in products:
                 restocked = api.post(f"/products/{product}/restock", json={"quantity": 100_000})
@@ -496,3 +502,71 @@ def test_each_outage_is_retried_from_the_shortest_wait_again(stack):
     _assert_backoff(first)
     _assert_backoff(second)
     _assert_caught_up_and_equal_to_rebuild(stack)
+
+
+# --- the persistence edge: one error for a server that cannot serve -------------------------------
+
+
+@dataclass
+class Bare:
+    servers: OwnServers
+    impl: Implementation
+    customer: int
+    product: int
+    placed: PlacedOrder
+
+
+@pytest.fixture
+def bare(own_servers: OwnServers) -> Iterator[Bare]:
+    """cqrs-physical on our own pair, called directly (no service, no projector), with an order
+    placed and the query side used, so that each side's pool holds a connection to lose."""
+    own_servers.restart_stopped()
+    dbs = provision("cqrs-physical", own_servers.pair, sf=0.01, seed=7, progress=lambda _m: None)
+    try:
+        with attached("cqrs-physical", dbs, pool_size=2) as impl:
+            (customer, *_), (product, *_) = _active_catalog(dbs.write_dsn)
+            impl.commands.restock_product(RestockProduct(product, 1000))
+            placed = impl.commands.place_order(
+                PlaceOrder(customer, (OrderLine(product, 1),), "edge")
+            )
+            assert impl.queries.search_products(ProductSearch()), "the read models answer"
+            yield Bare(own_servers, impl, customer, product, placed)
+    finally:
+        own_servers.restart_stopped()
+        drop(own_servers.pair, dbs)
+
+
+def _raises_unavailable(call: Callable[[], object]) -> None:
+    """`call` raises Unavailable, translated from the driver's error (not the error itself)."""
+    with pytest.raises(Unavailable) as raised:
+        call()
+    assert raised.value.reason.startswith("database unavailable: "), raised.value.reason
+    assert isinstance(raised.value.__cause__, psycopg.Error | sqlalchemy.exc.SQLAlchemyError)
+
+
+def test_commands_on_a_stopped_write_server_raise_unavailable(bare):
+    bare.servers.write.stop()
+    commands = bare.impl.commands
+    # First the pooled connection, lost, on the psycopg connection under SQLAlchemy's
+    # (db.driver: the checkout's statements); then a new connection, refused, through SQLAlchemy.
+    _raises_unavailable(
+        lambda: commands.place_order(
+            PlaceOrder(bare.customer, (OrderLine(bare.product, 1),), "edge-down")
+        )
+    )
+    _raises_unavailable(lambda: commands.restock_product(RestockProduct(bare.product, 1)))
+    _raises_unavailable(lambda: commands.ship_order(ShipOrder(bare.placed.order_id)))
+    assert bare.impl.queries.search_products(ProductSearch()), "the read side is not affected"
+
+
+def test_queries_on_a_stopped_read_server_raise_unavailable(bare):
+    bare.servers.read.stop()
+    queries = bare.impl.queries
+    # The pooled connection, lost, in the token's wait (db.driver): Unavailable, not NotYetVisible;
+    # then new connections, refused, through SQLAlchemy.
+    _raises_unavailable(
+        lambda: queries.order_summary(bare.placed.order_id, after=bare.placed.token)
+    )
+    _raises_unavailable(lambda: queries.search_products(ProductSearch()))
+    _raises_unavailable(lambda: queries.customer_orders(RecentOrdersQuery(bare.customer)))
+    assert bare.impl.commands.restock_product(RestockProduct(bare.product, 1)), "commands work"

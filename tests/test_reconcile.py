@@ -8,29 +8,28 @@ import psycopg
 import pytest
 
 from harness.analysis.load import Run
-from harness.bench.projector import wait_caught_up
 from harness.postgres.servers import Servers
 from harness.runner.reconcile import READ_MODELS, reconcile
 from harness.runner.run import Frames, ImplRun, RunPlan
 from harness.runner.summary import drifted
-from implementations import contract
+from implementations import contract, registry
 from implementations.interface import Implementation
 
 TABLES = [model.table for model in READ_MODELS]
 
 
-@pytest.fixture(params=["cqrs-logical", "cqrs-physical"])
-def caught_up(request: pytest.FixtureRequest) -> Implementation:
+@pytest.fixture(params=registry.projected())
+def caught_up(request: pytest.FixtureRequest, start_on_contract) -> Implementation:
     """A CQRS implementation after the contract scenario (orders placed, shipped and cancelled,
     a price changed, a product discontinued), its projection caught up."""
-    impl = request.getfixturevalue(request.param.replace("-", "_"))
+    impl = start_on_contract(request.param)
     contract.run_scenario(impl)
-    assert wait_caught_up(*impl.projection_dsns, timeout=30) is not None
+    assert impl.projection.wait_caught_up(timeout=30) is not None
     return impl
 
 
 def test_caught_up_read_models_match_the_write_model_on_every_table(caught_up: Implementation):
-    with psycopg.connect(caught_up.projection_dsns[1], autocommit=True) as conn:
+    with psycopg.connect(caught_up.projection.target_dsn, autocommit=True) as conn:
         # All-zero aggregate rows (every order of their minute cancelled) count as absent.
         for zero in (
             "rm_revenue_minute VALUES ('2000-01-01', 0, 0)",
@@ -38,7 +37,7 @@ def test_caught_up_read_models_match_the_write_model_on_every_table(caught_up: I
             "rm_category_sales_minute VALUES ('office', '2000-01-01', 0, 0, 0)",
         ):
             conn.execute(f"INSERT INTO {zero}")
-    checks = reconcile(*caught_up.projection_dsns)
+    checks = reconcile(*caught_up.projection.dsns)
     assert [c.check for c in checks] == TABLES
     assert all(c.matched and c.phase == "after" for c in checks), checks
     assert all(int(c.detail.split()[0]) > 0 for c in checks), checks  # every table has rows
@@ -67,9 +66,9 @@ def test_caught_up_read_models_match_the_write_model_on_every_table(caught_up: I
 def test_a_corrupted_read_model_row_is_a_mismatch_naming_its_table_and_key(
     caught_up: Implementation, corruption: str, table: str, shown: list[str]
 ):
-    with psycopg.connect(caught_up.projection_dsns[1], autocommit=True) as conn:
+    with psycopg.connect(caught_up.projection.target_dsn, autocommit=True) as conn:
         conn.execute(corruption)
-    checks = {c.check: c for c in reconcile(*caught_up.projection_dsns)}
+    checks = {c.check: c for c in reconcile(*caught_up.projection.dsns)}
     assert [name for name, c in checks.items() if not c.matched] == [table]
     detail = checks[table].detail
     assert all(text in detail for text in shown), detail
@@ -78,11 +77,11 @@ def test_a_corrupted_read_model_row_is_a_mismatch_naming_its_table_and_key(
 def test_drifted_read_models_mark_the_run_without_failing_it(
     caught_up: Implementation, servers: Servers, tmp_path: Path
 ):
-    with psycopg.connect(caught_up.projection_dsns[1], autocommit=True) as conn:
+    with psycopg.connect(caught_up.projection.target_dsn, autocommit=True) as conn:
         conn.execute("UPDATE rm_revenue_minute SET orders = orders + 1")
     impl, frames, lines = caught_up.name, Frames(), []
     turn = ImplRun(RunPlan(impls=[impl]), servers, impl, tmp_path, frames, lines.append)
-    turn._reconcile(*caught_up.projection_dsns)
+    turn._reconcile(*caught_up.projection.dsns)
 
     assert turn.info["reconciliation"]["tables"] == len(TABLES)
     assert turn.info["reconciliation"]["mismatches"] == 1

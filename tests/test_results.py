@@ -71,7 +71,7 @@ def generic_frame(spec: schema.Table, impls: list[str]) -> pd.DataFrame:
     """One schema-correct row per implementation that may have rows."""
     rows = []
     for impl in impls:
-        if spec.cqrs_only and not schema.is_cqrs(impl):
+        if spec.projection_only and not schema.has_projection(impl):
             continue
         row = {}
         for col in spec.columns:
@@ -460,7 +460,7 @@ def test_measure_phase_is_required(run: Path) -> None:
     ]
 
 
-def test_cqrs_only_tables(tmp_path: Path) -> None:
+def test_projection_only_tables(tmp_path: Path) -> None:
     run = make_run(tmp_path, impls=["crud"])
     assert validate_run(run) == []  # lag, event_lag and freshness are empty for crud
     (run / "lag.parquet").unlink()
@@ -468,7 +468,7 @@ def test_cqrs_only_tables(tmp_path: Path) -> None:
         run, "lag", generic_frame(schema.table("lag"), ["cqrs-logical"]).assign(impl="crud")
     )
     assert validate_run(run) == [
-        "lag.parquet: rows for ['crud'], but only CQRS implementations have them"
+        "lag.parquet: rows for ['crud'], but only architectures with a projection have them"
     ]
 
 

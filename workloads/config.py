@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from implementations import registry
+
 TRANSPORTS = ("http", "inproc")
 
 
@@ -14,7 +16,7 @@ TRANSPORTS = ("http", "inproc")
 class WorkloadConfig:
     transport: str = "http"  # "http": drive the API at `host`; "inproc": call `impl` directly
     host: str | None = None  # http: the service's base URL (Locust's --host when absent)
-    impl: str = "crud"  # inproc: the implementation to create in the Locust process
+    impl: str = field(default_factory=registry.baseline)  # inproc: what to create in Locust
     write_dsn: str | None = None  # inproc
     read_dsn: str | None = None  # inproc; the write DSN when absent
     pool_size: int = 16  # inproc: connections per engine of the implementation

@@ -29,6 +29,7 @@ from gevent.event import Event
 from locust import User, constant, events, task
 from locust.exception import StopUser
 
+from implementations import registry
 from workloads import distributed
 from workloads.catalog import Catalog
 from workloads.config import TRANSPORTS, WorkloadConfig
@@ -55,7 +56,7 @@ def _options(parser) -> None:
         help="a workload config JSON file (workloads/config.py); the options below are ignored",
     )
     option("--transport", choices=TRANSPORTS, default="http")
-    option("--impl", default="crud", help="inproc: the implementation to drive")
+    option("--impl", default=registry.baseline(), help="inproc: the implementation to drive")
     option("--write-dsn", default=None, help="inproc: the implementation's write database")
     option("--read-dsn", default=None, help="inproc: its read database (default: write)")
     option("--pool-size", type=int, default=16, help="inproc: connections per engine")

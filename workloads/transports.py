@@ -16,26 +16,19 @@ from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
-import psycopg
-import sqlalchemy.exc
 from geventhttpclient import HTTPClient
 from locust.contrib.fasthttp import FastHttpSession
 
 from implementations import registry
 from implementations.domain import commands as c
 from implementations.domain import queries as q
-from implementations.domain.errors import DomainError, NotFound, NotYetVisible
+from implementations.domain.errors import DomainError, NotFound, NotYetVisible, Unavailable
 from implementations.interface import Config, Implementation
 from workloads.config import WorkloadConfig
 from workloads.users import OperationError
 
 T = TypeVar("T")
-UNAVAILABLE = (
-    NotYetVisible,
-    sqlalchemy.exc.OperationalError,
-    sqlalchemy.exc.TimeoutError,
-    psycopg.OperationalError,
-)  # what the API answers 503 to
+UNAVAILABLE = (NotYetVisible, Unavailable)  # what the API answers 503 to
 
 
 class Transport:
@@ -59,7 +52,7 @@ def _inproc_error(exc: Exception) -> OperationError:
     if isinstance(exc, DomainError):
         return OperationError(exc.code, exc.reason)
     if isinstance(exc, UNAVAILABLE):
-        return OperationError("unavailable", str(exc).strip().split("\n")[0])
+        return OperationError("unavailable", exc.reason)
     return OperationError(type(exc).__name__, str(exc))
 
 

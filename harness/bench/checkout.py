@@ -386,13 +386,15 @@ def _pgbench_round(dsn: str, script: Path, clients: int, duration: int, r: int) 
 def measure(
     dsn: str,
     *,
-    impl: str = "crud",
+    impl: str | None = None,
     clients: int = 8,
     duration: int = 15,
     rounds: int = 2,
     progress: Callable[[str], None] = print,
 ) -> BenchResult:
-    """Alternate python and pgbench measurements on the database at `dsn` (a dataset clone)."""
+    """Alternate python and pgbench measurements on the database at `dsn` (a dataset clone) of
+    `impl` (default: the baseline architecture)."""
+    impl = impl or registry.baseline()
     catalog = load_catalog(dsn)
     registry.create(impl, Config(dsn, dsn)).install()  # first: both sides see its indexes
     tag = uuid.uuid4().hex[:8]
@@ -440,7 +442,7 @@ def report(result: BenchResult) -> str:
 def run(
     *,
     write_dsn: str | None = None,
-    impl: str = "crud",
+    impl: str | None = None,
     clients: int = 8,
     duration: int = 15,
     rounds: int = 2,

@@ -1,4 +1,4 @@
-"""The harness's own overhead, measured with the runner itself (one Locust process, crud).
+"""The harness's own overhead, measured with the runner itself (one Locust process, the baseline architecture).
 
 1. Ceiling: the request rate one Locust process reaches on /health (no database work, mix
    `noop`), against the request rate the default mix uses: how much of the load generator's
@@ -18,8 +18,9 @@ import pandas as pd
 
 from harness.postgres.servers import Servers
 from harness.runner.run import RunPlan, run
+from implementations import registry
 
-IMPL = "crud"
+IMPL = registry.baseline()
 
 
 @dataclass(frozen=True)

@@ -45,14 +45,12 @@ from harness.postgres.servers import use_servers
 from implementations import registry
 from implementations.domain.commands import OrderLine, PlaceOrder
 from implementations.interface import Config, Implementation
-from implementations.projector import checkpoint
-from implementations.projector.engine import LOCK_NAMESPACE, PROJECTION, Applied, Projector
-from implementations.projector.positions import Position
-from implementations.projector.status import HEAD, projection_status
+from implementations.projector.engine import LOCK_NAMESPACE, Applied, Projector
+from implementations.projector.status import projection_status, wait_caught_up
 
 DEFAULT_BATCH_SIZE: int = inspect.signature(Projector).parameters["batch_size"].default
 DEFAULT_POLL_INTERVAL: float = inspect.signature(Projector).parameters["poll_interval"].default
-IMPL = "cqrs-logical"
+IMPL = registry.projected()[0]  # rebuild and lag: the first architecture with a projection
 LINES, QUANTITY = 3, 1  # as in bench checkout: comparable checkouts
 KEY_PREFIX = "lag-"
 DRAIN_BOUND = 1.0  # seconds after the last checkout within which a projector that kept up is done
@@ -140,26 +138,6 @@ def dataset_of(dsn: str) -> tuple[float, int]:
     return float(info["sf"]), int(info["seed"])
 
 
-def _head(conn: psycopg.Connection) -> Position | None:
-    row = conn.execute(HEAD).fetchone()
-    return Position(int(row[0]), row[1]) if row else None
-
-
-def wait_caught_up(
-    write_dsn: str, read_dsn: str, timeout: float, alive: Callable[[], bool] = lambda: True
-) -> float | None:
-    """Seconds until the checkpoint covered the outbox head as it is now; None after `timeout`
-    or as soon as `alive()` says the projector is gone."""
-    started = time.monotonic()
-    with _connect(write_dsn) as source, _connect(read_dsn) as target:
-        head = _head(source)
-        while head is not None and not checkpoint.load(target, PROJECTION).covers(head):
-            if time.monotonic() - started > timeout or not alive():
-                return None
-            time.sleep(0.002)
-    return time.monotonic() - started
-
-
 def _with_clone(write_dsn: str | None, sf: float, seed: int, progress: Progress, work):
     """`work(clone dsn)` on a fresh clone of the (sf, seed) dataset, dropped afterwards."""
     with use_servers(write_dsn, None, announce=progress) as servers:
@@ -216,7 +194,7 @@ def measure_rebuild(dsn: str, batch_sizes: list[int], progress: Progress = print
     """Rebuild the projection from the whole outbox once per batch size, on the clone at `dsn`."""
     impl = registry.create(IMPL, Config(dsn, dsn))
     impl.install()
-    write_dsn, read_dsn = impl.projection_dsns
+    write_dsn, read_dsn = impl.projection.dsns
     with _connect(write_dsn) as conn:
         outbox = conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
     runs, agreement = [], []
@@ -609,7 +587,7 @@ def measure_lag(
     (read models in `read_dsn` for an implementation with a read server of its own)."""
     impl = registry.create(impl_name, Config(dsn, read_dsn or dsn, pool_size=clients))
     impl.install()
-    write_dsn, read_dsn = impl.projection_dsns
+    write_dsn, read_dsn = impl.projection.dsns
     if not _value(write_dsn, "SELECT current_setting('track_commit_timestamp')::bool"):
         raise BenchError("the write server runs without track_commit_timestamp: no commit times")
     with Projector(write_dsn, read_dsn, batch_size=batch_size) as projector:
@@ -795,8 +773,9 @@ def run_lag_compare(
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: Progress = print,
 ) -> list[tuple[str, LagResult]]:
-    """measure_lag for each implementation in turn, each on run databases of its own (for
-    cqrs-physical, read models on the read server), all at the same paced checkout rate."""
+    """measure_lag for each implementation in turn, each on run databases of its own (read
+    models on the read server for an architecture that keeps them there), all at the same paced
+    checkout rate."""
     results = []
     with use_servers(write_dsn, read_dsn, announce=progress) as servers:
         for name in impls:

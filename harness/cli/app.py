@@ -19,6 +19,7 @@ from harness.cli.bench import overhead as bench_overhead
 from harness.cli.db import app as db_app
 from harness.cli.load import load
 from harness.cli.options import (
+    BASELINE,
     Cpus,
     ImplName,
     ReadDsn,
@@ -42,7 +43,7 @@ from harness.postgres.templates import DatasetError
 from harness.runner.run import LOCUSTFILE
 from implementations import registry
 from implementations.api import SIDES, create_app
-from implementations.domain.errors import DomainError
+from implementations.domain.errors import DomainError, Unavailable
 
 app = typer.Typer(
     help="Measure whether CQRS fixes checkout latency: one order domain, three architectures.",
@@ -76,7 +77,8 @@ USER_ERRORS = (
     ServerError,
     DatasetError,
     ValueError,
-    psycopg.OperationalError,
+    psycopg.OperationalError,  # the harness's own connections (admin, collectors)
+    Unavailable,  # an implementation's call on a server that is down
     DomainError,
     checkout_bench.BenchError,
     projector_bench.BenchError,
@@ -86,7 +88,7 @@ USER_ERRORS = (
 
 @app.command()
 def serve(
-    impl: ImplName = "crud",
+    impl: ImplName = BASELINE,
     side: str = typer.Option("both", help="Serve the command routes, the query routes, or both."),
     host: str = typer.Option("127.0.0.1", help="Address to bind; 0.0.0.0 exposes the service."),
     port: int = typer.Option(8000, help="TCP port."),
@@ -121,7 +123,8 @@ def serve(
         with context as implementation:
             write = implementation.config.write_dsn
             if not database:  # as `run` prepares its clones: no checkout refused for stock
-                read = implementation.projection_dsns[1] if implementation.needs_projector else None
+                projection = implementation.projection
+                read = projection.target_dsn if projection else None
                 prepare_for_load(write, read if read != write else None)
             typer.echo(
                 f"serving {impl} ({side}); Ctrl-C stops the service and removes what it started"
@@ -149,7 +152,7 @@ def _say_how_to_load(catalog_dsn: str, host: str, port: int, side: str) -> None:
 
 @app.command()
 def provision(
-    impl: ImplName = "crud",
+    impl: ImplName = BASELINE,
     sf: ScaleFactor = 0.1,
     seed: Seed = 42,
     name: str | None = typer.Option(

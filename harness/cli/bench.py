@@ -8,7 +8,7 @@ import typer
 
 from harness.bench import checkout as bench_checkout
 from harness.bench import overhead as bench_overhead
-from harness.cli.options import ImplName, ReadDsn, ScaleFactor, Seed, WriteDsn
+from harness.cli.options import BASELINE, ImplName, ReadDsn, ScaleFactor, Seed, WriteDsn
 from harness.cli.run import default_results
 from harness.postgres.servers import use_servers
 from harness.runner.run import RunPlan
@@ -16,7 +16,7 @@ from implementations import registry
 
 
 def checkout(
-    impl: ImplName = "crud",
+    impl: ImplName = BASELINE,
     clients: int = typer.Option(8, min=1, max=150, help="Concurrent clients on each side."),
     duration: int = typer.Option(15, min=1, help="Seconds per measurement."),
     rounds: int = typer.Option(2, min=1, help="Rounds; each measures in-process, then pgbench."),
@@ -58,7 +58,7 @@ def overhead(
     write_dsn: WriteDsn = None,
     read_dsn: ReadDsn = None,
 ) -> None:
-    """The harness's own overhead, with `cqrs-bench run` on crud: the request rate one Locust
+    """The harness's own overhead, with `cqrs-bench run` on the baseline: the request rate one Locust
     process reaches on /health (no database work) against the default mix's rate, and checkout
     throughput (no think time) with every collector on against all off (goal: ratio >= 0.95)."""
     plan = RunPlan(

@@ -22,7 +22,7 @@ def rebuild(
     ),
     write_dsn: WriteDsn = None,
 ) -> None:
-    """Catch-up rate of the projector: rebuild cqrs-logical's read models from the whole history.
+    """Catch-up rate of the projector: rebuild the read models of the first architecture with a projection from the whole history.
 
     On a fresh dataset clone, the whole outbox is replayed into empty read models per batch size.
 
@@ -45,7 +45,7 @@ def lag(
     batch_size: int = typer.Option(bench_projector.DEFAULT_BATCH_SIZE, min=1, help=BATCH_HELP),
     write_dsn: WriteDsn = None,
 ) -> None:
-    """Projection time lag while checkout runs as fast as it can (cqrs-logical).
+    """Projection time lag while checkout runs as fast as it can (the first architecture with a projection).
 
     The projector runs in its own process and reports each event's source and apply commit times.
 
@@ -68,7 +68,7 @@ def lag(
 
 def lag_compare(
     impl: str = typer.Option(
-        "cqrs-logical,cqrs-physical", "--impl", help="Implementations, comma-separated."
+        ",".join(registry.projected()), "--impl", help="Implementations, comma-separated."
     ),
     rate: float = typer.Option(300, min=1, help="Checkouts per second, the same for each (paced)."),
     sf: ScaleFactor = 0.1,
@@ -81,7 +81,7 @@ def lag_compare(
 ) -> None:
     """Projection time lag of several implementations side by side at the same checkout rate.
 
-    Each runs on run databases of its own (cqrs-physical: read models on the read server), with its
+    Each runs on run databases of its own (read models on the read server for an architecture that keeps them there), with its
     projector in its own process, while paced clients place `rate` orders per second.
     """
     names = [registry.check(n.strip()) for n in impl.split(",") if n.strip()]

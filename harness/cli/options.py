@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from harness.postgres.servers import READ_DSN_ENV, WRITE_DSN_ENV, parse_cpus
+from implementations import registry
 
 WriteDsn = Annotated[
     str | None,
@@ -29,8 +30,10 @@ ReadDsn = Annotated[
 ]
 ImplName = Annotated[
     str,
-    typer.Option("--impl", help="Implementation: crud, cqrs-logical or cqrs-physical."),
+    typer.Option("--impl", help=f"Implementation: {', '.join(registry.names())}."),
 ]
+BASELINE = registry.baseline()  # the default --impl of commands that take any architecture
+PROJECTED = registry.projected()[0]  # the default --impl of commands about a projection
 ScaleFactor = Annotated[
     float, typer.Option("--sf", help="Dataset scale factor (1.0: 10k customers, 200k orders).")
 ]

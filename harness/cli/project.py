@@ -11,13 +11,12 @@ from typing import Annotated
 
 import typer
 
-from harness.cli.options import Cpus, ImplName, ReadDsn, WriteDsn, pin_this_process
+from harness.cli.options import PROJECTED, Cpus, ImplName, ReadDsn, WriteDsn, pin_this_process
 from harness.postgres.servers import given_dsns, persistent_servers
 from harness.postgres.templates import database_dsn
 from implementations import registry
-from implementations.interface import Config
-from implementations.projector.engine import Applied, Projector
-from implementations.projector.status import projection_status
+from implementations.interface import Config, Projection
+from implementations.projector.engine import Applied
 
 app = typer.Typer(help="Run, inspect and rebuild the projection of a CQRS implementation.")
 
@@ -31,10 +30,10 @@ Database = Annotated[
 ]
 
 
-def projection_dsns(
+def projection_of(
     impl: str, database: str | None, write_dsn: str | None, read_dsn: str | None
-) -> tuple[str, str]:
-    """(outbox DSN, read-model DSN) of `impl` on the given servers or the `db up` pair."""
+) -> Projection:
+    """`impl`'s projection on the given servers or the `db up` pair."""
     if given := given_dsns(write_dsn, read_dsn):
         write, read = given
     else:
@@ -49,9 +48,9 @@ def projection_dsns(
     if database is not None:
         write, read = database_dsn(write, database), database_dsn(read, database)
     implementation = registry.create(impl, Config(write, read))
-    if not getattr(implementation, "needs_projector", False):
+    if implementation.projection is None:
         raise ValueError(f"{impl} has no projection")
-    return implementation.projection_dsns
+    return implementation.projection
 
 
 def lag_record(applied: Applied) -> dict:
@@ -71,7 +70,7 @@ def _exit_with_parent(stop: threading.Event) -> None:
 
 @app.command()
 def run(
-    impl: ImplName = "cqrs-logical",
+    impl: ImplName = PROJECTED,
     database: Database = None,
     batch_size: int = typer.Option(1000, min=1, help="Events per batch."),
     poll_interval: float = typer.Option(
@@ -92,7 +91,7 @@ def run(
 ) -> None:
     """Run the projector in the foreground until Ctrl-C (a standby while another one is active)."""
     pin_this_process(cpus)
-    source, target = projection_dsns(impl, database, write_dsn, read_dsn)
+    projection = projection_of(impl, database, write_dsn, read_dsn)
     stop = threading.Event()
     if exit_with_parent:
         threading.Thread(target=_exit_with_parent, args=(stop,), daemon=True).start()
@@ -112,10 +111,12 @@ def run(
             )
             totals.update(events=0, batches=0, since=time.monotonic())
 
-    projector = Projector(
-        source, target, batch_size=batch_size, poll_interval=poll_interval, on_applied=report
+    projector = projection.projector(
+        batch_size=batch_size, poll_interval=poll_interval, on_applied=report
     )
-    typer.echo(f"projector for {impl}: outbox {source}, read models {target}")
+    typer.echo(
+        f"projector for {impl}: outbox {projection.source_dsn}, read models {projection.target_dsn}"
+    )
     try:  # run() opens the connections, and reopens them after an outage
         projector.run(
             stop,
@@ -133,14 +134,14 @@ def run(
 
 @app.command()
 def status(
-    impl: ImplName = "cqrs-logical",
+    impl: ImplName = PROJECTED,
     database: Database = None,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     write_dsn: WriteDsn = None,
     read_dsn: ReadDsn = None,
 ) -> None:
     """Head and checkpoint, events behind, time lag of the last batch, and what holds it back."""
-    st = projection_status(*projection_dsns(impl, database, write_dsn, read_dsn))
+    st = projection_of(impl, database, write_dsn, read_dsn).status()
     if as_json:
         typer.echo(json.dumps(st.as_dict(), default=str, indent=2))
         return
@@ -150,16 +151,16 @@ def status(
 
 @app.command()
 def rebuild(
-    impl: ImplName = "cqrs-logical",
+    impl: ImplName = PROJECTED,
     database: Database = None,
     batch_size: int = typer.Option(5000, min=1, help="Events per batch."),
     write_dsn: WriteDsn = None,
     read_dsn: ReadDsn = None,
 ) -> None:
     """Empty every read model and replay the full event history (no projector may be running)."""
-    source, target = projection_dsns(impl, database, write_dsn, read_dsn)
+    projection = projection_of(impl, database, write_dsn, read_dsn)
     started = time.perf_counter()
-    with Projector(source, target, batch_size=batch_size) as projector:
+    with projection.projector(batch_size=batch_size) as projector:
         if not projector.try_lock():
             raise ValueError("a projector is running on this projection: stop it before a rebuild")
         events = projector.rebuild(

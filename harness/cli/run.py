@@ -163,7 +163,7 @@ def run(
 ) -> None:
     """Measure the architectures one after another under the same load, each on a fresh clone of
     the same dataset, verified before and reconciled after; write results/EXPERIMENT/RUN/ and
-    print the answer (checkout p99 against dashboard load, each architecture against crud with
+    print the answer (checkout p99 against dashboard load, each architecture against the baseline with
     its 95% interval, the costs), a summary table and the article's claims. Ctrl-C stops
     everything, keeps what was measured, and marks the run incomplete."""
     names = [name.strip() for name in impl.split(",") if name.strip()]

@@ -35,7 +35,6 @@ from harness.postgres.templates import (
 )
 from implementations import registry
 from implementations.interface import Config, Implementation
-from implementations.projector.engine import Projector
 
 Progress = Callable[[str], None]
 
@@ -54,8 +53,10 @@ def clone_name(impl: str) -> str:
 
 def run_databases(impl_name: str, servers: Servers, name: str) -> RunDatabases:
     """Where `impl_name` keeps the run `name` on these servers."""
-    impl = registry.create(impl_name, Config(servers.write_dsn, servers.read_dsn))
-    separate = impl.separate_read_server and servers.read_dsn != servers.write_dsn
+    separate = (
+        registry.architecture(impl_name).separate_read_server
+        and servers.read_dsn != servers.write_dsn
+    )
     return RunDatabases(
         name, database_dsn(servers.write_dsn, name), database_dsn(servers.read_dsn, name), separate
     )
@@ -64,26 +65,34 @@ def run_databases(impl_name: str, servers: Servers, name: str) -> RunDatabases:
 def _catch_up(impl: Implementation, progress: Progress) -> None:
     """Project the dataset's history, so the run starts with a caught-up projection."""
     started = time.perf_counter()
-    with Projector(*impl.projection_dsns, batch_size=5000) as projector:
+    with impl.projection.projector(batch_size=5000) as projector:
         events = projector.catch_up()
     seconds = max(time.perf_counter() - started, 1e-9)
     progress(f"projected {events:,} history events in {seconds:.1f}s ({events / seconds:,.0f}/s)")
 
 
-def code_version() -> str:
-    """A digest of the implementations' code and schemas: a ready template is rebuilt when any
-    of it changes."""
+def code_version(impl_name: str) -> str:
+    """A digest of the code and schemas `impl_name`'s template depends on: its own folder and
+    the shared packages of implementations/ (not the other architectures' folders). Its ready
+    template is rebuilt when any of it changes."""
+    own = registry.architecture(impl_name).folder
+    others = {a.folder for a in registry.architectures().values()} - {own}
     root = Path(implementations.__file__).resolve().parent
     digest = hashlib.sha256()
-    for path in sorted(root.rglob("*")):
-        if path.suffix in (".py", ".sql") and "__pycache__" not in path.parts:
-            digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    for path in sorted({*root.rglob("*"), *own.rglob("*")}):
+        if (
+            path.suffix in (".py", ".sql", ".toml")
+            and "__pycache__" not in path.parts
+            and not any(path.is_relative_to(folder) for folder in others)
+        ):
+            name = path.relative_to(own.parent if path.is_relative_to(own) else root)
+            digest.update(name.as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
 
 def ready_template_name(impl_name: str, sf: float, seed: int) -> str:
     """The dataset template's name, then a digest of the implementation and its code."""
-    tag = hashlib.sha256(f"{impl_name}:{code_version()}".encode()).hexdigest()[:8]
+    tag = hashlib.sha256(f"{impl_name}:{code_version(impl_name)}".encode()).hexdigest()[:8]
     return f"{template_name(sf, seed)}_r{tag}"
 
 
@@ -101,7 +110,7 @@ def ready_template(
         progress(f"building {impl_name}'s template {name} (once per dataset and code version)")
         impl = registry.create(impl_name, Config(write_dsn, read_dsn or write_dsn))
         impl.install()
-        if impl.needs_projector:
+        if impl.projection:
             _catch_up(impl, progress)
 
     started = time.perf_counter()
@@ -132,8 +141,7 @@ def provision(
     registry.check(impl_name)
     template, separate = ready_template(impl_name, servers, sf=sf, seed=seed, progress=progress)
     dbs = run_databases(impl_name, servers, name or clone_name(impl_name))
-    wants = registry.create(impl_name, Config(servers.write_dsn, servers.read_dsn))
-    if wants.separate_read_server and not separate:
+    if registry.architecture(impl_name).separate_read_server and not separate:
         progress(
             f"warning: no read server of its own here: {impl_name}'s read models share the "
             "write server"
@@ -203,8 +211,8 @@ def prepared(
     projector = None
     try:
         with attached(impl_name, dbs, pool_size=pool_size) as impl:
-            if impl.needs_projector:
-                projector = ProjectorProcess(impl_name, *impl.projection_dsns, log_name=dbs.name)
+            if impl.projection:
+                projector = ProjectorProcess(impl_name, *impl.projection.dsns, log_name=dbs.name)
                 projector.start()
             yield impl
             if projector:

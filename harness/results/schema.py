@@ -13,6 +13,8 @@ from typing import Literal
 
 import pyarrow as pa
 
+from implementations import registry
+
 # Version 2 added users.parquet, waits.blocker_component and verification.phase (`since` on a
 # table or column).
 RESULTS_SCHEMA_VERSION = 2
@@ -20,7 +22,6 @@ KNOWN_SCHEMA_VERSIONS = frozenset({1, 2})
 
 Kind = Literal["timestamp", "int", "float", "str", "bool"]
 
-IMPLS = ("crud", "cqrs-logical", "cqrs-physical")
 PHASES = ("warmup", "measure", "cooldown")
 LATENCY_KINDS = ("service", "intended", "visibility")
 SERVERS = ("write", "read")
@@ -39,9 +40,11 @@ ARROW_TYPES: dict[str, pa.DataType] = {
 }
 
 
-def is_cqrs(impl: str) -> bool:
-    """True for the implementations that have a projection (and so lag and freshness)."""
-    return impl.startswith("cqrs-")
+def has_projection(impl: str) -> bool:
+    """True for the architectures with a projection (and so lag and freshness), as their
+    architecture.toml declares (False for one this tree does not have)."""
+    known = registry.architectures().get(impl)
+    return known is not None and known.projection
 
 
 @dataclass(frozen=True)
@@ -65,15 +68,16 @@ class Table:
     name: str  # without ".parquet"
     description: str
     columns: tuple[Column, ...]
-    # In a complete run every implementation (CQRS ones only, if cqrs_only) has rows.
+    # In a complete run every implementation (those with a projection only, if projection_only)
+    # has rows.
     rows_required: bool = True
-    # Only CQRS implementations may have rows (the projection's tables).
-    cqrs_only: bool = False
+    # Only architectures with a projection may have rows (the projection's tables).
+    projection_only: bool = False
     notes: str = ""
     since: int = 1  # the results schema version that added it
 
     def must_have_rows(self, impl: str) -> bool:
-        return self.rows_required and (is_cqrs(impl) or not self.cqrs_only)
+        return self.rows_required and (has_projection(impl) or not self.projection_only)
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.columns]
@@ -108,7 +112,12 @@ class Table:
 # ---------------------------------------------------------------------------------------------
 # Column helpers: the same column in several tables is described once.
 
-IMPL = Column("impl", "str", "The architecture.", values=IMPLS)
+IMPL = Column(
+    "impl",
+    "str",
+    "The architecture: its folder's name under implementations/, with `-` for `_` "
+    "(one of run.json's `impls`).",
+)
 
 
 def _ts(name: str, description: str, nullable: bool = False) -> Column:
@@ -365,7 +374,7 @@ TABLES: tuple[Table, ...] = (
                 True,
             ),
         ),
-        cqrs_only=True,
+        projection_only=True,
     ),
     Table(
         "event_lag",
@@ -384,7 +393,7 @@ TABLES: tuple[Table, ...] = (
                 non_negative=False,
             ),
         ),
-        cqrs_only=True,
+        projection_only=True,
         notes="One row per applied event.",
     ),
     Table(
@@ -398,7 +407,7 @@ TABLES: tuple[Table, ...] = (
             _ms("freshness_ms", "Staleness of the answer."),
         ),
         rows_required=False,
-        cqrs_only=True,
+        projection_only=True,
         notes="No rows in a run without dashboard load.",
     ),
     Table(
@@ -451,7 +460,7 @@ TABLES: tuple[Table, ...] = (
                 "`before`: an answer checked before measuring (a mismatch and the implementation "
                 "is not measured); `after`: a read model reconciled once the load stopped and the "
                 "projection caught up, one row per read-model table, every row recomputed from "
-                "the write model (a mismatch marks the run, see run.json `reconciliation`; crud "
+                "the write model (a mismatch marks the run, see run.json `reconciliation`; an "
                 'has none). Runs of version 1 lack it (read as `""`; their checks are all '
                 "before).",
                 values=("before", "after"),
@@ -656,9 +665,9 @@ COLLECTOR_TABLES = (
 
 
 def _rows_text(t: Table) -> str:
-    who = "CQRS implementations only" if t.cqrs_only else "every implementation"
+    who = "architectures with a projection only" if t.projection_only else "every implementation"
     if not t.rows_required:
-        return f"may be empty; {who.lower()} may have rows" if t.cqrs_only else "may be empty"
+        return f"may be empty; {who.lower()} may have rows" if t.projection_only else "may be empty"
     unless = " (unless it ran with --no-collectors)" if t.name in COLLECTOR_TABLES else ""
     return f"required for {who} in a complete run{unless}"
 

@@ -39,6 +39,7 @@ from harness.results.schema import (
     Table,
     describe_markdown,
 )
+from implementations import registry
 
 __all__ = ["Report", "check_run", "describe_markdown", "impl_names", "is_run_dir", "validate_run"]
 
@@ -170,9 +171,9 @@ def _check_run_json(report: Report, record: dict[str, Any]) -> bool:
             report.problems.append(
                 f"{RUN_JSON}: impls must be a list of names, or an object keyed by name"
             )
-        elif unknown := [i for i in impls if i not in schema.IMPLS]:
+        elif unknown := [i for i in impls if i not in registry.architectures()]:
             report.problems.append(
-                f"{RUN_JSON}: unknown impls {unknown} (known: {list(schema.IMPLS)})"
+                f"{RUN_JSON}: unknown impls {unknown} (known: {registry.names()})"
             )
         elif not impls:
             report.problems.append(f"{RUN_JSON}: impls is empty")
@@ -245,9 +246,11 @@ def _check_table(
         report.problems.append(
             f"{spec.file_name}: rows for impls {stray} that run.json does not list"
         )
-    if spec.cqrs_only and (non_cqrs := sorted(i for i in present if not schema.is_cqrs(i))):
+    if spec.projection_only and (
+        non_cqrs := sorted(i for i in present if not schema.has_projection(i))
+    ):
         report.problems.append(
-            f"{spec.file_name}: rows for {non_cqrs}, but only CQRS implementations have them"
+            f"{spec.file_name}: rows for {non_cqrs}, but only architectures with a projection have them"
         )
     lacking = [i for i in impls if spec.must_have_rows(i) and i not in present]
     if lacking:

@@ -18,6 +18,7 @@ import psycopg
 from harness.collectors import activity, db_stats, lag, resources, server_log, statements
 from harness.collectors.base import CollectorError
 from harness.deploy.components import ComponentFailed
+from implementations.interface import Projection
 
 
 def postmaster_pid(dsn: str) -> int | None:
@@ -38,17 +39,17 @@ class RunCollectors:
         *,
         servers: dict[str, str],
         databases: dict[str, str],
-        projection: tuple[str, str] | None,
+        projection: Projection | None,
         warnings: list[str],
     ) -> None:
         """`servers`: role → admin DSN (one entry when both roles share a server);
-        `databases`: role → DSN of the run's database there; `projection`: (outbox, read models)."""
+        `databases`: role → DSN of the run's database there; `projection`: the implementation's, if it has one."""
         self.servers, self.databases, self.warnings = servers, databases, warnings
         self.activity = activity.ActivitySampler(
             servers, hz=activity.HZ, databases={_dbname(d) for d in databases.values()}
         )
         self.resources = resources.ResourceSampler({}, include_children=set(), interval=1.0)
-        self.lag = lag.LagSampler(*projection, interval=0.5) if projection else None
+        self.lag = lag.LagSampler(*projection.dsns, interval=0.5) if projection else None
         self.tails = {}
         for role, dsn in servers.items():
             pid, log = postmaster_pid(dsn), server_log.log_path_for(dsn)

@@ -1,6 +1,6 @@
 """Named sets of `cqrs-bench run` options; an option given on the command line wins.
 
-`interference` (the default) is the experiment the project exists for: a dataset on which crud's
+`interference` (the default) is the experiment the project exists for: a dataset on which the baseline's
 dashboards are expensive (sf 1), shoppers at a steady rate, analysts stepped 0, 4, 8, 16 within the
 measured window, every architecture. `quick` is a light mixed load on a small dataset: it checks
 that everything works, and is too light to tell the architectures apart.

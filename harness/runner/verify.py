@@ -1,10 +1,10 @@
 """Before measuring: does the implementation answer what the live tables answer?
 
-The reference answers come from crud's queries on the same clone's write model (the normalized
+The reference answers come from the baseline's queries on the same clone's write model (the normalized
 tables every architecture's commands write). A CQRS implementation whose projection has caught up
 must give exactly the same answers for every query type; one that does not is not measured.
 
-crud's queries are fast only with crud's indexes: on another architecture's clone they are
+the baseline's queries are fast only with the baseline's indexes: on another architecture's clone they are
 installed for the verification and dropped after it (measured at sf 1: 0.9 s to build, and the
 checks take 1.6 s instead of 18 s), so the measured database keeps only its own indexes.
 """
@@ -128,8 +128,8 @@ def _reference_indexes(reference: Implementation, dsn: str) -> Iterator[None]:
 
 
 def verify(impl: Implementation, write_dsn: str, seed: int) -> list[Check]:
-    """Every query type through `impl` against crud on the same write model."""
-    reference = registry.create("crud", Config(write_dsn, write_dsn, pool_size=2))
+    """Every query type through `impl` against the baseline on the same write model."""
+    reference = registry.create(registry.baseline(), Config(write_dsn, write_dsn, pool_size=2))
     with _reference_indexes(reference, write_dsn):
         reference.start()
         try:

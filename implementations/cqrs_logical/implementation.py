@@ -3,35 +3,33 @@ projector (a separate process or thread, started by the harness) keeps up to dat
 
 from __future__ import annotations
 
-from implementations.cqrs_logical.commands import command_side
-from implementations.cqrs_logical.queries import query_side
 from implementations.db import make_engine
 from implementations.interface import Config
 from implementations.lifecycle import PooledImplementation
-from implementations.projector import engine as projector
+from implementations.projector.projection import OutboxProjection
+
+from .commands import command_side
+from .queries import query_side
 
 
 class CqrsLogical(PooledImplementation):
-    name = "cqrs-logical"
-    needs_projector = True
+    def __init__(self, name: str, config: Config) -> None:
+        super().__init__(name, config)
+        # the outbox and the read models, both in the one database
+        self.projection = OutboxProjection(config.write_dsn, config.write_dsn)
 
     def install(self) -> None:
-        projector.install(self.config.write_dsn, self.config.write_dsn)
+        self.projection.install()
 
     def start(self) -> None:
         size, dsn = self.config.pool_size, self.config.write_dsn
         self.engines = [
-            make_engine(dsn, component="cqrs-logical:commands", pool_size=size, generic_plans=True),
-            make_engine(dsn, component="cqrs-logical:queries", pool_size=size),
+            make_engine(dsn, component=f"{self.name}:commands", pool_size=size, generic_plans=True),
+            make_engine(dsn, component=f"{self.name}:queries", pool_size=size),
         ]
         self.commands = command_side(self.engines[0])
         self.queries = query_side(self.engines[1], self.config.read_your_writes_timeout)
 
-    @property
-    def projection_dsns(self) -> tuple[str, str]:
-        """(outbox database, read-model database) for the projector."""
-        return self.config.write_dsn, self.config.write_dsn
 
-
-def create(config: Config) -> CqrsLogical:
-    return CqrsLogical(config)
+def create(name: str, config: Config) -> CqrsLogical:
+    return CqrsLogical(name, config)

@@ -3,41 +3,38 @@
 
 from __future__ import annotations
 
-from implementations.cqrs_physical.commands import command_side
-from implementations.cqrs_physical.queries import query_side
 from implementations.db import make_engine
 from implementations.interface import Config
 from implementations.lifecycle import PooledImplementation
-from implementations.projector import engine as projector
+from implementations.projector.projection import OutboxProjection
+
+from .commands import command_side
+from .queries import query_side
 
 
 class CqrsPhysical(PooledImplementation):
-    name = "cqrs-physical"
-    needs_projector = True
-    separate_read_server = True  # the harness creates the read database on the read server
+    def __init__(self, name: str, config: Config) -> None:
+        super().__init__(name, config)
+        # the outbox on the write server, the read models on the read server
+        self.projection = OutboxProjection(config.write_dsn, config.read_dsn)
 
     def install(self) -> None:
-        projector.install(self.config.write_dsn, self.config.read_dsn)
+        self.projection.install()
 
     def start(self) -> None:
         size = self.config.pool_size
         self.engines = [
             make_engine(
                 self.config.write_dsn,
-                component="cqrs-physical:commands",
+                component=f"{self.name}:commands",
                 pool_size=size,
                 generic_plans=True,
             ),
-            make_engine(self.config.read_dsn, component="cqrs-physical:queries", pool_size=size),
+            make_engine(self.config.read_dsn, component=f"{self.name}:queries", pool_size=size),
         ]
         self.commands = command_side(self.engines[0])
         self.queries = query_side(self.engines[1], self.config.read_your_writes_timeout)
 
-    @property
-    def projection_dsns(self) -> tuple[str, str]:
-        """(outbox database on the write server, read-model database on the read server)."""
-        return self.config.write_dsn, self.config.read_dsn
 
-
-def create(config: Config) -> CqrsPhysical:
-    return CqrsPhysical(config)
+def create(name: str, config: Config) -> CqrsPhysical:
+    return CqrsPhysical(name, config)

@@ -1,5 +1,5 @@
 """crud: one normalized model; queries aggregate the live write tables."""
 
-from implementations.crud.implementation import create
+from .implementation import create
 
 __all__ = ["create"]

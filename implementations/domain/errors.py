@@ -1,4 +1,5 @@
-"""Domain errors. Each kind maps to one HTTP status in the API (422, 404, 409)."""
+"""Domain errors. Each kind maps to one HTTP status in the API (422, 404, 409; 503 for the two
+that are not a caller's mistake: NotYetVisible and Unavailable)."""
 
 
 class DomainError(Exception):
@@ -41,6 +42,27 @@ class NotYetVisible(Exception):
     Not a caller's mistake: the API answers 503 with Retry-After.
     """
 
+    code = "not_yet_visible"
+
     def __init__(self, reason: str, waited: float) -> None:
         super().__init__(reason)
         self.reason, self.waited = reason, waited
+
+
+class Unavailable(Exception):
+    """The database could not serve the call: it refused the connection or could not be reached,
+    is shutting down or starting up, the connection was lost during the call, or no pooled
+    connection came free in time.
+
+    Raised at the persistence edge (implementations.db) in place of the driver's errors, so
+    callers catch this alone and never name a driver's exceptions. A command that meets it may or
+    may not have committed (the connection can be lost once the commit was sent); PlaceOrder's
+    idempotency key makes its retry safe. Not a caller's mistake: the API answers 503 with
+    Retry-After.
+    """
+
+    code = "unavailable"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

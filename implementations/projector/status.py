@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
@@ -9,6 +11,7 @@ import psycopg
 
 from implementations.projector import checkpoint
 from implementations.projector.engine import LOCK_NAMESPACE, PROJECTION, lock_key
+from implementations.projector.positions import Position
 
 HEAD = """
     SELECT tx_id::text, position FROM outbox ORDER BY outbox.tx_id DESC, outbox.position DESC LIMIT 1
@@ -69,8 +72,7 @@ def _oldest_transaction(conn: psycopg.Connection) -> HeldBackBy | None:
 
 
 def projection_status(write_dsn: str, read_dsn: str, name: str = PROJECTION) -> ProjectionStatus:
-    options = {"autocommit": True, "application_name": "cqrs-bench:status"}
-    with psycopg.connect(read_dsn, **options) as rd, psycopg.connect(write_dsn, **options) as wr:
+    with _connect(read_dsn) as rd, _connect(write_dsn) as wr:
         return status_on(wr, rd, name)
 
 
@@ -99,3 +101,27 @@ def status_on(
         updated_at=updated,
         projector_active=active,
     )
+
+
+def _connect(dsn: str) -> psycopg.Connection:
+    return psycopg.connect(dsn, autocommit=True, application_name="cqrs-bench:status")
+
+
+def wait_caught_up(
+    write_dsn: str,
+    read_dsn: str,
+    timeout: float,
+    alive: Callable[[], bool] = lambda: True,
+    name: str = PROJECTION,
+) -> float | None:
+    """Seconds until the checkpoint covered the outbox head as it is now; None after `timeout`
+    or as soon as `alive()` says the projector is gone."""
+    started = time.monotonic()
+    with _connect(write_dsn) as source, _connect(read_dsn) as target:
+        row = source.execute(HEAD).fetchone()
+        head = Position(int(row[0]), row[1]) if row else None
+        while head is not None and not checkpoint.load(target, name).covers(head):
+            if time.monotonic() - started > timeout or not alive():
+                return None
+            time.sleep(0.002)
+    return time.monotonic() - started
