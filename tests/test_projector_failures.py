@@ -43,8 +43,7 @@ from implementations.projector.engine import PROJECTION, Projector, install
 from implementations.projector.positions import Position, parse_token
 from implementations.projector.status import projection_status
 from implementations.read_model.queries import ReadModelQueries
-from implementations.write_model import catalog, checkout, outbox
-from implementations.write_model import commands as handlers
+from implementations.write_model import catalog, checkout, handlers, outbox
 from implementations.write_model.command_side import CommandSide
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -46,7 +46,7 @@ from implementations.api import SIDES, create_app
 from implementations.domain.errors import DomainError, Unavailable
 
 app = typer.Typer(
-    help="Measure whether CQRS fixes checkout latency: one order domain, three architectures.",
+    help="Measure whether CQRS fixes checkout latency: one order domain, several architectures.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,

@@ -17,8 +17,7 @@ from implementations.db import in_transaction
 from implementations.domain import commands as c
 from implementations.domain import results as r
 from implementations.domain.events import Event
-from implementations.write_model import checkout
-from implementations.write_model import commands as handlers
+from implementations.write_model import checkout, handlers
 
 C = TypeVar("C", bound=c.Command)
 R = TypeVar("R")

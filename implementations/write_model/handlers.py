@@ -1,4 +1,5 @@
-"""The other write-model commands. Each returns its result and the domain events it produced."""
+"""The write-model handlers of the commands other than checkout (write_model/checkout.py). Each
+returns its result and the domain events it produced."""
 
 from __future__ import annotations
 
