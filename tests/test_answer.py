@@ -15,8 +15,7 @@ import pandas as pd
 import pytest
 
 from harness.analysis import answer, claims
-from harness.analysis.evidence import evidence
-from harness.analysis.load import Run
+from harness.analysis.load import Loaded, Run
 from harness.results import read_run_json
 from tests.test_report import SAMPLE, _slowed
 
@@ -70,24 +69,23 @@ def _set_impl_latency(copy: Path, impl: str, rows: pd.DataFrame, source: str) ->
         _rewrite(copy / f"{table}.parquet", frame)
 
 
-def _run(path: Path) -> Run:
-    return Run(path.resolve(), read_run_json(path))
+def _loaded(path: Path) -> Loaded:
+    return Loaded([Run(path.resolve(), read_run_json(path))])
 
 
 def test_the_same_architecture_under_two_labels_is_within_noise_everywhere(tmp_path) -> None:
     copy = _copy(tmp_path, "twins")
     latency = pd.read_parquet(copy / "latency.parquet")
     _set_impl_latency(copy, "cqrs-logical", latency[latency["impl"] == "crud"], "crud")
-    runs = [_run(copy)]
-    table = evidence(runs)
-    found = answer.answer(runs, table)
+    data = _loaded(copy)
+    found = answer.answer(data)
     twin = found.versus["cqrs-logical"]
     assert twin.value == 0 and twin.low <= 0 <= twin.high and not twin.beyond_noise
     assert not found.at_baseline["cqrs-logical"].beyond_noise
     assert "cqrs-logical's" in found.text and "within noise of crud's" in found.text
     sentence = re.search(r"cqrs-logical's [^;]*", found.text).group(0)
     assert "lower" not in sentence and "higher" not in sentence
-    verdicts = {c.short: c for c in claims.claims(runs, found, table)}
+    verdicts = {c.short: c for c in claims.claims(data)}
     fast = verdicts["read models make dashboards fast"]
     assert "cqrs-logical" in fast.figures and fast.verdict != claims.HOLDS
     assert re.search(r"cqrs-logical [\d.]+ ms, within noise of crud", fast.figures)
@@ -104,9 +102,8 @@ def test_a_clear_difference_is_reported_with_an_interval_that_excludes_zero(tmp_
     )
     crud.loc[slow, "hdr"] = crud.loc[slow, "hdr"].map(lambda b: _slowed(b, 10))
     _set_impl_latency(copy, "crud", crud, "crud")
-    runs = [_run(copy)]
-    table = evidence(runs)
-    found = answer.answer(runs, table)
+    data = _loaded(copy)
+    found = answer.answer(data)
     assert found.onset is not None and found.onset.analysts == LEVELS[-1]
     assert found.rise.low > 0
     for impl in ("cqrs-logical", "cqrs-physical"):
@@ -114,15 +111,12 @@ def test_a_clear_difference_is_reported_with_an_interval_that_excludes_zero(tmp_
         assert change.high < 0, change
         assert f"{abs(change.value):.1f} ms lower than crud's (95% interval" in found.text
     assert f"left that baseline from {LEVELS[-1]} analysts" in found.text
-    verdicts = {c.short: c.verdict for c in claims.claims(runs, found, table)}
+    verdicts = {c.short: c.verdict for c in claims.claims(data)}
     assert verdicts["dashboards slow checkout down"] == claims.HOLDS
 
 
 def test_every_claim_is_present_with_a_verdict(tmp_path) -> None:
-    runs = [_run(_copy(tmp_path, "claims"))]
-    table = evidence(runs)
-    found = answer.answer(runs, table)
-    listed = claims.claims(runs, found, table)
+    listed = claims.claims(_loaded(_copy(tmp_path, "claims")))
     assert [c.short for c in listed] == [
         "dashboards lock rows checkout needs",
         "dashboards slow checkout down",

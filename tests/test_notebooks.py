@@ -107,7 +107,7 @@ def test_the_runs_parameter_is_a_list_or_a_comma_separated_string(monkeypatch) -
     monkeypatch.chdir(ROOT / "notebooks")
     relative = str(SAMPLE.relative_to(ROOT))
     expected = [SAMPLE]
-    assert [r.path for r in notebook_runs(relative)] == expected
-    assert [r.path for r in notebook_runs([relative])] == expected
-    assert [r.path for r in notebook_runs(f"{relative}, results/sample/*")] == expected
-    assert [r.path for r in notebook_runs([str(SAMPLE)])] == expected  # absolute: as it is
+    assert [r.path for r in notebook_runs(relative).runs] == expected
+    assert [r.path for r in notebook_runs([relative]).runs] == expected
+    assert [r.path for r in notebook_runs(f"{relative}, results/sample/*").runs] == expected
+    assert [r.path for r in notebook_runs([str(SAMPLE)]).runs] == expected  # absolute: as it is

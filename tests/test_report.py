@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import html
 import re
 import shutil
@@ -13,9 +14,14 @@ import typer
 from hdrh.histogram import HdrHistogram
 from typer.testing import CliRunner
 
-from harness.analysis.report import SECTIONS
+from harness.analysis import answer
+from harness.analysis.evidence import evidence
+from harness.analysis.load import Loaded, Run
+from harness.analysis.report import SECTIONS, write_report
 from harness.cli.analysis import compare, report
+from harness.results import read_run_json
 from harness.runner.latency import figures, new_histogram
+from harness.runner.summary import summary_table
 
 SAMPLE = sorted((Path(__file__).resolve().parents[1] / "results" / "sample" / "sample").iterdir())[
     -1
@@ -43,6 +49,29 @@ def test_report_writes_markdown_with_its_charts(tmp_path: Path) -> None:
     for image in re.finditer(r"^!\[[^\]]*\]\([^)]+\)\n\n(.*)$", text, flags=re.MULTILINE):
         assert re.fullmatch(r"\*[^*]+\*", image.group(1)), f"no caption: {image.group(0)}"
     _check_html(tmp_path, text, images)
+
+
+def test_a_runs_end_reads_each_table_once(tmp_path: Path, monkeypatch) -> None:
+    """The summary and the report of a run share one loaded run: no table is read from disk
+    twice, and the evidence table and the answer are computed once."""
+    from tests.test_answer import _copy  # here: test_answer imports this module
+
+    run_dir = _copy(tmp_path, "once")  # the sample with a users table
+    reads: collections.Counter[str] = collections.Counter()
+    read_parquet = pd.read_parquet
+
+    def counted(path, *args, **kwargs):
+        reads[Path(path).stem] += 1
+        return read_parquet(path, *args, **kwargs)
+
+    monkeypatch.setattr(pd, "read_parquet", counted)
+    data = Loaded([Run(run_dir, read_run_json(run_dir))])
+    table, found = evidence(data), answer.answer(data)
+    assert summary_table(data).startswith("ANSWER")
+    write_report(data, tmp_path / "report")
+    assert {"latency", "users", "waits", "resources", "lag", "freshness"} <= set(reads)
+    assert set(reads.values()) == {1}, reads
+    assert evidence(data) is table and answer.answer(data) is found
 
 
 def _check_html(out: Path, markdown_text: str, images: list[str]) -> None:

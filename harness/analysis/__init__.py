@@ -1,12 +1,12 @@
 """Analysis of run directories: tidy tables, charts, the report and run comparison.
 
-Start with `load_runs`, then `evidence`, `write_report` or `compare_runs`.
+Start with `Loaded(load_runs(...))`, then `evidence`, `write_report` or `compare_runs`.
 """
 
 from harness.analysis.compare import compare_runs, config_changes, format_comparison
 from harness.analysis.evidence import evidence
 from harness.analysis.interference import curve as interference_curve
-from harness.analysis.load import Run, load_run, load_runs, measure_windows, read
+from harness.analysis.load import Loaded, Run, load_run, load_runs, measure_windows, read
 from harness.analysis.report import (
     contention_charts,
     cpu_charts,
@@ -18,6 +18,7 @@ from harness.analysis.report import (
 )
 
 __all__ = [
+    "Loaded",
     "Run",
     "compare_runs",
     "config_changes",

@@ -3,10 +3,10 @@
 "Would CQRS fix our checkout latency, which kind, and at what cost in freshness?" The answer
 says, from the seconds grouped by how many analysts were running (the `users` table):
 
-1. from which dashboard load crud's checkout p99 leaves its no-analyst baseline (the first level
+1. from which dashboard load the baseline's checkout p99 leaves its no-analyst baseline (the first level
    whose difference from the baseline has a 95% interval above 0), and whether that baseline was
    steady (its first half against its second half);
-2. at the highest load, each other architecture's checkout p99 against crud's, as a difference
+2. at the highest load, each other architecture's checkout p99 against the baseline's, as a difference
    with its 95% interval;
 3. what that costs: freshness p95/p99, read-your-writes p99, storage and CPU.
 
@@ -30,11 +30,11 @@ from harness.analysis.compare import (
     latency_sampler,
     mean_difference_interval,
 )
-from harness.analysis.interference import with_analysts
-from harness.analysis.latency import headline_kind, measured
-from harness.analysis.load import Run, measure_windows, read
+from harness.analysis.evidence import evidence
+from harness.analysis.interference import curve, measured_by_analysts
+from harness.analysis.load import Loaded, once
+from implementations import registry
 
-REFERENCE = "crud"  # what the other architectures are compared with, when the run has it
 MATERIAL, MATERIAL_MS = (
     0.10,
     1.0,
@@ -75,7 +75,7 @@ class Difference:
         return f"95% interval {self.low:+.{d}f} to {self.high:+.{d}f} {self.unit}"
 
     def relative(self, what: str, higher: str = "higher", lower: str = "lower") -> str:
-        """'41.0 ms lower than crud's (95% interval ...)' or 'within noise of crud's (...)'."""
+        """'41.0 ms lower than the baseline's (95% interval ...)' or 'within noise of the baseline's (...)'."""
         d = self.digits
         if not self.beyond_noise:
             return f"within noise of {what} ({self.value:+.{d}f} {self.unit}, {self.interval})"
@@ -90,7 +90,8 @@ def difference(a: Sampler, b: Sampler) -> Difference:
 
 @dataclass(frozen=True)
 class Level:
-    """One number of analysts: per architecture, checkout's sampler and the dashboard rate."""
+    """One number of analysts: per architecture, checkout's sampler, and the dashboard rate and
+    the seconds of the interference curve's points at that number, pooled over the runs."""
 
     analysts: float
     checkout: dict[str, Sampler]
@@ -105,17 +106,10 @@ class Level:
         )
 
 
-def measured_by_analysts(runs: list[Run]) -> pd.DataFrame:
-    """The measured latency rows of `runs` in the headline kind (intended in open loop, else
-    service), each with the number of analysts running in its second (seconds without a count
-    left out)."""
-    frame = measured(with_analysts(runs))
-    return frame[(frame["kind"] == headline_kind(frame)) & frame["analysts"].notna()]
-
-
-def levels(frame: pd.DataFrame, percentile: float = 99) -> list[Level]:
-    """The seconds of `frame` (`measured_by_analysts`) grouped by the number of analysts
-    running, lowest first."""
+def levels(data: Loaded) -> list[Level]:
+    """The measured seconds (`measured_by_analysts`) grouped by the number of analysts running,
+    lowest first; the rates are the interference curve's."""
+    frame, points = measured_by_analysts(data), curve(data)
     out = []
     for analysts, level in frame.groupby("analysts"):
         checkout, dash, seconds = {}, {}, {}
@@ -123,10 +117,10 @@ def levels(frame: pd.DataFrame, percentile: float = 99) -> list[Level]:
             rows = part[part["operation"] == "checkout"]
             if rows["count"].sum() == 0:
                 continue
-            checkout[impl] = latency_sampler(rows, percentile, 1.0, 0.0)
-            seconds[impl] = int(part.groupby("run")["second"].nunique().sum())
-            dashboards = part[part["operation"].str.startswith("dashboard_")]["count"].sum()
-            dash[impl] = dashboards / seconds[impl]
+            checkout[impl] = latency_sampler(rows, 99, 1.0, 0.0)
+            mine = points[(points["analysts"] == analysts) & (points["impl"] == impl)]
+            seconds[impl] = int(mine["seconds"].sum())
+            dash[impl] = (mine["dashboard_rate_per_s"] * mine["seconds"]).sum() / seconds[impl]
         if checkout:
             out.append(Level(float(analysts), checkout, dash, seconds))
     return out
@@ -166,23 +160,28 @@ class Answer:
     text: str = ""
 
 
-def answer(runs: list[Run], evidence: pd.DataFrame) -> Answer:
-    """The answer of `runs` (`evidence`: harness.analysis.evidence.evidence(runs))."""
-    frame = measured_by_analysts(runs)
-    found = levels(frame)
-    impls = list(dict.fromkeys(i for r in runs for i in r.impls))
-    reference = REFERENCE if REFERENCE in impls else (impls[0] if impls else REFERENCE)
+@once
+def answer(data: Loaded) -> Answer:
+    """The answer of the runs of `data`."""
+    found = levels(data)
+    impls = list(dict.fromkeys(i for r in data.runs for i in r.impls))
+    baseline = registry.baseline()  # what the others are compared with, when the run has it
+    reference = baseline if baseline in impls else (impls[0] if impls else baseline)
     result = Answer(reference, None, None, None, None, None, levels=found)
     mine = [lv for lv in found if reference in lv.checkout]
     if not mine:
         result.text = (
-            f"No answer: no checkout was measured on {reference}, so nothing can be compared."
+            "No answer: these results do not count the analysts running each second (the "
+            "users table, recorded since results schema version 2), so their seconds cannot be "
+            "grouped by dashboard load."
+            if data.table("users").empty
+            else f"No answer: no checkout was measured on {reference}, so nothing can be compared."
         )
         return result
     result.top = mine[-1]
     if mine[0].analysts == 0:
         result.baseline = base = mine[0]
-        result.steady = halves(frame, base, reference)
+        result.steady = halves(measured_by_analysts(data), base, reference)
         for level in mine[1:]:
             result.rise = difference(base.checkout[reference], level.checkout[reference])
             if result.rise.low > 0:
@@ -196,15 +195,15 @@ def answer(runs: list[Run], evidence: pd.DataFrame) -> Answer:
     for impl, sampler in result.top.checkout.items():
         if impl != reference:
             result.versus[impl] = difference(result.top.checkout[reference], sampler)
-    result.cpu = cpu_differences(runs, reference)
-    result.text = _paragraph(result, evidence)
+    result.cpu = cpu_differences(data, reference)
+    result.text = _paragraph(result, evidence(data))
     return result
 
 
-def cpu_differences(runs: list[Run], reference: str) -> dict[str, Difference]:
+def cpu_differences(data: Loaded, reference: str) -> dict[str, Difference]:
     """Per architecture, its mean cores over the measured seconds against the reference's
     (bootstrap over the seconds; see resources.cpu_per_second)."""
-    per_second = resources.cpu_per_second(read(runs, "resources"), measure_windows(runs))
+    per_second = resources.cpu_per_second(data.table("resources"), data.windows)
     if per_second.empty:
         return {}
     by_impl = {impl: part.to_numpy() for impl, part in per_second.groupby(level="impl")}
@@ -340,6 +339,5 @@ __all__ = [
     "difference",
     "halves",
     "levels",
-    "measured_by_analysts",
     "ms",
 ]

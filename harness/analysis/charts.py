@@ -25,8 +25,16 @@ from harness.analysis.frontier import X, Y, best_near_corner, corner_distance, p
 from harness.analysis.resources import OUTSIDE
 from harness.collectors.activity import HZ as ACTIVITY_HZ
 from harness.runner.latency import PERCENTILES
+from implementations import registry
 
-COLORS = {"crud": "tab:red", "cqrs-logical": "tab:blue", "cqrs-physical": "tab:green"}
+
+def colour(impl: str) -> str | None:
+    """`impl`'s colour as its architecture.toml declares it (None: matplotlib's next colour,
+    for an architecture this tree no longer has)."""
+    known = registry.architectures().get(impl)
+    return known.colour if known else None
+
+
 WAIT_COLORS = {
     "Lock": "tab:red",
     "LWLock": "tab:orange",
@@ -155,8 +163,9 @@ def _bars(ax: Axes, groups: list[str], series: list[Series], column: str) -> lis
 
 
 def _impls(frame: pd.DataFrame) -> list[str]:
-    """The implementations of `frame`, crud first as in COLORS, then any other."""
-    order = list(COLORS)
+    """The implementations of `frame` in the registry's order (the baseline first), then any
+    other."""
+    order = registry.names()
     return sorted(
         frame["impl"].unique(), key=lambda i: (order.index(i) if i in order else len(order), i)
     )
@@ -165,7 +174,7 @@ def _impls(frame: pd.DataFrame) -> list[str]:
 def _series(frame: pd.DataFrame) -> list[Series]:
     """One Series per run and implementation of `frame`, in run then _impls order."""
     return [
-        Series(_label(frame, {"run": run, "impl": impl}), COLORS.get(impl), group, k)
+        Series(_label(frame, {"run": run, "impl": impl}), colour(impl), group, k)
         for k, run in enumerate(frame["run"].unique())
         for impl in _impls(frame)
         if len(group := frame[(frame["run"] == run) & (frame["impl"] == impl)])
@@ -416,7 +425,7 @@ def interference(curve: pd.DataFrame, runs: list[str]) -> Figure:
     """Checkout p99 against the number of analysts, one line per architecture with the 95%
     interval of each point; a single load level is drawn as bars, not as a curve."""
     if curve.empty or curve["analysts"].isna().all():
-        return _empty("Interference curve", runs, "no analyst counts (shape unknown)")
+        return _empty("Interference curve", runs, "no analyst counts (no users table)")
     levels = _levels(curve)
     column = "checkout_p99_ms"
     if len(levels) == 1:
@@ -436,7 +445,7 @@ def interference(curve: pd.DataFrame, runs: list[str]) -> Figure:
             mine[column],
             yerr=_interval(mine, column),
             fmt="none",
-            ecolor=COLORS.get(impl),
+            ecolor=colour(impl),
             capsize=3,
             alpha=0.7,
         )
@@ -445,7 +454,7 @@ def interference(curve: pd.DataFrame, runs: list[str]) -> Figure:
             line["analysts"].map(position) + (k - (len(impls) - 1) / 2) * 0.08,
             line[column],
             marker="o",
-            color=COLORS.get(impl),
+            color=colour(impl),
             label=impl,
         )
     ax.set_xticks(range(len(levels)), _level_ticks(curve, levels), fontsize=8)
@@ -509,7 +518,7 @@ def frontier(curve: pd.DataFrame, runs: list[str]) -> Figure:
             xerr=_interval(group, X),
             yerr=_interval(group, Y),
             marker="o",
-            color=COLORS.get(impl),
+            color=colour(impl),
             label=impl,
             alpha=0.8,
             capsize=2,

@@ -15,11 +15,13 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from harness.analysis.answer import MATERIAL, Answer, Difference, difference
+from harness.analysis.answer import MATERIAL, Answer, Difference, Level, answer, difference
 from harness.analysis.compare import latency_sampler
 from harness.analysis.contention import ACTIVITY_HZ, lock_wait_by_blocker
+from harness.analysis.evidence import evidence
 from harness.analysis.latency import headline_kind, measured
-from harness.analysis.load import Run, measure_windows, read
+from harness.analysis.load import Loaded, Run, once
+from implementations import registry
 
 HOLDS, FAILS, NOT_SHOWN, UNTESTED = "holds", "does not hold", "not shown", "not tested"
 SLIGHTLY_BEHIND_MS = 1000.0  # "slightly behind": dashboards' data under a second old at p99
@@ -38,11 +40,11 @@ def _role(component: str) -> str:
     return component.rsplit(":", 1)[-1]
 
 
-def _locks(runs: list[Run], reference: str) -> Claim:
+def _locks(data: Loaded, reference: str) -> Claim:
     quote = "Every complex query for the dashboard locks rows that the checkout process needs."
     short = "dashboards lock rows checkout needs"
-    waits = read(runs, "waits")
-    if any(run.meta.get("schema_version", 1) < 2 for run in runs):
+    waits = data.table("waits")
+    if any(run.meta.get("schema_version", 1) < 2 for run in data.runs):
         return Claim(
             short,
             quote,
@@ -52,7 +54,7 @@ def _locks(runs: list[Run], reference: str) -> Claim:
         )
     if waits.empty:
         return Claim(short, quote, UNTESTED, "no session samples (run with collectors on)")
-    table = lock_wait_by_blocker(waits, measure_windows(runs))
+    table = lock_wait_by_blocker(waits, data.windows)
     table = table[(table["impl"] == reference) & (table["component"].map(_role) == "commands")]
     blockers = table["blocker_component"].map(lambda b: {_role(c) for c in b.split(",") if c})
     by = {
@@ -123,8 +125,8 @@ def _slowing(result: Answer) -> Claim:
     )
 
 
-def _dashboard_samplers(runs: list[Run]) -> dict:
-    frame = measured(read(runs, "latency"))
+def _dashboard_samplers(data: Loaded) -> dict:
+    frame = measured(data.table("latency"))
     frame = frame[
         (frame["kind"] == headline_kind(frame)) & frame["operation"].str.startswith("dashboard_")
     ]
@@ -150,10 +152,10 @@ def _compared(differences: dict[str, Difference], ref: str, better: str) -> tupl
     return verdict, f"{better}: " + "; ".join(parts)
 
 
-def _fast_queries(runs: list[Run], ref: str) -> Claim:
+def _fast_queries(data: Loaded, ref: str) -> Claim:
     quote = "Your read model can be denormalized and tuned for fast queries."
     short = "read models make dashboards fast"
-    samplers = _dashboard_samplers(runs)
+    samplers = _dashboard_samplers(data)
     if ref not in samplers or len(samplers) < 2:
         return Claim(short, quote, UNTESTED, f"needs dashboards on {ref} and a CQRS variant")
     differences = {
@@ -222,10 +224,17 @@ def _logical_first(result: Answer) -> Claim:
         "Then add the infrastructure complexity only when you need it."
     )
     short = "start with logical separation"
-    logical, physical = "cqrs-logical", "cqrs-physical"
+    logical = _first(result.levels, read_model="asynchronous", separate_read_server=False)
+    physical = _first(result.levels, read_model="asynchronous", separate_read_server=True)
     found = [lv for lv in result.levels if logical in lv.checkout and physical in lv.checkout]
-    if not found:
-        return Claim(short, quote, UNTESTED, f"needs {logical} and {physical} in one run")
+    if not (logical and physical and found):
+        return Claim(
+            short,
+            quote,
+            UNTESTED,
+            "needs asynchronous read models in the write server's database and on a server "
+            "of their own in one run",
+        )
     parts, paid = [], []
     for level in found:
         d = difference(level.checkout[logical], level.checkout[physical])
@@ -272,30 +281,52 @@ def _synchronous(runs: list[Run]) -> Claim:
     )
     short = "synchronous updates lose the benefit"
     impls = {i for r in runs for i in r.impls}
-    if "cqrs-sync" not in impls:
+    synchronous = [i for i in impls if _declares(i, read_model="synchronous")]
+    if not synchronous:
         return Claim(
             short,
             quote,
             UNTESTED,
-            "needs an architecture that updates the read model "
-            "in the command's transaction (cqrs-sync, not built yet): a run of it beside "
-            "crud and cqrs-logical would test it",
+            "needs an architecture that updates the read model in the command's transaction "
+            "(none is built yet): a run of it beside the baseline and an asynchronous "
+            "read model would test it",
         )
     return Claim(
-        short, quote, UNTESTED, "cqrs-sync was measured, but its comparison is not written yet"
+        short,
+        quote,
+        UNTESTED,
+        f"{', '.join(sorted(synchronous))} was measured, but its comparison is not written yet",
     )
 
 
-def claims(runs: list[Run], result: Answer, evidence: pd.DataFrame) -> list[Claim]:
-    """Every claim, in the article's order of argument."""
+def _declares(impl: str, **capabilities) -> bool:
+    """Whether `impl`'s architecture.toml declares these capabilities (False for an
+    architecture this tree no longer has)."""
+    known = registry.architectures().get(impl)
+    return known is not None and all(getattr(known, k) == v for k, v in capabilities.items())
+
+
+def _first(levels: list[Level], **capabilities) -> str | None:
+    """The first architecture, in the registry's order, measured at some level and declaring
+    these capabilities."""
+    measured = {i for level in levels for i in level.checkout}
+    return next(
+        (i for i in registry.names() if i in measured and _declares(i, **capabilities)), None
+    )
+
+
+@once
+def claims(data: Loaded) -> list[Claim]:
+    """Every claim, in the article's order of argument, tested against the runs of `data`."""
+    result, table = answer(data), evidence(data)
     return [
-        _locks(runs, result.reference),
+        _locks(data, result.reference),
         _slowing(result),
-        _fast_queries(runs, result.reference),
-        _background(result, evidence),
-        _behind(evidence),
+        _fast_queries(data, result.reference),
+        _background(result, table),
+        _behind(table),
         _logical_first(result),
-        _synchronous(runs),
+        _synchronous(data.runs),
     ]
 
 

@@ -128,6 +128,8 @@ def conditions(evidence: pd.DataFrame, answer: Answer) -> list[str]:
                 f"**{impl}**: the lowest checkout p99, or within noise of it, at "
                 f"{', '.join(where)}{cost}."
             )
+        elif not answer.levels:
+            out.append(f"**{impl}**: not compared at any load level (no count of analysts){cost}.")
         else:
             out.append(
                 f"**{impl}**: higher checkout p99 than the lowest, beyond noise, at every "

@@ -13,7 +13,7 @@ import pandas as pd
 from harness.analysis import contention, lag, resources
 from harness.analysis.interference import curve
 from harness.analysis.latency import headline_kind, measured, percentiles
-from harness.analysis.load import Run, in_measure, measure_windows, read
+from harness.analysis.load import Loaded, in_measure, once
 
 # column -> (heading, format) for the report
 COLUMNS = {
@@ -44,10 +44,11 @@ def _pick(table: pd.DataFrame, operation: str, column: str, rename: str) -> pd.D
     return rows[["run", "impl", column]].rename(columns={column: rename})
 
 
-def evidence(runs: list[Run]) -> pd.DataFrame:
+@once
+def evidence(data: Loaded) -> pd.DataFrame:
     """One row per run and implementation; columns as in COLUMNS (NaN where not applicable)."""
-    windows = measure_windows(runs)
-    latency = measured(read(runs, "latency"))
+    windows = data.windows
+    latency = measured(data.table("latency"))
     kind = headline_kind(latency)
     dash = latency[latency["operation"].str.startswith("dashboard_")].assign(operation="dashboard")
     figures = percentiles(pd.concat([latency[latency["kind"] == kind], dash[dash["kind"] == kind]]))
@@ -59,23 +60,24 @@ def evidence(runs: list[Run]) -> pd.DataFrame:
         _pick(figures, "checkout", "p99_ms", "checkout_p99_ms"),
         _pick(figures, "dashboard", "p99_ms", "dashboard_p99_ms"),
         _pick(visibility, "ryw", "p99_ms", "ryw_p99_ms"),
-        _peak(curve(runs)),
-        lag.event_lag_stats(read(runs, "event_lag"))[["run", "impl", "p95_ms", "p99_ms"]].rename(
+        _peak(curve(data)),
+        lag.event_lag_stats(data.table("event_lag"))[["run", "impl", "p95_ms", "p99_ms"]].rename(
             columns={"p95_ms": "lag_p95_ms", "p99_ms": "lag_p99_ms"}
         ),
-        lag.freshness_stats(in_measure(read(runs, "freshness"), "started_at", windows))[
+        lag.freshness_stats(in_measure(data.table("freshness"), "started_at", windows))[
             ["run", "impl", "p95_ms", "p99_ms"]
         ].rename(columns={"p95_ms": "freshness_p95_ms", "p99_ms": "freshness_p99_ms"}),
-        contention.lock_wait_seconds(read(runs, "waits"), windows)
+        contention.lock_wait_seconds(data.table("waits"), windows)
         .groupby(["run", "impl"], as_index=False)["lock_wait_s"]
         .sum(),
-        contention.counters(read(runs, "db_stats"), ("deadlocks",)),
+        contention.counters(data.table("db_stats"), ("deadlocks",)),
         latency.groupby(["run", "impl"], as_index=False)["errors"].sum(),
-        resources.cpu_total(read(runs, "resources"), windows)[["run", "impl", "cores"]],
+        resources.cpu_total(data.table("resources"), windows)[["run", "impl", "cores"]],
     ):
         table = table.merge(part, on=["run", "impl"], how="left")
-    table = table.merge(_storage(read(runs, "storage")), on=["run", "impl"], how="left")
-    order = {impl: i for i, impl in enumerate(dict.fromkeys(i for r in runs for i in r.impls))}
+    table = table.merge(_storage(data.table("storage")), on=["run", "impl"], how="left")
+    impls = dict.fromkeys(i for r in data.runs for i in r.impls)
+    order = {impl: i for i, impl in enumerate(impls)}
     table = table.sort_values(
         ["run", "impl"], key=lambda s: s.map(order) if s.name == "impl" else s
     ).reset_index(drop=True)

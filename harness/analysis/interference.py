@@ -1,10 +1,10 @@
 """How many analysts ran in each second, and what checkout looked like at each number of them.
 
 The count is what Locust ran: the run's `users` table (per second and user class, from the Locust
-processes' own counts). A run made before that table existed (results schema version 1) falls
-back to its shape and mix files evaluated as Locust did then (`elapsed` seconds into warm-up +
-measure), NaN when those files are gone. A steady run gives one point per architecture; a step
-shape or a sweep of runs gives a curve.
+processes' own counts), never the shape file, which may have changed since. A run made before
+that table existed (results schema version 1) has no count: its seconds are left out of the
+curve. A steady run gives one point per architecture; a step shape or a sweep of runs gives a
+curve.
 """
 
 from __future__ import annotations
@@ -16,45 +16,33 @@ import pandas as pd
 
 from harness.analysis.compare import latency_sampler, mean_interval
 from harness.analysis.latency import DASHBOARD, headline_kind, measured, percentiles, with_dashboard
-from harness.analysis.load import Run, read
-from workloads.spec import load_mix, load_shape
+from harness.analysis.load import Loaded, once
 
 ANALYST = "Analyst"
 RESAMPLES = 1000  # bootstrap draws behind every interval
 
 
-def _analysts_from_shape(run: Run, elapsed_s: pd.Series) -> pd.Series:
-    """Analysts a version-1 run's shape wanted at each elapsed second (its middle)."""
-    try:
-        mix, shape = load_mix(run.config["mix"]), load_shape(run.config["shape"])
-    except (KeyError, ValueError):
-        return pd.Series(math.nan, index=elapsed_s.index)
-    total = run.warmup_s + run.duration_s
-    return elapsed_s.map(lambda s: float(shape.target(mix, ANALYST, s + 0.5, total)))
+@once
+def with_analysts(data: Loaded) -> pd.DataFrame:
+    """latency.parquet of the runs with an `analysts` column: the analysts running in each row's
+    second, from the users table (0 in a recorded second without analysts; NaN in a second the
+    table does not hold)."""
+    latency, users = data.table("latency"), data.table("users")
+    keys = ["run", "impl", "second"]
+    recorded = users[keys].drop_duplicates()
+    analysts = users[users["user_class"] == ANALYST][[*keys, "users"]]
+    known = recorded.merge(analysts, on=keys, how="left").fillna({"users": 0})
+    found = latency[keys].merge(known, on=keys, how="left")
+    return latency.assign(analysts=found["users"].astype(float).to_numpy())
 
 
-def analysts_at(run: Run, rows: pd.DataFrame) -> pd.Series:
-    """Analysts running in the second of each of `rows` (columns impl, second, elapsed_s) of
-    `run`: from its users table (0 in a recorded second without analysts; NaN in a second the
-    table does not hold), else from its shape."""
-    users = run.table("users")
-    if users.empty:
-        return _analysts_from_shape(run, rows["elapsed_s"])
-    recorded = users[["impl", "second"]].drop_duplicates()
-    analysts = users[users["user_class"] == ANALYST][["impl", "second", "users"]]
-    known = recorded.merge(analysts, on=["impl", "second"], how="left").fillna({"users": 0})
-    found = rows[["impl", "second"]].merge(known, on=["impl", "second"], how="left")
-    return pd.Series(found["users"].astype(float).to_numpy(), index=rows.index)
-
-
-def with_analysts(runs: list[Run], latency: pd.DataFrame | None = None) -> pd.DataFrame:
-    """latency.parquet of `runs` (or `latency`) with an `analysts` column."""
-    latency = read(runs, "latency") if latency is None else latency
-    parts = []
-    for run in runs:
-        rows = latency[latency["run"] == run.label]
-        parts.append(rows.assign(analysts=analysts_at(run, rows)))
-    return pd.concat(parts, ignore_index=True)
+@once
+def measured_by_analysts(data: Loaded) -> pd.DataFrame:
+    """The measured latency rows of the runs in the headline kind (intended in open loop, else
+    service), each with the number of analysts running in its second (seconds without a count
+    left out)."""
+    frame = measured(with_analysts(data))
+    return frame[(frame["kind"] == headline_kind(frame)) & frame["analysts"].notna()]
 
 
 def percentile_bounds(
@@ -108,13 +96,13 @@ def _bounds(group: pd.DataFrame) -> pd.Series:
     )
 
 
-def curve(runs: list[Run], latency: pd.DataFrame | None = None) -> pd.DataFrame:
+@once
+def curve(data: Loaded) -> pd.DataFrame:
     """Per run, implementation and number of analysts, over the measure phase: `seconds`,
     checkout rate, p50 and p99, and the dashboard rate and p99. Latency is the run's headline
     kind (intended in open loop, else service). `<column>_lo`/`<column>_hi` are the 95%
     bootstrap intervals of checkout p99 and of both rates (`percentile_bounds`, `rate_bounds`)."""
-    frame = with_dashboard(measured(with_analysts(runs, latency)))
-    frame = frame[frame["kind"] == headline_kind(frame)]
+    frame = with_dashboard(measured_by_analysts(data))
     keys = ["run", "impl", "analysts"]
     frame = frame[frame["operation"].isin(["checkout", DASHBOARD])]
     table = percentiles(frame, by=[*keys, "operation"])

@@ -6,15 +6,22 @@ older results schema version reads like a new one: a table it lacks is empty, a 
 is `""` (text) or null. A run is
 checked against the results format first (`harness.results.check_run`); a run with problems, or
 one still marked `running`, is refused with a ValueError that says why.
+
+A run reads each of its tables from disk once and shares it. `Loaded` holds the runs analysed
+together: their tables concatenated, their measure windows, and what is computed from them
+(functions decorated with `once`: the evidence table, the answer, ...), each computed once and
+shared by the summary, the report, its charts and the notebooks. Shared tables are read-only.
 """
 
 from __future__ import annotations
 
+import functools
 import glob
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -28,6 +35,9 @@ class Run:
 
     path: Path
     meta: dict[str, Any] = field(repr=False)
+    _tables: dict[str, pd.DataFrame] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def label(self) -> str:
@@ -55,14 +65,17 @@ class Run:
         return float(self.config.get("duration", math.nan))
 
     def table(self, name: str) -> pd.DataFrame:
-        """The table `name` of this run with a `run` column in front (empty when it is missing)."""
-        path = self.path / f"{name}.parquet"
-        if path.is_file():
-            frame = with_later_columns(pd.read_parquet(path), name)
-        else:
-            frame = empty_frame(name)
-        frame.insert(0, "run", self.label)
-        return frame
+        """The table `name` of this run with a `run` column in front (empty when it is missing),
+        read from disk on first use and shared after."""
+        if name not in self._tables:
+            path = self.path / f"{name}.parquet"
+            if path.is_file():
+                frame = with_later_columns(pd.read_parquet(path), name)
+            else:
+                frame = empty_frame(name)
+            frame.insert(0, "run", self.label)
+            self._tables[name] = frame
+        return self._tables[name]
 
 
 def with_later_columns(frame: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -115,6 +128,50 @@ def read(runs: list[Run], name: str) -> pd.DataFrame:
     frames = [run.table(name) for run in runs]
     non_empty = [f for f in frames if len(f)]
     return pd.concat(non_empty, ignore_index=True) if non_empty else frames[0]
+
+
+T = TypeVar("T")
+
+
+class Loaded:
+    """Runs analysed together: each table of theirs read once, and what is computed from them
+    (`once`) computed once, for every figure that uses it."""
+
+    def __init__(self, runs: list[Run]) -> None:
+        self.runs = list(runs)
+        self._tables: dict[str, pd.DataFrame] = {}
+        self._computed: dict[Callable[[Loaded], Any], Any] = {}
+
+    @property
+    def labels(self) -> list[str]:
+        return [run.label for run in self.runs]
+
+    def table(self, name: str) -> pd.DataFrame:
+        """Table `name` of every run, concatenated (`read`)."""
+        if name not in self._tables:
+            self._tables[name] = read(self.runs, name)
+        return self._tables[name]
+
+    @functools.cached_property
+    def windows(self) -> pd.DataFrame:
+        """The measure phase of each run and implementation (`measure_windows`)."""
+        return measure_windows(self.runs)
+
+    def computed(self, compute: Callable[[Loaded], T]) -> T:
+        """`compute(self)`, computed on the first call and shared after."""
+        if compute not in self._computed:
+            self._computed[compute] = compute(self)
+        return self._computed[compute]
+
+
+def once(compute: Callable[[Loaded], T]) -> Callable[[Loaded], T]:
+    """`compute`, computed once per Loaded and shared after (see `Loaded.computed`)."""
+
+    @functools.wraps(compute)
+    def shared(data: Loaded) -> T:
+        return data.computed(compute)
+
+    return shared
 
 
 def load_start(latency: pd.DataFrame) -> pd.DataFrame:

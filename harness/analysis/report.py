@@ -16,15 +16,17 @@ from harness.analysis import answer, charts, claims, contention, decision, lag, 
 from harness.analysis.evidence import COST_COLUMNS, LATENCY_COLUMNS, evidence, markdown
 from harness.analysis.html import markdown_to_html
 from harness.analysis.interference import curve, percentile_bounds, with_analysts
-from harness.analysis.load import Run, in_measure, load_runs, measure_windows, read
+from harness.analysis.load import Loaded, Run, in_measure
 from harness.runner.latency import PERCENTILES
+from implementations import registry
 
 KEY_OPERATIONS = ["checkout", latency.DASHBOARD, "view_order", "search"]
-DESCRIPTIONS = {
-    "crud": "one normalized model; dashboards aggregate the live write tables",
-    "cqrs-logical": "write model + outbox; a projector fills read tables in the same database",
-    "cqrs-physical": "read tables on a second PostgreSQL server, filled by the projector",
-}
+
+
+def description(impl: str) -> str:
+    """`impl`'s one-line description from its architecture.toml ("" if this tree lacks it)."""
+    known = registry.architectures().get(impl)
+    return known.description if known else ""
 
 
 # One line under each chart: what it shows and how to read it.
@@ -57,10 +59,6 @@ CAPTIONS = {
 }
 
 
-def _labels(runs: list[Run]) -> list[str]:
-    return [r.label for r in runs]
-
-
 def _measure_s(runs: list[Run]) -> tuple[float, float] | None:
     """The measure phase the runs share, in seconds since the load started (None when their
     warm-ups or durations differ)."""
@@ -68,9 +66,14 @@ def _measure_s(runs: list[Run]) -> tuple[float, float] | None:
     return phases.pop() if len(phases) == 1 else None
 
 
-def _analysts(runs: list[Run], latency_rows: pd.DataFrame) -> pd.DataFrame:
-    """Analysts per run, implementation and elapsed second, for the time-series charts."""
-    frame = with_analysts(runs, latency_rows)[["run", "impl", "elapsed_s", "analysts"]]
+def _analysts(data: Loaded, kind: str | None = None) -> pd.DataFrame:
+    """Analysts per run, implementation and elapsed second of checkout (its rows of `kind` when
+    given), for the time-series charts."""
+    frame = with_analysts(data)
+    frame = frame[frame["operation"] == "checkout"]
+    if kind is not None:
+        frame = frame[frame["kind"] == kind]
+    frame = frame[["run", "impl", "elapsed_s", "analysts"]]
     return frame.drop_duplicates().sort_values("elapsed_s")
 
 
@@ -86,77 +89,78 @@ def _with_intervals(table: pd.DataFrame, measure: pd.DataFrame) -> pd.DataFrame:
     return table.merge(pd.DataFrame(bounds), on=["run", "impl", "operation"], how="left")
 
 
-def latency_charts(runs: list[Run]) -> dict[str, Figure]:
-    frame = latency.with_dashboard(read(runs, "latency"))
-    frame = frame[frame["kind"] == latency.headline_kind(frame)]
+def latency_charts(data: Loaded) -> dict[str, Figure]:
+    frame = latency.with_dashboard(data.table("latency"))
+    kind = latency.headline_kind(frame)
+    frame = frame[frame["kind"] == kind]
     measure = latency.measured(frame)
     ops = [op for op in KEY_OPERATIONS if op in set(measure["operation"])]
     checkout = frame[frame["operation"] == "checkout"]
     key = measure[measure["operation"].isin(ops)]
     table = _with_intervals(latency.percentiles(key), key)
     return {
-        "latency_percentiles": charts.latency_percentiles(table, ops, _labels(runs)),
-        "latency_cdf": charts.latency_cdf(latency.cdf(key), ops[:2], _labels(runs), table),
+        "latency_percentiles": charts.latency_percentiles(table, ops, data.labels),
+        "latency_cdf": charts.latency_cdf(latency.cdf(key), ops[:2], data.labels, table),
         "checkout_p99_over_time": charts.over_time(
             latency.over_time(checkout),
-            _analysts(runs, checkout),
-            _labels(runs),
-            measure_s=_measure_s(runs),
+            _analysts(data, kind),
+            data.labels,
+            measure_s=_measure_s(data.runs),
         ),
     }
 
 
-def interference_charts(runs: list[Run]) -> dict[str, Figure]:
-    points = curve(runs)
+def interference_charts(data: Loaded) -> dict[str, Figure]:
+    points = curve(data)
     return {
-        "interference": charts.interference(points, _labels(runs)),
-        "frontier": charts.frontier(points, _labels(runs)),
+        "interference": charts.interference(points, data.labels),
+        "frontier": charts.frontier(points, data.labels),
     }
 
 
-def contention_charts(runs: list[Run]) -> dict[str, Figure]:
-    waits, windows, load = read(runs, "waits"), measure_windows(runs), read(runs, "latency")
-    over_time = contention.waits_over_time(waits, load)
-    checkout = load[load["operation"] == "checkout"]
+def contention_charts(data: Loaded) -> dict[str, Figure]:
+    waits = data.table("waits")
+    over_time = contention.waits_over_time(waits, data.table("latency"))
     return {
         "waits_over_time": charts.waits_over_time(
-            over_time, _labels(runs), _measure_s(runs), _analysts(runs, checkout)
+            over_time, data.labels, _measure_s(data.runs), _analysts(data)
         ),
         "lock_wait_seconds": charts.lock_wait_seconds(
-            contention.lock_wait_seconds(waits, windows), _labels(runs)
+            contention.lock_wait_seconds(waits, data.windows), data.labels
         ),
     }
 
 
-def lag_charts(runs: list[Run]) -> dict[str, Figure]:
-    windows = measure_windows(runs)
-    events = read(runs, "event_lag")
+def lag_charts(data: Loaded) -> dict[str, Figure]:
+    events = data.table("event_lag")
     events = events.assign(lag_ms=lag.event_lag_ms(events)) if len(events) else events
-    fresh = in_measure(read(runs, "freshness"), "started_at", windows)
+    fresh = in_measure(data.table("freshness"), "started_at", data.windows)
     return {
         "freshness_cdf": charts.distribution(
             lag.cdf(fresh, "freshness_ms"),
             "freshness_ms",
             "freshness seen by dashboard queries (ms)",
             "Freshness of dashboard answers (CDF)",
-            _labels(runs),
+            data.labels,
         ),
         "event_lag_cdf": charts.distribution(
             lag.cdf(events, "lag_ms"),
             "lag_ms",
             "apply commit − source commit (ms)",
             "Projection time lag per event (CDF)",
-            _labels(runs),
+            data.labels,
         ),
-        "lag_over_time": charts.lag_over_time(read(runs, "lag"), _labels(runs), _measure_s(runs)),
+        "lag_over_time": charts.lag_over_time(
+            data.table("lag"), data.labels, _measure_s(data.runs)
+        ),
     }
 
 
-def cpu_charts(runs: list[Run]) -> dict[str, Figure]:
-    samples, windows = read(runs, "resources"), measure_windows(runs)
+def cpu_charts(data: Loaded) -> dict[str, Figure]:
+    samples, windows = data.table("resources"), data.windows
     return {
         "cpu": charts.cpu(
-            resources.cpu(samples, windows), _labels(runs), resources.cpu_total(samples, windows)
+            resources.cpu(samples, windows), data.labels, resources.cpu_total(samples, windows)
         )
     }
 
@@ -184,13 +188,10 @@ def _context(runs: list[Run]) -> list[str]:
     return lines
 
 
-def decision_record(
-    runs: list[Run], table: pd.DataFrame | None = None, found: answer.Answer | None = None
-) -> str:
+def decision_record(data: Loaded) -> str:
     """The decision record in Markdown: context, options, evidence, findings, trade-offs,
-    conditions (`table`: the evidence table, `found`: the answer, computed when not given)."""
-    table = evidence(runs) if table is None else table
-    found = answer.answer(runs, table) if found is None else found
+    conditions."""
+    table, found = evidence(data), answer.answer(data)
     impls = list(dict.fromkeys(table["impl"]))
     parts = [
         "## Decision record",
@@ -200,11 +201,11 @@ def decision_record(
         "Dashboard queries run on the same tables as checkout. Would CQRS fix checkout latency, "
         "and which kind, at what cost in freshness? Measured:",
         "",
-        *_context(runs),
+        *_context(data.runs),
         "",
         "### Options measured",
         "",
-        *[f"- **{i}**: {DESCRIPTIONS.get(i, '')}" for i in impls],
+        *[f"- **{i}**: {description(i)}" for i in impls],
         "",
         "### Evidence",
         "",
@@ -237,12 +238,12 @@ def decision_record(
     return "\n".join(parts)
 
 
-def write_report(run_dirs: list[str | Path], out_dir: str | Path | None = None) -> Path:
-    """Write report.md and its PNG charts into `out_dir` (default: `report/` inside the run
-    directory when there is one run, else `results/reports/<UTC time>`), and report.html, the
-    same in one self-contained file; the path of report.md."""
+def write_report(data: Loaded, out_dir: str | Path | None = None) -> Path:
+    """Write report.md and its PNG charts of the runs of `data` into `out_dir` (default:
+    `report/` inside the run directory when there is one run, else `results/reports/<UTC
+    time>`), and report.html, the same in one self-contained file; the path of report.md."""
     matplotlib.use("Agg")  # files only, never a window
-    runs = load_runs(run_dirs)
+    runs = data.runs
     if out_dir is None:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         out_dir = runs[0].path / "report" if len(runs) == 1 else Path("results/reports") / stamp
@@ -256,19 +257,17 @@ def write_report(run_dirs: list[str | Path], out_dir: str | Path | None = None) 
             f"{', '.join(incomplete)}",
             "",
         ]
-    table = evidence(runs)
-    found = answer.answer(runs, table)
-    lines += ["## Answer", "", found.text, ""]
+    lines += ["## Answer", "", answer.answer(data).text, ""]
     for title, make in SECTIONS:
         lines += [f"## {title}", ""]
-        for name, fig in make(runs).items():
+        for name, fig in make(data).items():
             fig.savefig(out / f"{name}.png", dpi=110)
             plt.close(fig)
             lines += [f"![{name.replace('_', ' ')}]({name}.png)", ""]
             if name in CAPTIONS:
                 lines += [f"*{CAPTIONS[name]}*", ""]
-    lines += ["## Claims", "", claims.markdown(claims.claims(runs, found, table)), ""]
-    lines.append(decision_record(runs, table, found))
+    lines += ["## Claims", "", claims.markdown(claims.claims(data)), ""]
+    lines.append(decision_record(data))
     path = out / "report.md"
     text = "\n".join(lines) + "\n"
     path.write_text(text, encoding="utf-8")

@@ -7,19 +7,20 @@ from pathlib import Path
 import typer
 
 from harness.analysis import compare as comparing
-from harness.analysis.load import Run, load_run, load_runs
+from harness.analysis.load import Loaded, load_run, load_runs
 from harness.analysis.report import write_report
 from harness.cli.run import default_results
 
 
-def notebook_runs(runs: str | list[str]) -> list[Run]:
-    """The runs a notebook's `runs` parameter names: a list of run directories, experiment
-    directories or globs, or one string of them separated by commas (as papermill's
+def notebook_runs(runs: str | list[str]) -> Loaded:
+    """The runs a notebook's `runs` parameter names, loaded together: a list of run directories,
+    experiment directories or globs, or one string of them separated by commas (as papermill's
     `-p runs 'results/quick/*'` passes it). Relative paths are from the checkout's root, so
-    papermill, nbconvert and Jupyter read the same runs, started from the root or notebooks/."""
+    papermill, nbconvert and Jupyter read the same runs, started from the root or notebooks/ (an
+    absolute path stays as it is)."""
     paths = [str(path).strip() for path in (runs.split(",") if isinstance(runs, str) else runs)]
     root = default_results().parent
-    return load_runs([root / path for path in paths if path])  # an absolute path stays as it is
+    return Loaded(load_runs([root / path for path in paths if path]))
 
 
 def report(
@@ -39,7 +40,7 @@ def report(
 ) -> None:
     """Write a Markdown report with charts (latency, interference, frontier, lock contention,
     lag and freshness, CPU) ending in a decision record derived from the numbers."""
-    path = write_report(list(run_dirs), out)
+    path = write_report(Loaded(load_runs(list(run_dirs))), out)
     typer.echo(f"report: {path}")
 
 

@@ -19,7 +19,7 @@ from workloads import spec
 
 def default_results() -> Path:
     """results/ of this checkout, else of the current directory."""
-    checkout = Path(__file__).resolve().parents[1]
+    checkout = Path(__file__).resolve().parents[2]
     return (checkout if (checkout / "pyproject.toml").is_file() else Path.cwd()) / "results"
 
 

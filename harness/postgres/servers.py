@@ -34,7 +34,7 @@ def work_dir() -> Path:
     """The git-ignored directory holding server data: CQRS_BENCH_HOME, else <checkout>/.work."""
     if env := os.environ.get("CQRS_BENCH_HOME"):
         return Path(env).resolve()
-    checkout = Path(__file__).resolve().parents[1]
+    checkout = Path(__file__).resolve().parents[2]
     if (checkout / "pyproject.toml").is_file():
         return checkout / ".work"
     return Path.cwd() / ".cqrs-bench"

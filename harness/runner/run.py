@@ -24,8 +24,8 @@ from pathlib import Path
 import pandas as pd
 import psycopg
 
+from harness.analysis.load import Loaded, Run
 from harness.analysis.report import write_report
-from harness.bench.projector import wait_caught_up
 from harness.collectors import lag as lag_tables
 from harness.collectors import storage
 from harness.deploy.components import Component, ComponentFailed
@@ -57,6 +57,7 @@ from harness.runner.reconcile import reconcile
 from harness.runner.summary import summary_table
 from harness.runner.verify import verify
 from implementations import registry
+from implementations.interface import Projection
 from workloads import dataset, spec
 from workloads.catalog import Catalog
 from workloads.config import WorkloadConfig
@@ -207,9 +208,7 @@ class ImplRun:
                 ready_for_load(dbs.write_dsn, dbs.read_dsn if dbs.separate else None)
             with attached(self.impl, dbs, pool_size=2) as implementation:
                 self._verify(implementation, dbs.write_dsn)
-                projection = (
-                    implementation.projection_dsns if implementation.needs_projector else None
-                )
+                projection = implementation.projection
             self._measure(dbs, projection)
         finally:
             self._stop_components()
@@ -255,7 +254,7 @@ class ImplRun:
         self.info["started"].append(name)
         return component
 
-    def _measure(self, dbs, projection: tuple[str, str] | None) -> None:
+    def _measure(self, dbs, projection: Projection | None) -> None:
         plan = self.plan
         self.raw.mkdir(parents=True, exist_ok=True)
         batches = self.raw / "projector-batches.jsonl"
@@ -291,7 +290,7 @@ class ImplRun:
             if projection and batches.exists():
                 self._collect_lag(batches)
         if projection:  # caught up, and no longer measured: its scans are in no statistics
-            self._reconcile(*projection)
+            self._reconcile(*projection.dsns)
         if collectors and collectors.failure:
             raise collectors.failure
 
@@ -397,8 +396,7 @@ class ImplRun:
         locust = self._start_locust(config_path, collectors)
         self._watch(locust, collectors)
         if projection:
-            caught_up = wait_caught_up(
-                *projection,
+            caught_up = projection.wait_caught_up(
                 timeout=CATCH_UP_BOUND,
                 alive=self.projector.running if self.projector else lambda: True,
             )
@@ -569,16 +567,18 @@ def run(plan: RunPlan, servers: Servers, progress: Progress = print) -> list[Pat
     plan.check()
     if not plan.database:
         _ready_templates(plan, servers, progress)
-    dirs: list[Path] = []
+    rounds: list[Loaded] = []
     for number in range(1, plan.repeat + 1):
         order = plan.impls if number % 2 else plan.impls[::-1]
         if plan.repeat > 1:
             progress(f"=== round {number}/{plan.repeat}: {', '.join(order)}")
-        dirs.append(_round(plan, servers, order, number, progress))
-    if plan.report:
-        report = write_report(dirs, dirs[-1] / REPORT_DIR)
+        rounds.append(_round(plan, servers, order, number, progress))
+    dirs = [data.runs[0].path for data in rounds]
+    if plan.report:  # one round: what its summary computed; several: their runs, pooled
+        data = rounds[0] if len(rounds) == 1 else Loaded([r for one in rounds for r in one.runs])
+        report = write_report(data, dirs[-1] / REPORT_DIR)
         if plan.repeat > 1:
-            summary = summary_table(dirs)
+            summary = summary_table(data)
             (report.parent / "summary.txt").write_text(summary + "\n")
             progress(f"every round together:\n{summary}")
         progress(f"report: {report} (and report.html)")
@@ -603,8 +603,9 @@ def _ready_templates(plan: RunPlan, servers: Servers, progress: Progress) -> Non
 
 def _round(
     plan: RunPlan, servers: Servers, order: list[str], number: int, progress: Progress
-) -> Path:
-    """One round: every implementation in `order`, into a new results directory."""
+) -> Loaded:
+    """One round: every implementation in `order`, into a new results directory; its run,
+    loaded."""
     run_dir = create_run_dir(plan.results_root, plan.experiment)
     progress(f"results: {run_dir}")
     config = {
@@ -638,16 +639,17 @@ def _round(
         outcome["incomplete_reason"] = f"{type(exc).__name__}: {exc}"
         raise
     finally:
-        _finish(run_dir, frames, impls, outcome, progress)
+        data = _finish(run_dir, frames, impls, outcome, progress)
     if outcome["status"] != "complete":
         raise ValueError(f"the run's results are incomplete: {outcome['incomplete_reason']}")
-    return run_dir
+    return data
 
 
 def _finish(
     run_dir: Path, frames: Frames, turns: dict[str, ImplRun], outcome: dict, progress: Progress
-) -> None:
-    """Write every table, the summary and the final run.json, whatever happened before."""
+) -> Loaded:
+    """Write every table, the summary and the final run.json, whatever happened before; the run,
+    loaded (its tables read back once, for the summary and the report)."""
     unwritten = []
     for name in TABLE_NAMES:
         try:
@@ -662,10 +664,11 @@ def _finish(
             incomplete_reason="not written: " + "; ".join(unwritten),
         )
     update_run_json(run_dir, {"impls": {n: t.info for n, t in turns.items()}})
-    finish_run_json(run_dir, **outcome)
-    summary = summary_table(run_dir, partial=outcome["status"] != "complete")
+    data = Loaded([Run(run_dir, finish_run_json(run_dir, **outcome))])
+    summary = summary_table(data, partial=outcome["status"] != "complete")
     (run_dir / "summary.txt").write_text(summary + "\n")
     progress(summary)
     progress(f"results ({outcome['status']}): {run_dir}")
     for problem in unwritten:
         progress(f"error: not written: {problem}")
+    return data

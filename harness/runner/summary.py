@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import math
 import textwrap
-from pathlib import Path
 
 from harness.analysis import answer, claims
 from harness.analysis.evidence import evidence
-from harness.analysis.load import Run
-from harness.results.run_dir import read_run_json
+from harness.analysis.load import Loaded, Run
 
 # evidence column -> (heading, format, width)
 COLUMNS = {
@@ -41,17 +39,15 @@ PARTIAL = (
 )
 
 
-def summary_table(run_dirs: Path | list[Path], *, partial: bool = False) -> str:
+def summary_table(data: Loaded, *, partial: bool = False) -> str:
     """The answer, then fixed-width text, one line per run and architecture (`-` where a
     figure does not apply), then the claims; a run that stopped early (`partial`) is labelled so
-    on the first line. Several directories (rounds) are pooled."""
+    on the first line. Several runs (rounds) are pooled."""
     label = [PARTIAL] if partial else []
-    dirs = [run_dirs] if isinstance(run_dirs, Path) else run_dirs
-    try:  # the tables were just written: not validated again (summary.txt is not there yet)
-        runs = [Run(d.resolve(), read_run_json(d)) for d in dirs]
-        table = evidence(runs)
-        found = answer.answer(runs, table)
-        verdicts = claims.table(claims.claims(runs, found, table))
+    try:
+        table = evidence(data)
+        found = answer.answer(data)
+        verdicts = claims.table(claims.claims(data))
     except (ValueError, KeyError, OSError) as exc:
         return "\n".join([*label, f"(no summary: {exc})"])
     several = table["run"].nunique() > 1
@@ -73,7 +69,7 @@ def summary_table(run_dirs: Path | list[Path], *, partial: bool = False) -> str:
             *[textwrap.fill(p, 100, break_on_hyphens=False) for p in found.text.split("\n\n")],
             "",
             *lines,
-            *drifted(runs),
+            *drifted(data.runs),
             textwrap.fill(NOTES, 100, break_on_hyphens=False),
             "",
             "THE ARTICLE'S CLAIMS (report: Claims)",
