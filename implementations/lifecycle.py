@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
+from implementations.db import make_engine
 from implementations.interface import Config, Projection
 
 
@@ -13,6 +14,22 @@ class PooledImplementation:
     def __init__(self, name: str, config: Config) -> None:
         self.name, self.config = name, config
         self.engines: list[Engine] = []
+
+    def open_engines(self, queries_dsn: str) -> tuple[Engine, Engine]:
+        """The command side's engine on the write database (generic plans: see make_engine) and
+        the query side's on `queries_dsn`, each with the configured pool size, named after this
+        implementation; `stop()` closes them."""
+        size = self.config.pool_size
+        self.engines = [
+            make_engine(
+                self.config.write_dsn,
+                component=f"{self.name}:commands",
+                pool_size=size,
+                generic_plans=True,
+            ),
+            make_engine(queries_dsn, component=f"{self.name}:queries", pool_size=size),
+        ]
+        return self.engines[0], self.engines[1]
 
     def stop(self) -> None:
         for engine in self.engines:

@@ -3,7 +3,6 @@ projector (a separate process or thread, started by the harness) keeps up to dat
 
 from __future__ import annotations
 
-from implementations.db import make_engine
 from implementations.interface import Config
 from implementations.lifecycle import PooledImplementation
 from implementations.projector.projection import OutboxProjection
@@ -22,13 +21,9 @@ class CqrsLogical(PooledImplementation):
         self.projection.install()
 
     def start(self) -> None:
-        size, dsn = self.config.pool_size, self.config.write_dsn
-        self.engines = [
-            make_engine(dsn, component=f"{self.name}:commands", pool_size=size, generic_plans=True),
-            make_engine(dsn, component=f"{self.name}:queries", pool_size=size),
-        ]
-        self.commands = command_side(self.engines[0])
-        self.queries = query_side(self.engines[1], self.config.read_your_writes_timeout)
+        commands, queries = self.open_engines(self.config.write_dsn)
+        self.commands = command_side(commands)
+        self.queries = query_side(queries, self.config.read_your_writes_timeout)
 
 
 def create(name: str, config: Config) -> CqrsLogical:

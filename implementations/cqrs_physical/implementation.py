@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from implementations.db import make_engine
 from implementations.interface import Config
 from implementations.lifecycle import PooledImplementation
 from implementations.projector.projection import OutboxProjection
@@ -22,18 +21,9 @@ class CqrsPhysical(PooledImplementation):
         self.projection.install()
 
     def start(self) -> None:
-        size = self.config.pool_size
-        self.engines = [
-            make_engine(
-                self.config.write_dsn,
-                component=f"{self.name}:commands",
-                pool_size=size,
-                generic_plans=True,
-            ),
-            make_engine(self.config.read_dsn, component=f"{self.name}:queries", pool_size=size),
-        ]
-        self.commands = command_side(self.engines[0])
-        self.queries = query_side(self.engines[1], self.config.read_your_writes_timeout)
+        commands, queries = self.open_engines(self.config.read_dsn)
+        self.commands = command_side(commands)
+        self.queries = query_side(queries, self.config.read_your_writes_timeout)
 
 
 def create(name: str, config: Config) -> CqrsPhysical:

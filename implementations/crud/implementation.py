@@ -22,18 +22,9 @@ class Crud(PooledImplementation):
             engine.dispose()
 
     def start(self) -> None:
-        size = self.config.pool_size
-        self.engines = [
-            make_engine(
-                self.config.write_dsn,
-                component=f"{self.name}:commands",
-                pool_size=size,
-                generic_plans=True,
-            ),
-            make_engine(self.config.write_dsn, component=f"{self.name}:queries", pool_size=size),
-        ]
-        self.commands = command_side(self.engines[0])
-        self.queries = CrudQueries(self.engines[1])
+        commands, queries = self.open_engines(self.config.write_dsn)
+        self.commands = command_side(commands)
+        self.queries = CrudQueries(queries)
 
 
 def create(name: str, config: Config) -> Crud:
