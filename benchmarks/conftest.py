@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import os
-import random
 import shutil
 import time
 import uuid
@@ -34,16 +33,16 @@ from typing import Any
 import psycopg
 import pytest
 
-from harness.deploy.provision import HUGE_STOCK, RunDatabases, attached, drop, provision
+from harness.bench.driver import LINES_PER_ORDER, OrderCatalog, OrderStream, order_ids
+from harness.deploy.projector import catch_up
+from harness.deploy.provision import RunDatabases, attached, drop, provision, ready_for_load
 from harness.postgres.servers import READ_DSN_ENV, WRITE_DSN_ENV, Servers, use_servers
 from harness.results.metadata import git_info, postgres_servers
 from implementations import registry
-from implementations.domain.commands import OrderLine, PlaceOrder
 from implementations.domain.queries import TimeWindow
 from implementations.interface import Implementation
 
 FULL_SF, FAST_SF, SEED = 0.1, 0.01, 42
-LINES = 3  # as `bench checkout`: orders of three lines, quantity 1 each
 DASHBOARD_DAYS = 7
 THEMES = ("test_queries", "test_commands", "test_projector", "test_datasets")  # run order
 # Test hook, for tests/test_benchmarks.py only: "side.method=seconds" (e.g.
@@ -196,10 +195,7 @@ class Target:
 
     def catch_up(self) -> int:
         """Project whatever the outbox holds beyond the checkpoint (CQRS only); the events."""
-        if self.impl.projection is None:
-            return 0
-        with self.impl.projection.projector(batch_size=5000) as projector:
-            return projector.catch_up()
+        return catch_up(self.impl.projection) if self.impl.projection else 0
 
 
 PARAMS_SQL = """
@@ -213,11 +209,8 @@ PARAMS_SQL = """
 """
 
 
-def _prepare_clone(write_dsn: str) -> QueryParams:
-    """Raise every stock (in no read model) so checkouts never fail; the query arguments."""
-    with psycopg.connect(write_dsn, autocommit=True) as conn:
-        conn.execute("UPDATE products SET stock = %s", (HUGE_STOCK,))
-        conn.execute("VACUUM ANALYZE products")
+def _query_params(write_dsn: str) -> QueryParams:
+    with psycopg.connect(write_dsn) as conn:
         order_id, customer_id, category, end = conn.execute(PARAMS_SQL).fetchone()
     window = TimeWindow(end - timedelta(days=DASHBOARD_DAYS), end)
     return QueryParams(order_id, customer_id, category, window)
@@ -256,7 +249,9 @@ def targets(bench_servers: Servers, dataset: Dataset) -> Iterator[Callable[[str]
                     progress=lambda _msg: None,
                 )
                 stack.callback(drop, bench_servers, dbs)
-                params = _prepare_clone(dbs.write_dsn)
+                # as `run` prepares its clones: no checkout refused for stock, fresh statistics
+                ready_for_load(dbs.write_dsn, dbs.read_dsn if dbs.separate else None)
+                params = _query_params(dbs.write_dsn)
                 impl = stack.enter_context(attached(name, dbs, pool_size=4))
                 _slow_down_for_tests(impl)
                 made[name] = Target(name, impl, dbs, params, dataset)
@@ -279,50 +274,33 @@ def cqrs_target(request: pytest.FixtureRequest, targets: Callable[[str], Target]
 
 # --- what commands are given --------------------------------------------------------------------
 
-CATALOG_SQL = """
-    SELECT (SELECT array_agg(id ORDER BY id) FROM customers),
-           (SELECT array_agg(id ORDER BY id) FROM products WHERE status = 'active')
-"""
 
+@dataclass(frozen=True)
+class CommandInputs:
+    """What the command benchmarks act on: checkouts (the checkout driver's orders) drawn from
+    half of the active products, and the other half, `spare`, which only discontinue takes."""
 
-@dataclass
-class Catalog:
-    """Active products split in two: checkouts draw from `products`, discontinue takes `spare`."""
-
-    customers: list[int]
-    products: list[int]
+    orders: OrderStream
+    products: list[int]  # the products checkouts order
     spare: list[int]
-    rng: random.Random
-    prefix: str  # of this test's idempotency keys
-    placed: int = 0
-
-    def checkout(self) -> PlaceOrder:
-        self.placed += 1
-        lines = tuple(OrderLine(p, 1) for p in self.rng.sample(self.products, LINES))
-        return PlaceOrder(self.rng.choice(self.customers), lines, f"{self.prefix}{self.placed}")
 
 
-def _catalog(target: Target) -> Catalog:
-    with psycopg.connect(target.dbs.write_dsn) as conn:
-        customers, active = conn.execute(CATALOG_SQL).fetchone()
-    half = max(LINES, len(active) // 2)
-    return Catalog(
-        customers,
-        active[:half],
-        active[half:],
-        random.Random(target.dataset.seed),
-        f"bench-{uuid.uuid4().hex[:12]}-",
-    )
+def _command_inputs(target: Target) -> CommandInputs:
+    customers, active = order_ids(target.dbs.write_dsn)
+    half = max(LINES_PER_ORDER, len(active) // 2)
+    catalog = OrderCatalog.of(customers, active[:half])
+    orders = OrderStream(catalog, f"bench-{uuid.uuid4().hex[:12]}-", seed=target.dataset.seed)
+    return CommandInputs(orders, active[:half], active[half:])
 
 
 @pytest.fixture
-def catalog(target: Target) -> Catalog:
-    return _catalog(target)
+def inputs(target: Target) -> CommandInputs:
+    return _command_inputs(target)
 
 
 @pytest.fixture
-def cqrs_catalog(cqrs_target: Target) -> Catalog:
-    return _catalog(cqrs_target)
+def cqrs_orders(cqrs_target: Target) -> OrderStream:
+    return _command_inputs(cqrs_target).orders
 
 
 @pytest.fixture

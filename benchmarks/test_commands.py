@@ -13,6 +13,7 @@ from collections.abc import Callable
 import psycopg
 import pytest
 
+from harness.bench.driver import LINES_PER_ORDER
 from implementations.domain.commands import (
     CancelOrder,
     ChangeProductPrice,
@@ -21,8 +22,6 @@ from implementations.domain.commands import (
     RestockProduct,
     ShipOrder,
 )
-
-LINES = 3  # conftest's Catalog places orders of three lines, quantity 1 each
 
 
 def pedantic(
@@ -44,58 +43,58 @@ def _orders_with_prefix(target, prefix: str) -> dict[str, int]:
             "SELECT o.status, count(*), count(*) FILTER (WHERE (SELECT count(*) FROM order_lines l"
             " WHERE l.order_id = o.id) = %s) FROM orders o WHERE idempotency_key LIKE %s"
             " GROUP BY o.status",
-            (LINES, prefix + "%"),
+            (LINES_PER_ORDER, prefix + "%"),
         ).fetchall()
     counts = {status: n for status, n, _ in rows}
     counts["with_all_lines"] = sum(full for _, _, full in rows)
     return counts
 
 
-def test_checkout(benchmark, target, catalog, rounds):
+def test_checkout(benchmark, target, inputs, rounds):
     placed = pedantic(
-        benchmark, target, "place_order", catalog.checkout, rounds(300), rounds(20, 0)
+        benchmark, target, "place_order", inputs.orders.next, rounds(300), rounds(20, 0)
     )
-    assert not placed.replayed and placed.item_count == LINES
+    assert not placed.replayed and placed.item_count == LINES_PER_ORDER
     assert (placed.token is not None) == (
         target.impl.projection is not None
     )  # CQRS: appended events
-    assert _orders_with_prefix(target, catalog.prefix) == {
-        "placed": catalog.placed,
-        "with_all_lines": catalog.placed,
+    assert _orders_with_prefix(target, inputs.orders.prefix) == {
+        "placed": inputs.orders.issued,
+        "with_all_lines": inputs.orders.issued,
     }
 
 
-def _placed_order(catalog, target) -> int:
-    return target.impl.commands.place_order(catalog.checkout()).order_id
+def _placed_order(inputs, target) -> int:
+    return target.impl.commands.place_order(inputs.orders.next()).order_id
 
 
-def test_cancel_order(benchmark, target, catalog, rounds):
+def test_cancel_order(benchmark, target, inputs, rounds):
     def command() -> CancelOrder:
-        return CancelOrder(_placed_order(catalog, target))
+        return CancelOrder(_placed_order(inputs, target))
 
     changed = pedantic(benchmark, target, "cancel_order", command, rounds(100), rounds(5, 0))
     assert changed.status == "cancelled"
-    assert _orders_with_prefix(target, catalog.prefix) == {
-        "cancelled": catalog.placed,
-        "with_all_lines": catalog.placed,
+    assert _orders_with_prefix(target, inputs.orders.prefix) == {
+        "cancelled": inputs.orders.issued,
+        "with_all_lines": inputs.orders.issued,
     }
 
 
-def test_ship_order(benchmark, target, catalog, rounds):
+def test_ship_order(benchmark, target, inputs, rounds):
     def command() -> ShipOrder:
-        return ShipOrder(_placed_order(catalog, target))
+        return ShipOrder(_placed_order(inputs, target))
 
     changed = pedantic(benchmark, target, "ship_order", command, rounds(100), rounds(5, 0))
     assert changed.status == "shipped"
-    assert _orders_with_prefix(target, catalog.prefix) == {
-        "shipped": catalog.placed,
-        "with_all_lines": catalog.placed,
+    assert _orders_with_prefix(target, inputs.orders.prefix) == {
+        "shipped": inputs.orders.issued,
+        "with_all_lines": inputs.orders.issued,
     }
 
 
-def test_change_product_price(benchmark, target, catalog, rounds):
+def test_change_product_price(benchmark, target, inputs, rounds):
     prices = iter(range(1_000, 10**6))
-    product = catalog.products[0]
+    product = inputs.products[0]
     last: list[int] = []
 
     def command() -> ChangeProductPrice:
@@ -113,8 +112,8 @@ def test_change_product_price(benchmark, target, catalog, rounds):
     assert history == len(last)
 
 
-def test_restock_product(benchmark, target, catalog, rounds):
-    product = catalog.products[-1]
+def test_restock_product(benchmark, target, inputs, rounds):
+    product = inputs.products[-1]
     with psycopg.connect(target.dbs.write_dsn) as conn:
         before = conn.execute("SELECT stock FROM products WHERE id = %s", (product,)).fetchone()[0]
     calls: list[int] = []
@@ -127,10 +126,10 @@ def test_restock_product(benchmark, target, catalog, rounds):
     assert state.stock == before + len(calls)
 
 
-def test_discontinue_product(benchmark, target, catalog, rounds):
-    if not catalog.spare:
+def test_discontinue_product(benchmark, target, inputs, rounds):
+    if not inputs.spare:
         pytest.skip("no active product left that checkouts do not use")
-    spare = iter(catalog.spare)
+    spare = iter(inputs.spare)
     taken: list[int] = []
 
     def command() -> DiscontinueProduct:
@@ -138,7 +137,7 @@ def test_discontinue_product(benchmark, target, catalog, rounds):
         return DiscontinueProduct(taken[-1])
 
     state = pedantic(
-        benchmark, target, "discontinue_product", command, rounds(min(100, len(catalog.spare))), 0
+        benchmark, target, "discontinue_product", command, rounds(min(100, len(inputs.spare))), 0
     )
     assert (state.product_id, state.status) == (taken[-1], "discontinued")
     with psycopg.connect(target.dbs.write_dsn) as conn:

@@ -9,15 +9,13 @@ outbox head and the read models must agree with the write model.
 
 from __future__ import annotations
 
-import inspect
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from harness.bench.projector import check_projection
+from harness.bench.agreement import check_projection
+from harness.deploy.projector import BATCH_SIZE
 from implementations.projector.engine import Projector
 from implementations.projector.status import projection_status
-
-BATCH_SIZE: int = inspect.signature(Projector).parameters["batch_size"].default
 
 
 def _readable_behind(write_dsn: str, read_dsn: str, timeout: float = 10.0) -> int:
@@ -30,7 +28,7 @@ def _readable_behind(write_dsn: str, read_dsn: str, timeout: float = 10.0) -> in
     return status.events_behind
 
 
-def test_projector_batch_apply(benchmark, cqrs_target, cqrs_catalog, rounds, per_second):
+def test_projector_batch_apply(benchmark, cqrs_target, cqrs_orders, rounds, per_second):
     target, impl = cqrs_target, cqrs_target.impl
     write_dsn, read_dsn = impl.projection.dsns
     checkouts = rounds(BATCH_SIZE, 200)  # one event each: a full batch (a fifth of one when fast)
@@ -38,7 +36,7 @@ def test_projector_batch_apply(benchmark, cqrs_target, cqrs_catalog, rounds, per
 
     def setup():
         target.catch_up()
-        commands = [cqrs_catalog.checkout() for _ in range(checkouts)]
+        commands = [cqrs_orders.next() for _ in range(checkouts)]
         with ThreadPoolExecutor(4) as pool:
             list(pool.map(impl.commands.place_order, commands))
         pending.append(_readable_behind(write_dsn, read_dsn))

@@ -37,6 +37,7 @@ from implementations.domain.results import (
     ProductState,
     RevenuePoint,
 )
+from implementations.projector.engine import Projector
 from implementations.projector.status import ProjectionStatus
 
 
@@ -86,6 +87,14 @@ class Projection(Protocol):
 
     source_dsn: str  # the database holding the outbox
     target_dsn: str  # the database holding the read models and the checkpoint
+
+    @property
+    def dsns(self) -> tuple[str, str]:
+        """(source_dsn, target_dsn)."""
+
+    def projector(self, **options) -> Projector:
+        """The projection engine on these databases, for a caller that applies in-process
+        (`batch_size`, `poll_interval`, `on_applied`)."""
 
     def status(self) -> ProjectionStatus:
         """Head, checkpoint, events behind, whether a projector is active."""

@@ -7,6 +7,7 @@ import psycopg
 import pytest
 
 from harness.bench import checkout as bench_checkout
+from harness.bench.errors import BenchError
 from harness.postgres.servers import Servers
 from implementations.write_model import checkout
 
@@ -18,7 +19,7 @@ def _quiet(_message: str) -> None:
 
 
 def test_script_is_generated_from_the_checkout_statements(dataset_clone: str) -> None:
-    script = bench_checkout.pgbench_script(bench_checkout.load_catalog(dataset_clone))
+    script = bench_checkout.pgbench_script(bench_checkout.activate_catalog(dataset_clone))
     for statement in (checkout.INSERT_ORDER, checkout.TAKE_STOCK, checkout.INSERT_LINES):
         first_line = statement.strip().splitlines()[0].strip()
         assert first_line in script
@@ -59,10 +60,10 @@ def test_both_sides_place_exactly_the_orders_they_count(dataset_clone: str) -> N
 
 
 def test_a_count_the_database_does_not_confirm_is_refused(dataset_clone: str) -> None:
-    before = bench_checkout.prepare(dataset_clone)
-    with pytest.raises(bench_checkout.BenchError, match="gained 0 orders"):
-        bench_checkout.verify(dataset_clone, before, 1, "python", "py-")
-    assert bench_checkout.verify(dataset_clone, before, 0, "python", "py-") == 0
+    before = bench_checkout.snapshot_counts(dataset_clone)
+    with pytest.raises(BenchError, match="gained 0 orders"):
+        bench_checkout.check_orders(dataset_clone, before, 1, "python", "py-")
+    assert bench_checkout.check_orders(dataset_clone, before, 0, "python", "py-") == 0
 
 
 def test_run_drops_its_clone(servers: Servers) -> None:

@@ -9,7 +9,15 @@ import uuid
 import psycopg
 import pytest
 
-from harness.bench import projector as bench_projector
+from harness.bench import lag as bench_lag
+from harness.bench import rebuild as bench_rebuild
+from harness.bench.agreement import check_projection
+from harness.bench.driver import Load
+from harness.bench.errors import BenchError
+from harness.bench.foreign import describe_foreign, watch_foreign_transactions
+from harness.collectors.lag import event_lag
+from harness.deploy.components import ComponentFailed
+from harness.deploy.projector import BATCH_SIZE, ProjectorProcess
 from harness.postgres import templates
 from harness.postgres.servers import Servers
 from implementations import registry
@@ -29,7 +37,7 @@ def _outbox_events(dsn: str) -> int:
 
 
 def test_rebuild_replays_the_whole_outbox_at_each_batch_size(dataset_clone: str) -> None:
-    result = bench_projector.measure_rebuild(dataset_clone, [1000, 37], progress=_quiet)
+    result = bench_rebuild.measure_rebuild(dataset_clone, [1000, 37], progress=_quiet)
     outbox = _outbox_events(dataset_clone)
     assert result.outbox_events == outbox > 0
     assert [(r.batch_size, r.events) for r in result.runs] == [(1000, outbox), (37, outbox)]
@@ -39,15 +47,15 @@ def test_rebuild_replays_the_whole_outbox_at_each_batch_size(dataset_clone: str)
         orders = conn.execute("SELECT count(*) FROM orders").fetchone()[0]
     assert counts["orders"] == (orders, orders)
     assert all(a.write == a.read for a in result.agreement)
-    assert "events/s" in bench_projector.rebuild_report(result)
+    assert "events/s" in bench_rebuild.rebuild_report(result)
 
 
 def test_a_read_model_that_disagrees_is_refused(dataset_clone: str) -> None:
-    bench_projector.measure_rebuild(dataset_clone, [1000], progress=_quiet)
+    bench_rebuild.measure_rebuild(dataset_clone, [1000], progress=_quiet)
     with psycopg.connect(dataset_clone) as conn:
         conn.execute("UPDATE rm_customers SET order_count = order_count + 1 WHERE customer_id = 1")
-    with pytest.raises(bench_projector.BenchError, match="non-cancelled orders"):
-        bench_projector.check_projection(dataset_clone, dataset_clone)
+    with pytest.raises(BenchError, match="non-cancelled orders"):
+        check_projection(dataset_clone, dataset_clone)
 
 
 def test_a_checkpoint_short_of_the_head_is_refused(dataset_clone: str) -> None:
@@ -55,12 +63,12 @@ def test_a_checkpoint_short_of_the_head_is_refused(dataset_clone: str) -> None:
     impl.install()
     with Projector(dataset_clone, dataset_clone, batch_size=10) as projector:
         projector.step()
-    with pytest.raises(bench_projector.BenchError, match="is not the outbox head"):
-        bench_projector.check_projection(dataset_clone, dataset_clone)
+    with pytest.raises(BenchError, match="is not the outbox head"):
+        check_projection(dataset_clone, dataset_clone)
 
 
 def test_lag_measures_every_event_the_checkout_committed(dataset_clone: str) -> None:
-    result = bench_projector.measure_lag(dataset_clone, clients=2, duration=2, progress=_quiet)
+    result = bench_lag.measure_lag(dataset_clone, clients=2, duration=2, progress=_quiet)
     load = result.load
     assert load.committed > 0 and load.warmup == 2 and load.errors == {}
     assert result.events == load.committed  # one OrderPlaced per order, each measured once
@@ -70,7 +78,7 @@ def test_lag_measures_every_event_the_checkout_committed(dataset_clone: str) -> 
     assert result.projector_cpu_seconds > 0
     counts = {a.what: (a.write, a.read) for a in result.agreement}
     assert counts["orders"][0] == counts["orders"][1]
-    assert "time lag" in bench_projector.lag_report(result)
+    assert "time lag" in bench_lag.lag_report(result)
 
     with psycopg.connect(dataset_clone) as conn:
         placed = conn.execute(
@@ -85,35 +93,46 @@ def test_lag_measures_every_event_the_checkout_committed(dataset_clone: str) -> 
 
 
 def test_lag_counts_only_events_committed_during_the_load() -> None:
-    load = bench_projector.Load(committed=3, warmup=1, seconds=4.0, started_at=100.0, errors={})
-    report = bench_projector.ProjectorReport(
-        batches=[(100.5, [99.9]), (101.01, [101.0, 100.99]), (104.2, [103.95])], cpu_seconds=0.1
-    )
-    overall, quarters = bench_projector.lag_histograms(report, load)
+    load = Load(committed=3, warmup=1, seconds=4.0, started_at=100.0, errors={})
+    batches = [  # as `project run --record-lag` writes them
+        {"applied_at": 100.5, "source_commits": [99.9]},
+        {"applied_at": 101.01, "source_commits": [101.0, 100.99]},
+        {"applied_at": 104.2, "source_commits": [103.95]},
+    ]
+    overall, quarters = bench_lag.lag_histograms(event_lag(batches), load)
     assert overall.get_total_count() == 3
     assert overall.get_max_value() == pytest.approx(250_000, rel=1e-3)  # microseconds
     assert [q.get_total_count() for q in quarters] == [1, 1, 0, 1]  # by commit time: 1 s each
 
 
-def test_a_projector_process_that_cannot_start_is_reported(dataset_clone: str) -> None:
+def test_a_projector_process_that_cannot_start_is_reported(dataset_clone: str, tmp_path) -> None:
     missing = templates.database_dsn(dataset_clone, f"missing_{uuid.uuid4().hex[:8]}")
-    with bench_projector.ProjectorProcess(
-        missing, dataset_clone, batch_size=10, poll_interval=0.1
-    ) as child:
-        with pytest.raises(bench_projector.BenchError, match="projector process exited.*missing_"):
+    child = ProjectorProcess(
+        "cqrs-logical",
+        missing,
+        dataset_clone,
+        tmp_path / "projector.log",
+        batch_size=10,
+        poll_interval=0.1,
+    )
+    try:
+        child.start()
+        with pytest.raises(ComponentFailed, match="projector cannot start.*missing_"):
             child.wait_active(timeout=30)
+    finally:
+        child.stop()
     assert child.proc.returncode not in (None, 0)
 
 
 def test_runs_drop_their_clones(servers: Servers) -> None:
-    rebuilt = bench_projector.run_rebuild(
+    rebuilt = bench_rebuild.run_rebuild(
         write_dsn=servers.write_dsn, sf=SF, seed=SEED, progress=_quiet
     )
-    lagged = bench_projector.run_lag(
+    lagged = bench_lag.run_lag(
         write_dsn=servers.write_dsn, sf=SF, seed=SEED, clients=1, duration=1, progress=_quiet
     )
     assert (rebuilt.sf, lagged.sf, lagged.seed) == (SF, SF, SEED)
-    assert rebuilt.runs[0].batch_size == bench_projector.DEFAULT_BATCH_SIZE
+    assert rebuilt.runs[0].batch_size == BATCH_SIZE
     with psycopg.connect(servers.write_dsn) as conn:
         left = conn.execute(
             "SELECT datname FROM pg_database WHERE datname LIKE 'bench\\_projector\\_%'"
@@ -122,7 +141,7 @@ def test_runs_drop_their_clones(servers: Servers) -> None:
 
 
 def test_a_transaction_of_another_session_is_noticed(servers: Servers, dataset_clone: str) -> None:
-    with bench_projector.watch_foreign_transactions(dataset_clone) as seen:
+    with watch_foreign_transactions(dataset_clone) as seen:
         with psycopg.connect(servers.write_dsn, application_name="elsewhere") as other:
             other.execute("SELECT pg_current_xact_id()")  # holds an xid: the server's xmin
             time.sleep(0.6)
@@ -130,11 +149,11 @@ def test_a_transaction_of_another_session_is_noticed(servers: Servers, dataset_c
     assert (
         seen.who == f"elsewhere in {psycopg.conninfo.conninfo_to_dict(servers.write_dsn)['dbname']}"
     )
-    assert "WARNING" in bench_projector.describe_foreign(seen)
+    assert "WARNING" in describe_foreign(seen)
 
 
 def test_lag_compare_runs_each_implementation_at_the_paced_rate(servers):
-    results = bench_projector.run_lag_compare(
+    results = bench_lag.run_lag_compare(
         impls=["cqrs-logical", "cqrs-physical"],
         rate=20,
         write_dsn=servers.write_dsn,
@@ -151,5 +170,5 @@ def test_lag_compare_runs_each_implementation_at_the_paced_rate(servers):
             0 < result.load.committed <= 20 * 2 + 2
         )  # paced: at most rate x duration (+ one per client)
         assert result.events > 0 and result.kept_up
-    report = bench_projector.lag_compare_report(results, 20)
+    report = bench_lag.lag_compare_report(results, 20)
     assert "cqrs-physical" in report and "p99 ms" in report

@@ -17,11 +17,12 @@ import psycopg
 import pytest
 
 from harness.deploy.provision import drop, provision
+from harness.deploy.service import healthy
 from harness.postgres.server import free_port
 from harness.postgres.servers import READ_DSN_ENV, WRITE_DSN_ENV, Servers
 from harness.results.validate import validate_run
 from harness.runner.reconcile import READ_MODELS
-from harness.runner.run import RunPlan, healthy, run
+from harness.runner.run import RunPlan, run
 from implementations import registry
 from workloads.spec import load_mix
 

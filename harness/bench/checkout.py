@@ -1,47 +1,46 @@
-"""Checkout throughput: an implementation called in-process next to pgbench running the same SQL.
+"""`bench checkout`: checkout throughput of an implementation called in-process (the checkout
+driver) next to pgbench running the same SQL.
 
 pgbench is the ceiling: the three checkout statements with no client-side work at all. The
 pgbench script is generated from the statement texts in `implementations.write_model.checkout`,
-so the two sides cannot drift apart. Both sides place orders of LINES lines, quantity 1 each,
-products drawn uniformly from LINES disjoint id bands (so lines are distinct), customers uniform.
-Rounds alternate (python, pgbench, python, ...) on one database; before each measurement every
-product is made active with a huge stock, and afterwards the orders the database gained must equal
-what the side counted, each with LINES lines and a correct total, or the run fails.
+so the two sides cannot drift apart. Both sides place the driver's orders: LINES_PER_ORDER lines
+of QUANTITY_PER_LINE each, one product from each of LINES_PER_ORDER disjoint id bands (so lines
+are distinct), customers uniform; every product is made active first, so the bands are ranges of
+ids pgbench can draw from. Rounds alternate (python, pgbench, python, ...) on one database; before
+each measurement the database is made ready for load (`deploy.provision.ready_for_load`), and
+afterwards the orders the database gained must equal what the side counted, each with
+LINES_PER_ORDER lines and a correct total, or the run fails.
 """
 
 from __future__ import annotations
 
 import os
-import random
 import re
 import shutil
 import statistics
 import subprocess
 import tempfile
 import textwrap
-import threading
-import time
 import uuid
-from collections import Counter
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psycopg
-from psycopg import sql
-
-from harness.deploy.provision import HUGE_STOCK
-from harness.postgres import templates
+from harness.bench.clone import connect, fresh_clone
+from harness.bench.driver import (
+    LINES_PER_ORDER,
+    QUANTITY_PER_LINE,
+    OrderCatalog,
+    drive_checkout,
+    order_ids,
+)
+from harness.bench.errors import BenchError
+from harness.deploy.provision import ready_for_load
 from harness.postgres.binaries import find_bindir
-from harness.postgres.servers import use_servers
 from implementations import registry
-from implementations.domain.commands import OrderLine, PlaceOrder
-from implementations.interface import Config, Implementation
+from implementations.interface import Config
 from implementations.write_model import checkout
 
-LINES = 3
-QUANTITY = 1
 PGBENCH_KEY_PREFIX = "pgb-"
 PYTHON_KEY_PREFIX = "py-"
 
@@ -50,24 +49,6 @@ _BIND = re.compile(r"%\((\w+)\)s")
 _TPS = re.compile(r"^tps = ([\d.]+) \(without initial connection time\)", re.M)
 _PROCESSED = re.compile(r"^number of transactions actually processed: (\d+)", re.M)
 _FAILED = re.compile(r"^number of failed transactions: (\d+)", re.M)
-
-
-class BenchError(RuntimeError):
-    pass
-
-
-@dataclass(frozen=True)
-class IdRange:
-    low: int
-    high: int
-
-
-@dataclass(frozen=True)
-class Catalog:
-    """The id ranges orders are drawn from: customers, and one product band per line."""
-
-    customers: IdRange
-    product_bands: tuple[IdRange, ...]
 
 
 @dataclass(frozen=True)
@@ -108,8 +89,17 @@ def _pgbench_sql(statement: str, replacements: dict[str, str]) -> str:
     return textwrap.dedent(_BIND.sub(lambda m: replacements[m.group(1)], statement)).strip()
 
 
-def pgbench_script(catalog: Catalog) -> str:
-    """A pgbench script placing one order per transaction with the statements of checkout.py."""
+def _id_range(ids: Sequence[int], what: str) -> tuple[int, int]:
+    """(first, last) of ascending ids that leave no gap: pgbench draws from such a range."""
+    if not ids or ids[-1] - ids[0] + 1 != len(ids):
+        first, last = (ids[0], ids[-1]) if ids else (None, None)
+        raise BenchError(f"{what} ids are not contiguous ({len(ids)} from {first} to {last})")
+    return ids[0], ids[-1]
+
+
+def pgbench_script(catalog: OrderCatalog) -> str:
+    """A pgbench script placing one order per transaction with the statements of checkout.py,
+    drawn as the driver draws them from `catalog` (whose ids must be contiguous ranges)."""
     if not re.search(r"RETURNING\s+id\b", checkout.INSERT_ORDER):
         raise BenchError("INSERT_ORDER no longer returns `id` first: fix the \\gset below")
     n = len(catalog.product_bands)
@@ -119,14 +109,16 @@ def pgbench_script(catalog: Catalog) -> str:
     # re-planned every time, which is why its command connections force generic plans.
     arrays = {
         "product_ids": "ARRAY[" + ", ".join(f":p{i}" for i in range(1, n + 1)) + "]",
-        "quantities": "ARRAY[" + ", ".join([str(QUANTITY)] * n) + "]",
+        "quantities": "ARRAY[" + ", ".join([str(QUANTITY_PER_LINE)] * n) + "]",
         "idempotency_key": f"'{PGBENCH_KEY_PREFIX}' || :client_id || '-' || :key",
     }
     replacements = {**same, **arrays}
-    c = catalog.customers
-    sets = [f"\\set customer_id random({c.low}, {c.high})"]
-    sets += [
-        f"\\set p{i} random({b.low}, {b.high})" for i, b in enumerate(catalog.product_bands, 1)
+    ranges = [_id_range(catalog.customers, "customer")]
+    ranges += [_id_range(band, "product") for band in catalog.product_bands]
+    names = ["customer_id", *(f"p{i}" for i in range(1, n + 1))]
+    sets = [
+        f"\\set {name} random({low}, {high})"
+        for name, (low, high) in zip(names, ranges, strict=True)
     ]
     sets.append("\\set key random(1, 9223372036854775806)")
     return "\n".join(
@@ -144,52 +136,35 @@ def pgbench_script(catalog: Catalog) -> str:
     )
 
 
-# --- the database: the catalog, preparing a measurement, checking what it left ------------------
+# --- the database: the catalog, what it holds before a measurement, what it gained -------------
+
+
+def activate_catalog(dsn: str) -> OrderCatalog:
+    """Every product made active (pgbench draws product ids from ranges: a discontinued one would
+    fail its order), then the catalog orders are drawn from."""
+    with connect(dsn) as conn:
+        conn.execute("UPDATE products SET status = 'active' WHERE status <> 'active'")
+    return OrderCatalog.of(*order_ids(dsn))
 
 
 @dataclass(frozen=True)
-class Snapshot:
+class Counts:
     orders: int
     last_order_id: int
     stock: int
 
 
-def _id_range(conn: psycopg.Connection, table: str) -> IdRange:
-    query = sql.SQL("SELECT min(id), max(id), count(*) FROM {}").format(sql.Identifier(table))
-    low, high, count = conn.execute(query).fetchone()
-    if not count or high - low + 1 != count:
-        raise BenchError(f"{table} ids are not contiguous ({count} rows from {low} to {high})")
-    return IdRange(low, high)
+COUNTS = """
+    SELECT (SELECT count(*) FROM orders), (SELECT coalesce(max(id), 0) FROM orders),
+           (SELECT sum(stock) FROM products)
+"""
 
 
-def load_catalog(dsn: str) -> Catalog:
-    """Customers, and the products split into LINES disjoint bands of contiguous ids."""
-    with psycopg.connect(dsn) as conn:
-        customers = _id_range(conn, "customers")
-        products = _id_range(conn, "products")
-    size = products.high - products.low + 1
-    if size < LINES:
-        raise BenchError(f"{size} products cannot fill {LINES} distinct lines")
-    cuts = [products.low + size * i // LINES for i in range(LINES + 1)]
-    return Catalog(customers, tuple(IdRange(cuts[i], cuts[i + 1] - 1) for i in range(LINES)))
-
-
-def _snapshot(conn: psycopg.Connection) -> Snapshot:
-    orders, last = conn.execute("SELECT count(*), coalesce(max(id), 0) FROM orders").fetchone()
-    (stock,) = conn.execute("SELECT sum(stock) FROM products").fetchone()
-    return Snapshot(orders, last, int(stock))
-
-
-def prepare(dsn: str) -> Snapshot:
-    """Every product active with a huge stock, statistics fresh, a checkpoint taken: no order is
-    refused and no measurement inherits the previous one's dirty pages."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(
-            "UPDATE products SET status = 'active', stock = %s", (HUGE_STOCK,), prepare=False
-        )
-        conn.execute("VACUUM ANALYZE products, orders, order_lines")
-        conn.execute("CHECKPOINT")
-        return _snapshot(conn)
+def snapshot_counts(dsn: str) -> Counts:
+    """Orders, the last order id and the total stock: what a measurement is checked against."""
+    with connect(dsn) as conn:
+        orders, last, stock = conn.execute(COUNTS).fetchone()
+    return Counts(orders, last, int(stock))
 
 
 ORDER_CHECK = """
@@ -207,16 +182,16 @@ ORDER_CHECK = """
 """
 
 
-def verify(dsn: str, before: Snapshot, expected: int, side: str, prefix: str) -> int:
+def check_orders(dsn: str, before: Counts, expected: int, side: str, prefix: str) -> int:
     """The orders the database gained: as many as the side counted, each whole and correct."""
-    with psycopg.connect(dsn) as conn:
-        after = _snapshot(conn)
-        params = {
-            "lines": LINES,
-            "units": LINES * QUANTITY,
-            "prefix": prefix,
-            "since": before.last_order_id,
-        }
+    after = snapshot_counts(dsn)
+    params = {
+        "lines": LINES_PER_ORDER,
+        "units": LINES_PER_ORDER * QUANTITY_PER_LINE,
+        "prefix": prefix,
+        "since": before.last_order_id,
+    }
+    with connect(dsn) as conn:
         new, malformed, foreign = conn.execute(ORDER_CHECK, params).fetchone()
     gained = after.orders - before.orders
     problems = []
@@ -225,89 +200,17 @@ def verify(dsn: str, before: Snapshot, expected: int, side: str, prefix: str) ->
     if new != gained:
         problems.append(f"{new} orders have new ids but the count grew by {gained}")
     if malformed:
-        problems.append(f"{malformed} orders lack {LINES} lines or a correct total")
+        problems.append(f"{malformed} orders lack {LINES_PER_ORDER} lines or a correct total")
     if foreign:
         problems.append(f"{foreign} new orders were not placed by {side}")
-    if before.stock - after.stock != gained * LINES * QUANTITY:
+    if before.stock - after.stock != gained * LINES_PER_ORDER * QUANTITY_PER_LINE:
         problems.append(f"stock fell by {before.stock - after.stock} for {gained} orders")
     if problems:
         raise BenchError(f"{side} measurement is not trustworthy: " + "; ".join(problems))
     return gained
 
 
-# --- the two sides ------------------------------------------------------------------------------
-
-
-def _order(rng: random.Random, catalog: Catalog, key: str) -> PlaceOrder:
-    c = catalog.customers
-    lines = tuple(
-        OrderLine(rng.randint(band.low, band.high), QUANTITY) for band in catalog.product_bands
-    )
-    return PlaceOrder(rng.randint(c.low, c.high), lines, key)
-
-
-def measure_python(
-    impl: Implementation, catalog: Catalog, clients: int, duration: int, tag: str
-) -> tuple[int, int, float, Counter]:
-    """(committed, warm-up orders, seconds, errors by type) of `clients` threads placing orders.
-
-    Each thread places one untimed order first, so pool connections are open before the clock
-    starts (pgbench likewise reports tps without its initial connection time).
-    """
-    committed, warm, errors, lock = [0] * clients, [0] * clients, Counter(), threading.Lock()
-    clock: dict[str, float] = {}
-
-    def start_clock() -> None:
-        clock["start"] = time.monotonic()
-        clock["deadline"] = clock["start"] + duration
-
-    barrier = threading.Barrier(clients + 1, action=start_clock)
-    stop = threading.Event()
-
-    def client(i: int) -> None:
-        rng = random.Random(f"{tag}-{i}")
-        n = 0
-
-        def place() -> int:
-            nonlocal n
-            n += 1
-            try:
-                placed = impl.commands.place_order(
-                    _order(rng, catalog, f"{PYTHON_KEY_PREFIX}{tag}-{i}-{n}")
-                )
-            except Exception as exc:  # counted by type and reported: there should be none
-                failure = type(exc).__name__
-            else:
-                if not placed.replayed:
-                    return 1
-                failure = "Replayed"
-            with lock:
-                errors[failure] += 1
-            return 0
-
-        warm[i] = place()
-        try:
-            barrier.wait()
-        except threading.BrokenBarrierError:
-            return
-        while not stop.is_set() and time.monotonic() < clock["deadline"]:
-            committed[i] += place()
-
-    # Futures, not Thread.join: on Python 3.11 a join interrupted by Ctrl-C marks a running
-    # thread as finished, and its connection would outlive the pool.
-    with ThreadPoolExecutor(clients, thread_name_prefix="checkout-client") as pool:
-        futures = [pool.submit(client, i) for i in range(clients)]
-        try:
-            barrier.wait()
-            wait(futures)
-        finally:
-            stop.set()
-            barrier.abort()
-            wait(futures)
-    for future in futures:
-        future.result()
-    seconds = time.monotonic() - clock["start"]
-    return sum(committed), sum(warm), seconds, errors
+# --- pgbench ------------------------------------------------------------------------------------
 
 
 def pgbench_binary() -> Path:
@@ -360,25 +263,34 @@ def measure_pgbench(dsn: str, script: Path, clients: int, duration: int) -> tupl
 
 
 def _python_round(
-    dsn: str, impl: str, catalog: Catalog, clients: int, duration: int, r: int, tag: str
+    dsn: str, impl: str, catalog: OrderCatalog, clients: int, duration: int, r: int, tag: str
 ) -> Measurement:
-    before = prepare(dsn)
+    ready_for_load(dsn)
+    before = snapshot_counts(dsn)
     system = registry.create(impl, Config(dsn, dsn, pool_size=clients))
     system.start()
     try:
-        committed, warm, seconds, errors = measure_python(
-            system, catalog, clients, duration, f"{tag}-r{r}"
+        load = drive_checkout(
+            system,
+            catalog,
+            clients=clients,
+            duration=duration,
+            key_prefix=f"{PYTHON_KEY_PREFIX}{tag}-r{r}-",
         )
     finally:
         system.stop()
-    db = verify(dsn, before, committed + warm, "python", PYTHON_KEY_PREFIX)
-    return Measurement("python", r, committed, seconds, committed / seconds, db, warm, dict(errors))
+    expected = load.committed + load.warmup
+    db = check_orders(dsn, before, expected, "python", PYTHON_KEY_PREFIX)
+    return Measurement(
+        "python", r, load.committed, load.seconds, load.tps, db, load.warmup, load.errors
+    )
 
 
 def _pgbench_round(dsn: str, script: Path, clients: int, duration: int, r: int) -> Measurement:
-    before = prepare(dsn)
+    ready_for_load(dsn)
+    before = snapshot_counts(dsn)
     processed, tps, failed = measure_pgbench(dsn, script, clients, duration)
-    db = verify(dsn, before, processed, "pgbench", PGBENCH_KEY_PREFIX)
+    db = check_orders(dsn, before, processed, "pgbench", PGBENCH_KEY_PREFIX)
     errors = {"failed": failed} if failed else {}
     return Measurement("pgbench", r, processed, processed / tps, tps, db, errors=errors)
 
@@ -395,7 +307,7 @@ def measure(
     """Alternate python and pgbench measurements on the database at `dsn` (a dataset clone) of
     `impl` (default: the baseline architecture)."""
     impl = impl or registry.baseline()
-    catalog = load_catalog(dsn)
+    catalog = activate_catalog(dsn)
     registry.create(impl, Config(dsn, dsn)).install()  # first: both sides see its indexes
     tag = uuid.uuid4().hex[:8]
     measurements: list[Measurement] = []
@@ -451,13 +363,7 @@ def run(
     progress: Callable[[str], None] = print,
 ) -> BenchResult:
     """Measure on a fresh clone of the (sf, seed) dataset, dropped afterwards, also on Ctrl-C."""
-    with use_servers(write_dsn, None, announce=progress) as servers:
-        template = templates.ensure_template(servers.write_dsn, sf, seed, progress=progress)
-        name = f"bench_checkout_{uuid.uuid4().hex[:12]}"
-        try:
-            dsn = templates.clone(servers.write_dsn, template.name, name)
-            return measure(
-                dsn, impl=impl, clients=clients, duration=duration, rounds=rounds, progress=progress
-            )
-        finally:
-            templates.drop_database(servers.write_dsn, name)
+    with fresh_clone(write_dsn, sf, seed, "bench_checkout", progress) as dsn:
+        return measure(
+            dsn, impl=impl, clients=clients, duration=duration, rounds=rounds, progress=progress
+        )

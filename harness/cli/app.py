@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
@@ -9,8 +10,7 @@ import psycopg
 import typer
 import uvicorn
 
-from harness.bench import checkout as checkout_bench
-from harness.bench import projector as projector_bench
+from harness.bench.errors import BenchError
 from harness.cli import bench_projector as bench_projector_cli
 from harness.cli.analysis import compare as compare_command
 from harness.cli.analysis import report as report_command
@@ -21,6 +21,7 @@ from harness.cli.load import load
 from harness.cli.options import (
     BASELINE,
     Cpus,
+    ExitWithParent,
     ImplName,
     ReadDsn,
     ScaleFactor,
@@ -32,7 +33,7 @@ from harness.cli.project import app as project_app
 from harness.cli.project import rebuild as project_rebuild
 from harness.cli.results import app as results_app
 from harness.cli.run import run as run_command
-from harness.deploy.components import ComponentFailed
+from harness.deploy.components import ComponentFailed, watch_parent
 from harness.deploy.provision import attached, prepared, run_databases
 from harness.deploy.provision import provision as provision_run
 from harness.deploy.provision import ready_for_load as prepare_for_load
@@ -80,8 +81,7 @@ USER_ERRORS = (
     psycopg.OperationalError,  # the harness's own connections (admin, collectors)
     Unavailable,  # an implementation's call on a server that is down
     DomainError,
-    checkout_bench.BenchError,
-    projector_bench.BenchError,
+    BenchError,
     ComponentFailed,
 )
 
@@ -101,6 +101,7 @@ def serve(
     sf: ScaleFactor = 0.1,
     seed: Seed = 42,
     keep: bool = typer.Option(False, help="Keep the fresh clone when the service stops."),
+    exit_with_parent: ExitWithParent = False,
     cpus: Cpus = None,
     write_dsn: WriteDsn = None,
     read_dsn: ReadDsn = None,
@@ -111,6 +112,8 @@ def serve(
         raise ValueError(f"--side must be one of {', '.join(SIDES)}")
     registry.check(impl)
     pin_this_process(cpus)
+    if exit_with_parent:  # as on Ctrl-C: the service stops, then whatever it started
+        watch_parent(lambda: os.kill(os.getpid(), signal.SIGTERM))
     if database:
         require_lasting_servers(
             write_dsn, read_dsn, f"--database {database} needs the servers that hold it"

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from harness.bench import projector as bench_projector
+from harness.bench.lag import lag_compare_report, lag_report, run_lag, run_lag_compare
+from harness.bench.rebuild import rebuild_report, run_rebuild
 from harness.cli.options import ReadDsn, ScaleFactor, Seed, WriteDsn
+from harness.deploy.projector import BATCH_SIZE
 from implementations import registry
 
 BATCH_HELP = "Events the projector reads and applies per transaction."
@@ -15,7 +17,7 @@ def rebuild(
     sf: ScaleFactor = 1.0,
     seed: Seed = 42,
     batch_size: list[int] = typer.Option(
-        [bench_projector.DEFAULT_BATCH_SIZE],
+        [BATCH_SIZE],
         "--batch-size",
         min=1,
         help=BATCH_HELP + " Repeat for a sweep: --batch-size 1000 --batch-size 5000.",
@@ -30,11 +32,11 @@ def rebuild(
 
     Prints events, seconds and events per second for each batch size.
     """
-    result = bench_projector.run_rebuild(
+    result = run_rebuild(
         write_dsn=write_dsn, sf=sf, seed=seed, batch_sizes=batch_size, progress=typer.echo
     )
     typer.echo("")
-    typer.echo(bench_projector.rebuild_report(result))
+    typer.echo(rebuild_report(result))
 
 
 def lag(
@@ -42,7 +44,7 @@ def lag(
     seed: Seed = 42,
     clients: int = typer.Option(8, min=1, max=150, help="Checkout threads placing orders."),
     duration: int = typer.Option(20, min=1, help="Seconds of checkout."),
-    batch_size: int = typer.Option(bench_projector.DEFAULT_BATCH_SIZE, min=1, help=BATCH_HELP),
+    batch_size: int = typer.Option(BATCH_SIZE, min=1, help=BATCH_HELP),
     write_dsn: WriteDsn = None,
 ) -> None:
     """Projection time lag while checkout runs as fast as it can (the first architecture with a projection).
@@ -53,7 +55,7 @@ def lag(
 
     Prints checkout tps, lag p50/p90/p99/max per event, and whether the projector kept up.
     """
-    result = bench_projector.run_lag(
+    result = run_lag(
         write_dsn=write_dsn,
         sf=sf,
         seed=seed,
@@ -63,7 +65,7 @@ def lag(
         progress=typer.echo,
     )
     typer.echo("")
-    typer.echo(bench_projector.lag_report(result))
+    typer.echo(lag_report(result))
 
 
 def lag_compare(
@@ -75,7 +77,7 @@ def lag_compare(
     seed: Seed = 42,
     clients: int = typer.Option(8, min=1, max=150, help="Checkout threads sharing the rate."),
     duration: int = typer.Option(20, min=1, help="Seconds of checkout per implementation."),
-    batch_size: int = typer.Option(bench_projector.DEFAULT_BATCH_SIZE, min=1, help=BATCH_HELP),
+    batch_size: int = typer.Option(BATCH_SIZE, min=1, help=BATCH_HELP),
     write_dsn: WriteDsn = None,
     read_dsn: ReadDsn = None,
 ) -> None:
@@ -85,7 +87,7 @@ def lag_compare(
     projector in its own process, while paced clients place `rate` orders per second.
     """
     names = [registry.check(n.strip()) for n in impl.split(",") if n.strip()]
-    results = bench_projector.run_lag_compare(
+    results = run_lag_compare(
         impls=names,
         rate=rate,
         write_dsn=write_dsn,
@@ -98,4 +100,4 @@ def lag_compare(
         progress=typer.echo,
     )
     typer.echo("")
-    typer.echo(bench_projector.lag_compare_report(results, rate))
+    typer.echo(lag_compare_report(results, rate))

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from harness.deploy.components import EXIT_WITH_PARENT
 from harness.postgres.servers import READ_DSN_ENV, WRITE_DSN_ENV, parse_cpus
 from implementations import registry
 
@@ -64,6 +65,10 @@ ReadCpus = Annotated[
 Cpus = Annotated[
     str | None,
     typer.Option("--cpus", show_default=False, help="Pin this process to these CPUs (e.g. 1)."),
+]
+ExitWithParent = Annotated[
+    bool,
+    typer.Option(EXIT_WITH_PARENT, help="Stop when the process that started this one ends."),
 ]
 
 

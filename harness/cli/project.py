@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from pathlib import Path
@@ -11,11 +10,20 @@ from typing import Annotated
 
 import typer
 
-from harness.cli.options import PROJECTED, Cpus, ImplName, ReadDsn, WriteDsn, pin_this_process
+from harness.cli.options import (
+    PROJECTED,
+    Cpus,
+    ExitWithParent,
+    ImplName,
+    ReadDsn,
+    WriteDsn,
+    pin_this_process,
+)
+from harness.deploy.components import watch_parent
+from harness.deploy.projector import BATCH_SIZE, HISTORY_BATCH_SIZE, POLL_INTERVAL, projection_on
 from harness.postgres.servers import given_dsns, persistent_servers
 from harness.postgres.templates import database_dsn
-from implementations import registry
-from implementations.interface import Config, Projection
+from implementations.interface import Projection
 from implementations.projector.engine import Applied
 
 app = typer.Typer(help="Run, inspect and rebuild the projection of a CQRS implementation.")
@@ -47,10 +55,7 @@ def projection_of(
         write, read = status["write"].dsn, status["read"].dsn
     if database is not None:
         write, read = database_dsn(write, database), database_dsn(read, database)
-    implementation = registry.create(impl, Config(write, read))
-    if implementation.projection is None:
-        raise ValueError(f"{impl} has no projection")
-    return implementation.projection
+    return projection_on(impl, write, read)
 
 
 def lag_record(applied: Applied) -> dict:
@@ -61,24 +66,15 @@ def lag_record(applied: Applied) -> dict:
     }
 
 
-def _exit_with_parent(stop: threading.Event) -> None:
-    parent = os.getppid()
-    while not stop.wait(1.0):
-        if os.getppid() != parent:
-            stop.set()
-
-
 @app.command()
 def run(
     impl: ImplName = PROJECTED,
     database: Database = None,
-    batch_size: int = typer.Option(1000, min=1, help="Events per batch."),
+    batch_size: int = typer.Option(BATCH_SIZE, min=1, help="Events per batch."),
     poll_interval: float = typer.Option(
-        0.5, min=0.01, help="Seconds between polls without a notification."
+        POLL_INTERVAL, min=0.01, help="Seconds between polls without a notification."
     ),
-    exit_with_parent: bool = typer.Option(
-        False, help="Stop when the process that started this one ends."
-    ),
+    exit_with_parent: ExitWithParent = False,
     record_lag: Path | None = typer.Option(
         None,
         help="Append one JSON line per applied batch to this file: when it committed and the "
@@ -94,7 +90,7 @@ def run(
     projection = projection_of(impl, database, write_dsn, read_dsn)
     stop = threading.Event()
     if exit_with_parent:
-        threading.Thread(target=_exit_with_parent, args=(stop,), daemon=True).start()
+        watch_parent(stop.set)
     totals = {"events": 0, "batches": 0, "since": time.monotonic()}
 
     lag_log = record_lag.open("a", encoding="utf-8") if record_lag else None
@@ -153,7 +149,7 @@ def status(
 def rebuild(
     impl: ImplName = PROJECTED,
     database: Database = None,
-    batch_size: int = typer.Option(5000, min=1, help="Events per batch."),
+    batch_size: int = typer.Option(HISTORY_BATCH_SIZE, min=1, help="Events per batch."),
     write_dsn: WriteDsn = None,
     read_dsn: ReadDsn = None,
 ) -> None:

@@ -49,6 +49,13 @@ def _times(proc: psutil.Process) -> tuple[tuple[float, float, float, float], int
     return (t.user, t.system, t.children_user, t.children_system), rss
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds the live process `pid` has used since it started (its own,
+    not its children's)."""
+    (user, system, _, _), _rss = _times(psutil.Process(pid))
+    return user + system
+
+
 class _Tree:
     """One component's accounting between samples."""
 

@@ -1,14 +1,24 @@
-"""The processes a run starts (API service, projector, Locust): each with its own log, each
-stopped by its PID (its process group: Locust's workers go with it), also on Ctrl-C or failure."""
+"""The processes the harness starts (API service, projector, Locust): each with its own log, each
+stopped by its PID (its process group: Locust's workers go with it), also on Ctrl-C or failure.
+
+A harness command started as a component is told `--exit-with-parent`, and watches its parent with
+`watch_parent`: a parent killed without stopping it still takes it along.
+"""
 
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from harness.postgres.servers import READ_DSN_ENV, WRITE_DSN_ENV
+
+EXIT_WITH_PARENT = "--exit-with-parent"
 
 
 class ComponentFailed(RuntimeError):
@@ -18,6 +28,41 @@ class ComponentFailed(RuntimeError):
         super().__init__(f"{component} {why}; see its log: {log}")
         self.component = component
         self.log = log
+
+
+def harness_command(*args: str) -> list[str]:
+    """`cqrs-bench ARGS` run by this interpreter."""
+    return [sys.executable, "-m", "harness", *args]
+
+
+def dsn_env(write_dsn: str, read_dsn: str) -> dict[str, str]:
+    """The servers a harness command uses, handed over in its environment (off its command line,
+    where every user of the machine could read a password)."""
+    return {WRITE_DSN_ENV: write_dsn, READ_DSN_ENV: read_dsn}
+
+
+def watch_parent(stop: Callable[[], None], interval: float = 1.0) -> None:
+    """Call `stop()` once the process that started this one has ended (checked every `interval`
+    seconds, in a daemon thread)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        stop()
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def _last_line(log: Path) -> str:
+    """The last line a component wrote to its log (what it died of), or ''."""
+    try:
+        with log.open("rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 4096))
+            lines = f.read().decode(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1].strip() if lines else ""
 
 
 class Component:
@@ -46,9 +91,14 @@ class Component:
         return self.proc is not None and self.proc.poll() is None
 
     def check(self) -> None:
-        """Raise ComponentFailed if the component has exited."""
+        """Raise ComponentFailed if the component has exited (with the last line of its log)."""
         if self.proc is not None and self.proc.poll() is not None:
-            raise ComponentFailed(self.name, self.log, f"exited with code {self.proc.returncode}")
+            last = _last_line(self.log)
+            raise ComponentFailed(
+                self.name,
+                self.log,
+                f"exited with code {self.proc.returncode}" + (f" ({last})" if last else ""),
+            )
 
     def wait_ready(self, ready: Callable[[], bool], timeout: float) -> None:
         """Until `ready()` is true; ComponentFailed if it exits first or `timeout` passes."""

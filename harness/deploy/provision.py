@@ -20,8 +20,8 @@ from pathlib import Path
 import psycopg
 
 import implementations
-from harness.deploy.projector import ProjectorProcess
-from harness.postgres.servers import Servers
+from harness.deploy.projector import ProjectorProcess, catch_up
+from harness.postgres.servers import Servers, work_dir
 from harness.postgres.templates import (
     clone,
     copy_database,
@@ -65,8 +65,7 @@ def run_databases(impl_name: str, servers: Servers, name: str) -> RunDatabases:
 def _catch_up(impl: Implementation, progress: Progress) -> None:
     """Project the dataset's history, so the run starts with a caught-up projection."""
     started = time.perf_counter()
-    with impl.projection.projector(batch_size=5000) as projector:
-        events = projector.catch_up()
+    events = catch_up(impl.projection)
     seconds = max(time.perf_counter() - started, 1e-9)
     progress(f"projected {events:,} history events in {seconds:.1f}s ({events / seconds:,.0f}/s)")
 
@@ -212,8 +211,11 @@ def prepared(
     try:
         with attached(impl_name, dbs, pool_size=pool_size) as impl:
             if impl.projection:
-                projector = ProjectorProcess(impl_name, *impl.projection.dsns, log_name=dbs.name)
+                log = work_dir() / "logs" / f"{dbs.name}-projector.log"
+                projector = ProjectorProcess(impl_name, dbs.write_dsn, dbs.read_dsn, log)
                 projector.start()
+                projector.wait_active()
+                progress(f"projector process {projector.pid} active; its log: {log}")
             yield impl
             if projector:
                 projector.check()

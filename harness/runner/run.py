@@ -29,6 +29,7 @@ from harness.analysis.report import write_report
 from harness.collectors import lag as lag_tables
 from harness.collectors import storage
 from harness.deploy.components import Component, ComponentFailed
+from harness.deploy.projector import ProjectorProcess
 from harness.deploy.provision import (
     RunDatabases,
     attached,
@@ -38,6 +39,7 @@ from harness.deploy.provision import (
     ready_template,
     run_databases,
 )
+from harness.deploy.service import ServiceProcess
 from harness.postgres.server import free_port
 from harness.postgres.servers import Servers
 from harness.results import metadata
@@ -155,19 +157,6 @@ def _ts(epoch: float) -> pd.Timestamp:
     return pd.Timestamp(epoch, unit="s", tz="UTC")
 
 
-def healthy(url: str) -> bool:
-    """Whether a service answers GET /health with 200."""
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
-def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "harness", *args]
-
-
 class ImplRun:
     """One implementation's turn: everything it starts, it stops."""
 
@@ -248,10 +237,9 @@ class ImplRun:
             )
         self.progress(f"   answers match the reference: {len(checks)} checks over every query type")
 
-    def _start(self, name: str, command: list[str]) -> Component:
-        component = Component(name, command, self.log(name)).start()
-        self.components.append(component)
-        self.info["started"].append(name)
+    def _start(self, component: Component) -> Component:
+        self.components.append(component.start())
+        self.info["started"].append(component.name)
         return component
 
     def _measure(self, dbs, projection: Projection | None) -> None:
@@ -326,27 +314,20 @@ class ImplRun:
 
     def _drive(self, dbs, projection, batches: Path, collectors: RunCollectors | None) -> None:
         plan = self.plan
-        server_args = ["--write-dsn", self.servers.write_dsn, "--read-dsn", self.servers.read_dsn]
         self.info["projector"] = (
             "none" if not projection else ("external" if plan.service_url else "started")
         )
         if projection and plan.service_url:
             self.progress("   the projector is the deployment's own: per-event lag is not recorded")
         if projection and not plan.service_url:
-            record = ["--record-lag", str(batches)] if plan.collectors else []
             self.projector = projector = self._start(
-                "projector",
-                _cli(
-                    "project",
-                    "run",
-                    "--impl",
+                ProjectorProcess(
                     self.impl,
-                    "--database",
-                    dbs.name,
-                    "--exit-with-parent",
-                    *record,
-                    *server_args,
-                ),
+                    dbs.write_dsn,
+                    dbs.read_dsn,
+                    self.log("projector"),
+                    record_lag=batches if plan.collectors else None,
+                )
             )
             if collectors:
                 collectors.add_component("projector", projector.pid)
@@ -355,25 +336,16 @@ class ImplRun:
             host = plan.service_url.rstrip("/")
             self._check_service(host)
         elif plan.transport == "http":
-            port = free_port()
             service = self._start(
-                "service",
-                _cli(
-                    "serve",
-                    "--impl",
-                    self.impl,
-                    "--database",
-                    dbs.name,
-                    "--port",
-                    str(port),
-                    *server_args,
-                ),
+                ServiceProcess(self.impl, self.servers, dbs.name, self.log("service"))
             )
-            host = f"http://127.0.0.1:{port}"
-            service.wait_ready(lambda: healthy(host), timeout=60)
+            host = service.url
+            service.wait_healthy()
             if collectors:
                 collectors.add_component("service", service.pid)
             self.info.update(service=host, service_origin="started")
+        if self.projector:
+            self.projector.wait_active()
         config = WorkloadConfig(
             transport=plan.transport,
             host=host,
@@ -459,7 +431,7 @@ class ImplRun:
                 "--master-bind-port",
                 str(port),
             ]
-        locust = self._start("locust", command)
+        locust = self._start(Component("locust", command, self.log("locust")))
         if collectors:
             collectors.add_component("locust", locust.pid)
         if plan.external_workers:
@@ -470,22 +442,26 @@ class ImplRun:
             )
         else:
             for i in range(plan.locust_workers):
+                name = f"locust-worker-{i + 1}"
                 worker = self._start(
-                    f"locust-worker-{i + 1}",
-                    [
-                        sys.executable,
-                        "-m",
-                        "locust",
-                        "-f",
-                        str(LOCUSTFILE),
-                        "--worker",
-                        "--master-host",
-                        "127.0.0.1",
-                        "--master-port",
-                        str(port),
-                        "--loglevel",
-                        "WARNING",
-                    ],
+                    Component(
+                        name,
+                        [
+                            sys.executable,
+                            "-m",
+                            "locust",
+                            "-f",
+                            str(LOCUSTFILE),
+                            "--worker",
+                            "--master-host",
+                            "127.0.0.1",
+                            "--master-port",
+                            str(port),
+                            "--loglevel",
+                            "WARNING",
+                        ],
+                        self.log(name),
+                    )
                 )
                 if collectors:
                     collectors.add_component(f"locust_worker_{i + 1}", worker.pid)
