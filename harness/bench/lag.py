@@ -23,7 +23,7 @@ from hdrh.histogram import HdrHistogram
 from psycopg.conninfo import conninfo_to_dict
 
 from harness.bench.agreement import Agreement, check_projection
-from harness.bench.clone import Progress, dataset_of, fresh_clone, value
+from harness.bench.clone import Progress, dataset_of, value
 from harness.bench.driver import Load, OrderCatalog, drive_checkout, order_ids
 from harness.bench.errors import BenchError
 from harness.bench.foreign import ForeignHold, describe_foreign, watch_foreign_transactions
@@ -268,18 +268,9 @@ def lag_report(r: LagResult) -> str:
 
 
 def run_lag(
-    *, write_dsn: str | None = None, sf: float = 0.1, seed: int = 42, **options
-) -> LagResult:
-    """measure_lag (with its `options`) on a fresh clone of the (sf, seed) dataset, dropped
-    afterwards."""
-    with fresh_clone(write_dsn, sf, seed, "bench_projector", options.get("progress", print)) as dsn:
-        return measure_lag(dsn, **options)
-
-
-def run_lag_compare(
     *,
     impls: list[str],
-    rate: float,
+    rate: float | None = None,
     write_dsn: str | None = None,
     read_dsn: str | None = None,
     sf: float = 0.1,
@@ -287,8 +278,9 @@ def run_lag_compare(
     **options,
 ) -> list[tuple[str, LagResult]]:
     """measure_lag (with its `options`) for each implementation in turn, each on run databases
-    of its own (read models on the read server for an architecture that keeps them there), all
-    at the same paced checkout rate."""
+    of its own, provisioned as a run's are and dropped afterwards (read models on the read server
+    for an architecture that keeps them there), checkout paced at `rate` per second in total or,
+    without one, as fast as the clients go."""
     progress = options.get("progress", print)
     results = []
     with use_servers(write_dsn, read_dsn, announce=progress) as servers:
@@ -305,12 +297,13 @@ def run_lag_compare(
     return results
 
 
-def lag_compare_report(results: list[tuple[str, LagResult]], rate: float) -> str:
+def lag_compare_report(results: list[tuple[str, LagResult]], rate: float | None) -> str:
     head = (
         f"{'implementation':16} {'checkouts/s':>11} {'events':>8} {'p50 ms':>8} {'p90 ms':>8} "
         f"{'p99 ms':>8} {'max ms':>8}  kept up"
     )
-    lines = [f"projection time lag at the same paced checkout rate (target {rate:g}/s)", head]
+    pace = f"the same paced checkout rate (target {rate:g}/s)" if rate else "checkout at full speed"
+    lines = [f"projection time lag side by side, {pace}", head]
     for name, r in results:
         lag = r.lag_ms
         lines.append(

@@ -69,7 +69,6 @@ bench_app.command("checkout")(bench_checkout)
 bench_app.command("overhead")(bench_overhead)
 bench_app.command("rebuild")(bench_projector_cli.rebuild)
 bench_app.command("lag")(bench_projector_cli.lag)
-bench_app.command("lag-compare")(bench_projector_cli.lag_compare)
 app.add_typer(bench_app, name="bench")
 
 # Errors a user can fix: shown as one message, not a traceback.

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from harness.bench.lag import lag_compare_report, lag_report, run_lag, run_lag_compare
+from harness.bench.lag import lag_compare_report, lag_report, run_lag
 from harness.bench.rebuild import rebuild_report, run_rebuild
-from harness.cli.options import ReadDsn, ScaleFactor, Seed, WriteDsn
+from harness.cli.options import PROJECTED, ReadDsn, ScaleFactor, Seed, WriteDsn
 from harness.deploy.projector import BATCH_SIZE
 from implementations import registry
 
@@ -40,54 +40,38 @@ def rebuild(
 
 
 def lag(
+    impl: str = typer.Option(
+        PROJECTED,
+        "--impl",
+        help="Implementations with a projection, comma-separated: several are measured one after "
+        "another and printed side by side as well.",
+    ),
+    rate: float | None = typer.Option(
+        None,
+        min=1,
+        show_default=False,
+        help="Checkouts per second in total, paced (the same for each implementation); "
+        "default: as fast as the clients go.",
+    ),
     sf: ScaleFactor = 0.1,
     seed: Seed = 42,
     clients: int = typer.Option(8, min=1, max=150, help="Checkout threads placing orders."),
-    duration: int = typer.Option(20, min=1, help="Seconds of checkout."),
-    batch_size: int = typer.Option(BATCH_SIZE, min=1, help=BATCH_HELP),
-    write_dsn: WriteDsn = None,
-) -> None:
-    """Projection time lag while checkout runs as fast as it can (the first architecture with a projection).
-
-    The projector runs in its own process and reports each event's source and apply commit times.
-
-    Meanwhile in-process clients place orders back to back on a fresh dataset clone.
-
-    Prints checkout tps, lag p50/p90/p99/max per event, and whether the projector kept up.
-    """
-    result = run_lag(
-        write_dsn=write_dsn,
-        sf=sf,
-        seed=seed,
-        clients=clients,
-        duration=duration,
-        batch_size=batch_size,
-        progress=typer.echo,
-    )
-    typer.echo("")
-    typer.echo(lag_report(result))
-
-
-def lag_compare(
-    impl: str = typer.Option(
-        ",".join(registry.projected()), "--impl", help="Implementations, comma-separated."
-    ),
-    rate: float = typer.Option(300, min=1, help="Checkouts per second, the same for each (paced)."),
-    sf: ScaleFactor = 0.1,
-    seed: Seed = 42,
-    clients: int = typer.Option(8, min=1, max=150, help="Checkout threads sharing the rate."),
     duration: int = typer.Option(20, min=1, help="Seconds of checkout per implementation."),
     batch_size: int = typer.Option(BATCH_SIZE, min=1, help=BATCH_HELP),
     write_dsn: WriteDsn = None,
     read_dsn: ReadDsn = None,
 ) -> None:
-    """Projection time lag of several implementations side by side at the same checkout rate.
+    """Projection time lag per event while checkout runs, for each implementation in turn.
 
-    Each runs on run databases of its own (read models on the read server for an architecture that keeps them there), with its
-    projector in its own process, while paced clients place `rate` orders per second.
+    Each runs on run databases of its own, provisioned as a run's are (read models on the read
+    server for an architecture that keeps them there), with its projector in its own process
+    (`project run --record-lag`), while in-process clients place orders.
+
+    Prints checkout tps, lag p50/p90/p99/max per event and whether the projector kept up; with
+    several implementations, a side-by-side table too.
     """
     names = [registry.check(n.strip()) for n in impl.split(",") if n.strip()]
-    results = run_lag_compare(
+    results = run_lag(
         impls=names,
         rate=rate,
         write_dsn=write_dsn,
@@ -99,5 +83,9 @@ def lag_compare(
         batch_size=batch_size,
         progress=typer.echo,
     )
-    typer.echo("")
-    typer.echo(lag_compare_report(results, rate))
+    for _, result in results:
+        typer.echo("")
+        typer.echo(lag_report(result))
+    if len(results) > 1:
+        typer.echo("")
+        typer.echo(lag_compare_report(results, rate))
