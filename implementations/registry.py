@@ -49,6 +49,9 @@ class Architecture:
     # where its queries read: the write tables themselves, read models updated after the
     # command commits (asynchronous), or read models updated in the command's transaction
     read_model: Literal["write tables", "asynchronous", "synchronous"] = "write tables"
+    # measured by `cqrs-bench run` without --impl (the main job, which has a time budget); the
+    # others run when named
+    default_run: bool = True
 
 
 def _roots() -> list[Path]:
@@ -114,6 +117,11 @@ def architecture(name: str) -> Architecture:
 def baseline() -> str:
     """The name of the architecture the others are compared with."""
     return next(a.name for a in architectures().values() if a.baseline)
+
+
+def default_run() -> list[str]:
+    """The architectures `cqrs-bench run` measures when no --impl is given."""
+    return [a.name for a in architectures().values() if a.default_run]
 
 
 def projected() -> list[str]:

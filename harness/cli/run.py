@@ -50,7 +50,7 @@ def _stopping(_signum, _frame) -> None:
 
 def run(
     impl: str = typer.Option(
-        ",".join(registry.names()),
+        ",".join(registry.default_run()),
         "--impl",
         help="Implementations to measure, comma-separated, in this order.",
     ),
