@@ -17,6 +17,7 @@ import pytest
 from harness.analysis import answer, claims
 from harness.analysis.load import Loaded, Run
 from harness.results import read_run_json
+from implementations import registry
 from tests.test_report import SAMPLE, _slowed
 
 LEVELS = (0, 4, 8, 16)
@@ -142,3 +143,43 @@ def test_the_difference_is_called_a_gain_or_loss_only_beyond_noise(within: bool)
     text = change.relative("crud's")
     assert ("within noise" in text) == within
     assert ("lower" in text) != within
+
+
+SYNCHRONOUS = next(
+    a.name for a in registry.architectures().values() if a.read_model == "synchronous"
+)
+
+
+@pytest.mark.parametrize(
+    "like, verdict",
+    [("crud", claims.HOLDS), ("cqrs-logical", claims.FAILS)],
+    ids=["as-slow-as-crud-loses-the-benefit", "as-fast-as-async-keeps-it"],
+)
+def test_the_synchronous_claim_compares_it_with_the_baseline_and_an_asynchronous_read_model(
+    tmp_path, like: str, verdict: str
+) -> None:
+    """crud's checkout made 10 times slower at the most analysts (so the asynchronous read model
+    buys a clear benefit there); the synchronous architecture given the histograms of crud (the
+    benefit lost) or of cqrs-logical (kept)."""
+    copy = _copy(tmp_path, f"sync-like-{like}")
+    latency = pd.read_parquet(copy / "latency.parquet")
+    users = pd.read_parquet(copy / "users.parquet")
+    top = users[(users["user_class"] == "Analyst") & (users["users"] == LEVELS[-1])]
+    crud = latency[latency["impl"] == "crud"].copy()
+    slow = crud["operation"].eq("checkout") & crud["second"].isin(
+        top[top["impl"] == "crud"]["second"]
+    )
+    crud.loc[slow, "hdr"] = crud.loc[slow, "hdr"].map(lambda b: _slowed(b, 10))
+    _set_impl_latency(copy, "crud", crud, "crud")
+    source = crud if like == "crud" else latency[latency["impl"] == like]
+    _set_impl_latency(copy, SYNCHRONOUS, source.assign(impl=like), like)
+    meta = json.loads((copy / "run.json").read_text())
+    meta["impls"][SYNCHRONOUS] = meta["impls"][like]
+    (copy / "run.json").write_text(json.dumps(meta))
+
+    claim = {c.short: c for c in claims.claims(_loaded(copy))}[
+        "synchronous updates lose the benefit"
+    ]
+    assert claim.verdict == verdict, claim.figures
+    assert f"{SYNCHRONOUS} " in claim.figures and "cqrs-logical " in claim.figures
+    assert ("most of it was lost" in claim.figures) == (verdict == claims.HOLDS)

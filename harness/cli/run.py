@@ -49,17 +49,22 @@ def _stopping(_signum, _frame) -> None:
 
 
 def run(
-    impl: str = typer.Option(
-        ",".join(registry.default_run()),
+    impl: str | None = typer.Option(
+        None,
         "--impl",
-        help="Implementations to measure, comma-separated, in this order.",
+        show_default=False,
+        help="Implementations to measure, comma-separated, in this order; default: the preset's "
+        f"(interference and quick: {', '.join(registry.default_run())}; every-architecture: "
+        "all of them).",
     ),
     preset: str = typer.Option(
         presets.DEFAULT,
         help=f"Named options: {', '.join(presets.PRESETS)}. interference: sf 1, "
         "dashboard-heavy mix, analysts 0, 4, 8, 16 within the measured window, 10 s warm-up + 40 s "
-        "measured per architecture; quick: a light mixed load on sf 0.2 (checks that everything "
-        "works, too light to tell the architectures apart). Options given here win.",
+        "measured per architecture, on the architectures measured by default; "
+        "every-architecture: the same on every architecture; quick: a light mixed load on sf 0.2 "
+        "(checks that everything works, too light to tell the architectures apart). Options given "
+        "here win.",
     ),
     mix: str | None = typer.Option(
         None,
@@ -166,8 +171,12 @@ def run(
     print the answer (checkout p99 against dashboard load, each architecture against the baseline with
     its 95% interval, the costs), a summary table and the article's claims. Ctrl-C stops
     everything, keeps what was measured, and marks the run incomplete."""
-    names = [name.strip() for name in impl.split(",") if name.strip()]
     chosen = presets.preset(preset)
+    names = (
+        [name.strip() for name in impl.split(",") if name.strip()]
+        if impl
+        else presets.impls(chosen)
+    )
     given = {"mix": mix, "shape": shape, "duration": duration, "warmup": warmup, "sf": sf}
     options = {**chosen, **{k: v for k, v in given.items() if v is not None}}
     if experiment is None and (mix or shape):

@@ -451,7 +451,7 @@ TABLES: tuple[Table, ...] = (
     Table(
         "verification",
         "Answers checked before measuring: each implementation gives the same answers; and, "
-        "after it, each CQRS implementation's read models reconciled with its write model.",
+        "after it, the read models of each architecture that has them reconciled with its write model.",
         (
             IMPL,
             Column(
@@ -612,7 +612,7 @@ RUN_JSON_KEYS: tuple[tuple[str, str], ...] = (
         "`projector` (`started` | `external` (`run --service-url`: its per-event lag is not "
         "recorded, so event_lag has no rows for it) | `none`), `started` (the processes the run "
         "started), `verification` ({checks, mismatches} before measuring), `reconciliation` "
-        "(CQRS: {tables, mismatches, seconds}, the read models reconciled with the write model "
+        "(architectures with read models: {tables, mismatches, seconds}, reconciled with the write model "
         "after the load; mismatches > 0: they drifted, the run is complete but marked so, with a "
         "warning), `warnings`.",
     ),

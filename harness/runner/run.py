@@ -277,8 +277,9 @@ class ImplRun:
                         self.frames.add(self.impl, table, part)
             if projection and batches.exists():
                 self._collect_lag(batches)
-        if projection:  # caught up, and no longer measured: its scans are in no statistics
-            self._reconcile(*projection.dsns)
+        if registry.architecture(self.impl).read_model != "write tables":
+            # caught up, and no longer measured: its scans are in no statistics
+            self._reconcile(dbs.write_dsn, dbs.read_dsn if dbs.separate else dbs.write_dsn)
         if collectors and collectors.failure:
             raise collectors.failure
 

@@ -68,12 +68,16 @@ SEARCH_PRODUCTS = text(r"""
 
 
 class ReadModelQueries:
-    def __init__(self, engine: Engine, *, wait_bound: float = 5.0) -> None:
-        self.engine, self.wait_bound = engine, wait_bound
+    """The queries on the read models. With `tokens`, a query given a consistency token waits
+    (up to `wait_bound` seconds) until the projection's checkpoint covers it; without, tokens are
+    ignored (read models updated in the command's own transaction are never behind)."""
+
+    def __init__(self, engine: Engine, *, wait_bound: float = 5.0, tokens: bool = True) -> None:
+        self.engine, self.wait_bound, self.tokens = engine, wait_bound, tokens
 
     def _run(self, after: str | None, work):
         def guarded(conn):
-            if after is not None:
+            if after is not None and self.tokens:
                 token = parse_token(after)
                 if not checkpoint.wait_until_covered(
                     driver(conn), PROJECTION, token, self.wait_bound
