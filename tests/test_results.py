@@ -71,7 +71,7 @@ def generic_frame(spec: schema.Table, impls: list[str]) -> pd.DataFrame:
     """One schema-correct row per implementation that may have rows."""
     rows = []
     for impl in impls:
-        if spec.projection_only and not schema.has_projection(impl):
+        if not schema.may_have_rows(spec, impl):
             continue
         row = {}
         for col in spec.columns:
