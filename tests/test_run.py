@@ -27,6 +27,7 @@ from implementations import registry
 from workloads.spec import load_mix
 
 CQRS = set(registry.projected())  # the architectures with a projection
+LAGGING = {name for name in registry.names() if registry.lagging(name)}  # and with a refresher
 SF = 0.01
 
 
@@ -106,14 +107,16 @@ def test_a_short_run_of_every_architecture_gives_a_valid_plausible_results_direc
     assert set(latency["phase"]) >= {"warmup", "measure"}
     _check_users(run_dir, plan)  # the Shoppers (and every class) of the mix, while measured
 
-    # Projection lag and freshness exist for CQRS only, and are non-negative.
-    for table, column in (
-        ("event_lag", "lag_ms"),
-        ("freshness", "freshness_ms"),
-        ("lag", "events_behind"),
+    # Projection lag exists for CQRS only, freshness for CQRS and the architectures with a
+    # refresher (whose refreshes are recorded), and they are non-negative.
+    for table, column, impls in (
+        ("event_lag", "lag_ms", CQRS),
+        ("freshness", "freshness_ms", LAGGING),
+        ("lag", "events_behind", CQRS),
+        ("refreshes", "duration_ms", set(registry.refreshed())),
     ):
         frame = _table(run_dir, table)
-        assert set(frame["impl"]) == CQRS, table
+        assert set(frame["impl"]) == impls, table
         assert (frame[column] >= 0).all(), table
     # Active sessions were sampled on the write server for every architecture, and on the read
     # server for the physical one; CPU was measured for the servers and the load generator.

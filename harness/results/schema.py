@@ -608,7 +608,8 @@ RUN_JSON_KEYS: tuple[tuple[str, str], ...] = (
         "schema_version",
         f"Version of this results format (an integer; now {RESULTS_SCHEMA_VERSION}). Runs of an "
         "older version are still valid and read: version 1 has no users.parquet, no "
-        "`blocker_component` in waits.parquet and no `phase` in verification.parquet.",
+        "`blocker_component` in waits.parquet and no `phase` in verification.parquet; versions "
+        "1 and 2 have no refreshes.parquet (and no architecture with a refresher).",
     ),
     (
         "run_id",
@@ -655,7 +656,9 @@ RUN_JSON_KEYS: tuple[tuple[str, str], ...] = (
         "made and dropped by the run; `given`: an existing one, `run --database`), `service` "
         "(the URL measured, http transport) and `service_origin` (`started` | `given`), "
         "`projector` (`started` | `external` (`run --service-url`: its per-event lag is not "
-        "recorded, so event_lag has no rows for it) | `none`), `started` (the processes the run "
+        "recorded, so event_lag has no rows for it) | `none`), `refresher` (architectures with a "
+        "refresher: `started` | `external`, whose refreshes and freshness are not recorded), "
+        "`started` (the processes the run "
         "started), `verification` ({checks, mismatches} before measuring), `reconciliation` "
         "(CQRS: {tables, mismatches, seconds}, the read models reconciled with the write model "
         "after the load; mismatches > 0: they drifted, the run is complete but marked so, with a "
