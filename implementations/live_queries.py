@@ -89,7 +89,12 @@ SEARCH_PRODUCTS = text(r"""
 
 
 class LiveQueries:
-    """Consistency tokens are accepted and ignored: the live tables are always current."""
+    """Consistency tokens are accepted and ignored: the live tables are always current. A
+    subclass may read the dashboards elsewhere by replacing their statements (same columns)."""
+
+    SALES_BY_CATEGORY = SALES_BY_CATEGORY
+    TOP_PRODUCTS = TOP_PRODUCTS
+    REVENUE_OVER_TIME = REVENUE_OVER_TIME
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -136,7 +141,7 @@ class LiveQueries:
     def sales_by_category(
         self, window: q.TimeWindow, *, after: str | None = None
     ) -> list[r.CategorySales]:
-        rows = self._all(SALES_BY_CATEGORY, bind.window(window))
+        rows = self._all(self.SALES_BY_CATEGORY, bind.window(window))
         return [r.CategorySales(cat, n, int(units), int(rev)) for cat, n, units, rev in rows]
 
     def top_products(
@@ -144,7 +149,9 @@ class LiveQueries:
     ) -> list[r.ProductRevenue]:
         return [
             r.ProductRevenue(pid, sku, name, cat, int(units), int(rev))
-            for pid, sku, name, cat, units, rev in self._all(TOP_PRODUCTS, bind.top_products(query))
+            for pid, sku, name, cat, units, rev in self._all(
+                self.TOP_PRODUCTS, bind.top_products(query)
+            )
         ]
 
     def revenue_over_time(
@@ -152,7 +159,7 @@ class LiveQueries:
     ) -> list[r.RevenuePoint]:
         return [
             r.RevenuePoint(at, n, int(rev))
-            for at, n, rev in self._all(REVENUE_OVER_TIME, bind.revenue(query))
+            for at, n, rev in self._all(self.REVENUE_OVER_TIME, bind.revenue(query))
         ]
 
     def search_products(

@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
-import psutil
 import pytest
 
 from harness.collectors.lag import refreshes, view_freshness
@@ -21,6 +20,7 @@ from harness.results.validate import validate_run
 from implementations import registry
 from implementations.domain import commands as c
 from implementations.domain import queries as q
+from tests.conftest import still_running, until_measuring
 from workloads.spec import DASHBOARD_QUERIES
 
 REFRESHED = registry.refreshed()
@@ -79,26 +79,17 @@ def test_a_refresher_killed_during_a_run_fails_the_run_naming_its_log(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     try:
-        seen, children = [], []
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            seen.append(line)
-            if "measure" in line and "req/s" in line:
-                children = psutil.Process(proc.pid).children(recursive=True)
-                break
-            assert line or proc.poll() is None, "".join(seen)
+        seen, children = until_measuring(proc)
         refresher = [p for p in children if "refresh" in p.cmdline()]
-        assert len(refresher) == 1, "".join(seen)
+        assert len(refresher) == 1, seen
         refresher[0].kill()
         out, _ = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode != 0, "".join(seen) + out
-    alive = [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-    assert not alive, f"left running: {[p.cmdline() for p in alive]}"
+    assert proc.returncode != 0, seen + out
+    assert not (alive := still_running(children)), f"left running: {alive}"
     (run_dir,) = (tmp_path / "killed").iterdir()
     meta = json.loads((run_dir / "run.json").read_text())
     assert meta["status"] == "incomplete" and meta["failed_component"] == "refresher"

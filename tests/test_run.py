@@ -24,6 +24,7 @@ from harness.results.validate import validate_run
 from harness.runner.reconcile import READ_MODELS
 from harness.runner.run import RunPlan, run
 from implementations import registry
+from tests.conftest import still_running, until_measuring
 from workloads.spec import load_mix
 
 CQRS = set(registry.projected())  # the architectures with a projection
@@ -176,16 +177,7 @@ def test_ctrl_c_stops_every_process_and_keeps_an_incomplete_result(
         text=True,
     )
     try:
-        seen, children = [], []
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            seen.append(line)
-            if "measure" in line and "req/s" in line:  # the load is running and measured
-                children = _descendants(proc.pid)
-                break
-            assert line or proc.poll() is None, "".join(seen)
-        assert children, "never started measuring:\n" + "".join(seen)
+        seen, children = until_measuring(proc)
         proc.send_signal(signal.SIGINT)
         first = proc.stdout.readline()  # at once, before stopping anything
         out, _ = proc.communicate(timeout=120)
@@ -193,10 +185,9 @@ def test_ctrl_c_stops_every_process_and_keeps_an_incomplete_result(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 130, "".join(seen) + first + out
+    assert proc.returncode == 130, seen + first + out
     assert first.startswith("stopping: Ctrl-C received; stopping every process"), first + out
-    alive = [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-    assert not alive, f"left running: {[p.cmdline() for p in alive]}"
+    assert not (alive := still_running(children)), f"left running: {alive}"
 
     (run_dir,) = (tmp_path / "interrupted").iterdir()
     meta = json.loads((run_dir / "run.json").read_text())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -14,6 +15,19 @@ from harness.deploy.components import watch_parent
 from harness.deploy.refresher import INTERVAL, record_line, refresher_on
 from implementations import registry
 from implementations.interface import Refresher
+
+Interval = Annotated[
+    float,
+    typer.Option(min=0.1, help="Seconds from the start of one round of refreshes to the next."),
+]
+Record = Annotated[
+    Path | None,
+    typer.Option(
+        help="Append one JSON line per refresh to this file: view, started_at, ended_at (epoch "
+        "s) and backend_cpu_s.",
+        show_default=False,
+    ),
+]
 
 app = typer.Typer(help="Refresh the materialized views of an implementation with a refresher.")
 
@@ -35,15 +49,8 @@ def _say(impl: str, refreshed) -> None:
 def run(
     impl: ImplName = None,
     database: Database = None,
-    interval: float = typer.Option(
-        INTERVAL, min=0.1, help="Seconds from the start of one round of refreshes to the next."
-    ),
-    record: Path | None = typer.Option(
-        None,
-        help="Append one JSON line per refresh to this file: view, started_at, ended_at (epoch "
-        "s) and backend_cpu_s.",
-        show_default=False,
-    ),
+    interval: Interval = INTERVAL,
+    record: Record = None,
     exit_with_parent: ExitWithParent = False,
     cpus: Cpus = None,
     write_dsn: WriteDsn = None,

@@ -220,7 +220,7 @@ def prepared(
                 log = logs / f"{dbs.name}-refresher.log"
                 record = logs / f"{dbs.name}-refreshes.jsonl"
                 background.append(
-                    RefresherProcess(impl_name, dbs.write_dsn, dbs.read_dsn, log, record=record)
+                    RefresherProcess(impl_name, (dbs.write_dsn, dbs.read_dsn), log, record=record)
                 )
             for process in background:
                 process.start()

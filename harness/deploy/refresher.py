@@ -46,26 +46,17 @@ class RefresherProcess(Component):
     def __init__(
         self,
         impl: str,
-        write_dsn: str,
-        read_dsn: str,
+        dsns: tuple[str, str],
         log: Path,
         *,
         record: Path,
         interval: float = INTERVAL,
     ) -> None:
+        write_dsn, read_dsn = dsns
         self.views = len(set(refresher_on(impl, write_dsn, read_dsn).reads.values()))
         self.record = record
-        command = harness_command(
-            "refresh",
-            "run",
-            "--impl",
-            impl,
-            "--interval",
-            str(interval),
-            "--record",
-            str(record),
-            EXIT_WITH_PARENT,
-        )
+        options = ["--interval", str(interval), "--record", str(record), EXIT_WITH_PARENT]
+        command = harness_command("refresh", "run", "--impl", impl, *options)
         super().__init__("refresher", command, log, env=dsn_env(write_dsn, read_dsn))
 
     def wait_active(self, timeout: float = 300) -> None:

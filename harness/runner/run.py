@@ -342,8 +342,7 @@ class ImplRun:
             self.refresher = self._start(
                 RefresherProcess(
                     self.impl,
-                    dbs.write_dsn,
-                    dbs.read_dsn,
+                    (dbs.write_dsn, dbs.read_dsn),
                     self.log("refresher"),
                     record=self.raw / "refreshes.jsonl",
                     interval=plan.refresh_interval,

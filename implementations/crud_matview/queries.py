@@ -5,13 +5,10 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from implementations import query_params as bind
-from implementations.domain import queries as q
-from implementations.domain import results as r
 from implementations.live_queries import LiveQueries
 
 SALES_BY_CATEGORY = text("""
-    SELECT category, sum(orders), sum(units), sum(revenue_cents)
+    SELECT category, sum(orders)::bigint, sum(units), sum(revenue_cents)
     FROM mv_category_sales_minute
     WHERE minute >= :since AND minute < :until
     GROUP BY category
@@ -30,7 +27,7 @@ TOP_PRODUCTS = text("""
 """)
 
 REVENUE_OVER_TIME = text("""
-    SELECT date_trunc(:bucket, minute), sum(orders), sum(revenue_cents)
+    SELECT date_trunc(:bucket, minute), sum(orders)::bigint, sum(revenue_cents)
     FROM mv_revenue_minute
     WHERE minute >= :since AND minute < :until
     GROUP BY 1
@@ -39,28 +36,11 @@ REVENUE_OVER_TIME = text("""
 
 
 class MatviewQueries(LiveQueries):
-    """Consistency tokens are accepted and ignored (commands return none, as crud's): the
-    dashboards promise the live tables' answers once the views are refreshed, and the explicit
-    way to that is `impl.refresher.refresh()`."""
+    """The live queries, with the dashboards' statements on the views. Consistency tokens are
+    accepted and ignored (commands return none, as crud's): the dashboards promise the live
+    tables' answers once the views are refreshed, and the explicit way to that is
+    `impl.refresher.refresh()`."""
 
-    def sales_by_category(
-        self, window: q.TimeWindow, *, after: str | None = None
-    ) -> list[r.CategorySales]:
-        rows = self._all(SALES_BY_CATEGORY, bind.window(window))
-        return [r.CategorySales(c, int(n), int(u), int(v)) for c, n, u, v in rows]
-
-    def top_products(
-        self, query: q.TopProductsQuery, *, after: str | None = None
-    ) -> list[r.ProductRevenue]:
-        return [
-            r.ProductRevenue(pid, sku, name, cat, int(units), int(rev))
-            for pid, sku, name, cat, units, rev in self._all(TOP_PRODUCTS, bind.top_products(query))
-        ]
-
-    def revenue_over_time(
-        self, query: q.RevenueQuery, *, after: str | None = None
-    ) -> list[r.RevenuePoint]:
-        return [
-            r.RevenuePoint(at, int(n), int(rev))
-            for at, n, rev in self._all(REVENUE_OVER_TIME, bind.revenue(query))
-        ]
+    SALES_BY_CATEGORY = SALES_BY_CATEGORY
+    TOP_PRODUCTS = TOP_PRODUCTS
+    REVENUE_OVER_TIME = REVENUE_OVER_TIME
