@@ -106,12 +106,39 @@ class Projection(Protocol):
         `timeout` or once `alive()` is false."""
 
 
+@dataclass(frozen=True)
+class Refreshed:
+    """One refresh of one materialized view, as the refresher timed it."""
+
+    view: str
+    started_at: (
+        float  # epoch s: the start of its transaction; the view's data is current as of then
+    )
+    ended_at: float  # epoch s: its commit (queries started after it read the new data)
+    backend_cpu_s: float | None  # CPU time of the server backend that refreshed it (None: unknown)
+
+
+class Refresher(Protocol):
+    """Materialized views a background worker refreshes every N seconds; the harness runs it as a
+    process of its own (`cqrs-bench refresh run`) while the implementation is used."""
+
+    # which view each query-side method reads (its answers are as old as that view's data)
+    reads: dict[str, str]
+
+    def refresh(self) -> list[Refreshed]:
+        """Refresh every view now, one after another, each in its own transaction; how each went."""
+
+    def close(self) -> None:
+        """Close its connection."""
+
+
 class Implementation(Protocol):
     name: str  # its architecture's name (the registry gives it)
     config: Config
     commands: CommandSide
     queries: QuerySide
     projection: Projection | None  # None: nothing for a projector to do
+    refresher: Refresher | None  # None: no materialized views to refresh
 
     def install(self) -> None:
         """Create this implementation's own schema objects on a fresh dataset clone (idempotent)."""

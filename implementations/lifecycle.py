@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+from importlib.resources import files
+
 from sqlalchemy import Engine
 
 from implementations.db import make_engine
-from implementations.interface import Config, Projection
+from implementations.interface import Config, Projection, Refresher
 
 
 class PooledImplementation:
     projection: Projection | None = None
+    refresher: Refresher | None = None
 
     def __init__(self, name: str, config: Config) -> None:
         self.name, self.config = name, config
         self.engines: list[Engine] = []
+
+    def install_schema(self, package: str) -> None:
+        """Run the `schema.sql` of `package` (the architecture's folder) on the write database."""
+        engine = make_engine(self.config.write_dsn, component=f"{self.name}-install", pool_size=1)
+        try:
+            with engine.begin() as conn:
+                conn.exec_driver_sql(files(package).joinpath("schema.sql").read_text())
+        finally:
+            engine.dispose()
 
     def open_engines(self, queries_dsn: str) -> tuple[Engine, Engine]:
         """The command side's engine on the write database (generic plans: see make_engine) and

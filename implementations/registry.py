@@ -46,6 +46,9 @@ class Architecture:
     baseline: bool = False  # the architecture the others are compared with (exactly one)
     projection: bool = False  # a projector process fills its read models from its outbox
     separate_read_server: bool = False  # its read models live on the read server
+    # a refresher process refreshes its materialized views every --refresh-interval seconds
+    # (`impl.refresher`); its dashboards' freshness is the age of the views' data
+    refresher: bool = False
     # where its queries read: the write tables themselves, read models updated after the
     # command commits (asynchronous), or read models updated in the command's transaction
     read_model: Literal["write tables", "asynchronous", "synchronous"] = "write tables"
@@ -127,6 +130,18 @@ def default_run() -> list[str]:
 def projected() -> list[str]:
     """The architectures with a projection (a projector process fills their read models)."""
     return [a.name for a in architectures().values() if a.projection]
+
+
+def refreshed() -> list[str]:
+    """The architectures with a refresher (materialized views refreshed in the background)."""
+    return [a.name for a in architectures().values() if a.refresher]
+
+
+def lagging(name: str) -> bool:
+    """Whether `name`'s dashboards may answer from data behind the write model (a projection or
+    a refresher), and so have a freshness; False for one this tree does not have."""
+    known = architectures().get(name)
+    return known is not None and (known.projection or known.refresher)
 
 
 def create(name: str, config: Config) -> Implementation:

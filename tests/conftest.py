@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+import psutil
 import psycopg
 import pytest
 from psycopg import sql
@@ -175,3 +178,23 @@ def dataset_clone(servers: Servers) -> Iterator[str]:
     name = f"test_bench_{uuid.uuid4().hex[:12]}"
     yield clone(servers.write_dsn, template.name, name)
     drop_database(servers.write_dsn, name)
+
+
+def until_measuring(
+    proc: subprocess.Popen, timeout: float = 180
+) -> tuple[str, list[psutil.Process]]:
+    """Read a `cqrs-bench run` child's output until its load is measured: what it printed, and
+    its descendant processes at that moment."""
+    seen, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        seen.append(line)
+        if "measure" in line and "req/s" in line:  # the load is running and measured
+            return "".join(seen), psutil.Process(proc.pid).children(recursive=True)
+        assert line or proc.poll() is None, "".join(seen)
+    raise AssertionError("never started measuring:\n" + "".join(seen))
+
+
+def still_running(processes: list[psutil.Process]) -> list[list[str]]:
+    """The command lines of those of `processes` still alive (zombies are not)."""
+    return [p.cmdline() for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]

@@ -187,6 +187,16 @@ def needs_projector(impl: str) -> bool:
     return registry.architecture(impl).projection
 
 
+def background(impl: str) -> dict[str, list[str]]:
+    """The background processes `impl` needs as services of their own: role -> its command."""
+    found = {}
+    if needs_projector(impl):
+        found["projector"] = ["project", "run"]
+    if registry.architecture(impl).refresher:
+        found["refresher"] = ["refresh", "run"]
+    return found
+
+
 def host_ports(service: dict) -> list[tuple[str | None, int, int]]:
     """(host address, host port, container port) of each published port."""
     found = []
@@ -273,7 +283,7 @@ def test_every_cqrs_bench_command_parses_with_the_cli(services: dict, name: str)
 def test_every_architecture_has_its_commands():
     names = set(_cqrs_bench_services())
     for impl in registry.names():
-        roles = ["provision", "api", "runner"] + (["projector"] if needs_projector(impl) else [])
+        roles = ["provision", "api", "runner", *background(impl)]
         assert {f"{role}-{impl}" for role in roles} <= names, impl
 
 
@@ -313,14 +323,13 @@ def test_each_architecture_is_wired_together(services: dict):
     read_dsn = f"postgresql://postgres:cqrs-bench@{READ_DB}:5432/postgres"
     for impl in registry.names():
         read = read_dsn if impl == "cqrs-physical" else write_dsn  # crud, logical: one server
-        roles = ["provision", "api", "runner"] + (["projector"] if needs_projector(impl) else [])
+        roles = ["provision", "api", "runner", *background(impl)]
         commands = {role: argv(services[f"{role}-{impl}"])[1:] for role in roles}
         assert commands["provision"][0] == "provision"
         assert commands["api"][0] == "serve"
         assert commands["runner"][0] == "run"
-        if "projector" in commands:
-            assert commands["projector"][:2] == ["project", "run"]
-        assert f"projector-{impl}" in services or not needs_projector(impl)
+        for role, command in background(impl).items():
+            assert commands[role][:2] == command, (role, impl)
         database = options(commands["provision"])["--name"]
         for role, args in commands.items():
             opts = options(args)
@@ -348,14 +357,14 @@ def test_services_start_in_order(services: dict):
         assert provision[WRITE_DB]["condition"] == "service_healthy"
         if impl == "cqrs-physical":
             assert provision[READ_DB]["condition"] == "service_healthy"
-        started_after = [f"api-{impl}"] + ([f"projector-{impl}"] if needs_projector(impl) else [])
+        started_after = [f"api-{impl}"] + [f"{role}-{impl}" for role in background(impl)]
         for name in started_after:
             condition = services[name]["depends_on"][f"provision-{impl}"]["condition"]
             assert condition == "service_completed_successfully", name
         runner = services[f"runner-{impl}"]["depends_on"]
         assert runner[f"api-{impl}"]["condition"] == "service_healthy"
-        if needs_projector(impl):
-            assert f"projector-{impl}" in runner
+        for role in background(impl):
+            assert f"{role}-{impl}" in runner, (role, impl)
         assert "healthcheck" in services[f"api-{impl}"]
 
 

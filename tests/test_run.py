@@ -24,6 +24,7 @@ from harness.results.validate import validate_run
 from harness.runner.reconcile import READ_MODELS
 from harness.runner.run import RunPlan, run
 from implementations import registry
+from tests.conftest import still_running, until_measuring
 from workloads.spec import load_mix
 
 CQRS = set(registry.projected())  # the architectures with a projection
@@ -31,6 +32,7 @@ CQRS = set(registry.projected())  # the architectures with a projection
 READ_MODELS_OF = {
     a.name for a in registry.architectures().values() if a.read_model != "write tables"
 }
+LAGGING = {name for name in registry.names() if registry.lagging(name)}  # and with a refresher
 SF = 0.01
 
 
@@ -110,14 +112,16 @@ def test_a_short_run_of_every_architecture_gives_a_valid_plausible_results_direc
     assert set(latency["phase"]) >= {"warmup", "measure"}
     _check_users(run_dir, plan)  # the Shoppers (and every class) of the mix, while measured
 
-    # Projection lag and freshness exist for CQRS only, and are non-negative.
-    for table, column in (
-        ("event_lag", "lag_ms"),
-        ("freshness", "freshness_ms"),
-        ("lag", "events_behind"),
+    # Projection lag exists for CQRS only, freshness for CQRS and the architectures with a
+    # refresher (whose refreshes are recorded), and they are non-negative.
+    for table, column, impls in (
+        ("event_lag", "lag_ms", CQRS),
+        ("freshness", "freshness_ms", LAGGING),
+        ("lag", "events_behind", CQRS),
+        ("refreshes", "duration_ms", set(registry.refreshed())),
     ):
         frame = _table(run_dir, table)
-        assert set(frame["impl"]) == CQRS, table
+        assert set(frame["impl"]) == impls, table
         assert (frame[column] >= 0).all(), table
     # Active sessions were sampled on the write server for every architecture, and on the read
     # server for the physical one; CPU was measured for the servers and the load generator.
@@ -177,16 +181,7 @@ def test_ctrl_c_stops_every_process_and_keeps_an_incomplete_result(
         text=True,
     )
     try:
-        seen, children = [], []
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            seen.append(line)
-            if "measure" in line and "req/s" in line:  # the load is running and measured
-                children = _descendants(proc.pid)
-                break
-            assert line or proc.poll() is None, "".join(seen)
-        assert children, "never started measuring:\n" + "".join(seen)
+        seen, children = until_measuring(proc)
         proc.send_signal(signal.SIGINT)
         first = proc.stdout.readline()  # at once, before stopping anything
         out, _ = proc.communicate(timeout=120)
@@ -194,10 +189,9 @@ def test_ctrl_c_stops_every_process_and_keeps_an_incomplete_result(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 130, "".join(seen) + first + out
+    assert proc.returncode == 130, seen + first + out
     assert first.startswith("stopping: Ctrl-C received; stopping every process"), first + out
-    alive = [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-    assert not alive, f"left running: {[p.cmdline() for p in alive]}"
+    assert not (alive := still_running(children)), f"left running: {alive}"
 
     (run_dir,) = (tmp_path / "interrupted").iterdir()
     meta = json.loads((run_dir / "run.json").read_text())

@@ -22,11 +22,13 @@ MIXES_DIR = HERE / "mixes"
 SHAPES_DIR = HERE / "shapes"
 
 USER_CLASSES = ("Shopper", "Analyst", "Merchandiser", "Prober")
-DASHBOARD_OPERATIONS = (
-    "dashboard_sales_by_category",
-    "dashboard_top_products",
-    "dashboard_revenue",
-)
+# each dashboard operation and the query-side method it calls (implementations.interface)
+DASHBOARD_QUERIES = {
+    "dashboard_sales_by_category": "sales_by_category",
+    "dashboard_top_products": "top_products",
+    "dashboard_revenue": "revenue_over_time",
+}
+DASHBOARD_OPERATIONS = tuple(DASHBOARD_QUERIES)
 OPERATIONS = (
     "checkout",
     "view_order",

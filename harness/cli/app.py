@@ -31,6 +31,7 @@ from harness.cli.options import (
 )
 from harness.cli.project import app as project_app
 from harness.cli.project import rebuild as project_rebuild
+from harness.cli.refresh import app as refresh_app
 from harness.cli.results import app as results_app
 from harness.cli.run import run as run_command
 from harness.deploy.components import ComponentFailed, watch_parent
@@ -54,6 +55,7 @@ app = typer.Typer(
 )
 app.add_typer(db_app, name="db")
 app.add_typer(project_app, name="project")
+app.add_typer(refresh_app, name="refresh")
 app.command(
     "rebuild", help="Same as `project rebuild`: replay the whole history into empty read models."
 )(project_rebuild)

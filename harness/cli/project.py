@@ -38,10 +38,10 @@ Database = Annotated[
 ]
 
 
-def projection_of(
-    impl: str, database: str | None, write_dsn: str | None, read_dsn: str | None
-) -> Projection:
-    """`impl`'s projection on the given servers or the `db up` pair."""
+def servers_of(
+    database: str | None, write_dsn: str | None, read_dsn: str | None
+) -> tuple[str, str]:
+    """(write DSN, read DSN) of the given servers or the `db up` pair, in `database` if named."""
     if given := given_dsns(write_dsn, read_dsn):
         write, read = given
     else:
@@ -55,7 +55,14 @@ def projection_of(
         write, read = status["write"].dsn, status["read"].dsn
     if database is not None:
         write, read = database_dsn(write, database), database_dsn(read, database)
-    return projection_on(impl, write, read)
+    return write, read
+
+
+def projection_of(
+    impl: str, database: str | None, write_dsn: str | None, read_dsn: str | None
+) -> Projection:
+    """`impl`'s projection on the given servers or the `db up` pair."""
+    return projection_on(impl, *servers_of(database, write_dsn, read_dsn))
 
 
 def lag_record(applied: Applied) -> dict:

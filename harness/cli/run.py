@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from harness.cli.options import ReadDsn, Seed, WriteDsn
+from harness.deploy.refresher import INTERVAL
 from harness.postgres.servers import require_lasting_servers, use_servers
 from harness.runner import presets
 from harness.runner.run import RunPlan
@@ -158,6 +159,12 @@ def run(
     master_port: int | None = typer.Option(
         None, show_default=False, help="Port the Locust master listens on; default: a free one."
     ),
+    refresh_interval: float = typer.Option(
+        INTERVAL,
+        min=0.1,
+        help="Architectures with a refresher: seconds from the start of one round of "
+        "materialized-view refreshes to the next (recorded in run.json's config).",
+    ),
     report: bool = typer.Option(
         True,
         help="End by writing RUN/report/report.md: charts and "
@@ -202,6 +209,7 @@ def run(
         locust_workers=locust_workers,
         external_workers=external_workers,
         master_port=master_port,
+        refresh_interval=refresh_interval,
     )
     plan.check()
     check_results(plan.results_root / plan.experiment)

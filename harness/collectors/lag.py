@@ -8,6 +8,8 @@
 - freshness() gives each dashboard query the staleness it saw (HATtrick's definition): a query
   started at t sees freshness t - (commit time of the oldest event with source_commit <= t <
   applied_at), 0 when there is none.
+- view_freshness() does the same for an architecture with a refresher: a query started at t on a
+  materialized view sees t - the start of the last refresh of that view that ended by t.
 """
 
 from __future__ import annotations
@@ -174,6 +176,68 @@ def freshness(events: pd.DataFrame, queries: pd.DataFrame) -> pd.DataFrame:
         pd.DataFrame(
             {
                 "operation": queries["operation"].to_numpy(),
+                "started_at": queries["started_at"].to_numpy(),
+                "freshness_ms": fresh,
+            }
+        ),
+        FRESHNESS_COLUMNS,
+    )
+
+
+REFRESH_COLUMNS = {
+    "view": "str",
+    "started_at": TS,
+    "ended_at": TS,
+    "duration_ms": "float64",
+    "backend_cpu_ms": "float64",
+}
+
+
+def refreshes(records: Iterable[Mapping]) -> pd.DataFrame:
+    """The refresher's records (view, started_at, ended_at in epoch s, backend_cpu_s) as a frame."""
+    rows = list(records)
+    started = np.asarray([r["started_at"] for r in rows], dtype="float64")
+    ended = np.asarray([r["ended_at"] for r in rows], dtype="float64")
+    cpu = [r["backend_cpu_s"] for r in rows]
+    frame = pd.DataFrame(
+        {
+            "view": [r["view"] for r in rows],
+            "started_at": epoch_utc(started),
+            "ended_at": epoch_utc(ended),
+            "duration_ms": (ended - started) * 1000,
+            "backend_cpu_ms": np.asarray(
+                [math.nan if c is None else c * 1000 for c in cpu], dtype="float64"
+            ),
+        }
+    )
+    return typed_frame(frame, REFRESH_COLUMNS)
+
+
+def view_freshness(
+    refreshed: pd.DataFrame, queries: pd.DataFrame, views: Mapping[str, str]
+) -> pd.DataFrame:
+    """The `freshness` frame of an architecture with a refresher: a query of operation `op`
+    (reading the view `views[op]`) started at t has freshness_ms = t - started_at of the last
+    refresh of that view whose ended_at <= t (a refresh that commits during the query is not
+    counted, so the figure never understates the age). NaN when no refresh of its view had
+    ended by t, or its operation reads no view."""
+    started, started_na = _ns(queries["started_at"])
+    fresh = np.full(len(started), np.nan)
+    operations = queries["operation"].to_numpy()
+    for view, of_view in refreshed.groupby("view"):
+        ended, _ = _ns(of_view["ended_at"])
+        began, _ = _ns(of_view["started_at"])
+        order = np.argsort(ended, kind="stable")
+        ended, began = ended[order], began[order]
+        mine = np.array([views.get(op) == view for op in operations], dtype=bool) & ~started_na
+        last = np.searchsorted(ended, started[mine], side="right") - 1
+        fresh[mine] = np.where(
+            last >= 0, (started[mine] - began[np.maximum(last, 0)]) / 1e6, np.nan
+        )
+    return typed_frame(
+        pd.DataFrame(
+            {
+                "operation": operations,
                 "started_at": queries["started_at"].to_numpy(),
                 "freshness_ms": fresh,
             }

@@ -21,6 +21,7 @@ import psycopg
 
 import implementations
 from harness.deploy.projector import ProjectorProcess, catch_up
+from harness.deploy.refresher import RefresherProcess
 from harness.postgres.servers import Servers, work_dir
 from harness.postgres.templates import (
     clone,
@@ -205,23 +206,32 @@ def prepared(
     progress: Progress = print,
     pool_size: int = 16,
 ) -> Iterator[Implementation]:
-    """Provision, start a projector process if needed, and attach; stop and drop afterwards."""
+    """Provision, start a projector or refresher process if needed, and attach; stop and drop
+    afterwards."""
     dbs = provision(impl_name, servers, sf=sf, seed=seed, progress=progress)
-    projector = None
+    background: list[ProjectorProcess | RefresherProcess] = []
+    logs = work_dir() / "logs"
     try:
         with attached(impl_name, dbs, pool_size=pool_size) as impl:
             if impl.projection:
-                log = work_dir() / "logs" / f"{dbs.name}-projector.log"
-                projector = ProjectorProcess(impl_name, dbs.write_dsn, dbs.read_dsn, log)
-                projector.start()
-                projector.wait_active()
-                progress(f"projector process {projector.pid} active; its log: {log}")
+                log = logs / f"{dbs.name}-projector.log"
+                background.append(ProjectorProcess(impl_name, dbs.write_dsn, dbs.read_dsn, log))
+            if impl.refresher:
+                log = logs / f"{dbs.name}-refresher.log"
+                record = logs / f"{dbs.name}-refreshes.jsonl"
+                background.append(
+                    RefresherProcess(impl_name, (dbs.write_dsn, dbs.read_dsn), log, record=record)
+                )
+            for process in background:
+                process.start()
+                process.wait_active()
+                progress(f"{process.name} process {process.pid} active; its log: {process.log}")
             yield impl
-            if projector:
-                projector.check()
+            for process in background:
+                process.check()
     finally:
-        if projector:
-            projector.stop()
+        for process in background:
+            process.stop()
         if keep:
             progress(f"kept database {dbs.name} (drop it with `cqrs-bench db drop {dbs.name}`)")
         else:

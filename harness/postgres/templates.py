@@ -423,6 +423,7 @@ def _shift(conn: psycopg.Connection, minutes: int) -> list[str]:
         r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
     }
     shifted = sorted((t, c) for t, c in SHIFTED_COLUMNS if t in present)
+    views = _drop_materialized_views(conn)  # ALTER COLUMN cannot change a column a view uses
     for table, column in shifted:
         # A same-type ALTER ... USING rewrites the table compactly: 2-3x faster than an
         # UPDATE plus VACUUM, and no dead half left behind to skew scans.
@@ -434,7 +435,37 @@ def _shift(conn: psycopg.Connection, minutes: int) -> list[str]:
             shift=sql.Literal(f"{minutes} minutes") + sql.SQL("::interval"),
         )
         conn.execute(statement)
+    for statement in views:  # back, computed from the shifted rows
+        conn.execute(statement)
     return sorted({t for t, _ in shifted})
+
+
+MATERIALIZED_VIEWS = """
+    SELECT c.relname, pg_get_viewdef(c.oid),
+           coalesce(array_agg(i.indexdef ORDER BY i.indexname)
+                    FILTER (WHERE i.indexdef IS NOT NULL), '{}')
+    FROM pg_class c
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    LEFT JOIN pg_indexes i ON i.schemaname = n.nspname AND i.tablename = c.relname
+    WHERE c.relkind = 'm' AND n.nspname = 'public'
+    GROUP BY c.oid, c.relname
+    ORDER BY c.oid
+"""
+
+
+def _drop_materialized_views(conn: psycopg.Connection) -> list[sql.Composable]:
+    """Drop the materialized views of the database (an architecture's, over the write tables);
+    the statements that create them again, with their data and indexes."""
+    again: list[sql.Composable] = []
+    for name, definition, indexes in conn.execute(MATERIALIZED_VIEWS).fetchall():
+        conn.execute(sql.SQL("DROP MATERIALIZED VIEW {}").format(sql.Identifier(name)))
+        again.append(
+            sql.SQL("CREATE MATERIALIZED VIEW {} AS {}").format(
+                sql.Identifier(name), sql.SQL(definition.strip().rstrip(";"))
+            )
+        )
+        again += [sql.SQL(index) for index in indexes]
+    return again
 
 
 def _freeze(conn: psycopg.Connection, tables: list[str]) -> None:

@@ -15,17 +15,26 @@ import pyarrow as pa
 
 from implementations import registry
 
-# Version 2 added users.parquet, waits.blocker_component and verification.phase (`since` on a
-# table or column).
-RESULTS_SCHEMA_VERSION = 2
-KNOWN_SCHEMA_VERSIONS = frozenset({1, 2})
+# Version 2 added users.parquet, waits.blocker_component and verification.phase; version 3
+# refreshes.parquet and freshness rows for architectures with a refresher (`since` on a table or
+# column).
+RESULTS_SCHEMA_VERSION = 3
+KNOWN_SCHEMA_VERSIONS = frozenset({1, 2, 3})
 
 Kind = Literal["timestamp", "int", "float", "str", "bool"]
 
 PHASES = ("warmup", "measure", "cooldown")
 LATENCY_KINDS = ("service", "intended", "visibility")
 SERVERS = ("write", "read")
-RESOURCE_COMPONENTS = ("write_server", "read_server", "service", "projector", "locust", "runner")
+RESOURCE_COMPONENTS = (
+    "write_server",
+    "read_server",
+    "service",
+    "projector",
+    "refresher",
+    "locust",
+    "runner",
+)
 LOCK_EVENTS = ("still_waiting", "acquired", "deadlock", "serialization_failure", "lock_timeout")
 RUN_STATUSES = ("running", "complete", "incomplete")
 
@@ -41,10 +50,18 @@ ARROW_TYPES: dict[str, pa.DataType] = {
 
 
 def has_projection(impl: str) -> bool:
-    """True for the architectures with a projection (and so lag and freshness), as their
+    """True for the architectures with a projection (and so lag and event lag), as their
     architecture.toml declares (False for one this tree does not have)."""
     known = registry.architectures().get(impl)
     return known is not None and known.projection
+
+
+def may_have_rows(table: Table, impl: str) -> bool:
+    """Whether `impl` may have rows in `table`: a projection's tables for architectures with a
+    projection, the lagging tables (freshness) for those with a projection or a refresher."""
+    if table.lagging_only:
+        return registry.lagging(impl)
+    return has_projection(impl) or not table.projection_only
 
 
 @dataclass(frozen=True)
@@ -73,11 +90,13 @@ class Table:
     rows_required: bool = True
     # Only architectures with a projection may have rows (the projection's tables).
     projection_only: bool = False
+    # Only architectures whose dashboards may lag (a projection or a refresher) may have rows.
+    lagging_only: bool = False
     notes: str = ""
     since: int = 1  # the results schema version that added it
 
     def must_have_rows(self, impl: str) -> bool:
-        return self.rows_required and (has_projection(impl) or not self.projection_only)
+        return self.rows_required and may_have_rows(self, impl)
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.columns]
@@ -398,8 +417,11 @@ TABLES: tuple[Table, ...] = (
     ),
     Table(
         "freshness",
-        "Freshness seen by each dashboard query: query start minus the commit time of the "
-        "oldest committed, unapplied event (0 when none, as HATtrick defines it).",
+        "Freshness seen by each dashboard query. With a projection: query start minus the "
+        "commit time of the oldest committed, unapplied event (0 when none, as HATtrick defines "
+        "it). With a refresher (since version 3): query start minus the start of the refresh "
+        "transaction that produced the data of the view the query read (the last refresh of "
+        "that view committed before the query started).",
         (
             IMPL,
             OPERATION,
@@ -407,8 +429,31 @@ TABLES: tuple[Table, ...] = (
             _ms("freshness_ms", "Staleness of the answer."),
         ),
         rows_required=False,
-        projection_only=True,
+        lagging_only=True,
         notes="No rows in a run without dashboard load.",
+    ),
+    Table(
+        "refreshes",
+        "Every refresh of a materialized view by the refresher process (architectures with a "
+        "refresher): `REFRESH MATERIALIZED VIEW CONCURRENTLY`, one view per transaction.",
+        (
+            IMPL,
+            Column("view", "str", "The materialized view."),
+            _ts("started_at", "Start of the refresh transaction (its data is current as of it)."),
+            _ts("ended_at", "When its commit returned."),
+            Column("phase", "str", "Phase of the load its start falls in.", values=PHASES),
+            _ms("duration_ms", "ended_at − started_at."),
+            _ms(
+                "backend_cpu_ms",
+                "CPU time (user + system) of the server backend that refreshed it; null when "
+                "the server is not on this machine.",
+                True,
+            ),
+        ),
+        rows_required=False,
+        notes="The refresher's first round (before the load) is in phase `warmup`. No rows for "
+        "architectures without a refresher.",
+        since=3,
     ),
     Table(
         "resources",
@@ -563,7 +608,8 @@ RUN_JSON_KEYS: tuple[tuple[str, str], ...] = (
         "schema_version",
         f"Version of this results format (an integer; now {RESULTS_SCHEMA_VERSION}). Runs of an "
         "older version are still valid and read: version 1 has no users.parquet, no "
-        "`blocker_component` in waits.parquet and no `phase` in verification.parquet.",
+        "`blocker_component` in waits.parquet and no `phase` in verification.parquet; versions "
+        "1 and 2 have no refreshes.parquet (and no architecture with a refresher).",
     ),
     (
         "run_id",
@@ -610,7 +656,9 @@ RUN_JSON_KEYS: tuple[tuple[str, str], ...] = (
         "made and dropped by the run; `given`: an existing one, `run --database`), `service` "
         "(the URL measured, http transport) and `service_origin` (`started` | `given`), "
         "`projector` (`started` | `external` (`run --service-url`: its per-event lag is not "
-        "recorded, so event_lag has no rows for it) | `none`), `started` (the processes the run "
+        "recorded, so event_lag has no rows for it) | `none`), `refresher` (architectures with a "
+        "refresher: `started` | `external`, whose refreshes and freshness are not recorded), "
+        "`started` (the processes the run "
         "started), `verification` ({checks, mismatches} before measuring), `reconciliation` "
         "(architectures with read models: {tables, mismatches, seconds}, reconciled with the write model "
         "after the load; mismatches > 0: they drifted, the run is complete but marked so, with a "
@@ -659,15 +707,21 @@ COLLECTOR_TABLES = (
     "lag",
     "event_lag",
     "freshness",
+    "refreshes",
     "resources",
     "storage",
 )
 
 
 def _rows_text(t: Table) -> str:
-    who = "architectures with a projection only" if t.projection_only else "every implementation"
+    who = "every implementation"
+    if t.projection_only:
+        who = "architectures with a projection only"
+    elif t.lagging_only:
+        who = "architectures with a projection or a refresher only"
     if not t.rows_required:
-        return f"may be empty; {who.lower()} may have rows" if t.projection_only else "may be empty"
+        limited = t.projection_only or t.lagging_only
+        return f"may be empty; {who.lower()} may have rows" if limited else "may be empty"
     unless = " (unless it ran with --no-collectors)" if t.name in COLLECTOR_TABLES else ""
     return f"required for {who} in a complete run{unless}"
 

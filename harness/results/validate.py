@@ -246,11 +246,10 @@ def _check_table(
         report.problems.append(
             f"{spec.file_name}: rows for impls {stray} that run.json does not list"
         )
-    if spec.projection_only and (
-        non_cqrs := sorted(i for i in present if not schema.has_projection(i))
-    ):
+    if stray := sorted(i for i in present if not schema.may_have_rows(spec, i)):
+        who = "a projection or a refresher" if spec.lagging_only else "a projection"
         report.problems.append(
-            f"{spec.file_name}: rows for {non_cqrs}, but only architectures with a projection have them"
+            f"{spec.file_name}: rows for {stray}, but only architectures with {who} have them"
         )
     lacking = [i for i in impls if spec.must_have_rows(i) and i not in present]
     if lacking:

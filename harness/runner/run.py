@@ -3,7 +3,7 @@ clone of the same dataset, into one results directory.
 
 Per implementation: provision the clone and project its history; raise stock and vacuum (the
 state autovacuum would long have reached); check its answers against the reference answers;
-start its projector and (http transport) its API service as processes; start the collectors;
+start its projector or refresher and (http transport) its API service as processes; start the collectors;
 run Locust; take the statistics around the measurement window; let the projector catch up;
 stop everything; reconcile the read models with the write model (drift marks the run); drop
 the clone. Ctrl-C or a failing component stops every process, writes what was measured and marks
@@ -39,6 +39,7 @@ from harness.deploy.provision import (
     ready_template,
     run_databases,
 )
+from harness.deploy.refresher import INTERVAL, RefresherProcess, read_refreshes
 from harness.deploy.service import ServiceProcess
 from harness.postgres.server import free_port
 from harness.postgres.servers import Servers
@@ -64,6 +65,7 @@ from workloads import dataset, spec
 from workloads.catalog import Catalog
 from workloads.config import WorkloadConfig
 from workloads.recorder import merge_seconds
+from workloads.spec import DASHBOARD_QUERIES
 
 Progress = Callable[[str], None]
 LOCUSTFILE = Path(__file__).resolve().parents[2] / "workloads" / "locustfile.py"
@@ -95,6 +97,7 @@ class RunPlan:
     master_port: int | None = None  # where the master listens (default: a free port)
     repeat: int = 1  # rounds: every implementation once per round, the order reversed each round
     preset: str | None = None  # the named preset the options came from (recorded only)
+    refresh_interval: float = INTERVAL  # seconds between a refresher's rounds of refreshes
 
     def check(self) -> None:
         for name in self.impls:
@@ -126,6 +129,8 @@ class RunPlan:
                 "workers on other machines cannot reach a service this run starts "
                 "on 127.0.0.1: serve it yourself and pass --service-url"
             )
+        if not self.refresh_interval > 0:
+            raise ValueError(f"--refresh-interval must be > 0, not {self.refresh_interval!r}")
         if self.transport not in ("http", "inproc"):
             raise ValueError("--transport must be http or inproc")
         spec.load_mix(self.mix)
@@ -177,6 +182,9 @@ class ImplRun:
         self.info: dict = {"status": "started", "warnings": [], "started": []}
         self.window: latency.Window | None = None
         self.projector: Component | None = None
+        self.refresher: RefresherProcess | None = None
+        # which view each dashboard operation reads (with a refresher)
+        self.views: dict[str, str] = {}
 
     def log(self, component: str) -> Path:
         return self.logs / f"{self.impl}-{component}.log"
@@ -198,6 +206,13 @@ class ImplRun:
             with attached(self.impl, dbs, pool_size=2) as implementation:
                 self._verify(implementation, dbs.write_dsn)
                 projection = implementation.projection
+                if implementation.refresher is not None:
+                    reads = implementation.refresher.reads
+                    self.views = {
+                        op: reads[method]
+                        for op, method in DASHBOARD_QUERIES.items()
+                        if method in reads
+                    }
             self._measure(dbs, projection)
         finally:
             self._stop_components()
@@ -277,6 +292,8 @@ class ImplRun:
                         self.frames.add(self.impl, table, part)
             if projection and batches.exists():
                 self._collect_lag(batches)
+            if self.refresher:
+                self._collect_refreshes(self.refresher.record)
         if registry.architecture(self.impl).read_model != "write tables":
             # caught up, and no longer measured: its scans are in no statistics
             self._reconcile(dbs.write_dsn, dbs.read_dsn if dbs.separate else dbs.write_dsn)
@@ -320,6 +337,20 @@ class ImplRun:
         )
         if projection and plan.service_url:
             self.progress("   the projector is the deployment's own: per-event lag is not recorded")
+        if self.views:
+            self.info["refresher"] = "external" if plan.service_url else "started"
+        if self.views and not plan.service_url:
+            self.refresher = self._start(
+                RefresherProcess(
+                    self.impl,
+                    (dbs.write_dsn, dbs.read_dsn),
+                    self.log("refresher"),
+                    record=self.raw / "refreshes.jsonl",
+                    interval=plan.refresh_interval,
+                )
+            )
+            if collectors:
+                collectors.add_component("refresher", self.refresher.pid)
         if projection and not plan.service_url:
             self.projector = projector = self._start(
                 ProjectorProcess(
@@ -347,6 +378,8 @@ class ImplRun:
             self.info.update(service=host, service_origin="started")
         if self.projector:
             self.projector.wait_active()
+        if self.refresher:
+            self.refresher.wait_active()
         config = WorkloadConfig(
             transport=plan.transport,
             host=host,
@@ -534,6 +567,20 @@ class ImplRun:
         self.frames.add(self.impl, "event_lag", events)
         queries = SecondsTail(self.raw).queries()
         self.frames.add(self.impl, "freshness", lag_tables.freshness(events, queries))
+
+    def _collect_refreshes(self, records: Path) -> None:
+        """Every refresh the refresher recorded, and the freshness of every dashboard query."""
+        refreshed = lag_tables.refreshes(read_refreshes(records))
+        if not len(refreshed):
+            return
+        start = self.window.start if self.window else refreshed["started_at"].min().timestamp()
+        window = self.window or latency.Window(start, self.plan.warmup, self.plan.duration)
+        phases = [window.phase(t.timestamp()) for t in refreshed["started_at"]]
+        self.frames.add(self.impl, "refreshes", refreshed.assign(phase=phases))
+        if self.plan.collectors:
+            queries = SecondsTail(self.raw).queries()
+            fresh = lag_tables.view_freshness(refreshed, queries, self.views)
+            self.frames.add(self.impl, "freshness", fresh)
 
 
 def run(plan: RunPlan, servers: Servers, progress: Progress = print) -> list[Path]:
