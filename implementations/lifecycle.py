@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from importlib.resources import files
+
 from sqlalchemy import Engine
 
 from implementations.db import make_engine
@@ -30,6 +32,15 @@ class PooledImplementation:
             make_engine(queries_dsn, component=f"{self.name}:queries", pool_size=size),
         ]
         return self.engines[0], self.engines[1]
+
+    def install_schema_sql(self, package: str) -> None:
+        """Run the `schema.sql` of `package` (an architecture's folder) on the write database."""
+        engine = make_engine(self.config.write_dsn, component=f"{self.name}-install", pool_size=1)
+        try:
+            with engine.begin() as conn:
+                conn.exec_driver_sql(files(package).joinpath("schema.sql").read_text())
+        finally:
+            engine.dispose()
 
     def stop(self) -> None:
         for engine in self.engines:

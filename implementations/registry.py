@@ -46,6 +46,9 @@ class Architecture:
     baseline: bool = False  # the architecture the others are compared with (exactly one)
     projection: bool = False  # a projector process fills its read models from its outbox
     separate_read_server: bool = False  # its read models live on the read server
+    # its queries read a streaming-replication hot standby of the write server: the harness
+    # starts one (or takes --replica-dsn) and gives Config.read_dsn on it
+    reads_standby: bool = False
     # where its queries read: the write tables themselves, read models updated after the
     # command commits (asynchronous), or read models updated in the command's transaction
     read_model: Literal["write tables", "asynchronous", "synchronous"] = "write tables"
