@@ -34,7 +34,7 @@ SETTINGS = {
     "log_line_prefix": "'%m [%p] %a %u@%d '",
     "max_wal_size": "4GB",
     "checkpoint_timeout": "30min",
-    # a streaming standby can be made of any write server (crud-replica; see servers.standby)
+    # a streaming standby can be made of any write server (see servers.standby_dsn)
     "wal_level": "replica",
     "max_wal_senders": "10",
     "hot_standby": "on",
