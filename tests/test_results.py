@@ -71,7 +71,7 @@ def generic_frame(spec: schema.Table, impls: list[str]) -> pd.DataFrame:
     """One schema-correct row per implementation that may have rows."""
     rows = []
     for impl in impls:
-        if spec.projection_only and not schema.has_projection(impl):
+        if spec.lagging_only and not schema.lags(impl):
             continue
         row = {}
         for col in spec.columns:
@@ -194,7 +194,10 @@ def test_written_table_reads_back(tmp_path: Path) -> None:
     merged.add(HdrHistogram.decode(back["hdr"][1]))
     assert merged.get_total_count() == 2
     file_schema = pq.read_schema(run / "latency.parquet")
-    assert file_schema.metadata[b"cqrs_bench.results_schema_version"] == b"2"
+    assert (
+        file_schema.metadata[b"cqrs_bench.results_schema_version"]
+        == str(schema.RESULTS_SCHEMA_VERSION).encode()
+    )
 
 
 def test_empty_frames_are_valid_for_every_table(tmp_path: Path) -> None:
@@ -244,7 +247,9 @@ def test_run_json_start_update_finish(tmp_path: Path) -> None:
     )
     record = read_run_json(run)
     assert record["status"] == "running" and record["finished_at"] is None
-    assert record["run_id"] == run.name and record["schema_version"] == 2
+    assert (
+        record["run_id"] == run.name and record["schema_version"] == schema.RESULTS_SCHEMA_VERSION
+    )
     assert record["config"] == {"seed": 42, "path": "/x", "rate": None, "t": [1, 2]}
     update_run_json(run, {"note": "x"}, other=1)
     (run / "logs").mkdir()
@@ -348,7 +353,7 @@ def test_missing_or_broken_run_json_is_caught(run: Path) -> None:
 
 def test_unknown_schema_version_is_caught(run: Path) -> None:
     update_run_json(run, schema_version=99)
-    assert validate_run(run) == ["run.json: unknown schema_version 99 (this code knows 1, 2)"]
+    assert validate_run(run) == ["run.json: unknown schema_version 99 (this code knows 1, 2, 3)"]
 
 
 def as_version_1(run: Path) -> None:
@@ -460,7 +465,7 @@ def test_measure_phase_is_required(run: Path) -> None:
     ]
 
 
-def test_projection_only_tables(tmp_path: Path) -> None:
+def test_lagging_only_tables(tmp_path: Path) -> None:
     run = make_run(tmp_path, impls=["crud"])
     assert validate_run(run) == []  # lag, event_lag and freshness are empty for crud
     (run / "lag.parquet").unlink()
@@ -468,7 +473,8 @@ def test_projection_only_tables(tmp_path: Path) -> None:
         run, "lag", generic_frame(schema.table("lag"), ["cqrs-logical"]).assign(impl="crud")
     )
     assert validate_run(run) == [
-        "lag.parquet: rows for ['crud'], but only architectures with a projection have them"
+        "lag.parquet: rows for ['crud'], but only architectures whose answers lag "
+        "(a projection or a standby) have them"
     ]
 
 

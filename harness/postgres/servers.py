@@ -84,6 +84,12 @@ def persistent_servers() -> dict[str, EmbeddedServer]:
     return {role: EmbeddedServer(work_dir() / "servers" / role, role) for role in ROLES}
 
 
+def persistent_standby() -> EmbeddedServer:
+    """The standby of the `db up` write server (made when an architecture first reads from it);
+    `db down` stops it too."""
+    return EmbeddedServer(work_dir() / "servers" / STANDBY, STANDBY)
+
+
 def _ephemeral_root(pid: int) -> Path:
     return work_dir() / "servers" / f"run-{pid}"
 

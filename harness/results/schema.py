@@ -16,16 +16,25 @@ import pyarrow as pa
 from implementations import registry
 
 # Version 2 added users.parquet, waits.blocker_component and verification.phase (`since` on a
-# table or column).
-RESULTS_SCHEMA_VERSION = 2
-KNOWN_SCHEMA_VERSIONS = frozenset({1, 2})
+# table or column). Version 3 added replay.parquet, the `standby` server and `standby_server`
+# component, and lag, event_lag and freshness rows for architectures that read a standby.
+RESULTS_SCHEMA_VERSION = 3
+KNOWN_SCHEMA_VERSIONS = frozenset({1, 2, 3})
 
 Kind = Literal["timestamp", "int", "float", "str", "bool"]
 
 PHASES = ("warmup", "measure", "cooldown")
 LATENCY_KINDS = ("service", "intended", "visibility")
-SERVERS = ("write", "read")
-RESOURCE_COMPONENTS = ("write_server", "read_server", "service", "projector", "locust", "runner")
+SERVERS = ("write", "read", "standby")
+RESOURCE_COMPONENTS = (
+    "write_server",
+    "read_server",
+    "standby_server",
+    "service",
+    "projector",
+    "locust",
+    "runner",
+)
 LOCK_EVENTS = ("still_waiting", "acquired", "deadlock", "serialization_failure", "lock_timeout")
 RUN_STATUSES = ("running", "complete", "incomplete")
 
@@ -40,11 +49,12 @@ ARROW_TYPES: dict[str, pa.DataType] = {
 }
 
 
-def has_projection(impl: str) -> bool:
-    """True for the architectures with a projection (and so lag and freshness), as their
-    architecture.toml declares (False for one this tree does not have)."""
+def lags(impl: str) -> bool:
+    """True for the architectures whose answers can lag behind the write model (and so have lag
+    and freshness): those with a projection or reading a standby, as their architecture.toml
+    declares (False for one this tree does not have)."""
     known = registry.architectures().get(impl)
-    return known is not None and known.projection
+    return known is not None and (known.projection or known.reads_standby)
 
 
 @dataclass(frozen=True)
@@ -68,16 +78,16 @@ class Table:
     name: str  # without ".parquet"
     description: str
     columns: tuple[Column, ...]
-    # In a complete run every implementation (those with a projection only, if projection_only)
+    # In a complete run every implementation (those whose answers lag only, if lagging_only)
     # has rows.
     rows_required: bool = True
-    # Only architectures with a projection may have rows (the projection's tables).
-    projection_only: bool = False
+    # Only architectures whose answers can lag (a projection, a standby) may have rows.
+    lagging_only: bool = False
     notes: str = ""
     since: int = 1  # the results schema version that added it
 
     def must_have_rows(self, impl: str) -> bool:
-        return self.rows_required and (has_projection(impl) or not self.projection_only)
+        return self.rows_required and (lags(impl) or not self.lagging_only)
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.columns]
@@ -362,30 +372,42 @@ TABLES: tuple[Table, ...] = (
     ),
     Table(
         "lag",
-        "The projection's backlog, sampled at about 2 Hz.",
+        "The backlog of the read side, over time: a projection's (sampled at about 2 Hz), or a "
+        "standby's (10 rows a second from the replay samples, see `replay`).",
         (
             IMPL,
             _ts("ts", "When the sample was taken."),
             Column("elapsed_s", "float", "`ts` minus the start of the load.", unit="s"),
-            _count("events_behind", "Events committed to the outbox but not yet applied."),
+            _count(
+                "events_behind",
+                "Events committed to the outbox but not yet applied; for a standby, primary "
+                "commits not yet replayed.",
+            ),
             _ms(
                 "oldest_unapplied_age_ms",
-                "Age of the oldest committed, unapplied event; null when none.",
+                "Age of the oldest committed, unapplied event (unreplayed commit); null when none.",
                 True,
             ),
         ),
-        projection_only=True,
+        lagging_only=True,
     ),
     Table(
         "event_lag",
-        "Time lag of every applied event.",
+        "Time lag of every applied event; for a standby, the replay lag of every primary "
+        "commit made while it was sampled.",
         (
             IMPL,
             _ts(
                 "source_commit",
-                "Commit time of the event on the write server (`track_commit_timestamp`).",
+                "Commit time of the event (standby: of the transaction) on the write server "
+                "(`track_commit_timestamp`).",
             ),
-            _ts("applied_at", "Commit time of the transaction that applied it to the read model."),
+            _ts(
+                "applied_at",
+                "Commit time of the transaction that applied it to the read model; for a "
+                "standby, the first replay sample that saw it replayed (late by at most the "
+                "sampling interval, never early).",
+            ),
             _ms(
                 "lag_ms",
                 "applied_at − source_commit. Across two servers it includes their clock "
@@ -393,13 +415,14 @@ TABLES: tuple[Table, ...] = (
                 non_negative=False,
             ),
         ),
-        projection_only=True,
+        lagging_only=True,
         notes="One row per applied event.",
     ),
     Table(
         "freshness",
         "Freshness seen by each dashboard query: query start minus the commit time of the "
-        "oldest committed, unapplied event (0 when none, as HATtrick defines it).",
+        "oldest committed, unapplied event (0 when none, as HATtrick defines it); for a "
+        "standby, of the oldest primary commit not yet replayed.",
         (
             IMPL,
             OPERATION,
@@ -407,8 +430,33 @@ TABLES: tuple[Table, ...] = (
             _ms("freshness_ms", "Staleness of the answer."),
         ),
         rows_required=False,
-        projection_only=True,
+        lagging_only=True,
         notes="No rows in a run without dashboard load.",
+    ),
+    Table(
+        "replay",
+        "A streaming standby's replay, sampled 100 times a second (architectures that read a "
+        "standby): the source of their lag, event_lag and freshness rows.",
+        (
+            IMPL,
+            _ts("ts", "When the sample's answer arrived (the standby had replayed at least this)."),
+            Column(
+                "replay_lsn_bytes",
+                "float",
+                "`pg_last_wal_replay_lsn()` as bytes from 0/0.",
+                unit="bytes",
+                non_negative=True,
+            ),
+            _ts(
+                "last_replayed_commit",
+                "`pg_last_xact_replay_timestamp()`: the primary's commit time of the last "
+                "transaction replayed; null before the first.",
+                nullable=True,
+            ),
+        ),
+        rows_required=False,
+        lagging_only=True,
+        since=3,
     ),
     Table(
         "resources",
@@ -659,15 +707,20 @@ COLLECTOR_TABLES = (
     "lag",
     "event_lag",
     "freshness",
+    "replay",
     "resources",
     "storage",
 )
 
 
 def _rows_text(t: Table) -> str:
-    who = "architectures with a projection only" if t.projection_only else "every implementation"
+    who = (
+        "architectures whose answers lag (a projection or a standby) only"
+        if t.lagging_only
+        else "every implementation"
+    )
     if not t.rows_required:
-        return f"may be empty; {who.lower()} may have rows" if t.projection_only else "may be empty"
+        return f"may be empty; {who.lower()} may have rows" if t.lagging_only else "may be empty"
     unless = " (unless it ran with --no-collectors)" if t.name in COLLECTOR_TABLES else ""
     return f"required for {who} in a complete run{unless}"
 
