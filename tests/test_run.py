@@ -20,6 +20,7 @@ from harness.deploy.provision import drop, provision
 from harness.deploy.service import healthy
 from harness.postgres.server import free_port
 from harness.postgres.servers import READ_DSN_ENV, WRITE_DSN_ENV, Servers
+from harness.results import schema
 from harness.results.validate import validate_run
 from harness.runner.reconcile import READ_MODELS
 from harness.runner.run import RunPlan, run
@@ -106,15 +107,22 @@ def test_a_short_run_of_every_architecture_gives_a_valid_plausible_results_direc
     assert set(latency["phase"]) >= {"warmup", "measure"}
     _check_users(run_dir, plan)  # the Shoppers (and every class) of the mix, while measured
 
-    # Projection lag and freshness exist for CQRS only, and are non-negative.
+    # Lag and freshness exist for the architectures whose answers lag (a projection, a
+    # standby), and are non-negative; a standby's replay was sampled, and waited for.
+    lagging = {impl for impl in registry.names() if schema.lags(impl)}
     for table, column in (
         ("event_lag", "lag_ms"),
         ("freshness", "freshness_ms"),
         ("lag", "events_behind"),
     ):
         frame = _table(run_dir, table)
-        assert set(frame["impl"]) == CQRS, table
+        assert set(frame["impl"]) == lagging, table
         assert (frame[column] >= 0).all(), table
+    standby = {impl for impl in registry.names() if registry.architecture(impl).reads_standby}
+    assert set(_table(run_dir, "replay")["impl"]) == standby
+    for impl in standby:
+        assert meta["impls"][impl]["standby_caught_up_s"] >= 0
+        assert meta["impls"][impl]["hot_standby_feedback"] is False
     # Active sessions were sampled on the write server for every architecture, and on the read
     # server for the physical one; CPU was measured for the servers and the load generator.
     waits = _table(run_dir, "waits")
