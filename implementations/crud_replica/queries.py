@@ -17,22 +17,21 @@ REPLAYED = text(
 FIRST_PAUSE, MAX_PAUSE = 0.001, 0.02  # seconds between polls, doubling
 
 
-def replay_wait(bound: float):
-    def wait_replayed(conn: Connection, token: str) -> None:
-        started = time.monotonic()
-        pause = FIRST_PAUSE
-        while not conn.execute(REPLAYED, {"lsn": token}).scalar():
-            waited = time.monotonic() - started
-            if waited >= bound:
-                raise NotYetVisible(
-                    f"the standby had not replayed {token} after {bound:g}s", waited
-                )
-            time.sleep(min(pause, bound - waited))
-            pause = min(pause * 2, MAX_PAUSE)
-        # the query that follows (READ COMMITTED) takes a new snapshot, which includes it
-
-    return wait_replayed
+def wait_replayed(conn: Connection, token: str, bound: float) -> None:
+    """Return once the standby has replayed past `token` (polling, pauses doubling from 1 ms to
+    20 ms); NotYetVisible after `bound` seconds."""
+    started = time.monotonic()
+    pause = FIRST_PAUSE
+    while not conn.execute(REPLAYED, {"lsn": token}).scalar():
+        waited = time.monotonic() - started
+        if waited >= bound:
+            raise NotYetVisible(
+                f"the standby had not caught up with {token} after {bound:g}s", waited
+            )
+        time.sleep(min(pause, bound - waited))
+        pause = min(pause * 2, MAX_PAUSE)
+    # the query that follows (READ COMMITTED) takes a new snapshot, which includes it
 
 
 def query_side(engine: Engine, wait_bound: float) -> LiveQueries:
-    return LiveQueries(engine, replay_wait(wait_bound))
+    return LiveQueries(engine, wait_replayed, wait_bound)

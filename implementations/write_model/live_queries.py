@@ -89,22 +89,25 @@ SEARCH_PRODUCTS = text(r"""
 """)
 
 
-# Called with a query's connection and its consistency token before the query runs: returns once
-# what the token names is visible there (or raises NotYetVisible).
-WaitVisible = Callable[[Connection, str], None]
+# Called with a query's connection, its consistency token and how long it may wait, before the
+# query runs: returns once what the token names is visible there (or raises NotYetVisible).
+WaitVisible = Callable[[Connection, str, float], None]
 
 
 class LiveQueries:
     """Without `wait_visible`, consistency tokens are accepted and ignored: the live tables are
-    always current; with it, a query given a token first waits on its connection."""
+    always current; with it, a query given a token first waits on its connection, at most
+    `wait_bound` seconds."""
 
-    def __init__(self, engine: Engine, wait_visible: WaitVisible | None = None) -> None:
-        self.engine, self.wait_visible = engine, wait_visible
+    def __init__(
+        self, engine: Engine, wait_visible: WaitVisible | None = None, wait_bound: float = 5.0
+    ) -> None:
+        self.engine, self.wait_visible, self.wait_bound = engine, wait_visible, wait_bound
 
     def _read(self, after: str | None, work: Callable[[Connection], list]):
         def guarded(conn: Connection):
             if after and self.wait_visible:
-                self.wait_visible(conn, after)
+                self.wait_visible(conn, after, self.wait_bound)
             return work(conn)
 
         return read(self.engine, guarded)
