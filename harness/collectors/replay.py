@@ -89,7 +89,8 @@ def replayed_at(samples: pd.DataFrame, commits: np.ndarray) -> pd.DataFrame:
     last, missing = _ns(samples["last_replayed_commit"])
     last = np.where(missing, np.iinfo("int64").min, last)
     replayed_by = np.maximum.accumulate(last) if len(last) else last
-    commit_ns = (np.asarray(commits, dtype="float64") * 1e9).astype("int64")
+    # commit times are whole microseconds: rounded so, float seconds compare exactly
+    commit_ns = np.round(np.asarray(commits, dtype="float64") * 1e6).astype("int64") * 1000
     if len(ts):
         commit_ns = commit_ns[commit_ns >= ts[0]]  # before the first sample: unknown
     first = np.searchsorted(replayed_by, commit_ns, side="left")

@@ -16,6 +16,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from harness.postgres.binaries import find_bindir
 
 SUPERUSER = "postgres"
@@ -245,10 +247,11 @@ class EmbeddedServer:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process `pid` runs: a zombie does not (a killed postmaster stays one until its
+    parent, often a container's init that never reaps, collects it)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
+    except psutil.AccessDenied:
         return True
-    return True

@@ -100,15 +100,24 @@ class RunCollectors:
             statements.reset(dsn)
 
     def end_measure(self) -> None:
+        """The statistics after the window, of every server still reachable (a server that went
+        away is named in a warning: the failure that stopped the run is reported, not this)."""
         if not self.before:
             return
         for role, dsn in self.databases.items():
-            after = db_stats.snapshot(dsn)
+            try:
+                after = db_stats.snapshot(dsn)
+            except psycopg.OperationalError as exc:
+                self.warnings.append(f"{role} server: statistics not read: {exc}")
+                continue
             self._add("db_stats", db_stats.deltas(self.before[role], after, role, _dbname(dsn)))
         for role, dsn in self.servers.items():
-            frame, warning = statements.read(
-                dsn, role, {_dbname(d) for d in self.databases.values()}
-            )
+            try:
+                frame, warning = statements.read(
+                    dsn, role, {_dbname(d) for d in self.databases.values()}
+                )
+            except psycopg.OperationalError as exc:
+                frame, warning = None, f"statements not read: {exc}"
             self._add("statements", frame)
             if warning:
                 self.warnings.append(f"{role} server: {warning}")

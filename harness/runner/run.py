@@ -548,9 +548,13 @@ class ImplRun:
                         component.check()
                 elif component is not locust:
                     component.check()
-            self._check_standby()  # before the collectors: its sampler fails with it
+            self._check_standby()
             if collectors:
-                collectors.check()
+                try:
+                    collectors.check()
+                except ComponentFailed:  # a sampler of a standby that has just gone: name it
+                    self._check_standby()
+                    raise
             tail.poll()
             now = time.time()
             if tail.start and not measuring and now >= tail.start + plan.warmup:
