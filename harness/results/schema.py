@@ -314,7 +314,10 @@ TABLES: tuple[Table, ...] = (
                 "stat",
                 "str",
                 "Counter name (`xact_commit`, `xact_rollback`, `deadlocks`, "
-                "`conflicts`, `blks_read`, ...).",
+                "`conflicts`, `blks_read`, ...); on a standby `conflicts` counts the queries "
+                "it cancelled for replay, and `confl_lock`, `confl_snapshot`, "
+                "`confl_bufferpin`, `confl_deadlock`, `confl_tablespace` "
+                "(`pg_stat_database_conflicts`) the same by cause.",
             ),
             Column("before", "float", "Value at the start of the measure phase."),
             Column("after", "float", "Value at its end."),
@@ -662,7 +665,12 @@ RUN_JSON_KEYS: tuple[tuple[str, str], ...] = (
         "started), `verification` ({checks, mismatches} before measuring), `reconciliation` "
         "(CQRS: {tables, mismatches, seconds}, the read models reconciled with the write model "
         "after the load; mismatches > 0: they drifted, the run is complete but marked so, with a "
-        "warning), `warnings`.",
+        "warning), `warnings`; for an architecture that reads a standby: "
+        "`hot_standby_feedback` (the standby's setting during the run, from `run "
+        "--hot-standby-feedback`), `standby_replayed_before_verification_s`, "
+        "`standby_replayed_before_load_s` and `standby_caught_up_s` (the explicit waits until "
+        "the standby had replayed the primary's WAL position, before verification, before the "
+        "load and after it).",
     ),
     (
         "metadata_errors",
