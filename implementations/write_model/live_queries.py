@@ -160,12 +160,8 @@ class LiveQueries:
     def top_products(
         self, query: q.TopProductsQuery, *, after: str | None = None
     ) -> list[r.ProductRevenue]:
-        return [
-            r.ProductRevenue(pid, sku, name, cat, int(units), int(rev))
-            for pid, sku, name, cat, units, rev in self._all(
-                TOP_PRODUCTS, bind.top_products(query), after
-            )
-        ]
+        rows = self._all(TOP_PRODUCTS, bind.top_products(query), after)
+        return [r.ProductRevenue(*row[:4], int(row[4]), int(row[5])) for row in rows]
 
     def revenue_over_time(
         self, query: q.RevenueQuery, *, after: str | None = None
