@@ -120,7 +120,9 @@ def test_a_short_run_of_every_architecture_gives_a_valid_plausible_results_direc
         assert (frame[column] >= 0).all(), table
     standby = {impl for impl in registry.names() if registry.architecture(impl).reads_standby}
     assert set(_table(run_dir, "replay")["impl"]) == standby
-    for impl in standby:
+    statements = _table(run_dir, "statements")
+    for impl in standby:  # its queries' statistics come from the standby
+        assert "standby" in set(statements.query("impl == @impl")["server"]), impl
         assert meta["impls"][impl]["standby_caught_up_s"] >= 0
         assert meta["impls"][impl]["hot_standby_feedback"] is False
     # Active sessions were sampled on the write server for every architecture, and on the read
