@@ -473,8 +473,8 @@ def test_lagging_only_tables(tmp_path: Path) -> None:
         run, "lag", generic_frame(schema.table("lag"), ["cqrs-logical"]).assign(impl="crud")
     )
     assert validate_run(run) == [
-        "lag.parquet: rows for ['crud'], but only architectures whose answers lag "
-        "(a projection or a standby) have them"
+        "lag.parquet: rows for ['crud'], but only architectures with a projection or a standby "
+        "have them"
     ]
 
 
