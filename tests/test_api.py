@@ -432,7 +432,7 @@ def _uses_tokens(impl) -> bool:
 
 def test_a_token_not_covered_in_time_answers_503(api, impl):
     if not _uses_tokens(impl):
-        pytest.skip(f"{impl.name} reads the live tables: every token is covered at once")
+        pytest.skip(f"{impl.name} ignores tokens: its reads are never behind its commands")
     impl.queries.wait_bound = 0.2
     # a token far ahead: an outbox position, or a WAL position, not reached
     token = "FFFFFFF/0" if registry.architecture(impl.name).reads_standby else "999999999:1"
