@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -201,7 +202,9 @@ def test_killing_the_standby_during_a_run_fails_it_naming_its_log(servers: Serve
     assert not runner.is_alive()
 
     (error,) = failure
-    assert isinstance(error, ComponentFailed) and error.component == "standby", repr(error)
+    assert isinstance(error, ComponentFailed) and error.component == "standby", "".join(
+        traceback.format_exception(error)
+    )
     assert error.log == server.logfile and str(server.logfile) in str(error)
     (run_dir,) = (tmp_path / "standby-killed").iterdir()
     meta = json.loads((run_dir / "run.json").read_text())

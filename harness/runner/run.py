@@ -584,17 +584,13 @@ class ImplRun:
                     component.check()
             self._check_standby()
             if collectors:
-                try:
-                    collectors.check()
-                except ComponentFailed:  # a sampler of a standby that has just gone: name it
-                    self._check_standby()
-                    raise
+                self._sampling(collectors.check)
             tail.poll()
             now = time.time()
             if tail.start and not measuring and now >= tail.start + plan.warmup:
                 measuring = True
                 if collectors:
-                    collectors.begin_measure()
+                    self._sampling(collectors.begin_measure)
             if tail.start and now - last_report >= PROGRESS_EVERY:
                 last_report = now
                 self.progress(
@@ -616,6 +612,15 @@ class ImplRun:
         if tail.start is None:
             raise ComponentFailed("locust", locust.log, "recorded no requests")
         self.window = latency.Window(tail.start, plan.warmup, plan.duration)
+
+    def _sampling(self, action: Callable[[], None]) -> None:
+        """`action` on the collectors; when it fails because the standby has just gone (a sampler
+        that died, or a connection refused), the standby is the failure named."""
+        try:
+            action()
+        except (ComponentFailed, psycopg.OperationalError):
+            self._check_standby()
+            raise
 
     def _collect_latency(self) -> None:
         files = sorted(self.raw.glob("seconds-*.jsonl"))
