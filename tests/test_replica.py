@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -25,7 +26,7 @@ from harness.collectors import db_stats
 from harness.collectors.replay import ReplaySampler, replay_tables
 from harness.deploy.components import ComponentFailed
 from harness.postgres.servers import Servers, standby_dsn, standby_server
-from harness.postgres.standby import wait_replayed
+from harness.postgres.standby import StandbyBehind, wait_replayed
 from harness.runner.run import RunPlan, run
 from implementations import registry
 from implementations.api import create_app
@@ -85,13 +86,16 @@ def test_a_standby_that_falls_behind_is_measured_as_behind(servers: Servers, rep
                 replica.queries.order_summary(behind.order_id, after=behind.token)
             with pytest.raises(NotFound):
                 replica.queries.order_summary(behind.order_id)
-            time.sleep(0.5)
+            # the harness's wait gives up once replay stops advancing, saying how far behind
+            with pytest.raises(StandbyBehind, match=r"bytes short of .*\(no replay for the last"):
+                wait_replayed(servers.write_dsn, standby, stall=0.5)
             asked = datetime.now(UTC)  # a dashboard query while the standby is 0.5 s+ behind
         finally:
             conn.execute("SELECT pg_wal_replay_resume()")
     wait_replayed(servers.write_dsn, standby)
     assert replica.queries.order_summary(behind.order_id, after=behind.token).order_id
     time.sleep(0.1)
+    assert re.fullmatch(r"last replayed commit \d+ ms old", sampler.latest())  # progress line
     samples = sampler.stop()
     queries = pd.DataFrame({"operation": ["dashboard_sales_by_category"], "started_at": [asked]})
     tables = replay_tables(samples, sampler.commits, queries)

@@ -76,6 +76,15 @@ class ReplaySampler(Sampler):
             times = [row[0] for row in primary.execute(COMMITS, (self._first_xid, last))]
         self.commits = np.sort(np.array([t for t in times if t is not None], dtype="float64"))
 
+    def latest(self) -> str | None:
+        """The last poll, for a progress line: the age of the last commit the standby replayed
+        (under a steady load, about its replay lag); None before one."""
+        with self._lock:
+            if not self._rows or self._rows[-1][2] is None:
+                return None
+            ts, _replayed, last_commit = self._rows[-1]
+        return f"last replayed commit {(ts - last_commit).total_seconds() * 1000:.0f} ms old"
+
     def frame(self) -> pd.DataFrame:
         with self._lock:
             rows = list(self._rows)

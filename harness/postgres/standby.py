@@ -11,6 +11,7 @@ import psycopg
 
 APP = "cqrs-bench:runner"
 POLL = 0.01  # seconds between looks at the standby's replay position
+PROGRESS_EVERY = 10.0  # seconds between progress lines of a long wait
 
 
 class StandbyBehind(RuntimeError):
@@ -30,28 +31,40 @@ def primary_position(primary_dsn: str) -> str:
 def wait_replayed(
     primary_dsn: str,
     standby_dsn: str,
-    timeout: float = 120.0,
+    stall: float = 60.0,
     alive: Callable[[], bool] = lambda: True,
+    progress: Callable[[str], None] | None = None,
 ) -> float:
     """Seconds until the standby had replayed the primary's WAL position as it was when called
-    (`pg_current_wal_insert_lsn()` there, `pg_last_wal_replay_lsn()` here); StandbyBehind after
-    `timeout` or once `alive()` is false."""
+    (`pg_current_wal_insert_lsn()` there, `pg_last_wal_replay_lsn()` here). A standby replaying a
+    long backlog (a large clone's WAL) is waited for as long as its replay advances; StandbyBehind
+    once it has not advanced for `stall` seconds, or once `alive()` is false. `progress` gets a line
+    every PROGRESS_EVERY seconds of waiting."""
     target = primary_position(primary_dsn)
-    started = time.monotonic()
+    started = advanced = reported = time.monotonic()
+    last = None
     with _connect(standby_dsn) as conn:
         while True:
-            replayed, done = conn.execute(
-                "SELECT pg_last_wal_replay_lsn()::text, pg_last_wal_replay_lsn() >= %s::pg_lsn",
-                (target,),
+            replayed, done, behind = conn.execute(
+                "SELECT pg_last_wal_replay_lsn()::text, pg_last_wal_replay_lsn() >= %s::pg_lsn,"
+                " pg_size_pretty(pg_wal_lsn_diff(%s::pg_lsn, pg_last_wal_replay_lsn()))",
+                (target, target),
             ).fetchone()
             if replayed is None:
                 raise StandbyBehind(f"{_where(standby_dsn)} is not a standby (not in recovery)")
             if done:
                 return time.monotonic() - started
-            if time.monotonic() - started > timeout or not alive():
+            now = time.monotonic()
+            if replayed != last:
+                last, advanced = replayed, now
+            if progress and now - reported >= PROGRESS_EVERY:
+                reported = now
+                progress(f"   the standby is replaying: {behind} behind the primary")
+            if now - advanced > stall or not alive():
                 raise StandbyBehind(
-                    f"the standby had replayed {replayed}, not the primary's {target}, "
-                    f"after {time.monotonic() - started:.0f}s"
+                    f"the standby had replayed {replayed}, {behind} short of the "
+                    f"primary's {target}, after {now - started:.0f}s "
+                    f"(no replay for the last {now - advanced:.0f}s)"
                 )
             time.sleep(POLL)
 

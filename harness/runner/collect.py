@@ -94,6 +94,11 @@ class RunCollectors:
                     name, Path("(the runner's own output)"), f"failed: {sampler.error!r}"
                 )
 
+    def lag_now(self) -> str | None:
+        """The projection's or the standby's lag at the last poll, for a progress line."""
+        sampler = self.lag or self.replay
+        return sampler.latest() if sampler else None
+
     def begin_measure(self) -> None:
         self.before = {role: db_stats.snapshot(dsn) for role, dsn in self.databases.items()}
         for dsn in self.servers.values():

@@ -230,11 +230,16 @@ class ImplRun:
         self.info["status"] = "complete"
         return self.info
 
-    def _standby_replayed(self, key: str, timeout: float = CATCH_UP_BOUND) -> None:
-        """Wait until the standby has replayed what the primary wrote so far; record the wait."""
+    def _standby_replayed(self, key: str) -> None:
+        """Wait until the standby has replayed what the primary wrote so far (as long as its replay
+        advances; CATCH_UP_BOUND s without replay fails it); record the wait."""
         try:
             seconds = wait_replayed(
-                self.servers.write_dsn, self.standby, timeout, alive=self._standby_alive
+                self.servers.write_dsn,
+                self.standby,
+                CATCH_UP_BOUND,
+                alive=self._standby_alive,
+                progress=self.progress,
             )
         except StandbyBehind as exc:
             raise ComponentFailed("standby", self._standby_log(), str(exc)) from None
@@ -598,7 +603,7 @@ class ImplRun:
                         self.impl,
                         plan.warmup,
                         plan.duration,
-                        collectors.lag.latest() if collectors and collectors.lag else None,
+                        collectors.lag_now() if collectors else None,
                     )
                 )
             if time.monotonic() > limit:
