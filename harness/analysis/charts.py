@@ -48,6 +48,8 @@ WAIT_COLORS = {
 COMPONENT_COLORS = {
     "write_server": "tab:brown",
     "read_server": "tab:olive",
+    "standby_server": "tab:cyan",
+    "refresher": "gold",
     "service": "tab:purple",
     "projector": "tab:orange",
     "locust": "tab:gray",
@@ -719,7 +721,7 @@ def cpu(table: pd.DataFrame, runs: list[str], totals: pd.DataFrame | None = None
             0.45,
             bottom=bottom,
             label=component,
-            color=COMPONENT_COLORS.get(component, "tab:cyan"),
+            color=COMPONENT_COLORS.get(component, "black"),
         )
         bottom += inside[component].to_numpy()
     error = None
@@ -744,13 +746,15 @@ def cpu(table: pd.DataFrame, runs: list[str], totals: pd.DataFrame | None = None
             0.2,
             bottom=stacked,
             color="white",
-            edgecolor=COMPONENT_COLORS.get(component, "tab:cyan"),
+            edgecolor=COMPONENT_COLORS.get(component, "black"),
             hatch="///",
             label=f"{component} (hatched: not in the total)",
         )
         stacked += outside[component].to_numpy()
     ax.plot([], [], " ", label="on top: their total, as the table's\nCPU cores (95% interval)")
     ax.set_xticks(x, list(wide.index), fontsize=10 if table["run"].nunique() == 1 else 7)
+    if len(x) > 4:  # the names would run into each other
+        plt.setp(ax.get_xticklabels(), rotation=20, ha="right")
     ax.set_ylim(0, max(above.max(), stacked.max()) * 1.15)
     ax.set_ylabel("CPU cores (average, measure phase)")
     ax.grid(alpha=0.3, axis="y")
