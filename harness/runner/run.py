@@ -73,6 +73,7 @@ Progress = Callable[[str], None]
 LOCUSTFILE = Path(__file__).resolve().parents[2] / "workloads" / "locustfile.py"
 PROGRESS_EVERY = 5.0  # seconds between progress lines
 CATCH_UP_BOUND = 60.0  # seconds the projector may take to apply what the load wrote
+STOPPED_WITHIN = 5.0  # seconds for a standby that refused a connection to be seen stopped
 WORKERS_WAIT = 120  # seconds a Locust master waits for its workers to connect
 
 
@@ -243,6 +244,9 @@ class ImplRun:
             )
         except StandbyBehind as exc:
             raise ComponentFailed("standby", self._standby_log(), str(exc)) from None
+        except psycopg.OperationalError:  # the standby, or the primary, went away
+            self._check_standby(grace=STOPPED_WITHIN)
+            raise
         self.info[key] = round(seconds, 3)
 
     def _standby_log(self) -> Path:
@@ -253,10 +257,18 @@ class ImplRun:
         server = standby_server(self.servers)
         return server is None or self.servers.replica_dsn is not None or server.status().running
 
-    def _check_standby(self) -> None:
-        """ComponentFailed, naming its log, when the embedded standby stopped during the run."""
-        if self.standby and not self._standby_alive():
-            raise ComponentFailed("standby", self._standby_log(), "stopped during the run")
+    def _check_standby(self, grace: float = 0.0) -> None:
+        """ComponentFailed, naming its log, when the embedded standby stopped during the run, or
+        is seen stopped within `grace` s (after a failed connection to it: a killed postmaster
+        refuses connections a moment before its process is seen gone)."""
+        if not self.standby:
+            return
+        deadline = time.monotonic() + grace
+        while self._standby_alive():
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.1)
+        raise ComponentFailed("standby", self._standby_log(), "stopped during the run")
 
     def _given_database(self, name: str) -> RunDatabases:
         dbs = run_databases(self.impl, self.servers, name)
@@ -624,7 +636,7 @@ class ImplRun:
         try:
             action()
         except (ComponentFailed, psycopg.OperationalError):
-            self._check_standby()
+            self._check_standby(grace=STOPPED_WITHIN)
             raise
 
     def _collect_latency(self) -> None:
