@@ -37,6 +37,7 @@ from harness.bench.driver import LINES_PER_ORDER, OrderCatalog, OrderStream, ord
 from harness.deploy.projector import catch_up
 from harness.deploy.provision import RunDatabases, attached, drop, provision, ready_for_load
 from harness.postgres.servers import READ_DSN_ENV, WRITE_DSN_ENV, Servers, use_servers
+from harness.postgres.standby import wait_replayed
 from harness.results.metadata import git_info, postgres_servers
 from implementations import registry
 from implementations.domain.queries import TimeWindow
@@ -194,7 +195,10 @@ class Target:
         }
 
     def catch_up(self) -> int:
-        """Project whatever the outbox holds beyond the checkpoint (CQRS only); the events."""
+        """Project whatever the outbox holds beyond the checkpoint (CQRS only); the events. A
+        standby reader's standby replays what the primary wrote so far (the explicit wait)."""
+        if registry.architecture(self.name).reads_standby:
+            wait_replayed(self.dbs.write_dsn, self.dbs.read_dsn)
         return catch_up(self.impl.projection) if self.impl.projection else 0
 
 

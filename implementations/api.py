@@ -29,6 +29,7 @@ from implementations.domain.errors import (
     InvalidInput,
     NotFound,
     NotYetVisible,
+    RecoveryConflict,
     Unavailable,
 )
 from implementations.interface import Implementation
@@ -94,7 +95,9 @@ async def _domain_error(_request: Request, exc: DomainError) -> JSONResponse:
     return JSONResponse({"error": exc.code, "reason": exc.reason}, status_code=_status_of(exc))
 
 
-async def _retry_later(_request: Request, exc: NotYetVisible | Unavailable) -> JSONResponse:
+async def _retry_later(
+    _request: Request, exc: NotYetVisible | Unavailable | RecoveryConflict
+) -> JSONResponse:
     return JSONResponse(
         {"error": exc.code, "reason": exc.reason},
         status_code=503,
@@ -151,6 +154,8 @@ def create_app(impl: Implementation, side: str = "both") -> FastAPI:
     app.add_exception_handler(NotYetVisible, _retry_later)
     # A server that is down or restarting: answer 503 at once rather than hang or 500.
     app.add_exception_handler(Unavailable, _retry_later)
+    # A standby cancelled the query for replay: the same query asked again usually succeeds.
+    app.add_exception_handler(RecoveryConflict, _retry_later)
     if side in ("both", "commands"):
         _command_routes(app, impl)
     if side in ("both", "queries"):

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from implementations.domain.errors import InvalidInput, Unavailable
+from implementations.domain.errors import InvalidInput, RecoveryConflict, Unavailable
 
 T = TypeVar("T")
 
@@ -69,6 +69,18 @@ def _driver_error(exc: Exception) -> Exception:
     return exc.orig if isinstance(exc, DBAPIError) else exc
 
 
+# SQLSTATEs a hot standby cancels a query or session with when replay conflicts with it (the
+# message then says "conflict with recovery"): serialization failure (snapshot, lock, tablespace),
+# deadlock (buffer pin), database dropped.
+RECOVERY_CONFLICT_STATES = ("40001", "40P01", "57P04")
+
+
+def _recovery_conflict(cause: Exception) -> bool:
+    return getattr(
+        cause, "sqlstate", None
+    ) in RECOVERY_CONFLICT_STATES and "conflict with recovery" in str(cause)
+
+
 def _unavailable(exc: Exception) -> bool:
     """Whether the server, not the statement, failed: refused, unreachable, shutting down or
     starting, the connection lost (psycopg's OperationalError, raised through SQLAlchemy or, on
@@ -83,18 +95,24 @@ def _unavailable(exc: Exception) -> bool:
 @contextmanager
 def edge() -> Iterator[None]:
     """The one place driver errors become domain errors: a value the database rejects is
-    InvalidInput, a server that cannot serve is Unavailable; anything else passes unchanged."""
+    InvalidInput, a query a hot standby cancelled for replay is RecoveryConflict, a server that
+    cannot serve is Unavailable; anything else passes unchanged."""
     try:
         yield
     except (DBAPIError, psycopg.Error, PoolTimeout) as exc:
         cause = _driver_error(exc)
         if isinstance(cause, psycopg.errors.DataError):
             raise InvalidInput(f"value rejected by the database: {cause}") from exc
+        if _recovery_conflict(cause):
+            raise RecoveryConflict(f"cancelled by the standby: {_first_line(cause)}") from exc
         if _unavailable(exc):
-            said = str(cause).strip().splitlines()
-            first = said[0] if said else repr(cause)
-            raise Unavailable(f"database unavailable: {first}") from exc
+            raise Unavailable(f"database unavailable: {_first_line(cause)}") from exc
         raise
+
+
+def _first_line(cause: Exception) -> str:
+    said = str(cause).strip().splitlines()
+    return said[0] if said else repr(cause)
 
 
 def in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:

@@ -1,10 +1,12 @@
 """Queries on the live normalized write tables: crud's query side, and those crud-matview keeps
-on the live tables (order summaries, customer orders, search). Consistency tokens are accepted and
-ignored: the live tables are always current."""
+on the live tables (order summaries, customer orders, search), and crud-replica's on a standby's
+copy of the same tables."""
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, text
+from collections.abc import Callable
+
+from sqlalchemy import Connection, Engine, text
 
 from implementations import query_params as bind
 from implementations.db import read
@@ -88,22 +90,39 @@ SEARCH_PRODUCTS = text(r"""
 """)
 
 
+# Called with a query's connection, its consistency token and how long it may wait, before the
+# query runs: returns once what the token names is visible there (or raises NotYetVisible).
+WaitVisible = Callable[[Connection, str, float], None]
+
+
 class LiveQueries:
-    """Consistency tokens are accepted and ignored: the live tables are always current. A
-    subclass may read the dashboards elsewhere by replacing their statements (same columns)."""
+    """Without `wait_visible`, consistency tokens are accepted and ignored: the live tables are
+    always current; with it (tables read on a copy, such as a standby), a query given a token
+    first waits on its connection, at most `wait_bound` seconds. A subclass may read the
+    dashboards elsewhere by replacing their statements (same columns)."""
 
     SALES_BY_CATEGORY = SALES_BY_CATEGORY
     TOP_PRODUCTS = TOP_PRODUCTS
     REVENUE_OVER_TIME = REVENUE_OVER_TIME
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(
+        self, engine: Engine, wait_visible: WaitVisible | None = None, wait_bound: float = 5.0
+    ) -> None:
+        self.engine, self.wait_visible, self.wait_bound = engine, wait_visible, wait_bound
 
-    def _all(self, statement, params: dict) -> list:
-        return read(self.engine, lambda conn: conn.execute(statement, params).all())
+    def _read(self, after: str | None, work: Callable[[Connection], object]):
+        def guarded(conn: Connection):
+            if after and self.wait_visible:
+                self.wait_visible(conn, after, self.wait_bound)
+            return work(conn)
+
+        return read(self.engine, guarded)
+
+    def _all(self, statement, params: dict, after: str | None) -> list:
+        return self._read(after, lambda conn: conn.execute(statement, params).all())
 
     def order_summary(self, order_id: int, *, after: str | None = None) -> r.OrderSummary:
-        rows = self._all(ORDER_SUMMARY, {"order_id": order_id})
+        rows = self._all(ORDER_SUMMARY, {"order_id": order_id}, after)
         if not rows:
             raise NotFound(f"order {order_id} does not exist")
         head = rows[0]
@@ -129,7 +148,7 @@ class LiveQueries:
             ).all()
             return stats, recent
 
-        stats, recent = read(self.engine, work)
+        stats, recent = self._read(after, work)
         if stats is None:
             raise NotFound(f"customer {query.customer_id} does not exist")
         name, count, spent, last = stats
@@ -141,7 +160,7 @@ class LiveQueries:
     def sales_by_category(
         self, window: q.TimeWindow, *, after: str | None = None
     ) -> list[r.CategorySales]:
-        rows = self._all(self.SALES_BY_CATEGORY, bind.window(window))
+        rows = self._all(self.SALES_BY_CATEGORY, bind.window(window), after)
         return [r.CategorySales(cat, n, int(units), int(rev)) for cat, n, units, rev in rows]
 
     def top_products(
@@ -150,7 +169,7 @@ class LiveQueries:
         return [
             r.ProductRevenue(pid, sku, name, cat, int(units), int(rev))
             for pid, sku, name, cat, units, rev in self._all(
-                self.TOP_PRODUCTS, bind.top_products(query)
+                self.TOP_PRODUCTS, bind.top_products(query), after
             )
         ]
 
@@ -159,7 +178,7 @@ class LiveQueries:
     ) -> list[r.RevenuePoint]:
         return [
             r.RevenuePoint(at, n, int(rev))
-            for at, n, rev in self._all(self.REVENUE_OVER_TIME, bind.revenue(query))
+            for at, n, rev in self._all(self.REVENUE_OVER_TIME, bind.revenue(query), after)
         ]
 
     def search_products(
@@ -167,5 +186,5 @@ class LiveQueries:
     ) -> list[r.ProductHit]:
         return [
             r.ProductHit(*row[:5], int(row[5]))
-            for row in self._all(SEARCH_PRODUCTS, bind.search(query))
+            for row in self._all(SEARCH_PRODUCTS, bind.search(query), after)
         ]

@@ -49,6 +49,9 @@ class Architecture:
     # a refresher process refreshes its materialized views every --refresh-interval seconds
     # (`impl.refresher`); its dashboards' freshness is the age of the views' data
     refresher: bool = False
+    # its queries read a streaming-replication hot standby of the write server: the harness
+    # starts one (or takes --replica-dsn) and gives Config.read_dsn on it
+    reads_standby: bool = False
     # where its queries read: the write tables themselves, read models updated after the
     # command commits (asynchronous), or read models updated in the command's transaction
     read_model: Literal["write tables", "asynchronous", "synchronous"] = "write tables"
@@ -138,10 +141,10 @@ def refreshed() -> list[str]:
 
 
 def lagging(name: str) -> bool:
-    """Whether `name`'s dashboards may answer from data behind the write model (a projection or
-    a refresher), and so have a freshness; False for one this tree does not have."""
+    """Whether `name`'s dashboards may answer from data behind the write model (a projection, a
+    refresher or a standby), and so have a freshness; False for one this tree does not have."""
     known = architectures().get(name)
-    return known is not None and (known.projection or known.refresher)
+    return known is not None and (known.projection or known.refresher or known.reads_standby)
 
 
 def create(name: str, config: Config) -> Implementation:

@@ -16,8 +16,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from harness.postgres.servers import READ_DSN_ENV, WRITE_DSN_ENV, Servers, use_servers
-from harness.postgres.templates import clone, drop_database, ensure_template
+from harness.postgres.servers import READ_DSN_ENV, WRITE_DSN_ENV, Servers, standby_dsn, use_servers
+from harness.postgres.standby import wait_replayed
+from harness.postgres.templates import clone, database_dsn, drop_database, ensure_template
 from implementations import contract, registry
 from implementations.db import make_engine
 from implementations.interface import Config, Implementation
@@ -108,6 +109,14 @@ def started(name: str, config: Config) -> Iterator[Implementation]:
         impl.stop()
 
 
+def on_standby(servers: Servers, dsn: str) -> str:
+    """The database of `dsn` (on the write server) on the session's standby (started on first
+    use), once the standby has replayed everything written so far; its DSN there."""
+    standby = standby_dsn(servers)
+    wait_replayed(servers.write_dsn, standby)
+    return database_dsn(standby, psycopg.conninfo.conninfo_to_dict(dsn)["dbname"])
+
+
 @pytest.fixture
 def start_on_contract(request: pytest.FixtureRequest) -> Iterator[Callable[[str], Implementation]]:
     """A function that starts an architecture by name on the contract catalog (read models on an
@@ -117,11 +126,14 @@ def start_on_contract(request: pytest.FixtureRequest) -> Iterator[Callable[[str]
 
         def start(name: str) -> Implementation:
             catalog = request.getfixturevalue("contract_catalog")
+            arch = registry.architecture(name)
             read = (
                 request.getfixturevalue("empty_read_database")
-                if registry.architecture(name).separate_read_server
+                if arch.separate_read_server
                 else catalog
             )
+            if arch.reads_standby:  # the same database, on the session's standby
+                read = on_standby(request.getfixturevalue("servers"), catalog)
             config = Config(catalog, read, pool_size=24)
             return stack.enter_context(contextmanager(started)(name, config))
 

@@ -183,3 +183,31 @@ def test_the_synchronous_claim_compares_it_with_the_baseline_and_an_asynchronous
     assert claim.verdict == verdict, claim.figures
     assert f"{SYNCHRONOUS} " in claim.figures and "cqrs-logical " in claim.figures
     assert ("most of it was lost" in claim.figures) == (verdict == claims.HOLDS)
+
+
+WRITE_TABLES = next(
+    a.name
+    for a in registry.architectures().values()
+    if a.read_model == "write tables" and a.name != registry.baseline()
+)
+
+
+def test_claims_about_read_models_leave_out_architectures_without_one(tmp_path) -> None:
+    """An architecture whose queries read the write tables (a standby's, or views over them) is
+    given crud's histograms: the claims about read models neither name it nor change verdict."""
+    alone = {c.short: c for c in claims.claims(_loaded(_copy(tmp_path, "alone")))}
+    copy = _copy(tmp_path, "beside")
+    latency = pd.read_parquet(copy / "latency.parquet")
+    _set_impl_latency(copy, WRITE_TABLES, latency[latency["impl"] == "crud"], "crud")
+    meta = json.loads((copy / "run.json").read_text())
+    meta["impls"][WRITE_TABLES] = meta["impls"]["crud"]
+    (copy / "run.json").write_text(json.dumps(meta))
+    beside = {c.short: c for c in claims.claims(_loaded(copy))}
+    for short in (
+        "read models make dashboards fast",
+        "async updates keep checkout fast",
+        "the read model is only slightly behind",
+    ):
+        assert WRITE_TABLES not in beside[short].figures, beside[short].figures
+        assert beside[short].verdict == alone[short].verdict, short
+        assert "cqrs-logical" in beside[short].figures

@@ -562,7 +562,9 @@ def test_sampler_failure_is_raised_by_stop(servers) -> None:
 def test_db_stats_snapshot_and_deltas(servers, empty_write_model) -> None:
     name = empty_write_model.rsplit("/", 1)[1]
     before = db_stats.snapshot(servers.write_dsn, name)
-    assert set(before) == set(db_stats.DATABASE_STATS) | set(db_stats.SERVER_STATS)
+    assert set(before) == (
+        set(db_stats.DATABASE_STATS) | set(db_stats.CONFLICT_STATS) | set(db_stats.SERVER_STATS)
+    )
     with psycopg.connect(empty_write_model, autocommit=True) as conn:
         for i in range(5):
             conn.execute("INSERT INTO customers (name, email) VALUES (%s, %s)", ("c", f"{i}@x"))

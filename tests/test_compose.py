@@ -460,3 +460,23 @@ def test_one_variable_sets_the_workers_and_the_number_the_runner_waits_for(raw: 
     assert str(services["locust-worker"]["scale"]) == "4"
     for impl in registry.names():
         assert options(argv(services[f"runner-{impl}"]))["--locust-workers"] == "4"
+
+
+def test_a_standby_streams_from_the_write_server_for_the_architectures_that_read_one(
+    compose: dict,
+):
+    services = compose["services"]
+    readers = [a.name for a in registry.architectures().values() if a.reads_standby]
+    standby = services["standby-db"]
+    script = " ".join(standby["entrypoint"])
+    assert "pg_basebackup -h write-db" in script and " -R " in script  # standby.signal, conninfo
+    assert standby["depends_on"][WRITE_DB]["condition"] == "service_healthy"
+    # the write server's settings (the standby's come from its base backup) allow streaming
+    write = server_settings(services[WRITE_DB])
+    assert write["wal_level"] == "replica" and int(write["max_wal_senders"]) > 0
+    assert any("allow-replication" in v for v in services[WRITE_DB]["volumes"])
+    replica_dsn = "postgresql://postgres:cqrs-bench@standby-db:5432/postgres"
+    for impl in readers:
+        assert standby["profiles"] == readers
+        for role in ("provision", "api", "runner"):
+            assert options(argv(services[f"{role}-{impl}"])[1:])["--replica-dsn"] == replica_dsn

@@ -465,7 +465,7 @@ def test_measure_phase_is_required(run: Path) -> None:
     ]
 
 
-def test_projection_only_tables(tmp_path: Path) -> None:
+def test_lagging_only_tables(tmp_path: Path) -> None:
     run = make_run(tmp_path, impls=["crud"])
     assert validate_run(run) == []  # lag, event_lag and freshness are empty for crud
     (run / "lag.parquet").unlink()
@@ -473,7 +473,8 @@ def test_projection_only_tables(tmp_path: Path) -> None:
         run, "lag", generic_frame(schema.table("lag"), ["cqrs-logical"]).assign(impl="crud")
     )
     assert validate_run(run) == [
-        "lag.parquet: rows for ['crud'], but only architectures with a projection have them"
+        "lag.parquet: rows for ['crud'], but only architectures with a projection or a standby "
+        "have them"
     ]
 
 

@@ -112,17 +112,26 @@ def test_a_short_run_of_every_architecture_gives_a_valid_plausible_results_direc
     assert set(latency["phase"]) >= {"warmup", "measure"}
     _check_users(run_dir, plan)  # the Shoppers (and every class) of the mix, while measured
 
-    # Projection lag exists for CQRS only, freshness for CQRS and the architectures with a
-    # refresher (whose refreshes are recorded), and they are non-negative.
+    # Per-event lag exists for the architectures with a projection or a standby, freshness for
+    # those and the ones with a refresher (whose refreshes are recorded), all non-negative; a
+    # standby's replay was sampled, and waited for.
+    replaying = CQRS | {a.name for a in registry.architectures().values() if a.reads_standby}
     for table, column, impls in (
-        ("event_lag", "lag_ms", CQRS),
+        ("event_lag", "lag_ms", replaying),
         ("freshness", "freshness_ms", LAGGING),
-        ("lag", "events_behind", CQRS),
+        ("lag", "events_behind", replaying),
         ("refreshes", "duration_ms", set(registry.refreshed())),
     ):
         frame = _table(run_dir, table)
         assert set(frame["impl"]) == impls, table
         assert (frame[column] >= 0).all(), table
+    standby = {impl for impl in registry.names() if registry.architecture(impl).reads_standby}
+    assert set(_table(run_dir, "replay")["impl"]) == standby
+    statements = _table(run_dir, "statements")
+    for impl in standby:  # its queries' statistics come from the standby
+        assert "standby" in set(statements.query("impl == @impl")["server"]), impl
+        assert meta["impls"][impl]["standby_caught_up_s"] >= 0
+        assert meta["impls"][impl]["hot_standby_feedback"] is False
     # Active sessions were sampled on the write server for every architecture, and on the read
     # server for the physical one; CPU was measured for the servers and the load generator.
     waits = _table(run_dir, "waits")

@@ -3,8 +3,8 @@
 `http` sends the API's routes with Locust's FastHttpSession; `inproc` creates the implementation
 inside the Locust process and calls it directly (psycopg 3 cooperates with gevent once Locust has
 monkey-patched). Both report each call to Locust's request event under the operation's name and
-name errors alike: the domain error code, "unavailable" for 503 / a database outage, else the
-exception's class name.
+name errors alike: the domain error code, "recovery_conflict" for a query a hot standby
+cancelled, "unavailable" for any other 503 / a database outage, else the exception's class name.
 """
 
 from __future__ import annotations
@@ -22,13 +22,21 @@ from locust.contrib.fasthttp import FastHttpSession
 from implementations import registry
 from implementations.domain import commands as c
 from implementations.domain import queries as q
-from implementations.domain.errors import DomainError, NotFound, NotYetVisible, Unavailable
+from implementations.domain.errors import (
+    DomainError,
+    NotFound,
+    NotYetVisible,
+    RecoveryConflict,
+    Unavailable,
+)
 from implementations.interface import Config, Implementation
 from workloads.config import WorkloadConfig
 from workloads.users import OperationError
 
 T = TypeVar("T")
 UNAVAILABLE = (NotYetVisible, Unavailable)  # what the API answers 503 to
+# 503s counted under their own name: a hot standby cancelling a query is not an outage
+OWN_503 = (RecoveryConflict.code,)
 
 
 class Transport:
@@ -49,7 +57,7 @@ def create_transport(config: WorkloadConfig, environment) -> Transport:
 
 
 def _inproc_error(exc: Exception) -> OperationError:
-    if isinstance(exc, DomainError):
+    if isinstance(exc, (DomainError, RecoveryConflict)):
         return OperationError(exc.code, exc.reason)
     if isinstance(exc, UNAVAILABLE):
         return OperationError("unavailable", exc.reason)
@@ -191,7 +199,8 @@ def _http_error(status: int, body: bytes, transport_error: Exception | None) -> 
         else body[:200].decode("utf-8", "replace")
     )
     if status == 503:
-        return OperationError("unavailable", reason)
+        own = answer.get("error") if isinstance(answer, dict) else None
+        return OperationError(own if own in OWN_503 else "unavailable", reason)
     if isinstance(answer, dict) and isinstance(answer.get("error"), str):
         return OperationError(answer["error"], reason)
     return OperationError(f"http_{status}", reason)

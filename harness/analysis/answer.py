@@ -317,7 +317,7 @@ def _costs(result: Answer, evidence: pd.DataFrame) -> list[str]:
         cpu = result.cpu.get(impl)
         if cpu is not None:
             parts.append(
-                f"its servers, service and projector used {cpu.b:.2f} cores, "
+                f"its servers, service and background processes used {cpu.b:.2f} cores, "
                 f"{cpu.relative(ref + chr(39) + 's', 'more', 'fewer')}"
             )
         if parts:

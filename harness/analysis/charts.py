@@ -48,6 +48,8 @@ WAIT_COLORS = {
 COMPONENT_COLORS = {
     "write_server": "tab:brown",
     "read_server": "tab:olive",
+    "standby_server": "tab:cyan",
+    "refresher": "gold",
     "service": "tab:purple",
     "projector": "tab:orange",
     "locust": "tab:gray",
@@ -304,13 +306,13 @@ def latency_percentiles(table: pd.DataFrame, operations: list[str], runs: list[s
     return _finish(fig, "Latency percentiles per operation (measure phase)", runs, axes[0][0])
 
 
-def _cdf_legend(ax: Axes, frame: pd.DataFrame, height: float) -> None:
-    """A CDF's legend: in its empty lower right corner, or under the axes (and their x label;
-    `height`: the figure's, inches) when several runs make it long."""
+def _cdf_legend(ax: Axes, frame: pd.DataFrame, height: float, loc: str = "lower right") -> None:
+    """A CDF's legend: at `loc` (by default its empty lower right corner), or under the axes (and
+    their x label; `height`: the figure's, inches) when several runs make it long."""
     if frame["run"].nunique() > 1:
         ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2 * 3.9 / height))
     else:
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=8, loc=loc)
 
 
 def _cdf_height(frame: pd.DataFrame, height: float = 3.9) -> float:
@@ -633,11 +635,16 @@ def lock_wait_seconds(table: pd.DataFrame, runs: list[str]) -> Figure:
     return _finish(fig, f"Lock waits from {ACTIVITY_HZ} Hz session sampling (measure phase)", runs)
 
 
+SPREAD = 30  # p95s this many times apart: a CDF's x axis is logarithmic, or the low lines vanish
+
+
 def distribution(cdf: pd.DataFrame, value: str, xlabel: str, title: str, runs: list[str]) -> Figure:
     """Empirical CDFs of `value` (lag or freshness), one line per architecture (its number of
     samples in the legend), from zero."""
     if cdf.empty:
-        return _empty(title, runs, "no samples (no CQRS architecture or no dashboard load)")
+        return _empty(
+            title, runs, "no samples (no architecture whose answers lag, or no dashboard load)"
+        )
     height = _cdf_height(cdf, 4)
     fig, ax = plt.subplots(figsize=(7, height))
     for one in _series(cdf):
@@ -650,11 +657,16 @@ def distribution(cdf: pd.DataFrame, value: str, xlabel: str, title: str, runs: l
             label=f"{one.label} (n = {len(one.rows):,})",
         )
     ax.set_xlim(left=0)
+    highs = [one.rows[value].quantile(0.95) for one in _series(cdf)]
+    spread = min(highs) > 0 and max(highs) / min(highs) >= SPREAD
+    if spread:  # milliseconds beside seconds: each line where its values are
+        ax.set_xscale("symlog", linthresh=1.0, linscale=0.3)
+        xlabel += " (log scale above 1)"
     ax.set_ylim(0, 1.02)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("fraction ≤ value")
     ax.grid(alpha=0.3)
-    _cdf_legend(ax, cdf, height)
+    _cdf_legend(ax, cdf, height, "best" if spread else "lower right")
     return _finish(fig, title, runs)
 
 
@@ -667,7 +679,9 @@ def lag_over_time(
     """The projection's backlog over time: events behind and age of the oldest unapplied one,
     from zero, the warm-up shaded."""
     if lag.empty:
-        return _empty("Projection lag over time", runs, "no lag samples (no CQRS architecture)")
+        return _empty(
+            "Read-side backlog over time", runs, "no lag samples (no projection or standby)"
+        )
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8.5, 5.2), sharex=True)
     for one in _series(lag):
         style = {"color": one.color, "linestyle": one.linestyle, "label": one.label}
@@ -683,7 +697,7 @@ def lag_over_time(
         constant = _phases(ax, measure_s, analysts)
         ax.grid(alpha=0.3)
     top.legend(fontsize=8, loc="upper left")
-    title = "Projection backlog over time (sampled at ~2 Hz)"
+    title = "Read-side backlog over time (a projection's, a standby's)"
     return _finish(fig, title + (f", {constant}" if constant else ""), runs)
 
 
@@ -707,7 +721,7 @@ def cpu(table: pd.DataFrame, runs: list[str], totals: pd.DataFrame | None = None
             0.45,
             bottom=bottom,
             label=component,
-            color=COMPONENT_COLORS.get(component, "tab:cyan"),
+            color=COMPONENT_COLORS.get(component, "black"),
         )
         bottom += inside[component].to_numpy()
     error = None
@@ -732,13 +746,15 @@ def cpu(table: pd.DataFrame, runs: list[str], totals: pd.DataFrame | None = None
             0.2,
             bottom=stacked,
             color="white",
-            edgecolor=COMPONENT_COLORS.get(component, "tab:cyan"),
+            edgecolor=COMPONENT_COLORS.get(component, "black"),
             hatch="///",
             label=f"{component} (hatched: not in the total)",
         )
         stacked += outside[component].to_numpy()
     ax.plot([], [], " ", label="on top: their total, as the table's\nCPU cores (95% interval)")
     ax.set_xticks(x, list(wide.index), fontsize=10 if table["run"].nunique() == 1 else 7)
+    if len(x) > 4:  # the names would run into each other
+        plt.setp(ax.get_xticklabels(), rotation=20, ha="right")
     ax.set_ylim(0, max(above.max(), stacked.max()) * 1.15)
     ax.set_ylabel("CPU cores (average, measure phase)")
     ax.grid(alpha=0.3, axis="y")

@@ -159,8 +159,12 @@ def _fast_queries(data: Loaded, ref: str) -> Claim:
     if ref not in samplers or len(samplers) < 2:
         return Claim(short, quote, UNTESTED, f"needs dashboards on {ref} and a CQRS variant")
     differences = {
-        impl: difference(samplers[ref], s) for impl, s in samplers.items() if impl != ref
+        impl: difference(samplers[ref], s)
+        for impl, s in samplers.items()
+        if impl != ref and _read_model(impl)
     }
+    if not differences:
+        return Claim(short, quote, UNTESTED, f"needs dashboards on {ref} and a read model")
     verdict, figures = _compared(differences, ref, "dashboard p99 over the measured window")
     return Claim(short, quote, verdict, figures)
 
@@ -176,12 +180,16 @@ def _background(result: Answer, evidence: pd.DataFrame) -> Claim:
             UNTESTED,
             f"needs a stage without analysts and {ref} beside a CQRS variant: the default step run",
         )
+    asynchronous = {i: d for i, d in result.at_baseline.items() if _read_model(i, "asynchronous")}
+    if not asynchronous:
+        return Claim(short, quote, UNTESTED, f"needs {ref} beside an asynchronous read model")
     parts = [
         f"{impl} {d.b:.1f} ms, {d.relative(f'{ref} ({d.a:.1f} ms)')}"
-        for impl, d in result.at_baseline.items()
+        for impl, d in asynchronous.items()
     ]
-    slower = any(d.low > 0 and d.material for d in result.at_baseline.values())
-    fresh = evidence.groupby("impl").mean(numeric_only=True)["freshness_p95_ms"].dropna()
+    slower = any(d.low > 0 and d.material for d in asynchronous.values())
+    fresh = _asynchronous(evidence).groupby("impl").mean(numeric_only=True)["freshness_p95_ms"]
+    fresh = fresh.dropna()
     figures = (
         "checkout p99 with no analysts (the outbox's cost): "
         + "; ".join(parts)
@@ -199,10 +207,12 @@ def _background(result: Answer, evidence: pd.DataFrame) -> Claim:
 def _behind(evidence: pd.DataFrame) -> Claim:
     quote = "Your read model will be slightly behind the write model."
     short = "the read model is only slightly behind"
-    pooled = evidence.groupby("impl", sort=False).mean(numeric_only=True)
+    pooled = _asynchronous(evidence).groupby("impl", sort=False).mean(numeric_only=True)
     lagging = pooled[pooled["freshness_p99_ms"].notna()]
     if lagging.empty:
-        return Claim(short, quote, UNTESTED, "needs a CQRS variant measured with collectors on")
+        return Claim(
+            short, quote, UNTESTED, "needs an asynchronous read model measured with collectors on"
+        )
     parts = [
         f"{impl}: dashboards' data {row['freshness_p95_ms']:.1f} ms old at p95, "
         f"{row['freshness_p99_ms']:.1f} ms at p99; own orders visible in "
@@ -332,6 +342,21 @@ def _synchronous(result: Answer) -> Claim:
         figures + f"; it kept {max(share, 0):.0%} of the asynchronous read model's benefit "
         "(point estimates): " + ("most of it was lost" if share < 0.5 else "less than half lost"),
     )
+
+
+def _read_model(impl: str, kind: str | None = None) -> bool:
+    """Whether `impl` keeps a read model of its own (of this kind: "asynchronous" or
+    "synchronous"). A standby or materialized views over the write tables are not one: claims
+    about read models leave them out (the answer and the decision record compare them)."""
+    known = registry.architectures().get(impl)
+    if known is None or known.read_model == "write tables":
+        return False
+    return kind is None or known.read_model == kind
+
+
+def _asynchronous(evidence: pd.DataFrame) -> pd.DataFrame:
+    """The evidence rows of asynchronous read models."""
+    return evidence[evidence["impl"].map(lambda impl: _read_model(impl, "asynchronous"))]
 
 
 def _declares(impl: str, **capabilities) -> bool:

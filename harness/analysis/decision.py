@@ -86,9 +86,13 @@ def findings(evidence: pd.DataFrame, answer: Answer) -> list[str]:
         if not math.isnan(row.get("freshness_p95_ms", math.nan)):
             out.append(
                 f"Freshness cost, {impl}: dashboards saw data {ms(row['freshness_p95_ms'])} "
-                f"old at p95 and {ms(row['freshness_p99_ms'])} at p99; events reached the "
-                f"read model in {ms(row['lag_p99_ms'])} at p99; a shopper's own write "
-                f"became visible in {ms(row['ryw_p99_ms'])} at p99."
+                f"old at p95 and {ms(row['freshness_p99_ms'])} at p99; "
+                + (
+                    ""
+                    if math.isnan(row.get("lag_p99_ms", math.nan))
+                    else f"commits reached the read side in {ms(row['lag_p99_ms'])} at p99; "
+                )
+                + f"a shopper's own write became visible in {ms(row['ryw_p99_ms'])} at p99."
             )
     if pooled["storage_mb"].notna().any():
         out.append(
@@ -152,10 +156,12 @@ def trade_offs(evidence: pd.DataFrame, answer: Answer) -> list[str]:
         if impl not in pooled.index:
             continue
         row = pooled.loc[impl]
+        fresh = row.get("freshness_p95_ms", math.nan)
         out.append(
             f"{impl}: checkout p99 at {answer.top.describe()} "
-            f"{change.relative(ref + chr(39) + 's')}; for freshness p95 "
-            f"{ms(row['freshness_p95_ms'])}, read-your-writes p99 {ms(row['ryw_p99_ms'])}"
+            f"{change.relative(ref + chr(39) + 's')}; for "
+            + ("" if math.isnan(fresh) else f"freshness p95 {ms(fresh)}, ")
+            + f"read-your-writes p99 {ms(row['ryw_p99_ms'])}"
             f" and {row['storage_mb']:.0f} MB of storage."
         )
     return out

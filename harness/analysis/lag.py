@@ -1,4 +1,5 @@
-"""Projection lag and freshness (CQRS architectures only; DESIGN section 6).
+"""Lag and freshness of the architectures whose answers lag (a projection, a standby, refreshed
+views; DESIGN section 6).
 
 - time lag per applied event: apply commit time minus source commit time (event_lag.parquet);
 - freshness seen by a dashboard query: its start minus the commit time of the oldest committed,

@@ -49,11 +49,12 @@ CAPTIONS = {
     "lock_wait_seconds": "Time sessions spent waiting on locks, estimated from samples (the "
     "count is on each bar); a difference of a few samples is not a difference.",
     "freshness_cdf": "How old the data a dashboard query read was (0: fully up to date); a "
-    "curve further left is fresher. CQRS architectures only.",
-    "event_lag_cdf": "Time from an event's commit to its projection into the read model; a curve "
-    "further left is faster. CQRS architectures only.",
-    "lag_over_time": "The projection's backlog over time: events not yet applied and the age of "
-    "the oldest; a backlog that keeps growing means the projector cannot keep up.",
+    "curve further left is fresher. Architectures whose answers lag only (a projection, a standby's "
+    "replay, refreshed views).",
+    "event_lag_cdf": "Time from a commit to its arrival on the read side (projected into the read "
+    "model, or replayed by the standby); a curve further left is faster.",
+    "lag_over_time": "The read side's backlog over time: events (or a standby's commits) not yet "
+    "applied and the age of the oldest; a backlog that keeps growing means it cannot keep up.",
     "cpu": "Average cores each component kept busy over the measure phase; the number on each "
     "bar, with its 95% interval, is the CPU of the evidence table (system under test only).",
 }
@@ -146,8 +147,8 @@ def lag_charts(data: Loaded) -> dict[str, Figure]:
         "event_lag_cdf": charts.distribution(
             lag.cdf(events, "lag_ms"),
             "lag_ms",
-            "apply commit − source commit (ms)",
-            "Projection time lag per event (CDF)",
+            "arrival on the read side − commit on the write side (ms)",
+            "Time lag per commit: projected, or replayed by a standby (CDF)",
             data.labels,
         ),
         "lag_over_time": charts.lag_over_time(
@@ -215,9 +216,11 @@ def decision_record(data: Loaded) -> str:
         "",
         markdown(table, COST_COLUMNS),
         "",
-        "Lag and freshness apply to the CQRS architectures only. Storage: the run's databases on "
-        "every server once the load stopped (the same dataset for all; CQRS adds the outbox "
-        "and the read models).",
+        "Lag: a commit's delay to the read side (a projection's, or a standby's replay). "
+        "Freshness: the age of the data a dashboard read, for the architectures whose answers "
+        "lag (also refreshed views); a read model updated in the command's transaction has "
+        "none. Storage: the run's databases on every server once the load stopped (the same "
+        "dataset for all; read models, an outbox, views or a standby's copy add to it).",
         "",
         "### Findings",
         "",

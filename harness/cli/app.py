@@ -24,6 +24,7 @@ from harness.cli.options import (
     ExitWithParent,
     ImplName,
     ReadDsn,
+    ReplicaDsn,
     ScaleFactor,
     Seed,
     WriteDsn,
@@ -106,6 +107,7 @@ def serve(
     cpus: Cpus = None,
     write_dsn: WriteDsn = None,
     read_dsn: ReadDsn = None,
+    replica_dsn: ReplicaDsn = None,
 ) -> None:
     """Serve one implementation over HTTP (OpenAPI at /docs): on a fresh clone of the dataset
     (with a projector process for CQRS), or on an existing run database with --database."""
@@ -119,7 +121,7 @@ def serve(
         require_lasting_servers(
             write_dsn, read_dsn, f"--database {database} needs the servers that hold it"
         )
-    with use_servers(write_dsn, read_dsn) as servers:
+    with use_servers(write_dsn, read_dsn, replica_dsn=replica_dsn) as servers:
         if database:
             context = attached(impl, run_databases(impl, servers, database))
         else:
@@ -171,12 +173,13 @@ def provision(
     ),
     write_dsn: WriteDsn = None,
     read_dsn: ReadDsn = None,
+    replica_dsn: ReplicaDsn = None,
 ) -> None:
     """Make a run database that stays: a clone of the dataset with the implementation's schema
     and projected history. Serve it with `serve --database NAME` (one process per --side if you
     like), project it with `project run --database NAME`, drop it with `db drop NAME`."""
     require_lasting_servers(write_dsn, read_dsn, "provision makes a database that stays")
-    with use_servers(write_dsn, read_dsn) as servers:
+    with use_servers(write_dsn, read_dsn, replica_dsn=replica_dsn) as servers:
         dbs = provision_run(impl, servers, sf=sf, seed=seed, name=name, progress=typer.echo)
         if ready_for_load:
             prepare_for_load(dbs.write_dsn, dbs.read_dsn if dbs.separate else None)

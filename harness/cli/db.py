@@ -11,6 +11,7 @@ from harness.postgres.servers import (
     given_dsns,
     parse_cpus,
     persistent_servers,
+    persistent_standby,
     sweep_orphans,
     use_servers,
 )
@@ -73,6 +74,11 @@ def down(
     """Stop the embedded servers (and any left behind by a command that was killed)."""
     for root in sweep_orphans():
         typer.echo(f"removed orphaned servers in {root}")
+    standby = persistent_standby()
+    if standby.initialized():  # first: it streams from the write server
+        running = standby.status().running
+        standby.remove() if purge else standby.stop()
+        typer.echo(f"standby  {'stopped' if running else 'was not running'}")
     for role, server in persistent_servers().items():
         running = server.status().running
         if purge:

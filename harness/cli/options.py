@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from harness.deploy.components import EXIT_WITH_PARENT
-from harness.postgres.servers import READ_DSN_ENV, WRITE_DSN_ENV, parse_cpus
+from harness.postgres.servers import READ_DSN_ENV, REPLICA_DSN_ENV, WRITE_DSN_ENV, parse_cpus
 from implementations import registry
 
 WriteDsn = Annotated[
@@ -17,6 +17,16 @@ WriteDsn = Annotated[
         "--write-dsn",
         envvar=WRITE_DSN_ENV,
         help="Use this existing write server (postgresql://...) instead of embedded ones.",
+        show_default=False,
+    ),
+]
+ReplicaDsn = Annotated[
+    str | None,
+    typer.Option(
+        "--replica-dsn",
+        envvar=REPLICA_DSN_ENV,
+        help="A hot standby streaming from the write server, for architectures that read one "
+        "(default: one started from a base backup of the embedded write server).",
         show_default=False,
     ),
 ]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from harness.cli.options import ReadDsn, Seed, WriteDsn
+from harness.cli.options import ReadDsn, ReplicaDsn, Seed, WriteDsn
 from harness.deploy.refresher import INTERVAL
 from harness.postgres.servers import require_lasting_servers, use_servers
 from harness.runner import presets
@@ -170,8 +170,14 @@ def run(
         help="End by writing RUN/report/report.md: charts and "
         "the decision record (`cqrs-bench report`).",
     ),
+    hot_standby_feedback: bool = typer.Option(
+        False,
+        help="Architectures reading a standby: turn its hot_standby_feedback on (fewer queries "
+        "cancelled by recovery conflicts, vacuum held back on the primary); recorded in run.json.",
+    ),
     write_dsn: WriteDsn = None,
     read_dsn: ReadDsn = None,
+    replica_dsn: ReplicaDsn = None,
 ) -> None:
     """Measure the architectures one after another under the same load, each on a fresh clone of
     the same dataset, verified before and reconciled after; write results/EXPERIMENT/RUN/ and
@@ -210,6 +216,7 @@ def run(
         external_workers=external_workers,
         master_port=master_port,
         refresh_interval=refresh_interval,
+        hot_standby_feedback=hot_standby_feedback,
     )
     plan.check()
     check_results(plan.results_root / plan.experiment)
@@ -217,7 +224,7 @@ def run(
         require_lasting_servers(
             write_dsn, read_dsn, f"--database {database} needs the servers that hold it"
         )
-    with use_servers(write_dsn, read_dsn, announce=typer.echo) as servers:
+    with use_servers(write_dsn, read_dsn, replica_dsn=replica_dsn, announce=typer.echo) as servers:
         previous = signal.signal(signal.SIGINT, _stopping)
         try:
             run_plan(plan, servers, progress=typer.echo)

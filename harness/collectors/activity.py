@@ -69,7 +69,9 @@ QUERY = """
       AND {scope}
 """
 ALL_CLIENTS = "backend_type = 'client backend'"
-DATABASES = "datname = ANY(%(databases)s)"
+# the run's databases; and a standby's startup process when it waits (replay held back by a
+# recovery conflict: RecoveryConflictSnapshot, RecoveryConflictLock, BufferPin, ...)
+DATABASES = "(datname = ANY(%(databases)s) OR backend_type = 'startup')"
 
 
 def blocker_components(blockers: list[str] | None) -> str:

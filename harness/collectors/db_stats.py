@@ -1,7 +1,8 @@
 """Per-run deltas of PostgreSQL's cumulative counters: the `db_stats` table.
 
 snapshot() before and after a run, deltas() between them. Counters come from pg_stat_database
-(the run's database), pg_stat_bgwriter (server-wide; pg_stat_checkpointer on PostgreSQL 17+) and
+and pg_stat_database_conflicts (the run's database: queries a hot standby cancelled for replay,
+by cause; zero on a primary), pg_stat_bgwriter (server-wide; pg_stat_checkpointer on PostgreSQL 17+) and
 the WAL position (server-wide: wal_bytes is the position in bytes, so its delta is the WAL written).
 
 Backends report their counters at transaction end at most once a second (PostgreSQL 15+), and an
@@ -39,6 +40,14 @@ DATABASE_STATS = (
     "active_time",
     "idle_in_transaction_time",
     "sessions",
+)
+# queries a standby cancelled because replay conflicted with them, by cause
+CONFLICT_STATS = (
+    "confl_tablespace",
+    "confl_lock",
+    "confl_snapshot",
+    "confl_bufferpin",
+    "confl_deadlock",
 )
 SERVER_STATS = (
     "buffers_checkpoint",
@@ -86,6 +95,10 @@ def snapshot(dsn: str, database: str | None = None) -> dict[str, float]:
         if row is None:
             raise ValueError(f"no database {database!r} in pg_stat_database")
         stats = {name: _number(row[0].get(name)) for name in DATABASE_STATS}
+        conflicts = conn.execute(
+            "SELECT to_jsonb(c) FROM pg_stat_database_conflicts c WHERE datname = %s", (database,)
+        ).fetchone()
+        stats.update({name: _number((conflicts or [{}])[0].get(name)) for name in CONFLICT_STATS})
         bgwriter = conn.execute("SELECT to_jsonb(b) FROM pg_stat_bgwriter b").fetchone()[0]
         if conn.info.server_version >= 170000:
             cp = conn.execute("SELECT to_jsonb(c) FROM pg_stat_checkpointer c").fetchone()[0]

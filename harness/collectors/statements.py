@@ -13,6 +13,8 @@ min, max and the population standard deviation combined exactly).
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 import psycopg
 
@@ -68,10 +70,25 @@ def _unavailable(conn: psycopg.Connection) -> str | None:
     preload = conn.execute("SHOW shared_preload_libraries").fetchone()[0]
     if "pg_stat_statements" not in [lib.strip().strip('"') for lib in preload.split(",")]:
         return "pg_stat_statements is not in shared_preload_libraries on this server"
+    if conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+        return _replicated(conn)
     try:
         conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
     except psycopg.Error as e:
         return f"cannot create the pg_stat_statements extension: {e}".strip()
+    return None
+
+
+def _replicated(conn: psycopg.Connection, timeout: float = 10.0) -> str | None:
+    """A standby cannot create the extension: it gets it from its primary (whose collector made
+    it, first), once replayed. None when it is there within `timeout` s, else why not."""
+    deadline = time.monotonic() + timeout
+    while not conn.execute(
+        "SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'"
+    ).fetchone():
+        if time.monotonic() > deadline:
+            return "pg_stat_statements: no extension in this standby's database (create it on its primary)"
+        time.sleep(0.05)
     return None
 
 

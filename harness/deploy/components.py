@@ -16,7 +16,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from harness.postgres.servers import READ_DSN_ENV, WRITE_DSN_ENV
+from harness.postgres.servers import (
+    READ_DSN_ENV,
+    REPLICA_DSN_ENV,
+    WRITE_DSN_ENV,
+    Servers,
+    standby_server,
+)
 
 EXIT_WITH_PARENT = "--exit-with-parent"
 
@@ -39,6 +45,17 @@ def dsn_env(write_dsn: str, read_dsn: str) -> dict[str, str]:
     """The servers a harness command uses, handed over in its environment (off its command line,
     where every user of the machine could read a password)."""
     return {WRITE_DSN_ENV: write_dsn, READ_DSN_ENV: read_dsn}
+
+
+def servers_env(servers: Servers) -> dict[str, str]:
+    """dsn_env of these servers, and their standby's DSN when one is given or running."""
+    env = dsn_env(servers.write_dsn, servers.read_dsn)
+    replica = servers.replica_dsn
+    if not replica and (embedded := standby_server(servers)):
+        replica = embedded.status().dsn
+    if replica:
+        env[REPLICA_DSN_ENV] = replica
+    return env
 
 
 def watch_parent(stop: Callable[[], None], interval: float = 1.0) -> None:

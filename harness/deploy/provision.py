@@ -22,7 +22,7 @@ import psycopg
 import implementations
 from harness.deploy.projector import ProjectorProcess, catch_up
 from harness.deploy.refresher import RefresherProcess
-from harness.postgres.servers import Servers, work_dir
+from harness.postgres.servers import Servers, standby_dsn, work_dir
 from harness.postgres.templates import (
     clone,
     copy_database,
@@ -53,13 +53,14 @@ def clone_name(impl: str) -> str:
 
 
 def run_databases(impl_name: str, servers: Servers, name: str) -> RunDatabases:
-    """Where `impl_name` keeps the run `name` on these servers."""
-    separate = (
-        registry.architecture(impl_name).separate_read_server
-        and servers.read_dsn != servers.write_dsn
-    )
+    """Where `impl_name` keeps the run `name` on these servers. An architecture that reads a
+    standby reads the same database on the write server's standby (started here if it is not
+    running): replication brings it there, and drops it there."""
+    arch = registry.architecture(impl_name)
+    separate = arch.separate_read_server and servers.read_dsn != servers.write_dsn
+    read_server = standby_dsn(servers) if arch.reads_standby else servers.read_dsn
     return RunDatabases(
-        name, database_dsn(servers.write_dsn, name), database_dsn(servers.read_dsn, name), separate
+        name, database_dsn(servers.write_dsn, name), database_dsn(read_server, name), separate
     )
 
 

@@ -6,7 +6,12 @@ from __future__ import annotations
 import urllib.request
 from pathlib import Path
 
-from harness.deploy.components import EXIT_WITH_PARENT, Component, dsn_env, harness_command
+from harness.deploy.components import (
+    EXIT_WITH_PARENT,
+    Component,
+    harness_command,
+    servers_env,
+)
 from harness.postgres.server import free_port
 from harness.postgres.servers import Servers
 
@@ -30,7 +35,7 @@ class ServiceProcess(Component):
         command = harness_command(
             "serve", "--impl", impl, "--database", database, "--port", str(port), EXIT_WITH_PARENT
         )
-        super().__init__("service", command, log, env=dsn_env(servers.write_dsn, servers.read_dsn))
+        super().__init__("service", command, log, env=servers_env(servers))
 
     def wait_healthy(self, timeout: float = 60) -> None:
         """Until it answers /health; ComponentFailed if it exits first or `timeout` passes."""

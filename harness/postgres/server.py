@@ -16,6 +16,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from harness.postgres.binaries import find_bindir
 
 SUPERUSER = "postgres"
@@ -34,6 +36,10 @@ SETTINGS = {
     "log_line_prefix": "'%m [%p] %a %u@%d '",
     "max_wal_size": "4GB",
     "checkpoint_timeout": "30min",
+    # a streaming standby can be made of any write server (see servers.standby_dsn)
+    "wal_level": "replica",
+    "max_wal_senders": "10",
+    "hot_standby": "on",
 }
 
 
@@ -155,6 +161,27 @@ class EmbeddedServer:
             conf.write("\n# cqrs-bench measurement settings\n")
             conf.writelines(f"{k} = {v}\n" for k, v in SETTINGS.items())
 
+    def init_standby(self, primary_dsn: str) -> None:
+        """Make this cluster a physical streaming standby of the server at `primary_dsn`: a base
+        backup of it (pg_basebackup, WAL streamed) with `standby.signal` and `primary_conninfo`
+        written (-R), so start() brings it up in hot standby, replaying what the primary writes."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        _chown_to_server_user(self.root)
+        self._check_reachable()
+        self._run(
+            "pg_basebackup",
+            "-d",
+            primary_dsn,
+            "-D",
+            str(self.datadir),
+            "-R",
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+            "--no-sync",
+        )
+
     def start(self, port: int | None = None, cpus: set[int] | None = None) -> ServerStatus:
         """Start the server (initdb first if needed) on `port` (default: a free one), its
         processes pinned to `cpus` when given; a running server is left as it is."""
@@ -220,10 +247,11 @@ class EmbeddedServer:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process `pid` runs: a zombie does not (a killed postmaster stays one until its
+    parent, often a container's init that never reaps, collects it)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
+    except psutil.AccessDenied:
         return True
-    return True

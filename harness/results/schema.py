@@ -15,9 +15,10 @@ import pyarrow as pa
 
 from implementations import registry
 
-# Version 2 added users.parquet, waits.blocker_component and verification.phase; version 3
-# refreshes.parquet and freshness rows for architectures with a refresher (`since` on a table or
-# column).
+# Version 2 added users.parquet, waits.blocker_component and verification.phase (`since` on a
+# table or column). Version 3 added refreshes.parquet and freshness rows for architectures with a
+# refresher; replay.parquet, the `standby` server and `standby_server` component, and lag,
+# event_lag and freshness rows for architectures that read a standby.
 RESULTS_SCHEMA_VERSION = 3
 KNOWN_SCHEMA_VERSIONS = frozenset({1, 2, 3})
 
@@ -25,10 +26,11 @@ Kind = Literal["timestamp", "int", "float", "str", "bool"]
 
 PHASES = ("warmup", "measure", "cooldown")
 LATENCY_KINDS = ("service", "intended", "visibility")
-SERVERS = ("write", "read")
+SERVERS = ("write", "read", "standby")
 RESOURCE_COMPONENTS = (
     "write_server",
     "read_server",
+    "standby_server",
     "service",
     "projector",
     "refresher",
@@ -49,19 +51,21 @@ ARROW_TYPES: dict[str, pa.DataType] = {
 }
 
 
-def has_projection(impl: str) -> bool:
-    """True for the architectures with a projection (and so lag and event lag), as their
-    architecture.toml declares (False for one this tree does not have)."""
+def has_event_lag(impl: str) -> bool:
+    """True for the architectures whose commits reach their reads later, one by one (and so have
+    lag and event lag): those with a projection or reading a standby, as their architecture.toml
+    declares (False for one this tree does not have)."""
     known = registry.architectures().get(impl)
-    return known is not None and known.projection
+    return known is not None and (known.projection or known.reads_standby)
 
 
 def may_have_rows(table: Table, impl: str) -> bool:
-    """Whether `impl` may have rows in `table`: a projection's tables for architectures with a
-    projection, the lagging tables (freshness) for those with a projection or a refresher."""
+    """Whether `impl` may have rows in `table`: the per-event lag tables for architectures with a
+    projection or a standby, the lagging tables (freshness) for those with a projection, a
+    refresher or a standby."""
     if table.lagging_only:
         return registry.lagging(impl)
-    return has_projection(impl) or not table.projection_only
+    return has_event_lag(impl) or not table.projection_only
 
 
 @dataclass(frozen=True)
@@ -85,12 +89,13 @@ class Table:
     name: str  # without ".parquet"
     description: str
     columns: tuple[Column, ...]
-    # In a complete run every implementation (those with a projection only, if projection_only)
+    # In a complete run every implementation (those whose answers lag only, if lagging_only)
     # has rows.
     rows_required: bool = True
-    # Only architectures with a projection may have rows (the projection's tables).
+    # Only architectures with a projection or a standby may have rows (lag per event or commit).
     projection_only: bool = False
-    # Only architectures whose dashboards may lag (a projection or a refresher) may have rows.
+    # Only architectures whose dashboards may lag (a projection, a refresher or a standby) may
+    # have rows.
     lagging_only: bool = False
     notes: str = ""
     since: int = 1  # the results schema version that added it
@@ -323,7 +328,10 @@ TABLES: tuple[Table, ...] = (
                 "stat",
                 "str",
                 "Counter name (`xact_commit`, `xact_rollback`, `deadlocks`, "
-                "`conflicts`, `blks_read`, ...).",
+                "`conflicts`, `blks_read`, ...); on a standby `conflicts` counts the queries "
+                "it cancelled for replay, and `confl_lock`, `confl_snapshot`, "
+                "`confl_bufferpin`, `confl_deadlock`, `confl_tablespace` "
+                "(`pg_stat_database_conflicts`) the same by cause.",
             ),
             Column("before", "float", "Value at the start of the measure phase."),
             Column("after", "float", "Value at its end."),
@@ -381,15 +389,20 @@ TABLES: tuple[Table, ...] = (
     ),
     Table(
         "lag",
-        "The projection's backlog, sampled at about 2 Hz.",
+        "The backlog of the read side, over time: a projection's (sampled at about 2 Hz), or a "
+        "standby's (10 rows a second from the replay samples, see `replay`).",
         (
             IMPL,
             _ts("ts", "When the sample was taken."),
             Column("elapsed_s", "float", "`ts` minus the start of the load.", unit="s"),
-            _count("events_behind", "Events committed to the outbox but not yet applied."),
+            _count(
+                "events_behind",
+                "Events committed to the outbox but not yet applied; for a standby, primary "
+                "commits not yet replayed.",
+            ),
             _ms(
                 "oldest_unapplied_age_ms",
-                "Age of the oldest committed, unapplied event; null when none.",
+                "Age of the oldest committed, unapplied event (unreplayed commit); null when none.",
                 True,
             ),
         ),
@@ -397,14 +410,21 @@ TABLES: tuple[Table, ...] = (
     ),
     Table(
         "event_lag",
-        "Time lag of every applied event.",
+        "Time lag of every applied event; for a standby, the replay lag of every primary "
+        "commit made while it was sampled.",
         (
             IMPL,
             _ts(
                 "source_commit",
-                "Commit time of the event on the write server (`track_commit_timestamp`).",
+                "Commit time of the event (standby: of the transaction) on the write server "
+                "(`track_commit_timestamp`).",
             ),
-            _ts("applied_at", "Commit time of the transaction that applied it to the read model."),
+            _ts(
+                "applied_at",
+                "Commit time of the transaction that applied it to the read model; for a "
+                "standby, the first replay sample that saw it replayed (late by at most the "
+                "sampling interval, never early).",
+            ),
             _ms(
                 "lag_ms",
                 "applied_at − source_commit. Across two servers it includes their clock "
@@ -419,7 +439,8 @@ TABLES: tuple[Table, ...] = (
         "freshness",
         "Freshness seen by each dashboard query. With a projection: query start minus the "
         "commit time of the oldest committed, unapplied event (0 when none, as HATtrick defines "
-        "it). With a refresher (since version 3): query start minus the start of the refresh "
+        "it); reading a standby (since version 3): of the oldest primary commit not yet replayed. "
+        "With a refresher (since version 3): query start minus the start of the refresh "
         "transaction that produced the data of the view the query read (the last refresh of "
         "that view committed before the query started).",
         (
@@ -453,6 +474,31 @@ TABLES: tuple[Table, ...] = (
         rows_required=False,
         notes="The refresher's first round (before the load) is in phase `warmup`. No rows for "
         "architectures without a refresher.",
+        since=3,
+    ),
+    Table(
+        "replay",
+        "A streaming standby's replay, sampled 100 times a second (architectures that read a "
+        "standby): the source of their lag, event_lag and freshness rows.",
+        (
+            IMPL,
+            _ts("ts", "When the sample's answer arrived (the standby had replayed at least this)."),
+            Column(
+                "replay_lsn_bytes",
+                "float",
+                "`pg_last_wal_replay_lsn()` as bytes from 0/0.",
+                unit="bytes",
+                non_negative=True,
+            ),
+            _ts(
+                "last_replayed_commit",
+                "`pg_last_xact_replay_timestamp()`: the primary's commit time of the last "
+                "transaction replayed; null before the first.",
+                nullable=True,
+            ),
+        ),
+        rows_required=False,
+        projection_only=True,
         since=3,
     ),
     Table(
@@ -662,7 +708,12 @@ RUN_JSON_KEYS: tuple[tuple[str, str], ...] = (
         "started), `verification` ({checks, mismatches} before measuring), `reconciliation` "
         "(architectures with read models: {tables, mismatches, seconds}, reconciled with the write model "
         "after the load; mismatches > 0: they drifted, the run is complete but marked so, with a "
-        "warning), `warnings`.",
+        "warning), `warnings`; for an architecture that reads a standby: "
+        "`hot_standby_feedback` (the standby's setting during the run, from `run "
+        "--hot-standby-feedback`), `standby_replayed_before_verification_s`, "
+        "`standby_replayed_before_load_s` and `standby_caught_up_s` (the explicit waits until "
+        "the standby had replayed the primary's WAL position, before verification, before the "
+        "load and after it).",
     ),
     (
         "metadata_errors",
@@ -708,6 +759,7 @@ COLLECTOR_TABLES = (
     "event_lag",
     "freshness",
     "refreshes",
+    "replay",
     "resources",
     "storage",
 )
@@ -716,9 +768,9 @@ COLLECTOR_TABLES = (
 def _rows_text(t: Table) -> str:
     who = "every implementation"
     if t.projection_only:
-        who = "architectures with a projection only"
+        who = "architectures with a projection or a standby only"
     elif t.lagging_only:
-        who = "architectures with a projection or a refresher only"
+        who = "architectures with a projection, a refresher or a standby only"
     if not t.rows_required:
         limited = t.projection_only or t.lagging_only
         return f"may be empty; {who.lower()} may have rows" if limited else "may be empty"

@@ -247,7 +247,11 @@ def _check_table(
             f"{spec.file_name}: rows for impls {stray} that run.json does not list"
         )
     if stray := sorted(i for i in present if not schema.may_have_rows(spec, i)):
-        who = "a projection or a refresher" if spec.lagging_only else "a projection"
+        who = (
+            "a projection, a refresher or a standby"
+            if spec.lagging_only
+            else "a projection or a standby"
+        )
         report.problems.append(
             f"{spec.file_name}: rows for {stray}, but only architectures with {who} have them"
         )

@@ -15,7 +15,7 @@ import pandas as pd
 import psutil
 import psycopg
 
-from harness.collectors import activity, db_stats, lag, resources, server_log, statements
+from harness.collectors import activity, db_stats, lag, replay, resources, server_log, statements
 from harness.collectors.base import CollectorError
 from harness.deploy.components import ComponentFailed
 from implementations.interface import Projection
@@ -41,15 +41,18 @@ class RunCollectors:
         databases: dict[str, str],
         projection: Projection | None,
         warnings: list[str],
+        standby: tuple[str, str] | None = None,
     ) -> None:
         """`servers`: role → admin DSN (one entry when both roles share a server);
-        `databases`: role → DSN of the run's database there; `projection`: the implementation's, if it has one."""
+        `databases`: role → DSN of the run's database there; `projection`: the implementation's, if it has one;
+        `standby`: (the primary's DSN, the run database's on its standby) when queries read one."""
         self.servers, self.databases, self.warnings = servers, databases, warnings
         self.activity = activity.ActivitySampler(
             servers, hz=activity.HZ, databases={_dbname(d) for d in databases.values()}
         )
         self.resources = resources.ResourceSampler({}, include_children=set(), interval=1.0)
         self.lag = lag.LagSampler(*projection.dsns, interval=0.5) if projection else None
+        self.replay = replay.ReplaySampler(*standby) if standby else None
         self.tails = {}
         for role, dsn in servers.items():
             pid, log = postmaster_pid(dsn), server_log.log_path_for(dsn)
@@ -71,8 +74,9 @@ class RunCollectors:
             tail.start()
         self.activity.start()
         self.resources.start()
-        if self.lag:
-            self.lag.start()
+        for sampler in (self.lag, self.replay):
+            if sampler:
+                sampler.start()
 
     def add_component(self, name: str, pid: int) -> None:
         self.resources.add(name, pid, children=True)
@@ -83,11 +87,17 @@ class RunCollectors:
             ("activity sampler", self.activity),
             ("resource sampler", self.resources),
             ("lag sampler", self.lag),
+            ("replay sampler", self.replay),
         ):
             if sampler is not None and sampler.error is not None:
                 raise ComponentFailed(
                     name, Path("(the runner's own output)"), f"failed: {sampler.error!r}"
                 )
+
+    def lag_now(self) -> str | None:
+        """The projection's or the standby's lag at the last poll, for a progress line."""
+        sampler = self.lag or self.replay
+        return sampler.latest() if sampler else None
 
     def begin_measure(self) -> None:
         self.before = {role: db_stats.snapshot(dsn) for role, dsn in self.databases.items()}
@@ -95,15 +105,24 @@ class RunCollectors:
             statements.reset(dsn)
 
     def end_measure(self) -> None:
+        """The statistics after the window, of every server still reachable (a server that went
+        away is named in a warning: the failure that stopped the run is reported, not this)."""
         if not self.before:
             return
         for role, dsn in self.databases.items():
-            after = db_stats.snapshot(dsn)
+            try:
+                after = db_stats.snapshot(dsn)
+            except psycopg.OperationalError as exc:
+                self.warnings.append(f"{role} server: statistics not read: {exc}")
+                continue
             self._add("db_stats", db_stats.deltas(self.before[role], after, role, _dbname(dsn)))
         for role, dsn in self.servers.items():
-            frame, warning = statements.read(
-                dsn, role, {_dbname(d) for d in self.databases.values()}
-            )
+            try:
+                frame, warning = statements.read(
+                    dsn, role, {_dbname(d) for d in self.databases.values()}
+                )
+            except psycopg.OperationalError as exc:
+                frame, warning = None, f"statements not read: {exc}"
             self._add("statements", frame)
             if warning:
                 self.warnings.append(f"{role} server: {warning}")
@@ -113,7 +132,12 @@ class RunCollectors:
         """Stop every sampler (also after a failure) and hand over what they gathered; a sampler
         that failed keeps what it had and is named once all are stopped."""
         failed = []
-        samplers = {"waits": self.activity, "resources": self.resources, "lag": self.lag}
+        samplers = {
+            "waits": self.activity,
+            "resources": self.resources,
+            "lag": self.lag,
+            "replay": self.replay,
+        }
         for table, sampler in samplers.items():
             if sampler is None:
                 continue

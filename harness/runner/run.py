@@ -27,6 +27,7 @@ import psycopg
 from harness.analysis.load import Loaded, Run
 from harness.analysis.report import write_report
 from harness.collectors import lag as lag_tables
+from harness.collectors import replay as replay_tables
 from harness.collectors import storage
 from harness.deploy.components import Component, ComponentFailed
 from harness.deploy.projector import ProjectorProcess
@@ -42,7 +43,8 @@ from harness.deploy.provision import (
 from harness.deploy.refresher import INTERVAL, RefresherProcess, read_refreshes
 from harness.deploy.service import ServiceProcess
 from harness.postgres.server import free_port
-from harness.postgres.servers import Servers
+from harness.postgres.servers import Servers, standby_dsn, standby_server
+from harness.postgres.standby import StandbyBehind, set_feedback, wait_replayed
 from harness.results import metadata
 from harness.results.run_dir import (
     check_experiment,
@@ -71,6 +73,7 @@ Progress = Callable[[str], None]
 LOCUSTFILE = Path(__file__).resolve().parents[2] / "workloads" / "locustfile.py"
 PROGRESS_EVERY = 5.0  # seconds between progress lines
 CATCH_UP_BOUND = 60.0  # seconds the projector may take to apply what the load wrote
+STOPPED_WITHIN = 5.0  # seconds for a standby that refused a connection to be seen stopped
 WORKERS_WAIT = 120  # seconds a Locust master waits for its workers to connect
 
 
@@ -96,6 +99,9 @@ class RunPlan:
     external_workers: bool = False  # the N workers connect from elsewhere; none started here
     master_port: int | None = None  # where the master listens (default: a free port)
     repeat: int = 1  # rounds: every implementation once per round, the order reversed each round
+    # set on the standby an architecture reads from: it then holds back the primary's vacuum for
+    # its queries' snapshots (fewer recovery conflicts, more bloat on the primary)
+    hot_standby_feedback: bool = False
     preset: str | None = None  # the named preset the options came from (recorded only)
     refresh_interval: float = INTERVAL  # seconds between a refresher's rounds of refreshes
 
@@ -185,6 +191,8 @@ class ImplRun:
         self.refresher: RefresherProcess | None = None
         # which view each dashboard operation reads (with a refresher)
         self.views: dict[str, str] = {}
+        # an architecture reading a standby of the write server: its admin DSN
+        self.standby = standby_dsn(servers) if registry.architecture(impl).reads_standby else None
 
     def log(self, component: str) -> Path:
         return self.logs / f"{self.impl}-{component}.log"
@@ -203,6 +211,8 @@ class ImplRun:
         try:
             if not plan.database:  # an existing database is not changed
                 ready_for_load(dbs.write_dsn, dbs.read_dsn if dbs.separate else None)
+            if self.standby:  # the explicit wait: verification reads the standby
+                self._standby_replayed("standby_replayed_before_verification_s")
             with attached(self.impl, dbs, pool_size=2) as implementation:
                 self._verify(implementation, dbs.write_dsn)
                 projection = implementation.projection
@@ -220,6 +230,45 @@ class ImplRun:
                 drop(self.servers, dbs)
         self.info["status"] = "complete"
         return self.info
+
+    def _standby_replayed(self, key: str) -> None:
+        """Wait until the standby has replayed what the primary wrote so far (as long as its replay
+        advances; CATCH_UP_BOUND s without replay fails it); record the wait."""
+        try:
+            seconds = wait_replayed(
+                self.servers.write_dsn,
+                self.standby,
+                CATCH_UP_BOUND,
+                alive=self._standby_alive,
+                progress=self.progress,
+            )
+        except StandbyBehind as exc:
+            raise ComponentFailed("standby", self._standby_log(), str(exc)) from None
+        except psycopg.OperationalError:  # the standby, or the primary, went away
+            self._check_standby(grace=STOPPED_WITHIN)
+            raise
+        self.info[key] = round(seconds, 3)
+
+    def _standby_log(self) -> Path:
+        server = standby_server(self.servers)
+        return server.logfile if server else Path("(the given standby's own log)")
+
+    def _standby_alive(self) -> bool:
+        server = standby_server(self.servers)
+        return server is None or self.servers.replica_dsn is not None or server.status().running
+
+    def _check_standby(self, grace: float = 0.0) -> None:
+        """ComponentFailed, naming its log, when the embedded standby stopped during the run, or
+        is seen stopped within `grace` s (after a failed connection to it: a killed postmaster
+        refuses connections a moment before its process is seen gone)."""
+        if not self.standby:
+            return
+        deadline = time.monotonic() + grace
+        while self._standby_alive():
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.1)
+        raise ComponentFailed("standby", self._standby_log(), "stopped during the run")
 
     def _given_database(self, name: str) -> RunDatabases:
         dbs = run_databases(self.impl, self.servers, name)
@@ -265,6 +314,8 @@ class ImplRun:
         databases = {"write": dbs.write_dsn}
         if dbs.separate:
             admin["read"], databases["read"] = self.servers.read_dsn, dbs.read_dsn
+        if self.standby:
+            admin["standby"], databases["standby"] = self.standby, dbs.read_dsn
         collectors = None
         if plan.collectors:
             collectors = RunCollectors(
@@ -272,6 +323,7 @@ class ImplRun:
                 databases=databases,
                 projection=projection,
                 warnings=self.info["warnings"],
+                standby=(self.servers.write_dsn, dbs.read_dsn) if self.standby else None,
             )
             collectors.start()
         try:
@@ -286,10 +338,9 @@ class ImplRun:
                 collectors.end_measure()
                 for table, parts in collectors.stop().items():
                     for part in parts:
-                        if table == "lag":
-                            start = _ts(self.window.start) if self.window else part["ts"].min()
-                            part = part.assign(elapsed_s=(part["ts"] - start).dt.total_seconds())
-                        self.frames.add(self.impl, table, part)
+                        self.frames.add(self.impl, table, self._elapsed(table, part))
+                if collectors.replay:
+                    self._collect_replay(collectors.replay)
             if projection and batches.exists():
                 self._collect_lag(batches)
             if self.refresher:
@@ -299,6 +350,23 @@ class ImplRun:
             self._reconcile(dbs.write_dsn, dbs.read_dsn if dbs.separate else dbs.write_dsn)
         if collectors and collectors.failure:
             raise collectors.failure
+
+    def _elapsed(self, table: str, part: pd.DataFrame) -> pd.DataFrame:
+        """A lag frame with each sample's seconds since measuring began (the others unchanged)."""
+        if table != "lag":
+            return part
+        start = _ts(self.window.start) if self.window else part["ts"].min()
+        return part.assign(elapsed_s=(part["ts"] - start).dt.total_seconds())
+
+    def _collect_replay(self, sampler: replay_tables.ReplaySampler) -> None:
+        """The standby's per-commit replay lag, replay lag over time and per-query freshness."""
+        tables = replay_tables.replay_tables(
+            sampler.frame(), sampler.commits, SecondsTail(self.raw).queries()
+        )
+        if never := tables["event_lag"].attrs.get("never_replayed"):
+            self.info["warnings"].append(f"{never} primary commits never seen replayed")
+        for table, frame in tables.items():
+            self.frames.add(self.impl, table, self._elapsed(table, frame))
 
     def _reconcile(self, write_dsn: str, read_dsn: str) -> None:
         """Every read-model row against the write model; drift marks the run, never fails it."""
@@ -380,6 +448,15 @@ class ImplRun:
             self.projector.wait_active()
         if self.refresher:
             self.refresher.wait_active()
+        if self.standby:
+            self.info["hot_standby_feedback"] = set_feedback(
+                self.standby, plan.hot_standby_feedback
+            )
+            self._standby_replayed("standby_replayed_before_load_s")
+            self.progress(
+                f"   the standby has replayed the primary (hot_standby_feedback "
+                f"{'on' if self.info['hot_standby_feedback'] else 'off'})"
+            )
         config = WorkloadConfig(
             transport=plan.transport,
             host=host,
@@ -401,6 +478,8 @@ class ImplRun:
         (self.run_dir / "locust").mkdir(exist_ok=True)
         locust = self._start_locust(config_path, collectors)
         self._watch(locust, collectors)
+        if self.standby:  # as a projector's catch-up: what the load wrote, replayed
+            self._standby_replayed("standby_caught_up_s")
         if projection:
             caught_up = projection.wait_caught_up(
                 timeout=CATCH_UP_BOUND,
@@ -520,14 +599,15 @@ class ImplRun:
                         component.check()
                 elif component is not locust:
                     component.check()
+            self._check_standby()
             if collectors:
-                collectors.check()
+                self._sampling(collectors.check)
             tail.poll()
             now = time.time()
             if tail.start and not measuring and now >= tail.start + plan.warmup:
                 measuring = True
                 if collectors:
-                    collectors.begin_measure()
+                    self._sampling(collectors.begin_measure)
             if tail.start and now - last_report >= PROGRESS_EVERY:
                 last_report = now
                 self.progress(
@@ -535,7 +615,7 @@ class ImplRun:
                         self.impl,
                         plan.warmup,
                         plan.duration,
-                        collectors.lag.latest() if collectors and collectors.lag else None,
+                        collectors.lag_now() if collectors else None,
                     )
                 )
             if time.monotonic() > limit:
@@ -549,6 +629,15 @@ class ImplRun:
         if tail.start is None:
             raise ComponentFailed("locust", locust.log, "recorded no requests")
         self.window = latency.Window(tail.start, plan.warmup, plan.duration)
+
+    def _sampling(self, action: Callable[[], None]) -> None:
+        """`action` on the collectors; when it fails because the standby has just gone (a sampler
+        that died, or a connection refused), the standby is the failure named."""
+        try:
+            action()
+        except (ComponentFailed, psycopg.OperationalError):
+            self._check_standby(grace=STOPPED_WITHIN)
+            raise
 
     def _collect_latency(self) -> None:
         files = sorted(self.raw.glob("seconds-*.jsonl"))

@@ -30,7 +30,7 @@ NOTES = (
     "co = checkout, dash = dashboard queries (all three; the rate at the most analysts), over "
     "the measurement window; lock wait s = session-seconds waiting on a Lock (sampled); lag = "
     "per-event time lag; fresh = freshness seen by dashboard queries; ryw = read-your-writes "
-    "visibility (probe); cpu cores = servers, service and projector; storage = the run's "
+    "visibility (probe); cpu cores = servers, service, projector or refresher; storage = the run's "
     "databases"
 )
 PARTIAL = (

@@ -1,4 +1,5 @@
-"""crud query side: every answer is aggregated from the live normalized tables."""
+"""crud query side: every answer is aggregated from the live normalized tables, which are always
+current (consistency tokens are accepted and ignored)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Domain errors. Each kind maps to one HTTP status in the API (422, 404, 409; 503 for the two
-that are not a caller's mistake: NotYetVisible and Unavailable)."""
+"""Domain errors. Each kind maps to one HTTP status in the API (422, 404, 409; 503 for the three
+that are not a caller's mistake: NotYetVisible, Unavailable and RecoveryConflict)."""
 
 
 class DomainError(Exception):
@@ -62,6 +62,23 @@ class Unavailable(Exception):
     """
 
     code = "unavailable"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class RecoveryConflict(Exception):
+    """A query on a hot standby was cancelled by the standby itself: replaying the primary's WAL
+    needed something the query held (row versions its snapshot still saw, a lock, a pinned
+    buffer, a dropped database), and replay waited `max_standby_streaming_delay` for it.
+
+    Not a caller's mistake and not an outage: the same query asked again usually succeeds. Its
+    own type (not Unavailable) so that load runs count it apart. The API answers 503 with
+    Retry-After.
+    """
+
+    code = "recovery_conflict"
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
