@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from implementations.db import ISOLATION_LEVELS as ISOLATION_LEVELS  # weakest first
+from implementations.db import MAX_RETRIES as MAX_RETRIES
 from implementations.domain.commands import (
     CancelOrder,
     ChangeProductPrice,
@@ -52,7 +53,7 @@ class Config:
     pool_size: int = 16
     read_your_writes_timeout: float = 5.0  # how long a query given a token waits for it
     # how many times a command meeting a serialization failure or a deadlock is run again
-    retries: int = 5
+    retries: int = MAX_RETRIES
 
 
 class Session(Protocol):

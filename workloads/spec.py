@@ -76,6 +76,15 @@ class Mix:
         spec = self.classes.get(user_class)
         return spec.rate if spec else 0.0
 
+    def check_open_loop(self) -> None:
+        """ValueError when a class runs reports: an open-loop class's requests run concurrently,
+        and one report's transaction serves one request at a time."""
+        if reporting := [name for name, spec in self.classes.items() if spec.report_s]:
+            raise ValueError(
+                f"mix {self.name}: {', '.join(reporting)} run reports (report_s), which need "
+                "closed loop: drop --arrival-rate"
+            )
+
     def as_dict(self) -> dict[str, Any]:
         """The mix as it was read, for run.json (its classes' settings, isolation included)."""
         return {
