@@ -55,6 +55,7 @@ def latency_frame(impl: str) -> pd.DataFrame:
             "kind": ["service", "service"],
             "count": [2, 0],
             "errors": [0, 1],
+            "retries": [0, 2],
             "p50_ms": [1.2, np.nan],
             "p90_ms": [3.4, np.nan],
             "p95_ms": [3.4, np.nan],

@@ -406,7 +406,7 @@ def test_merged_seconds_equal_one_histogram_fed_every_value(tmp_path):
         assert rows[(second, "view_order", "service")][0] == 2
     line = json.loads(paths[0].read_text().splitlines()[0])
     assert set(line) == {"second", "pid", "ops"}
-    assert set(line["ops"][0]) == {"operation", "kind", "count", "errors", "hdr"}
+    assert set(line["ops"][0]) == {"operation", "kind", "count", "errors", "retries", "hdr"}
     assert HdrHistogram.decode(line["ops"][0]["hdr"]).get_total_count() == line["ops"][0]["count"]
 
 
