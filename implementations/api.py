@@ -9,12 +9,14 @@ anything is written.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import FastAPI, Header, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -30,9 +32,10 @@ from implementations.domain.errors import (
     NotFound,
     NotYetVisible,
     RecoveryConflict,
+    TransactionAborted,
     Unavailable,
 )
-from implementations.interface import Implementation
+from implementations.interface import ISOLATION_LEVELS, Implementation, Session
 from implementations.side_watch import SideWatch
 
 STATUS = {InvalidInput: 422, NotFound: 404, Conflict: 409}
@@ -105,6 +108,12 @@ async def _retry_later(
     )
 
 
+async def _aborted(_request: Request, exc: TransactionAborted) -> JSONResponse:
+    return JSONResponse(
+        {"error": exc.code, "reason": exc.reason}, status_code=409, headers={"Retry-After": "1"}
+    )
+
+
 async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
     problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
     return JSONResponse(
@@ -118,6 +127,46 @@ async def _invalid_request(_request: Request, exc: RequestValidationError) -> JS
 
 
 SIDES = ("both", "commands", "queries")
+ISOLATION_HEADER, REPORT_HEADER, RETRIES_HEADER = "X-Isolation", "X-Report", "X-Retries"
+
+
+class ReportBody(Strict):
+    isolation: Annotated[
+        str,
+        Field(
+            description="at least repeatable read: one snapshot for every query of the report",
+            json_schema_extra={"enum": list(ISOLATION_LEVELS)},
+        ),
+    ] = "repeatable read"
+
+
+class Reports:
+    """Report sessions the service holds for its callers, by id: each a Session whose queries
+    share one transaction, and a lock so that one request at a time uses its connection."""
+
+    def __init__(self, impl: Implementation) -> None:
+        self.impl = impl
+        self.held: dict[str, tuple[Session, asyncio.Lock]] = {}
+
+    def begin(self, isolation: str) -> str:
+        report = str(uuid.uuid4())
+        self.held[report] = (self.impl.session(isolation, report=True), asyncio.Lock())
+        return report
+
+    def get(self, report: str) -> tuple[Session, asyncio.Lock]:
+        if report not in self.held:
+            raise NotFound(f"report {report} does not exist (ended, or never begun)")
+        return self.held[report]
+
+    def end(self, report: str) -> None:
+        session, _lock = self.get(report)
+        del self.held[report]
+        session.end_report()
+
+    def end_all(self) -> None:
+        for session, _lock in self.held.values():
+            session.drop_report()
+        self.held.clear()
 
 
 def create_app(impl: Implementation, side: str = "both") -> FastAPI:
@@ -127,10 +176,13 @@ def create_app(impl: Implementation, side: str = "both") -> FastAPI:
     read_dsn = impl.projection.target_dsn if impl.projection else None
     watch = SideWatch(impl.config.write_dsn, read_dsn)
 
+    reports = Reports(impl)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         watch.start()
         yield
+        reports.end_all()
         watch.stop()
 
     app = FastAPI(
@@ -149,7 +201,55 @@ def create_app(impl: Implementation, side: str = "both") -> FastAPI:
             response.headers["X-Read-Models-As-Of"] = state.read_models_as_of.isoformat()
         return response
 
+    @app.middleware("http")
+    async def in_session(request: Request, call_next):
+        """Each request in a session: at its X-Isolation level (default read committed), or in
+        the report its X-Report header names; X-Retries on the response says how many times its
+        command was retried (serialization failures, deadlocks)."""
+        isolation = request.headers.get(ISOLATION_HEADER, "read committed")
+        report = request.headers.get(REPORT_HEADER)
+        try:
+            if report is None:
+                session, lock = impl.session(isolation), None
+            else:
+                session, lock = reports.get(report)
+        except ValueError as exc:
+            return JSONResponse(
+                {"error": "invalid_input", "reason": f"{ISOLATION_HEADER}: {exc}"},
+                status_code=422,
+            )
+        except NotFound as exc:
+            return await _domain_error(request, exc)
+        if lock is None:
+            with session.active():
+                response = await call_next(request)
+        else:
+            async with lock:
+                with session.active():
+                    response = await call_next(request)
+        response.headers[RETRIES_HEADER] = str(session.retried)
+        return response
+
+    @app.post("/reports", status_code=201, tags=["reports"])
+    def begin_report(body: ReportBody | None = None) -> dict:
+        """Begin a report: the queries sent with header `X-Report: <report>` run in one
+        transaction (one snapshot, at least REPEATABLE READ) until DELETE /reports/<report>."""
+        try:
+            return {"report": reports.begin((body or ReportBody()).isolation)}
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from exc
+
+    @app.delete("/reports/{report}", status_code=204, tags=["reports"])
+    async def end_report(report: str) -> Response:
+        """End a report: commit its transaction and give its connection back."""
+        _session, lock = reports.get(report)
+        async with lock:  # after the report's query in flight, if any
+            await run_in_threadpool(reports.end, report)
+        return Response(status_code=204)
+
     app.add_exception_handler(DomainError, _domain_error)
+    # retries used up on a serialization failure or a deadlock: the same call again may succeed
+    app.add_exception_handler(TransactionAborted, _aborted)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(NotYetVisible, _retry_later)
     # A server that is down or restarting: answer 503 at once rather than hang or 500.

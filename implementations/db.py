@@ -1,13 +1,17 @@
-"""Database plumbing shared by implementations: engines, transactions with retry, driver errors.
+"""Database plumbing shared by implementations: engines, transactions with retry, sessions,
+driver errors.
 
 Driver errors are translated here, at the persistence edge, so callers see domain errors only:
 every command runs in `in_transaction` and every query in `read`, and both translate in `edge`.
+Both run as the caller's current `Session` says (isolation level, retries, a report's held
+transaction); a call made outside any session runs at READ COMMITTED with MAX_RETRIES.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TypeVar
 
 import psycopg.errors
@@ -15,12 +19,116 @@ from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from implementations.domain.errors import InvalidInput, RecoveryConflict, Unavailable
+from implementations.domain.errors import (
+    Deadlock,
+    InvalidInput,
+    RecoveryConflict,
+    SerializationFailure,
+    Unavailable,
+)
 
 T = TypeVar("T")
 
 RETRYABLE = (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected)
 MAX_RETRIES = 5
+# weakest first; a report's transaction is at least REPEATABLE READ (one snapshot throughout)
+ISOLATION_LEVELS = ("read committed", "repeatable read", "serializable")
+READ_COMMITTED, REPEATABLE_READ, SERIALIZABLE = ISOLATION_LEVELS
+
+
+def check_isolation(level: object) -> str:
+    """`level` if it names an isolation level, else ValueError saying which there are."""
+    if level not in ISOLATION_LEVELS:
+        raise ValueError(
+            f"isolation must be one of {', '.join(repr(x) for x in ISOLATION_LEVELS)}, "
+            f"not {level!r}"
+        )
+    return level
+
+
+def _stronger(a: str, b: str) -> str:
+    return max(a, b, key=ISOLATION_LEVELS.index)
+
+
+def _weaker(a: str, b: str) -> str:
+    return min(a, b, key=ISOLATION_LEVELS.index)
+
+
+class Session:
+    """How one caller's calls run (`implementations.interface.Session`): the commands and queries
+    called inside `with session.active():` (on that thread or greenlet: a context variable) run at
+    `isolation`; a command meeting a serialization failure or a deadlock is retried at most
+    `retries` times (`retried`: how many retries the calls of the last `active()` block made);
+    with `report`, every query runs on one held connection in one transaction of at least
+    REPEATABLE READ (one snapshot) until `end_report()` or an error ends it, and the next query
+    begins the next report. `query_ceiling`: the strongest level the query side's server offers
+    (a hot standby refuses SERIALIZABLE: its queries run at REPEATABLE READ then).
+
+    One caller at a time: a report's connection must not be shared by concurrent calls.
+    """
+
+    def __init__(
+        self,
+        isolation: str = READ_COMMITTED,
+        *,
+        report: bool = False,
+        retries: int = MAX_RETRIES,
+        query_ceiling: str = SERIALIZABLE,
+    ) -> None:
+        self.isolation, self.report = check_isolation(isolation), report
+        self.retries, self.retried = retries, 0
+        query_level = _weaker(isolation, check_isolation(query_ceiling))
+        self.query_isolation = (
+            _weaker(_stronger(query_level, REPEATABLE_READ), query_ceiling)
+            if report
+            else query_level
+        )
+        self._held: dict[Engine, Connection] = {}  # a report's connections, by engine
+
+    @contextmanager
+    def active(self) -> Iterator[Session]:
+        self.retried = 0
+        token = _CURRENT.set(self)
+        try:
+            yield self
+        finally:
+            _CURRENT.reset(token)
+
+    def end_report(self) -> None:
+        """Commit the report's transaction (a serializable report's reads then count) and give
+        its connection back; a no-op outside a report."""
+        held, self._held = self._held, {}
+        with edge():
+            for conn in held.values():
+                try:
+                    conn.commit()
+                finally:
+                    conn.close()
+
+    def drop_report(self) -> None:
+        """Give the report's connection back without committing (its transaction rolls back)."""
+        held, self._held = self._held, {}
+        for conn in held.values():
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001  closing a broken connection: it is gone either way
+                pass
+
+
+_CURRENT: ContextVar[Session | None] = ContextVar("cqrs_bench_session", default=None)
+
+
+def current_session() -> Session:
+    """The caller's session, or a fresh default one (READ COMMITTED, MAX_RETRIES)."""
+    return _CURRENT.get() or Session()
+
+
+def _at(conn: Connection, isolation: str) -> Connection:
+    """`conn` set to begin its next transaction at `isolation` (psycopg sends it with BEGIN; the
+    pool resets the level when the connection goes back)."""
+    if isolation != READ_COMMITTED:
+        conn.execution_options(isolation_level=isolation.upper())
+    return conn
 
 
 def sqlalchemy_url(dsn: str) -> str:
@@ -95,8 +203,9 @@ def _unavailable(exc: Exception) -> bool:
 @contextmanager
 def edge() -> Iterator[None]:
     """The one place driver errors become domain errors: a value the database rejects is
-    InvalidInput, a query a hot standby cancelled for replay is RecoveryConflict, a server that
-    cannot serve is Unavailable; anything else passes unchanged."""
+    InvalidInput, a query a hot standby cancelled for replay is RecoveryConflict, a serialization
+    failure or deadlock (what a command's retries did not get past) is SerializationFailure or
+    Deadlock, a server that cannot serve is Unavailable; anything else passes unchanged."""
     try:
         yield
     except (DBAPIError, psycopg.Error, PoolTimeout) as exc:
@@ -105,6 +214,10 @@ def edge() -> Iterator[None]:
             raise InvalidInput(f"value rejected by the database: {cause}") from exc
         if _recovery_conflict(cause):
             raise RecoveryConflict(f"cancelled by the standby: {_first_line(cause)}") from exc
+        if isinstance(cause, psycopg.errors.SerializationFailure):
+            raise SerializationFailure(_first_line(cause)) from exc
+        if isinstance(cause, psycopg.errors.DeadlockDetected):
+            raise Deadlock(_first_line(cause)) from exc
         if _unavailable(exc):
             raise Unavailable(f"database unavailable: {_first_line(cause)}") from exc
         raise
@@ -116,25 +229,43 @@ def _first_line(cause: Exception) -> str:
 
 
 def in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
-    """Run `work` in one transaction; retry on deadlock or serialization failure.
+    """Run `work` in one transaction at the session's isolation level; retry on deadlock or
+    serialization failure, at most the session's `retries` times, counting each in its `retried`.
 
     A DomainError raised by `work` rolls the transaction back and reaches the caller unchanged;
     driver errors reach it translated (see edge).
     """
+    session = current_session()
     with edge():
-        for attempt in range(MAX_RETRIES + 1):
+        for attempt in range(session.retries + 1):
             try:
-                with engine.begin() as conn:
+                with _at(engine.connect(), session.isolation) as conn, conn.begin():
                     return work(conn)
             except (DBAPIError, psycopg.Error) as exc:
-                if isinstance(_driver_error(exc), RETRYABLE) and attempt < MAX_RETRIES:
+                if isinstance(_driver_error(exc), RETRYABLE) and attempt < session.retries:
+                    session.retried += 1
                     continue
                 raise
     raise AssertionError("unreachable")
 
 
 def read(engine: Engine, work: Callable[[Connection], T]) -> T:
-    """Run read-only `work` on a pooled connection; driver errors reach the caller translated
-    (see edge), including those of taking and returning the connection."""
-    with edge(), engine.connect() as conn:
-        return work(conn)
+    """Run read-only `work` at the session's isolation level, in a report on the report's held
+    connection and transaction; driver errors reach the caller translated (see edge), including
+    those of taking and returning the connection. Any error ends a report (its transaction may
+    be aborted)."""
+    session = current_session()
+    with edge():
+        if not session.report:
+            with _at(engine.connect(), session.query_isolation) as conn:
+                result = work(conn)
+                if session.query_isolation != READ_COMMITTED:
+                    conn.commit()  # a serializable read that rolls back would not count
+                return result
+        if engine not in session._held:
+            session._held[engine] = _at(engine.connect(), session.query_isolation)
+        try:
+            return work(session._held[engine])
+        except BaseException:
+            session.drop_report()
+            raise

@@ -8,9 +8,12 @@ the same load and the same routes drive every architecture.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
+from implementations.db import ISOLATION_LEVELS as ISOLATION_LEVELS  # weakest first
+from implementations.db import MAX_RETRIES as MAX_RETRIES
 from implementations.domain.commands import (
     CancelOrder,
     ChangeProductPrice,
@@ -49,6 +52,28 @@ class Config:
     read_dsn: str
     pool_size: int = 16
     read_your_writes_timeout: float = 5.0  # how long a query given a token waits for it
+    # how many times a command meeting a serialization failure or a deadlock is run again
+    retries: int = MAX_RETRIES
+
+
+class Session(Protocol):
+    """How one caller's commands and queries run; `Implementation.session()` makes one.
+
+    Calls made inside `with session.active():` run at `isolation` (queries at `query_isolation`:
+    the same, or the strongest the query side's server offers, or at least REPEATABLE READ in a
+    report). With `report`, the queries share one transaction (one snapshot) until
+    `end_report()`; the next query begins the next report. One caller at a time.
+    """
+
+    isolation: str
+    query_isolation: str
+    report: bool
+    retried: int  # retries the commands of the last `active()` block made
+
+    def active(self) -> AbstractContextManager[Session]: ...
+
+    def end_report(self) -> None:
+        """Commit the report's transaction and give its connection back (no-op without one)."""
 
 
 class CommandSide(Protocol):
@@ -148,3 +173,7 @@ class Implementation(Protocol):
 
     def stop(self) -> None:
         """Stop background work and close every connection."""
+
+    def session(self, isolation: str = "read committed", *, report: bool = False) -> Session:
+        """A session at `isolation` (ValueError for a level not in ISOLATION_LEVELS), with
+        `config.retries`; with `report`, its queries run in reports (see Session)."""

@@ -6,13 +6,14 @@ from importlib.resources import files
 
 from sqlalchemy import Engine
 
-from implementations.db import make_engine
+from implementations.db import SERIALIZABLE, Session, make_engine
 from implementations.interface import Config, Projection, Refresher
 
 
 class PooledImplementation:
     projection: Projection | None = None
     refresher: Refresher | None = None
+    query_ceiling = SERIALIZABLE  # the strongest isolation its query side's server offers
 
     def __init__(self, name: str, config: Config) -> None:
         self.name, self.config = name, config
@@ -42,6 +43,14 @@ class PooledImplementation:
             make_engine(queries_dsn, component=f"{self.name}:queries", pool_size=size),
         ]
         return self.engines[0], self.engines[1]
+
+    def session(self, isolation: str = "read committed", *, report: bool = False) -> Session:
+        return Session(
+            isolation,
+            report=report,
+            retries=self.config.retries,
+            query_ceiling=self.query_ceiling,
+        )
 
     def stop(self) -> None:
         for engine in self.engines:

@@ -55,6 +55,7 @@ def latency_frame(impl: str) -> pd.DataFrame:
             "kind": ["service", "service"],
             "count": [2, 0],
             "errors": [0, 1],
+            "retries": [0, 2],
             "p50_ms": [1.2, np.nan],
             "p90_ms": [3.4, np.nan],
             "p95_ms": [3.4, np.nan],
@@ -353,7 +354,7 @@ def test_missing_or_broken_run_json_is_caught(run: Path) -> None:
 
 def test_unknown_schema_version_is_caught(run: Path) -> None:
     update_run_json(run, schema_version=99)
-    assert validate_run(run) == ["run.json: unknown schema_version 99 (this code knows 1, 2, 3)"]
+    assert validate_run(run) == ["run.json: unknown schema_version 99 (this code knows 1, 2, 3, 4)"]
 
 
 def as_version_1(run: Path) -> None:

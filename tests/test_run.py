@@ -374,3 +374,39 @@ def test_rounds_reverse_the_order_and_the_last_report_pools_them(servers: Server
     pooled = (dirs[-1] / "report" / "summary.txt").read_text()
     assert pooled.startswith("ANSWER") and pooled.count("crud") >= 2
     assert any(line.startswith("=== round 2/2: cqrs-logical, crud") for line in lines)
+
+
+@pytest.mark.parametrize("transport", ["inproc", "http"])
+def test_a_serializable_mix_records_retries_and_typed_errors(
+    servers: Servers, tmp_path: Path, transport: str
+):
+    """crud under the serializable mix: checkouts on the few hot products of sf 0.01 conflict,
+    are retried (counted in the results) and, past --retries 1, fail as serialization_failure;
+    the mix's isolation and the bound are in run.json."""
+    plan = RunPlan(
+        impls=[registry.baseline()],
+        mix="serializable",
+        transport=transport,
+        duration=4,
+        warmup=1,
+        sf=SF,
+        experiment=f"test-serializable-{transport}",
+        results_root=tmp_path,
+        collectors=False,
+        report=False,
+        retries=1,
+    )
+    (run_dir,) = run(plan, servers, progress=lambda _line: None)
+    assert validate_run(run_dir) == []
+    config = json.loads((run_dir / "run.json").read_text())["config"]
+    assert config["retries"] == 1
+    assert config["mix_spec"]["classes"]["Shopper"]["isolation"] == "serializable"
+    latency = _table(run_dir, "latency").query("kind == 'service'")
+    retried = latency.groupby("operation")["retries"].sum()
+    assert retried.get("checkout", 0) > 0, retried.to_dict()
+    summary = _table(run_dir, "latency_summary").query("kind == 'service'")
+    measured = latency.query("phase == 'measure'").groupby("operation")["retries"].sum()
+    assert summary.set_index("operation")["retries"].to_dict() == measured.to_dict()
+    errors = _table(run_dir, "errors")
+    kinds = set(errors["error"]) if len(errors) else set()
+    assert kinds <= {"serialization_failure", "deadlock", "out_of_stock"}, kinds

@@ -44,7 +44,15 @@ CATALOG = Catalog(
 
 
 def test_every_shipped_mix_and_shape_loads():
-    assert spec.mix_names() == ["checkout-max", "checkout-only", "dashboard-heavy", "mixed", "noop"]
+    assert spec.mix_names() == [
+        "checkout-max",
+        "checkout-only",
+        "dashboard-heavy",
+        "long-reports",
+        "mixed",
+        "noop",
+        "serializable",
+    ]
     assert spec.shape_names() == ["interference", "spike", "steady", "step"]
     for name in spec.mix_names():
         mix = spec.load_mix(name)
@@ -109,6 +117,26 @@ def _write(tmp_path: Path, text: str) -> str:
             "classes.Shopper.speed",
             "unknown field",
         ),
+        (
+            '[classes.Shopper]\nusers = 1\nisolation = "snapshot"\ntasks = { checkout = 1 }',
+            "classes.Shopper.isolation",
+            "unknown level 'snapshot'; choose from 'read committed'",
+        ),
+        (
+            "[classes.Shopper]\nusers = 1\nisolation = 3\ntasks = { checkout = 1 }",
+            "classes.Shopper.isolation",
+            "must be a string",
+        ),
+        (
+            "[classes.Analyst]\nusers = 1\nreport_s = -5\ntasks = { dashboard_revenue = 1 }",
+            "classes.Analyst.report_s",
+            ">= 0",
+        ),
+        (
+            "[classes.Shopper]\nusers = 1\nreport_s = 5\ntasks = { checkout = 1 }",
+            "classes.Shopper.report_s",
+            "only the Analyst class runs reports",
+        ),
         ("[classes.Shopper]\nusers = 0\ntasks = { checkout = 1 }", "classes", "nothing would run"),
         ("classes = 3", "classes", "must be a table"),
         ("[classes", "", "not valid TOML"),
@@ -121,6 +149,39 @@ def test_a_bad_mix_names_its_file_and_field(tmp_path, text, field, problem):
     message = str(caught.value)
     assert message.startswith(path) and f": {field}:" in message or not field
     assert problem in message
+    assert "\n" not in message
+
+
+def test_isolation_and_report_seconds_are_read_per_class(tmp_path):
+    mix = spec.load_mix(
+        _write(
+            tmp_path,
+            """
+            [classes.Shopper]
+            users = 2
+            isolation = "serializable"
+            tasks = { checkout = 1 }
+            [classes.Analyst]
+            users = 1
+            isolation = "repeatable read"
+            report_s = 20
+            tasks = { dashboard_revenue = 1 }
+            [classes.Merchandiser]
+            users = 1
+            tasks = { restock = 1 }
+            """,
+        )
+    )
+    shopper, analyst = mix.classes["Shopper"], mix.classes["Analyst"]
+    assert (shopper.isolation, shopper.report_s) == ("serializable", 0.0)
+    assert (analyst.isolation, analyst.report_s) == ("repeatable read", 20.0)
+    assert mix.classes["Merchandiser"].isolation == "read committed"  # the default
+    recorded = mix.as_dict()["classes"]
+    assert recorded["Analyst"]["report_s"] == 20.0
+    assert recorded["Shopper"]["isolation"] == "serializable"
+    serializable, reports = spec.load_mix("serializable"), spec.load_mix("long-reports")
+    assert {c.isolation for c in serializable.classes.values() if c.count} == {"serializable"}
+    assert reports.classes["Analyst"].report_s >= 10
 
 
 @pytest.mark.parametrize(
@@ -345,7 +406,7 @@ def test_merged_seconds_equal_one_histogram_fed_every_value(tmp_path):
         assert rows[(second, "view_order", "service")][0] == 2
     line = json.loads(paths[0].read_text().splitlines()[0])
     assert set(line) == {"second", "pid", "ops"}
-    assert set(line["ops"][0]) == {"operation", "kind", "count", "errors", "hdr"}
+    assert set(line["ops"][0]) == {"operation", "kind", "count", "errors", "retries", "hdr"}
     assert HdrHistogram.decode(line["ops"][0]["hdr"]).get_total_count() == line["ops"][0]["count"]
 
 

@@ -20,6 +20,7 @@ class WorkloadConfig:
     write_dsn: str | None = None  # inproc
     read_dsn: str | None = None  # inproc; the write DSN when absent
     pool_size: int = 16  # inproc: connections per engine of the implementation
+    retries: int = 5  # inproc: how often a command is retried (serialization failure, deadlock)
     mix: str = "mixed"  # a mix name or a path to a .toml file
     shape: str = "steady"  # a shape name or a path to a .toml file
     seed: int = 42
@@ -41,7 +42,7 @@ class WorkloadConfig:
             )
         if self.transport == "inproc" and not self.write_dsn:
             raise bad("write_dsn", "the inproc transport needs the implementation's database")
-        for name, least in (("seed", 0), ("pool_size", 1), ("max_in_flight", 1)):
+        for name, least in (("seed", 0), ("pool_size", 1), ("retries", 0), ("max_in_flight", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise bad(name, f"must be an integer >= {least}, not {value!r}")

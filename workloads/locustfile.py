@@ -37,7 +37,7 @@ from workloads.openloop import OpenLoop
 from workloads.recorder import Recorder
 from workloads.spec import USER_CLASSES, Mix, Shape, load_mix, load_shape
 from workloads.transports import Transport, create_transport
-from workloads.users import Actor, Planner, Popularity
+from workloads.users import Actor, OperationError, Planner, Popularity
 
 IDLE_S = 0.1
 STOP_GRACE_S = 5.0  # Locust's --stop-timeout when not given: requests in flight are not cut
@@ -60,6 +60,12 @@ def _options(parser) -> None:
     option("--write-dsn", default=None, help="inproc: the implementation's write database")
     option("--read-dsn", default=None, help="inproc: its read database (default: write)")
     option("--pool-size", type=int, default=16, help="inproc: connections per engine")
+    option(
+        "--retries",
+        type=int,
+        default=5,
+        help="inproc: retries of a command after a serialization failure or deadlock",
+    )
     option("--mix", default="mixed", help="mix name or .toml path")
     option("--shape", default="steady", help="shape name or .toml path")
     option("--seed", type=int, default=42)
@@ -101,6 +107,7 @@ def config_from_options(options) -> WorkloadConfig:
         write_dsn=options.write_dsn,
         read_dsn=options.read_dsn,
         pool_size=options.pool_size,
+        retries=options.retries,
         mix=options.mix,
         shape=options.shape,
         seed=options.seed,
@@ -189,6 +196,7 @@ def plan(config: WorkloadConfig, processes: int = 1) -> Run:
     """The run and its users per class over all `processes` (open loop: one scheduler each)."""
     run = Run(config, load_mix(config.mix), load_shape(config.shape))
     if config.arrival_rate is not None:
+        run.mix.check_open_loop()
         run.open_rates = open_rates(config, run.mix)
         run.totals = {name: processes * int(name in run.open_rates) for name in USER_CLASSES}
     else:
@@ -382,7 +390,11 @@ class WorkloadUser(User):
             return
         seed = run.config.seed
         concurrency = run.config.max_in_flight if run.openloop else 2
-        self.actor = Actor(run.transport.client(concurrency), run.recorder, sleep=gevent.sleep)
+        self.client = run.transport.client(
+            concurrency, self.spec.isolation, report=bool(self.spec.report_s)
+        )
+        self.report_ends = time.monotonic() + self.spec.report_s
+        self.actor = Actor(self.client, run.recorder, sleep=gevent.sleep)
         self.planner = Planner(self.spec, run.catalog, run.popularity, seed, self.index)
         self.think = Random(f"{seed}-{name}-{self.index}-think")
 
@@ -404,12 +416,28 @@ class WorkloadUser(User):
                 self.actor.perform,
             )
         elif RUN.target(name) <= self.index:
+            self.end_report()  # an idle user holds no snapshot
             gevent.sleep(IDLE_S)
         else:
+            if self.spec.report_s and time.monotonic() >= self.report_ends:
+                self.end_report()
             self.actor.perform(self.planner.next())
             low, high = self.spec.think_min_s, self.spec.think_max_s
             if RUN.stopping.wait(low + (high - low) * self.think.random()):
                 raise StopUser()
+
+    def end_report(self) -> None:
+        """End the report this user's queries run in, if any (the next query begins the next,
+        held for the class's report_s)."""
+        if self.spec is not None and self.spec.report_s:
+            self.report_ends = time.monotonic() + self.spec.report_s
+            try:
+                self.client.end_report()
+            except OperationError as exc:
+                log.warning("%s %d: ending its report: %s", type(self).__name__, self.index, exc)
+
+    def on_stop(self) -> None:
+        self.end_report()
 
 
 class Shopper(WorkloadUser):

@@ -6,10 +6,14 @@ Seconds are keyed by completion time. Files, one line per flush, flushed as writ
 
   <out_dir>/seconds-<pid>.jsonl  {"second": 1767225600, "pid": 123, "ops": [{"operation": "checkout",
                                    "kind": "service", "count": 41, "errors": {"out_of_stock": 1},
+                                   "retries": 3,
                                    "hdr": "<base64 HdrHistogram.encode(), successes only>"}],
                                   "users": {"Shopper": 8, "Analyst": 2}}
   <out_dir>/queries-<pid>.jsonl  {"operation": "dashboard_revenue", "started_at": 1767225600.25,
                                    "ok": true}
+
+"retries": how many times the calls of the cell were retried by the implementation (a command
+run again after a serialization failure or a deadlock), from the request event's context.
 
 "users" (given a `users` callable): per user class, this process's users that were acting, counted
 when the line is written (or when `hold_users()` was called). A second in which users acted but
@@ -53,6 +57,7 @@ def clamp_us(micros: float) -> int:
 class Cell:
     histogram: HdrHistogram = field(default_factory=new_histogram)
     errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    retries: int = 0
 
 
 Users = dict[str, int]  # users per class
@@ -79,10 +84,19 @@ class Recorder:
 
     # --- input
 
-    def record(self, operation: str, kind: str, micros: float, error: str | None = None) -> None:
-        """One result now: a latency in microseconds, or an error of type `error`."""
+    def record(
+        self,
+        operation: str,
+        kind: str,
+        micros: float,
+        error: str | None = None,
+        retries: int = 0,
+    ) -> None:
+        """One result now: a latency in microseconds, or an error of type `error`; `retries`:
+        how many times the implementation retried the call."""
         key = (int(self.clock()), operation, kind)
         cell = self.cells.get(key) or self.cells.setdefault(key, Cell())
+        cell.retries += retries
         if error is None:
             cell.histogram.record_value(clamp_us(micros))
         else:
@@ -93,11 +107,14 @@ class Recorder:
         name: str,
         response_time: float,
         exception: BaseException | None = None,
+        context: dict | None = None,
         **_kwargs: Any,
     ) -> None:
-        """Listener for Locust's request event (response_time in milliseconds)."""
+        """Listener for Locust's request event (response_time in milliseconds; the transports
+        put the call's retries in its context)."""
         error = None if exception is None else error_type(exception)
-        self.record(name, "service", response_time * 1000.0, error)
+        retries = (context or {}).get("retries", 0)
+        self.record(name, "service", response_time * 1000.0, error, retries)
 
     def log_query(self, operation: str, started_at: float, ok: bool) -> None:
         self.queries.append({"operation": operation, "started_at": started_at, "ok": ok})
@@ -125,6 +142,7 @@ class Recorder:
                     "kind": key[2],
                     "count": cell.histogram.get_total_count(),
                     "errors": dict(cell.errors),
+                    "retries": cell.retries,
                     "hdr": cell.histogram.encode().decode("ascii"),
                 }
             )
@@ -198,10 +216,12 @@ Row = tuple[int, str, str, int, dict[str, int], HdrHistogram]
 
 @dataclass
 class Merged:
-    """What `merge_seconds` gives: iterating it, the rows; `users`: second -> users per class."""
+    """What `merge_seconds` gives: iterating it, the rows; `users`: second -> users per class;
+    `retries`: (second, operation, kind) -> retries (only where there were any)."""
 
     rows: list[Row]
     users: dict[int, Users]
+    retries: dict[tuple[int, str, str], int] = field(default_factory=dict)
 
     def __iter__(self) -> Iterator[Row]:
         return iter(self.rows)
@@ -221,6 +241,7 @@ def merge_seconds(paths: Iterable[str | Path]) -> Merged:
                 cell.histogram.add(HdrHistogram.decode(op["hdr"]))
                 for kind, n in op["errors"].items():
                     cell.errors[kind] += n
+                cell.retries += op.get("retries", 0)  # older files have none
             if "users" in row:
                 process = (str(path), row.get("pid"), row.get("worker"))
                 last_users[(row["second"], *process)] = row["users"]
@@ -238,4 +259,5 @@ def merge_seconds(paths: Iterable[str | Path]) -> Merged:
         )
         for key in sorted(merged)
     ]
-    return Merged(rows, {second: users[second] for second in sorted(users)})
+    retries = {key: cell.retries for key, cell in merged.items() if cell.retries}
+    return Merged(rows, {second: users[second] for second in sorted(users)}, retries)

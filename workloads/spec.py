@@ -13,9 +13,11 @@ requests are done and the system settled when measuring starts.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from implementations.interface import ISOLATION_LEVELS
 
 HERE = Path(__file__).resolve().parent
 MIXES_DIR = HERE / "mixes"
@@ -54,6 +56,9 @@ class UserClassSpec:
     rate: float  # open-loop arrivals per second (a share when the run sets a total rate)
     tasks: tuple[tuple[str, float], ...]  # (operation, weight), weights > 0
     windows_s: tuple[int, ...]  # dashboard windows ending now, in seconds
+    isolation: str = "read committed"  # the transaction isolation of the class's operations
+    # Analyst only: > 0, its queries run in reports, each one transaction held this long
+    report_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,23 @@ class Mix:
     def rate(self, user_class: str) -> float:
         spec = self.classes.get(user_class)
         return spec.rate if spec else 0.0
+
+    def check_open_loop(self) -> None:
+        """ValueError when a class runs reports: an open-loop class's requests run concurrently,
+        and one report's transaction serves one request at a time."""
+        if reporting := [name for name, spec in self.classes.items() if spec.report_s]:
+            raise ValueError(
+                f"mix {self.name}: {', '.join(reporting)} run reports (report_s), which need "
+                "closed loop: drop --arrival-rate"
+            )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The mix as it was read, for run.json (its classes' settings, isolation included)."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "classes": {name: asdict(spec) for name, spec in self.classes.items()},
+        }
 
 
 @dataclass(frozen=True)
@@ -198,7 +220,17 @@ class _Checker:
         return value
 
 
-CLASS_FIELDS = ("users", "think_min_s", "think_max_s", "rate", "tasks", "windows_s")
+CLASS_FIELDS = (
+    "users",
+    "think_min_s",
+    "think_max_s",
+    "rate",
+    "tasks",
+    "windows_s",
+    "isolation",
+    "report_s",
+)
+REPORTING_CLASS = "Analyst"  # the one class whose queries may run in reports
 
 
 def load_mix(name_or_path: str) -> Mix:
@@ -238,7 +270,18 @@ def _user_class(check: _Checker, name: str, table: Any) -> UserClassSpec:
         check.number(w, f"{at}.windows_s[{i}]", integer=True, positive=True)
         if w > MAX_WINDOW_S:
             raise check.fail(f"{at}.windows_s[{i}]", f"at most {MAX_WINDOW_S} (366 days)")
-    return UserClassSpec(name, count, think_min, think_max, rate, tasks, tuple(windows))
+    isolation = check.text(table.get("isolation", ISOLATION_LEVELS[0]), f"{at}.isolation")
+    if isolation not in ISOLATION_LEVELS:
+        raise check.fail(
+            f"{at}.isolation",
+            f"unknown level {isolation!r}; choose from {', '.join(map(repr, ISOLATION_LEVELS))}",
+        )
+    report_s = float(check.number(table.get("report_s", 0.0), f"{at}.report_s"))
+    if report_s and name != REPORTING_CLASS:
+        raise check.fail(f"{at}.report_s", f"only the {REPORTING_CLASS} class runs reports")
+    return UserClassSpec(
+        name, count, think_min, think_max, rate, tasks, tuple(windows), isolation, report_s
+    )
 
 
 def load_shape(name_or_path: str) -> Shape:

@@ -5,6 +5,12 @@ inside the Locust process and calls it directly (psycopg 3 cooperates with geven
 monkey-patched). Both report each call to Locust's request event under the operation's name and
 name errors alike: the domain error code, "recovery_conflict" for a query a hot standby
 cancelled, "unavailable" for any other 503 / a database outage, else the exception's class name.
+
+Each client runs its calls in one session of the implementation (implementations.interface:
+Session): at its user class's isolation level, its queries in reports when the class runs them
+(`end_report()` ends the current one; the next query begins the next). Each call's retries (a
+command run again after a serialization failure or a deadlock) go to the request event's context
+as `retries`: inproc reads them from the session, http from the API's X-Retries header.
 """
 
 from __future__ import annotations
@@ -27,13 +33,17 @@ from implementations.domain.errors import (
     NotFound,
     NotYetVisible,
     RecoveryConflict,
+    TransactionAborted,
     Unavailable,
 )
-from implementations.interface import Config, Implementation
+from implementations.interface import Config, Implementation, Session
 from workloads.config import WorkloadConfig
 from workloads.users import OperationError
 
 T = TypeVar("T")
+# the API's session headers (implementations/api.py): the request's isolation level, the report
+# it belongs to, and on the response how many times its command was retried
+ISOLATION_HEADER, REPORT_HEADER, RETRIES_HEADER = "X-Isolation", "X-Report", "X-Retries"
 UNAVAILABLE = (NotYetVisible, Unavailable)  # what the API answers 503 to
 # 503s counted under their own name: a hot standby cancelling a query is not an outage
 OWN_503 = (RecoveryConflict.code,)
@@ -44,7 +54,9 @@ class Transport:
 
     def start(self) -> None: ...
     def stop(self) -> None: ...
-    def client(self, concurrency: int) -> Any: ...
+    def client(self, concurrency: int, isolation: str = "read committed", report=False) -> Any:
+        """A client for one user: its calls at `isolation`; with `report`, its queries in
+        reports."""
 
 
 def create_transport(config: WorkloadConfig, environment) -> Transport:
@@ -57,7 +69,7 @@ def create_transport(config: WorkloadConfig, environment) -> Transport:
 
 
 def _inproc_error(exc: Exception) -> OperationError:
-    if isinstance(exc, (DomainError, RecoveryConflict)):
+    if isinstance(exc, (DomainError, RecoveryConflict, TransactionAborted)):
         return OperationError(exc.code, exc.reason)
     if isinstance(exc, UNAVAILABLE):
         return OperationError("unavailable", exc.reason)
@@ -70,7 +82,10 @@ class InprocTransport(Transport):
         self.impl: Implementation = registry.create(
             config.impl,
             Config(
-                config.write_dsn, config.read_dsn or config.write_dsn, pool_size=config.pool_size
+                config.write_dsn,
+                config.read_dsn or config.write_dsn,
+                pool_size=config.pool_size,
+                retries=config.retries,
             ),
         )
 
@@ -80,27 +95,37 @@ class InprocTransport(Transport):
     def stop(self) -> None:
         self.impl.stop()
 
-    def client(self, concurrency: int) -> InprocClient:
-        return InprocClient(self.impl, self.environment.events.request)
+    def client(
+        self, concurrency: int, isolation: str = "read committed", report=False
+    ) -> InprocClient:
+        session = self.impl.session(isolation, report=report)
+        return InprocClient(self.impl, self.environment.events.request, session)
 
 
 class InprocClient:
-    def __init__(self, impl: Implementation, request_event) -> None:
-        self.impl, self.request_event = impl, request_event
+    def __init__(self, impl: Implementation, request_event, session: Session) -> None:
+        self.impl, self.request_event, self.session = impl, request_event, session
+
+    def end_report(self) -> None:
+        try:
+            self.session.end_report()
+        except Exception as exc:
+            raise _inproc_error(exc) from exc
 
     def _call(self, name: str, work: Callable[[], T]) -> T:
         start, wall = time.perf_counter(), time.time()
-        try:
-            result, error = work(), None
-        except Exception as exc:  # reported, then raised as OperationError
-            result, error = None, _inproc_error(exc)
+        with self.session.active():
+            try:
+                result, error = work(), None
+            except Exception as exc:  # reported, then raised as OperationError
+                result, error = None, _inproc_error(exc)
         self.request_event.fire(
             request_type="inproc",
             name=name,
             response_time=(time.perf_counter() - start) * 1000.0,
             response_length=0,
             exception=error,
-            context={},
+            context={"retries": self.session.retried},
             start_time=wall,
             url=None,
             response=None,
@@ -125,7 +150,8 @@ class InprocClient:
 
     def order_visible(self, order_id: int) -> bool:
         try:
-            self.impl.queries.order_summary(order_id)
+            with self.session.active():
+                self.impl.queries.order_summary(order_id)
         except NotFound:
             return False
         except Exception as exc:
@@ -213,7 +239,9 @@ class HttpTransport(Transport):
         if not self.host:
             raise ValueError("the http transport needs the service's URL: --host or config host")
 
-    def client(self, concurrency: int) -> HttpClient:
+    def client(
+        self, concurrency: int, isolation: str = "read committed", report=False
+    ) -> HttpClient:
         session = FastHttpSession(
             self.host,
             self.environment.events.request,
@@ -223,7 +251,10 @@ class HttpTransport(Transport):
             connection_timeout=10.0,
         )
         return HttpClient(
-            session, HTTPClient.from_url(self.host, concurrency=concurrency, network_timeout=10.0)
+            session,
+            HTTPClient.from_url(self.host, concurrency=concurrency, network_timeout=10.0),
+            isolation,
+            report,
         )
 
 
@@ -232,8 +263,47 @@ def _iso(ts: datetime) -> str:
 
 
 class HttpClient:
-    def __init__(self, session: FastHttpSession, poller: HTTPClient) -> None:
+    """`poller` sends what is not reported to Locust: visibility polls, beginning and ending
+    reports."""
+
+    def __init__(
+        self,
+        session: FastHttpSession,
+        poller: HTTPClient,
+        isolation: str = "read committed",
+        report: bool = False,
+    ) -> None:
         self.session, self.poller = session, poller
+        self.isolation, self.report = isolation, report
+        self.report_id: str | None = None  # the report the service holds for this client
+
+    def _unreported(self, method: str, path: str, body: Any = None) -> Any:
+        try:
+            response = self.poller.request(
+                method,
+                path,
+                body=b"" if body is None else json.dumps(body).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            content = response.read()
+        except Exception as exc:
+            raise OperationError(type(exc).__name__, str(exc)) from exc
+        if not 200 <= response.status_code < 300:
+            raise _http_error(response.status_code, content, None)
+        return json.loads(content) if content else None
+
+    def _session_headers(self, query: bool) -> dict[str, str]:
+        if not (self.report and query):
+            return {ISOLATION_HEADER: self.isolation}
+        if self.report_id is None:
+            began = self._unreported("POST", "/reports", {"isolation": self.isolation})
+            self.report_id = began["report"]
+        return {REPORT_HEADER: self.report_id}
+
+    def end_report(self) -> None:
+        if self.report_id is not None:
+            report, self.report_id = self.report_id, None
+            self._unreported("DELETE", f"/reports/{report}")
 
     def _send(
         self,
@@ -246,10 +316,13 @@ class HttpClient:
     ) -> Any:
         if query:
             path += "?" + urlencode({k: v for k, v in query.items() if v is not None})
+        headers = {**(headers or {}), **self._session_headers(method == "GET")}
         with self.session.request(
             method, path, name=name, json=body, headers=headers, catch_response=True
         ) as response:
             status = response.status_code or 0
+            retries = response.headers.get(RETRIES_HEADER) if response.headers else None
+            response.request_meta["context"]["retries"] = int(retries or 0)
             error = None
             if not 200 <= status < 300:
                 error = _http_error(
@@ -280,7 +353,7 @@ class HttpClient:
     def order_visible(self, order_id: int) -> bool:
         """GET /orders/{id} without reporting it: True when found, False on 404."""
         try:
-            response = self.poller.get(f"/orders/{order_id}")
+            response = self.poller.get(f"/orders/{order_id}", headers=self._session_headers(True))
             body = response.read()
         except Exception as exc:
             raise OperationError(type(exc).__name__, str(exc)) from exc

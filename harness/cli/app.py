@@ -47,6 +47,7 @@ from harness.runner.run import LOCUSTFILE
 from implementations import registry
 from implementations.api import SIDES, create_app
 from implementations.domain.errors import DomainError, Unavailable
+from implementations.interface import MAX_RETRIES
 
 app = typer.Typer(
     help="Measure whether CQRS fixes checkout latency: one order domain, several architectures.",
@@ -103,6 +104,11 @@ def serve(
     sf: ScaleFactor = 0.1,
     seed: Seed = 42,
     keep: bool = typer.Option(False, help="Keep the fresh clone when the service stops."),
+    retries: int = typer.Option(
+        MAX_RETRIES,
+        min=0,
+        help="Times a command is run again after a serialization failure or a deadlock.",
+    ),
     exit_with_parent: ExitWithParent = False,
     cpus: Cpus = None,
     write_dsn: WriteDsn = None,
@@ -123,9 +129,9 @@ def serve(
         )
     with use_servers(write_dsn, read_dsn, replica_dsn=replica_dsn) as servers:
         if database:
-            context = attached(impl, run_databases(impl, servers, database))
+            context = attached(impl, run_databases(impl, servers, database), retries=retries)
         else:
-            context = prepared(impl, servers, sf=sf, seed=seed, keep=keep)
+            context = prepared(impl, servers, sf=sf, seed=seed, keep=keep, retries=retries)
         with context as implementation:
             write = implementation.config.write_dsn
             if not database:  # as `run` prepares its clones: no checkout refused for stock

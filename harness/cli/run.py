@@ -15,6 +15,7 @@ from harness.runner import presets
 from harness.runner.run import RunPlan
 from harness.runner.run import run as run_plan
 from implementations import registry
+from implementations.interface import MAX_RETRIES
 from workloads import spec
 
 
@@ -165,6 +166,13 @@ def run(
         help="Architectures with a refresher: seconds from the start of one round of "
         "materialized-view refreshes to the next (recorded in run.json's config).",
     ),
+    retries: int = typer.Option(
+        MAX_RETRIES,
+        min=0,
+        help="Times a command is run again after a serialization failure or a deadlock (each "
+        "retry counted in the results; what still fails is an error serialization_failure or "
+        "deadlock); recorded in run.json's config.",
+    ),
     report: bool = typer.Option(
         True,
         help="End by writing RUN/report/report.md: charts and "
@@ -216,6 +224,7 @@ def run(
         external_workers=external_workers,
         master_port=master_port,
         refresh_interval=refresh_interval,
+        retries=retries,
         hot_standby_feedback=hot_standby_feedback,
     )
     plan.check()

@@ -35,7 +35,7 @@ from harness.postgres.templates import (
     template_name,
 )
 from implementations import registry
-from implementations.interface import Config, Implementation
+from implementations.interface import MAX_RETRIES, Config, Implementation
 
 Progress = Callable[[str], None]
 
@@ -186,9 +186,13 @@ def drop(servers: Servers, dbs: RunDatabases) -> None:
 
 
 @contextmanager
-def attached(impl_name: str, dbs: RunDatabases, *, pool_size: int = 16) -> Iterator[Implementation]:
+def attached(
+    impl_name: str, dbs: RunDatabases, *, pool_size: int = 16, retries: int = MAX_RETRIES
+) -> Iterator[Implementation]:
     """`impl_name` started on existing run databases; stopped afterwards."""
-    impl = registry.create(impl_name, Config(dbs.write_dsn, dbs.read_dsn, pool_size=pool_size))
+    impl = registry.create(
+        impl_name, Config(dbs.write_dsn, dbs.read_dsn, pool_size=pool_size, retries=retries)
+    )
     impl.start()
     try:
         yield impl
@@ -206,6 +210,7 @@ def prepared(
     keep: bool = False,
     progress: Progress = print,
     pool_size: int = 16,
+    retries: int = MAX_RETRIES,
 ) -> Iterator[Implementation]:
     """Provision, start a projector or refresher process if needed, and attach; stop and drop
     afterwards."""
@@ -213,7 +218,7 @@ def prepared(
     background: list[ProjectorProcess | RefresherProcess] = []
     logs = work_dir() / "logs"
     try:
-        with attached(impl_name, dbs, pool_size=pool_size) as impl:
+        with attached(impl_name, dbs, pool_size=pool_size, retries=retries) as impl:
             if impl.projection:
                 log = logs / f"{dbs.name}-projector.log"
                 background.append(ProjectorProcess(impl_name, dbs.write_dsn, dbs.read_dsn, log))

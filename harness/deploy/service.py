@@ -29,11 +29,20 @@ class ServiceProcess(Component):
     """`cqrs-bench serve` for `impl` on the run database `database` of these servers, on a free
     port of 127.0.0.1 (its address: `url`)."""
 
-    def __init__(self, impl: str, servers: Servers, database: str, log: Path) -> None:
+    def __init__(self, impl: str, servers: Servers, database: str, log: Path, retries: int) -> None:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         command = harness_command(
-            "serve", "--impl", impl, "--database", database, "--port", str(port), EXIT_WITH_PARENT
+            "serve",
+            "--impl",
+            impl,
+            "--database",
+            database,
+            "--port",
+            str(port),
+            "--retries",
+            str(retries),
+            EXIT_WITH_PARENT,
         )
         super().__init__("service", command, log, env=servers_env(servers))
 

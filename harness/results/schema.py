@@ -18,9 +18,10 @@ from implementations import registry
 # Version 2 added users.parquet, waits.blocker_component and verification.phase (`since` on a
 # table or column). Version 3 added refreshes.parquet and freshness rows for architectures with a
 # refresher; replay.parquet, the `standby` server and `standby_server` component, and lag,
-# event_lag and freshness rows for architectures that read a standby.
-RESULTS_SCHEMA_VERSION = 3
-KNOWN_SCHEMA_VERSIONS = frozenset({1, 2, 3})
+# event_lag and freshness rows for architectures that read a standby. Version 4 added
+# latency.retries and latency_summary.retries.
+RESULTS_SCHEMA_VERSION = 4
+KNOWN_SCHEMA_VERSIONS = frozenset({1, 2, 3, 4})
 
 Kind = Literal["timestamp", "int", "float", "str", "bool"]
 
@@ -154,8 +155,8 @@ def _ms(name: str, description: str, nullable: bool = False, non_negative: bool 
     )
 
 
-def _count(name: str, description: str) -> Column:
-    return Column(name, "int", description, non_negative=True)
+def _count(name: str, description: str, since: int = 1) -> Column:
+    return Column(name, "int", description, non_negative=True, since=since)
 
 
 def _percentiles(when_empty: str) -> tuple[Column, ...]:
@@ -209,6 +210,13 @@ TABLES: tuple[Table, ...] = (
             LATENCY_KIND,
             _count("count", "Successful calls completed in the second."),
             _count("errors", "Failed calls completed in the second."),
+            _count(
+                "retries",
+                "Times the implementation ran these calls again after a serialization failure "
+                "or a deadlock (each call at most `--retries` times; what still failed is an "
+                "error `serialization_failure` or `deadlock`).",
+                since=4,
+            ),
             *_percentiles("NaN when count is 0"),
             Column(
                 "hdr",
@@ -229,6 +237,9 @@ TABLES: tuple[Table, ...] = (
             LATENCY_KIND,
             _count("count", "Successful calls in the measure phase."),
             _count("errors", "Failed calls in the measure phase."),
+            _count(
+                "retries", "Retries of the calls in the measure phase (see `latency`).", since=4
+            ),
             Column("seconds", "float", "Measured duration.", unit="s", non_negative=True),
             Column("rate_per_s", "float", "count / seconds.", unit="1/s", non_negative=True),
             *_percentiles("NaN when count is 0"),

@@ -93,10 +93,13 @@ def tables(
 ) -> dict[str, pd.DataFrame]:
     """`merged`: (second, operation, kind, count, errors by type, HdrHistogram) per second, as
     `workloads.recorder.merge_seconds` gives them; `users`: second -> users per class (default:
-    `merged.users`, merge_seconds' own). Returns latency, errors, latency_summary and users."""
+    `merged.users`, merge_seconds' own; retries: `merged.retries`). Returns latency, errors,
+    latency_summary and users."""
     rows, error_rows, totals = [], [], {}
+    retried = getattr(merged, "retries", {})
     for second, operation, kind, count, errors, hist in merged:
         phase = window.phase(second)
+        retries = int(retried.get((second, operation, kind), 0))
         rows.append(
             {
                 "second": _ts(second),
@@ -106,6 +109,7 @@ def tables(
                 "kind": kind,
                 "count": int(count),
                 "errors": int(sum(errors.values())),
+                "retries": retries,
                 **figures(hist, count),
                 "hdr": hist.encode().decode() if count else "",
             }
@@ -122,21 +126,23 @@ def tables(
             for error, n in errors.items()
         ]
         if phase == "measure":
-            total = totals.setdefault((operation, kind), [new_histogram(), 0, 0])
+            total = totals.setdefault((operation, kind), [new_histogram(), 0, 0, 0])
             total[0].add(hist)
             total[1] += count
             total[2] += sum(errors.values())
+            total[3] += retries
     summary = [
         {
             "operation": op,
             "kind": kind,
             "count": int(count),
             "errors": int(errors),
+            "retries": int(retries),
             "seconds": float(window.duration),
             "rate_per_s": count / window.duration,
             **figures(hist, count),
         }
-        for (op, kind), (hist, count, errors) in sorted(totals.items())
+        for (op, kind), (hist, count, errors, retries) in sorted(totals.items())
     ]
     users = getattr(merged, "users", {}) if users is None else users
     return {

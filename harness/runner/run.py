@@ -62,7 +62,7 @@ from harness.runner.reconcile import reconcile
 from harness.runner.summary import summary_table
 from harness.runner.verify import verify
 from implementations import registry
-from implementations.interface import Projection
+from implementations.interface import MAX_RETRIES, Projection
 from workloads import dataset, spec
 from workloads.catalog import Catalog
 from workloads.config import WorkloadConfig
@@ -104,6 +104,7 @@ class RunPlan:
     hot_standby_feedback: bool = False
     preset: str | None = None  # the named preset the options came from (recorded only)
     refresh_interval: float = INTERVAL  # seconds between a refresher's rounds of refreshes
+    retries: int = MAX_RETRIES  # times a command is run again (serialization failure, deadlock)
 
     def check(self) -> None:
         for name in self.impls:
@@ -135,11 +136,15 @@ class RunPlan:
                 "workers on other machines cannot reach a service this run starts "
                 "on 127.0.0.1: serve it yourself and pass --service-url"
             )
+        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
+            raise ValueError(f"--retries must be a whole number >= 0, not {self.retries!r}")
         if not self.refresh_interval > 0:
             raise ValueError(f"--refresh-interval must be > 0, not {self.refresh_interval!r}")
         if self.transport not in ("http", "inproc"):
             raise ValueError("--transport must be http or inproc")
-        spec.load_mix(self.mix)
+        mix = spec.load_mix(self.mix)
+        if self.arrival_rate is not None:
+            mix.check_open_loop()
         spec.load_shape(self.shape)
         dataset.validate(self.sf, self.seed)
         check_experiment(self.experiment)
@@ -437,7 +442,7 @@ class ImplRun:
             self._check_service(host)
         elif plan.transport == "http":
             service = self._start(
-                ServiceProcess(self.impl, self.servers, dbs.name, self.log("service"))
+                ServiceProcess(self.impl, self.servers, dbs.name, self.log("service"), plan.retries)
             )
             host = service.url
             service.wait_healthy()
@@ -472,6 +477,7 @@ class ImplRun:
             catalog=Catalog.from_database(dbs.write_dsn).to_dict(),
             out_dir=str(self.raw),
             pool_size=plan.pool_size,
+            retries=plan.retries,
         )
         config_path = self.raw / "workload.json"
         config_path.write_text(config.to_json())
@@ -726,6 +732,8 @@ def _round(
         "results_root": str(plan.results_root),
         "round": number,
         "order": order,
+        # the mix as read (per class: users, think times, tasks, isolation, report_s)
+        "mix_spec": spec.load_mix(plan.mix).as_dict(),
     }
     metadata.run_metadata(run_dir, config, servers)
     frames, impls = Frames(), {}

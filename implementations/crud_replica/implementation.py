@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from implementations.db import REPEATABLE_READ
 from implementations.interface import Config
 from implementations.lifecycle import PooledImplementation
 
@@ -11,6 +12,10 @@ from .queries import query_side
 
 
 class CrudReplica(PooledImplementation):
+    # a hot standby refuses SERIALIZABLE ("cannot use serializable mode in a hot standby"): its
+    # queries asked for it run at REPEATABLE READ, the strongest it offers
+    query_ceiling = REPEATABLE_READ
+
     def install(self) -> None:
         # crud's indexes, on the primary: the standby is a physical copy, so it has them too
         self.install_schema(__package__)

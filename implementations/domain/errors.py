@@ -1,5 +1,6 @@
 """Domain errors. Each kind maps to one HTTP status in the API (422, 404, 409; 503 for the three
-that are not a caller's mistake: NotYetVisible, Unavailable and RecoveryConflict)."""
+that are not a caller's mistake: NotYetVisible, Unavailable and RecoveryConflict; 409 with
+Retry-After for a transaction the database aborted: SerializationFailure, Deadlock)."""
 
 
 class DomainError(Exception):
@@ -83,3 +84,30 @@ class RecoveryConflict(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class TransactionAborted(Exception):
+    """The database aborted the transaction to keep concurrent ones correct, and a command's
+    bounded retries (`Config.retries`) all met the same: not a caller's mistake, nothing was
+    written, and the same call made again usually succeeds. The API answers 409 with
+    Retry-After. Raised at the persistence edge (implementations.db) in place of the driver's
+    errors; queries are not retried (a query meeting it fails at once)."""
+
+    code = "transaction_aborted"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class SerializationFailure(TransactionAborted):
+    """SQLSTATE 40001 on the primary: at REPEATABLE READ or SERIALIZABLE, a row changed since the
+    snapshot, or SERIALIZABLE's predicate locks found a dangerous structure."""
+
+    code = "serialization_failure"
+
+
+class Deadlock(TransactionAborted):
+    """SQLSTATE 40P01: this transaction was the victim of a lock cycle."""
+
+    code = "deadlock"
