@@ -11,8 +11,8 @@ import pandas as pd
 from harness.analysis.load import in_measure, load_start
 
 # The tables every checkout or projected order rewrites: the write model's products and the read
-# models' per-product and per-minute aggregates (implementations/read_model/schema.sql, and the
-# materialized views of implementations/crud_matview/schema.sql). A run has those it has.
+# models' per-product and per-minute aggregates (implementations/read_model/schema.sql), and the
+# materialized views of the architecture that keeps its aggregates so. A run has those it has.
 HOT_TABLES = (
     "products",
     "rm_products",
