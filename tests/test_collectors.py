@@ -38,6 +38,7 @@ from harness.collectors import (
 )
 from harness.collectors.base import TS
 from harness.postgres.servers import work_dir
+from implementations.domain.commands import ChangeProductPrice
 from implementations.projector import engine
 
 BASE = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -455,6 +456,35 @@ def test_lock_wait_seen_by_sampler_and_log(servers) -> None:
     assert set(mine["lock_mode"]) == {"ShareLock"}
     assert mine["object"].str.startswith("transaction ").all()
     assert mine["waited_ms"].iloc[0] >= 200 and mine["waited_ms"].iloc[1] >= 500
+
+
+def test_price_change_waiting_on_a_locking_read_names_its_blocker(servers, crud) -> None:
+    """A dashboard-like session holds SELECT ... FOR UPDATE on a product row; the architecture's
+    price change of that product waits, and its Lock samples name the holder's component."""
+    dsn = crud.config.write_dsn
+    database = dsn.rsplit("/", 1)[1]
+    sampler = ActivitySampler({"write": servers.write_dsn}, hz=20, databases={database}).start()
+    holder = psycopg.connect(dsn, application_name="cqrs-bench:dashboard")
+    holder.execute("SELECT stock FROM products WHERE id = 1 FOR UPDATE").fetchone()
+    changed = []
+    waiter = threading.Thread(
+        target=lambda: changed.append(
+            crud.commands.change_product_price(ChangeProductPrice(1, 3100, "locking read test"))
+        )
+    )
+    waiter.start()
+    time.sleep(0.6)
+    assert not changed  # still waiting for the row
+    holder.commit()
+    holder.close()
+    waiter.join(10)
+    waits = sampler.stop()
+
+    assert changed and changed[0].price_cents == 3100
+    blocked = waits[(waits["wait_event_type"] == "Lock") & (waits["component"] == "crud:commands")]
+    assert len(blocked) >= 5
+    assert set(blocked["blocker_component"]) == {"dashboard"}
+    assert (blocked["blocked_by"] == 1).all()
 
 
 def test_deadlock_in_the_log(servers) -> None:

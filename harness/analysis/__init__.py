@@ -11,9 +11,11 @@ from harness.analysis.report import (
     contention_charts,
     cpu_charts,
     decision_record,
+    horizon_charts,
     interference_charts,
     lag_charts,
     latency_charts,
+    server_time_charts,
     write_report,
 )
 
@@ -27,6 +29,7 @@ __all__ = [
     "decision_record",
     "evidence",
     "format_comparison",
+    "horizon_charts",
     "interference_charts",
     "interference_curve",
     "lag_charts",
@@ -35,5 +38,6 @@ __all__ = [
     "load_runs",
     "measure_windows",
     "read",
+    "server_time_charts",
     "write_report",
 ]

@@ -22,18 +22,25 @@ ANALYST = "Analyst"
 RESAMPLES = 1000  # bootstrap draws behind every interval
 
 
+def analysts_by_second(users: pd.DataFrame) -> pd.DataFrame:
+    """Per run, implementation and `second` the users table recorded: `analysts` running in it
+    (0 when no Analyst row)."""
+    keys = ["run", "impl", "second"]
+    recorded = users[keys].drop_duplicates()
+    analysts = users[users["user_class"] == ANALYST][[*keys, "users"]]
+    known = recorded.merge(analysts, on=keys, how="left").fillna({"users": 0})
+    return known.rename(columns={"users": "analysts"}).astype({"analysts": float})
+
+
 @once
 def with_analysts(data: Loaded) -> pd.DataFrame:
     """latency.parquet of the runs with an `analysts` column: the analysts running in each row's
     second, from the users table (0 in a recorded second without analysts; NaN in a second the
     table does not hold)."""
-    latency, users = data.table("latency"), data.table("users")
+    latency = data.table("latency")
     keys = ["run", "impl", "second"]
-    recorded = users[keys].drop_duplicates()
-    analysts = users[users["user_class"] == ANALYST][[*keys, "users"]]
-    known = recorded.merge(analysts, on=keys, how="left").fillna({"users": 0})
-    found = latency[keys].merge(known, on=keys, how="left")
-    return latency.assign(analysts=found["users"].astype(float).to_numpy())
+    found = latency[keys].merge(analysts_by_second(data.table("users")), on=keys, how="left")
+    return latency.assign(analysts=found["analysts"].astype(float).to_numpy())
 
 
 @once

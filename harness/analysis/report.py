@@ -12,7 +12,19 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
 
-from harness.analysis import answer, charts, claims, contention, decision, lag, latency, resources
+from harness.analysis import (
+    answer,
+    charts,
+    claims,
+    contention,
+    decision,
+    horizon,
+    lag,
+    latency,
+    resources,
+    server_charts,
+    server_time,
+)
 from harness.analysis.evidence import COST_COLUMNS, LATENCY_COLUMNS, evidence, markdown
 from harness.analysis.html import markdown_to_html
 from harness.analysis.interference import curve, percentile_bounds, with_analysts
@@ -55,6 +67,13 @@ CAPTIONS = {
     "model, or replayed by the standby); a curve further left is faster.",
     "lag_over_time": "The read side's backlog over time: events (or a standby's commits) not yet "
     "applied and the age of the oldest; a backlog that keeps growing means it cannot keep up.",
+    "command_wait_shares": "Share of the command sessions' (checkout, price changes, restocks, "
+    "cancels) sampled server time on CPU and in each kind of wait, per number of analysts; "
+    "n is the samples a bar rests on (1 sample = 0.1 s of one session): with few, a share "
+    "moves by a sample's worth.",
+    "horizon_over_time": "Top: how long the transaction holding the oldest snapshot of the "
+    "write database had been open (0: none held one); bottom: the dead row versions of "
+    "products, which VACUUM cannot remove while that snapshot may still see them.",
     "cpu": "Average cores each component kept busy over the measure phase; the number on each "
     "bar, with its 95% interval, is the CPU of the evidence table (system under test only).",
 }
@@ -157,6 +176,113 @@ def lag_charts(data: Loaded) -> dict[str, Figure]:
     }
 
 
+def server_time_charts(data: Loaded) -> dict[str, Figure]:
+    shares = server_time.command_shares(data.table("waits"), data.table("users"), data.windows)
+    return {"command_wait_shares": server_charts.command_wait_shares(shares, data.labels)}
+
+
+def horizon_charts(data: Loaded) -> dict[str, Figure]:
+    latency_rows = data.table("latency")
+    return {
+        "horizon_over_time": server_charts.horizon_over_time(
+            horizon.horizon_over_time(data.table("horizon"), latency_rows),
+            horizon.table_stats_over_time(data.table("table_stats"), latency_rows),
+            data.labels,
+            _measure_s(data.runs),
+            _analysts(data),
+        )
+    }
+
+
+def _markdown_table(frame: pd.DataFrame, formats: dict[str, str]) -> str:
+    """`frame` as a Markdown table, each column by its format in `formats` ('–' for a missing
+    value); "" when it has no rows."""
+    if frame.empty:
+        return ""
+    columns = list(formats)
+    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+    for row in frame[columns].to_dict("records"):
+        cells = ["–" if pd.isna(v) else formats[c].format(v) for c, v in row.items()]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def server_time_table(data: Loaded) -> str:
+    """The command sessions' shares as a table: percent per category, per level."""
+    shares = server_time.command_shares(data.table("waits"), data.table("users"), data.windows)
+    formats = {"impl": "{}", "analysts": "{:g}", "samples": "{:,}"}
+    formats.update({c: "{:.1f}" for c in server_time.CATEGORIES})
+    if len(set(data.labels)) > 1:
+        formats = {"run": "{}", **formats}
+    table = _markdown_table(server_time.wide(shares), formats)
+    return (
+        (table + "\n\nPercent of the level's samples; source: " + _wait_sampler(data))
+        if table
+        else ""
+    )
+
+
+def _wait_sampler(data: Loaded) -> str:
+    """Which sampler the wait shares come from, as run.json records it (runs before results
+    schema 4 had only the activity sampler)."""
+    used = set()
+    for run in data.runs:
+        impls = run.meta.get("impls")
+        if isinstance(impls, dict):
+            used |= {(info or {}).get("wait_sampler") or "activity" for info in impls.values()}
+    used = used or {"activity"}
+    note = " (pg_stat_activity sampled at 10 Hz)" if used == {"activity"} else ""
+    return ", ".join(f"`{u}`" for u in sorted(used)) + note + "."
+
+
+def horizon_table(data: Loaded) -> str:
+    """The horizon's holders and the hot tables' growth over the measure phase, as tables."""
+    several = len(set(data.labels)) > 1
+    held = _markdown_table(
+        horizon.horizon_summary(data.table("horizon"), data.windows),
+        {
+            **({"run": "{}"} if several else {}),
+            "impl": "{}",
+            "server": "{}",
+            "oldest_xact_s": "{:.3f}",
+            "oldest_holder": "{}",
+            "max_xmin_age_xids": "{:,}",
+            "usual_holder": "{}",
+            "usual_share": "{:.0%}",
+        },
+    )
+    grown = _markdown_table(
+        horizon.table_growth(data.table("table_stats"), data.windows),
+        {
+            **({"run": "{}"} if several else {}),
+            "impl": "{}",
+            "relation": "{}",
+            "dead_start": "{:,}",
+            "dead_end": "{:,}",
+            "dead_max": "{:,}",
+            "updates": "{:,}",
+            "hot_ratio": "{:.0%}",
+            "vacuums": "{:,}",
+            "table_growth_bytes": "{:,}",
+            "index_growth_bytes": "{:,}",
+        },
+    )
+    if not held and not grown:
+        return "No horizon or table statistics samples (runs before results schema 4)."
+    return "\n\n".join(
+        part
+        for part in (
+            "Who held the oldest snapshot (measure phase): the oldest transaction seen and its "
+            "holder, the oldest xmin in transactions, and the component that held it most often.",
+            held,
+            "The hot tables over the measure phase: dead tuples at its start, end and most, "
+            "updates and the share of them that were HOT, vacuums, growth of table and indexes.",
+            grown,
+        )
+        if part
+    )
+
+
 def cpu_charts(data: Loaded) -> dict[str, Figure]:
     samples, windows = data.table("resources"), data.windows
     return {
@@ -170,9 +296,18 @@ SECTIONS = (
     ("Latency", latency_charts),
     ("Interference and throughput", interference_charts),
     ("Lock contention", contention_charts),
+    ("Where the command side's server time goes", server_time_charts),
+    ("The horizon and its cost", horizon_charts),
     ("Projection lag and freshness", lag_charts),
     ("CPU", cpu_charts),
 )
+
+
+# Tables in Markdown under a section's charts.
+SECTION_TABLES = {
+    "Where the command side's server time goes": server_time_table,
+    "The horizon and its cost": horizon_table,
+}
 
 
 def _context(runs: list[Run]) -> list[str]:
@@ -269,6 +404,8 @@ def write_report(data: Loaded, out_dir: str | Path | None = None) -> Path:
             lines += [f"![{name.replace('_', ' ')}]({name}.png)", ""]
             if name in CAPTIONS:
                 lines += [f"*{CAPTIONS[name]}*", ""]
+        if title in SECTION_TABLES and (text := SECTION_TABLES[title](data)):
+            lines += [text, ""]
     lines += ["## Claims", "", claims.markdown(claims.claims(data)), ""]
     lines.append(decision_record(data))
     path = out / "report.md"

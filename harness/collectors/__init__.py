@@ -3,6 +3,8 @@
 | table | collector |
 | --- | --- |
 | waits | activity.ActivitySampler (thread; rounds() counts the sampling rounds) |
+| horizon | horizon.HorizonSampler (thread, 2 Hz: the oldest snapshot's holder per database) |
+| table_stats | table_stats.TableStatsSampler (thread, every 2 s: pg_stat_user_tables, sizes) |
 | db_stats | db_stats.snapshot() before and after, db_stats.deltas() |
 | statements | statements.reset() at start, statements.read() at the end |
 | lock_waits | server_log.LogTail(path).start(), .read() at the end |

@@ -19,7 +19,7 @@ from implementations import registry
 # table or column). Version 3 added refreshes.parquet and freshness rows for architectures with a
 # refresher; replay.parquet, the `standby` server and `standby_server` component, and lag,
 # event_lag and freshness rows for architectures that read a standby. Version 4 added
-# latency.retries and latency_summary.retries.
+# latency.retries and latency_summary.retries, horizon.parquet and table_stats.parquet.
 RESULTS_SCHEMA_VERSION = 4
 KNOWN_SCHEMA_VERSIONS = frozenset({1, 2, 3, 4})
 
@@ -327,6 +327,73 @@ TABLES: tuple[Table, ...] = (
                 "query_id", "int", "`pg_stat_activity.query_id`; null when unknown.", nullable=True
             ),
         ),
+    ),
+    Table(
+        "horizon",
+        "The xmin horizon of each run database, sampled at about 2 Hz: the session whose "
+        "snapshot or transaction id is oldest (`backend_xmin`, `backend_xid` of "
+        "`pg_stat_activity`; sessions of that database, and walsenders, which carry a standby's "
+        "`hot_standby_feedback`), i.e. the one keeping VACUUM from removing newer dead row "
+        "versions. Replication slots and prepared transactions are not looked at.",
+        (
+            IMPL,
+            _ts("ts", "When the sample was taken (the server's `now()`)."),
+            SERVER,
+            DATABASE,
+            Column(
+                "pid",
+                "int",
+                "The holder's backend process id; null when none held one.",
+                nullable=True,
+            ),
+            Column(
+                "component",
+                "str",
+                "The holder's component (as `component` in waits; a session without "
+                '`application_name` by its `backend_type`); `""` when none held one.',
+            ),
+            Column("backend_type", "str", '`client backend`, `walsender`, ... (`""` if none).'),
+            Column("state", "str", '`active`, `idle in transaction`, ... (`""` if none).'),
+            Column(
+                "xmin_age_xids",
+                "int",
+                "`age()` of its xmin (or xid): transactions begun since; null when none.",
+                nullable=True,
+                non_negative=True,
+            ),
+            _ms(
+                "xact_age_ms",
+                "Age of its transaction (`now() - xact_start`); null when none held one, or for "
+                "a walsender.",
+                True,
+            ),
+        ),
+        notes="One row per database and sample, also when no session held a snapshot.",
+        since=4,
+    ),
+    Table(
+        "table_stats",
+        "Statistics of every table of the public schema of each run database (not a standby's), "
+        "sampled every 2 s: `pg_stat_user_tables` (as the backends have flushed them, at most "
+        "about once a second) and `pg_relation_size`, `pg_indexes_size`.",
+        (
+            IMPL,
+            _ts("ts", "When the sample was taken (the server's `now()`)."),
+            SERVER,
+            Column("database", "str", "The run's database on that server."),
+            Column("relation", "str", "The table (or materialized view)."),
+            _count("live_tuples", "`n_live_tup`: estimated live rows."),
+            _count("dead_tuples", "`n_dead_tup`: estimated dead row versions not yet vacuumed."),
+            _count("updates", "`n_tup_upd`: rows updated, cumulative."),
+            _count("hot_updates", "`n_tup_hot_upd`: of them, HOT updates (no index entry)."),
+            _count("vacuums", "`vacuum_count + autovacuum_count`, cumulative."),
+            Column("table_bytes", "int", "Main fork size.", unit="bytes", non_negative=True),
+            Column(
+                "index_bytes", "int", "Size of all its indexes.", unit="bytes", non_negative=True
+            ),
+        ),
+        notes="One row per table and sample.",
+        since=4,
     ),
     Table(
         "db_stats",
@@ -666,7 +733,8 @@ RUN_JSON_KEYS: tuple[tuple[str, str], ...] = (
         f"Version of this results format (an integer; now {RESULTS_SCHEMA_VERSION}). Runs of an "
         "older version are still valid and read: version 1 has no users.parquet, no "
         "`blocker_component` in waits.parquet and no `phase` in verification.parquet; versions "
-        "1 and 2 have no refreshes.parquet (and no architecture with a refresher).",
+        "1 and 2 have no refreshes.parquet (and no architecture with a refresher); versions "
+        "1 to 3 have no horizon.parquet and no table_stats.parquet.",
     ),
     (
         "run_id",
@@ -682,7 +750,10 @@ RUN_JSON_KEYS: tuple[tuple[str, str], ...] = (
         "The full configuration of the run (load shape, rates, durations, seed, CPUs, "
         "...), enough to repeat it; `preset` names the preset its options came from, `repeat` "
         "the rounds of the invocation, `round` this directory's (from 1) and `order` the order "
-        "the implementations ran in (reversed every other round).",
+        "the implementations ran in (reversed every other round); `retries` the bound on a "
+        "command's retries after a serialization failure or a deadlock (`run --retries`), "
+        "`mix_spec` the mix as it was read (per class: users, tasks, `isolation`, and an "
+        "Analyst's `report_s`).",
     ),
     (
         "versions",
@@ -715,6 +786,8 @@ RUN_JSON_KEYS: tuple[tuple[str, str], ...] = (
         "`projector` (`started` | `external` (`run --service-url`: its per-event lag is not "
         "recorded, so event_lag has no rows for it) | `none`), `refresher` (architectures with a "
         "refresher: `started` | `external`, whose refreshes and freshness are not recorded), "
+        "`wait_sampler` (where the wait shares of sessions come from: `activity`, the 10 Hz "
+        "samples of waits.parquet; absent with --no-collectors and before version 4), "
         "`started` (the processes the run "
         "started), `verification` ({checks, mismatches} before measuring), `reconciliation` "
         "(architectures with read models: {tables, mismatches, seconds}, reconciled with the write model "
@@ -763,6 +836,8 @@ INCOMPLETE_RUN_JSON_KEYS = ("incomplete_reason", "failed_component", "failed_log
 # made by the collectors: a run with --no-collectors (config.collectors false) has no rows in them
 COLLECTOR_TABLES = (
     "waits",
+    "horizon",
+    "table_stats",
     "db_stats",
     "statements",
     "lock_waits",

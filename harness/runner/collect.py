@@ -1,7 +1,8 @@
 """The collectors of one implementation's run (DESIGN section 6), started and stopped together.
 
-Beside the load: active-session sampling of every server, CPU and memory per component, and,
-for CQRS, the projection's event lag. Around the measurement window: the database statistics
+Beside the load: active-session sampling of every server, the xmin horizon's holder and the
+tables' statistics of every run database, CPU and memory per component, and, for CQRS, the
+projection's event lag. Around the measurement window: the database statistics
 (before/after), pg_stat_statements (reset at its start, read at its end) and the server logs'
 lock waits. Each sampler thread that fails is named when the collectors are checked.
 """
@@ -15,7 +16,17 @@ import pandas as pd
 import psutil
 import psycopg
 
-from harness.collectors import activity, db_stats, lag, replay, resources, server_log, statements
+from harness.collectors import (
+    activity,
+    db_stats,
+    horizon,
+    lag,
+    replay,
+    resources,
+    server_log,
+    statements,
+    table_stats,
+)
 from harness.collectors.base import CollectorError
 from harness.deploy.components import ComponentFailed
 from implementations.interface import Projection
@@ -50,6 +61,14 @@ class RunCollectors:
         self.activity = activity.ActivitySampler(
             servers, hz=activity.HZ, databases={_dbname(d) for d in databases.values()}
         )
+        # where the wait shares of sessions come from: this sampler's 10 Hz rounds (the
+        # pg_wait_sampling extension is not used yet); run.json records it per implementation
+        self.wait_sampler = "activity"
+        self.horizon = horizon.HorizonSampler(databases)
+        # a standby's tables are the primary's (it keeps no statistics of dead tuples)
+        self.table_stats = table_stats.TableStatsSampler(
+            {role: dsn for role, dsn in databases.items() if role != "standby"}
+        )
         self.resources = resources.ResourceSampler({}, include_children=set(), interval=1.0)
         self.lag = lag.LagSampler(*projection.dsns, interval=0.5) if projection else None
         self.replay = replay.ReplaySampler(*standby) if standby else None
@@ -73,6 +92,8 @@ class RunCollectors:
         for tail in self.tails.values():
             tail.start()
         self.activity.start()
+        self.horizon.start()
+        self.table_stats.start()
         self.resources.start()
         for sampler in (self.lag, self.replay):
             if sampler:
@@ -85,6 +106,8 @@ class RunCollectors:
         """Raise ComponentFailed if a sampler thread died."""
         for name, sampler in (
             ("activity sampler", self.activity),
+            ("horizon sampler", self.horizon),
+            ("table stats sampler", self.table_stats),
             ("resource sampler", self.resources),
             ("lag sampler", self.lag),
             ("replay sampler", self.replay),
@@ -134,6 +157,8 @@ class RunCollectors:
         failed = []
         samplers = {
             "waits": self.activity,
+            "horizon": self.horizon,
+            "table_stats": self.table_stats,
             "resources": self.resources,
             "lag": self.lag,
             "replay": self.replay,

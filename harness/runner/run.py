@@ -331,6 +331,7 @@ class ImplRun:
                 standby=(self.servers.write_dsn, dbs.read_dsn) if self.standby else None,
             )
             collectors.start()
+            self.info["wait_sampler"] = collectors.wait_sampler
         try:
             self._drive(dbs, projection, batches, collectors)
             if collectors:  # the load has stopped and the projection caught up
