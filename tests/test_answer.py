@@ -211,3 +211,38 @@ def test_claims_about_read_models_leave_out_architectures_without_one(tmp_path) 
         assert WRITE_TABLES not in beside[short].figures, beside[short].figures
         assert beside[short].verdict == alone[short].verdict, short
         assert "cqrs-logical" in beside[short].figures
+
+
+@pytest.mark.parametrize("rising", [True, False], ids=["dashboards-abort-checkouts", "flat"])
+def test_the_locks_claim_names_serialization_failures_that_rise_with_the_dashboards(
+    tmp_path, rising: bool
+) -> None:
+    """The sample at SERIALIZABLE: crud's checkouts retried once in every 20th second with no
+    analysts, and (rising) in every second at the most analysts, while cqrs-logical's stay at
+    the no-analyst rate. The claim holds, naming the mechanism, only when crud's rate rises
+    beyond noise; cqrs-logical's is within noise either way."""
+    copy = _copy(tmp_path, f"serializable-{rising}")
+    latency = pd.read_parquet(copy / "latency.parquet")
+    users = pd.read_parquet(copy / "users.parquet")
+    analysts = users[users["user_class"] == "Analyst"][["impl", "second", "users"]]
+    rows = latency.merge(analysts, on=["impl", "second"], how="left")
+    checkout = rows["operation"].eq("checkout") & rows["count"].gt(0)
+    busy = rows["users"].eq(LEVELS[-1]) & rows["impl"].eq("crud") & rising
+    every_20th = rows["second"].map(lambda s: s.second % 20 == 0)
+    latency["retries"] = ((checkout & (busy | every_20th)) * rows["count"].clip(upper=1)).astype(
+        "int64"
+    )
+    _rewrite(copy / "latency.parquet", latency)
+    meta = json.loads((copy / "run.json").read_text())
+    meta["config"]["mix_spec"] = {
+        "classes": {c: {"isolation": "serializable"} for c in ("Shopper", "Analyst")}
+    }
+    (copy / "run.json").write_text(json.dumps(meta))
+
+    claim = {c.short: c for c in claims.claims(_loaded(copy))}[
+        "dashboards lock rows checkout needs"
+    ]
+    assert "checkout at SERIALIZABLE" in claim.figures
+    assert re.search(r"cqrs-logical [^;]*: within noise", claim.figures), claim.figures
+    assert claim.verdict == (claims.HOLDS if rising else claims.FAILS), claim.figures
+    assert ("mechanism: serialization failures" in claim.figures) == rising
