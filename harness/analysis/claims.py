@@ -113,26 +113,31 @@ def _points(share: float) -> str:
     return f"{share * 100:+.1f} points"
 
 
-def _held_snapshots(data: Loaded, reference: str) -> str:
-    """The reports' held snapshots on the reference and what they cost the hot product rows."""
+def _held_snapshots(data: Loaded) -> str:
+    """What the reports' held snapshots cost each architecture's write database: the oldest
+    transaction, who held it, and products' dead row versions over the measure phase."""
     summary = horizon.horizon_summary(data.table("horizon"), data.windows)
-    summary = summary[(summary["impl"] == reference) & (summary["server"] == "write")]
+    summary = summary[summary["server"] == "write"]
     growth = horizon.table_growth(data.table("table_stats"), data.windows)
-    growth = growth[(growth["impl"] == reference) & (growth["relation"] == "products")]
-    if summary.empty:
+    growth = growth[(growth["server"] == "write") & (growth["relation"] == "products")]
+    parts = []
+    for row in summary.itertuples():
+        text = f"{row.impl} {row.oldest_xact_s:.1f} s ({row.oldest_holder})"
+        grown = growth[growth["impl"] == row.impl]
+        if len(grown):
+            g = grown.iloc[0]
+            text += (
+                f", products' dead row versions {g['dead_start']:.0f} to {g['dead_end']:.0f} "
+                f"(at most {g['dead_max']:.0f}), {g['hot_ratio']:.0%} of its updates HOT"
+            )
+        parts.append(text)
+    if not parts:
         return ""
-    row = summary.iloc[0]
-    text = (
-        f"; reports took no locks but held the horizon: the oldest transaction was "
-        f"{row['oldest_xact_s']:.1f} s old ({row['oldest_holder']})"
+    return (
+        "; reports took no locks but held the horizon of the write server, so vacuum could not "
+        "remove the dead row versions checkout left (the oldest transaction over the measure "
+        "phase): " + "; ".join(parts)
     )
-    if len(growth):
-        grown = growth.iloc[0]
-        text += (
-            f", and products' dead row versions went from {grown['dead_start']:.0f} to "
-            f"{grown['dead_end']:.0f} (at most {grown['dead_max']:.0f}) over the measure phase"
-        )
-    return text
 
 
 def _locks(data: Loaded, result: Answer) -> Claim:
@@ -181,7 +186,7 @@ def _locks(data: Loaded, result: Answer) -> Claim:
         f"checkout at {checkout_at.upper()}, dashboards at {dashboards_at.upper()}"
         + (f" in reports held {report_s:g} s" if report_s else "")
         + f": {figures}{conflict_figures}"
-        + (_held_snapshots(data, reference) if report_s else "")
+        + (_held_snapshots(data) if report_s else "")
     )
     if by["queries"] > 0:
         return Claim(short, quote, HOLDS, figures + "; mechanism: lock waits behind dashboards")
