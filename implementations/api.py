@@ -36,6 +36,12 @@ from implementations.domain.errors import (
     Unavailable,
 )
 from implementations.interface import ISOLATION_LEVELS, Implementation, Session
+from implementations.session_headers import (
+    ISOLATION_HEADER,
+    REPORT_HEADER,
+    RETRIES_HEADER,
+    ROLE_HEADER,
+)
 from implementations.side_watch import SideWatch
 
 STATUS = {InvalidInput: 422, NotFound: 404, Conflict: 409}
@@ -127,7 +133,6 @@ async def _invalid_request(_request: Request, exc: RequestValidationError) -> JS
 
 
 SIDES = ("both", "commands", "queries")
-ISOLATION_HEADER, REPORT_HEADER, RETRIES_HEADER = "X-Isolation", "X-Report", "X-Retries"
 
 
 class ReportBody(Strict):
@@ -210,12 +215,13 @@ def create_app(impl: Implementation, side: str = "both") -> FastAPI:
         report = request.headers.get(REPORT_HEADER)
         try:
             if report is None:
-                session, lock = impl.session(isolation), None
+                session = impl.session(isolation, role=request.headers.get(ROLE_HEADER))
+                lock = None
             else:
                 session, lock = reports.get(report)
         except ValueError as exc:
             return JSONResponse(
-                {"error": "invalid_input", "reason": f"{ISOLATION_HEADER}: {exc}"},
+                {"error": "invalid_input", "reason": f"session headers: {exc}"},
                 status_code=422,
             )
         except NotFound as exc:

@@ -9,6 +9,7 @@ transaction); a call made outside any session runs at READ COMMITTED with MAX_RE
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -31,6 +32,11 @@ T = TypeVar("T")
 
 RETRYABLE = (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected)
 MAX_RETRIES = 5
+# a role's name in place of the last part of the session's application_name, for one transaction
+NAMED_ROLE = (
+    "SELECT set_config('application_name', "
+    "regexp_replace(current_setting('application_name'), '[^:]*$', %s), true)"
+)
 # weakest first; a report's transaction is at least REPEATABLE READ (one snapshot throughout)
 ISOLATION_LEVELS = ("read committed", "repeatable read", "serializable")
 READ_COMMITTED, REPEATABLE_READ, SERIALIZABLE = ISOLATION_LEVELS
@@ -62,7 +68,10 @@ class Session:
     with `report`, every query runs on one held connection in one transaction of at least
     REPEATABLE READ (one snapshot) until `end_report()` or an error ends it, and the next query
     begins the next report. `query_ceiling`: the strongest level the query side's server offers
-    (a hot standby refuses SERIALIZABLE: its queries run at REPEATABLE READ then).
+    (a hot standby refuses SERIALIZABLE: its queries run at REPEATABLE READ then). `role`: a
+    lowercase name its commands' transactions give their session's application_name in place
+    of the engine's last part (`cqrs-bench:<impl>:commands` becomes `...:<role>`), for the
+    lock-wait attribution; it costs each of its commands one statement.
 
     One caller at a time: a report's connection must not be shared by concurrent calls.
     """
@@ -74,8 +83,11 @@ class Session:
         report: bool = False,
         retries: int = MAX_RETRIES,
         query_ceiling: str = SERIALIZABLE,
+        role: str | None = None,
     ) -> None:
-        self.isolation, self.report = check_isolation(isolation), report
+        if role is not None and not re.fullmatch(r"[a-z][a-z_]{0,30}", role):
+            raise ValueError(f"role must be a lowercase name, not {role!r}")
+        self.isolation, self.report, self.role = check_isolation(isolation), report, role
         self.retries, self.retried = retries, 0
         query_level = _weaker(isolation, check_isolation(query_ceiling))
         self.query_isolation = (
@@ -240,6 +252,8 @@ def in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
         for attempt in range(session.retries + 1):
             try:
                 with _at(engine.connect(), session.isolation) as conn, conn.begin():
+                    if session.role:  # back to the engine's name when the transaction ends
+                        conn.exec_driver_sql(NAMED_ROLE, (session.role,))
                     return work(conn)
             except (DBAPIError, psycopg.Error) as exc:
                 if isinstance(_driver_error(exc), RETRYABLE) and attempt < session.retries:

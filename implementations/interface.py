@@ -174,6 +174,10 @@ class Implementation(Protocol):
     def stop(self) -> None:
         """Stop background work and close every connection."""
 
-    def session(self, isolation: str = "read committed", *, report: bool = False) -> Session:
+    def session(
+        self, isolation: str = "read committed", *, report: bool = False, role: str | None = None
+    ) -> Session:
         """A session at `isolation` (ValueError for a level not in ISOLATION_LEVELS), with
-        `config.retries`; with `report`, its queries run in reports (see Session)."""
+        `config.retries`; with `report`, its queries run in reports (see Session); with `role`
+        (a lowercase name), its commands' sessions name it in application_name instead of
+        `commands`, so the lock waits they cause are attributed to it."""

@@ -44,10 +44,13 @@ class PooledImplementation:
         ]
         return self.engines[0], self.engines[1]
 
-    def session(self, isolation: str = "read committed", *, report: bool = False) -> Session:
+    def session(
+        self, isolation: str = "read committed", *, report: bool = False, role: str | None = None
+    ) -> Session:
         return Session(
             isolation,
             report=report,
+            role=role,
             retries=self.config.retries,
             query_ceiling=self.query_ceiling,
         )

@@ -172,3 +172,45 @@ def test_a_report_over_http_holds_one_snapshot(crud: Implementation) -> None:
         gone = api.get("/dashboard/revenue", params=params, headers={"X-Report": report})
         assert (gone.status_code, gone.json()["error"]) == (404, "not_found")
         assert api.post("/reports", json={"isolation": "snapshot"}).status_code == 422
+
+
+def _names_waiting(dsn: str) -> list[str]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return [
+            row[0]
+            for row in conn.execute(
+                "SELECT application_name FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND datname = current_database()"
+            )
+        ]
+
+
+def test_a_role_names_its_commands_sessions_while_they_run(crud: Implementation) -> None:
+    """A merchandiser's restock, waiting on a row lock, is seen under the merchandiser's name
+    (what the waits sampler records as the component of a waiting or blocking session); once it
+    committed, its pooled connection has its engine's name back."""
+    dsn = crud.config.write_dsn
+    session = crud.session(role="merchandiser")
+    seen: list[list[str]] = []
+
+    def restock() -> object:
+        with session.active():
+            return crud.commands.restock_product(c.RestockProduct(PRODUCT, 5))
+
+    def look() -> None:
+        deadline = time.monotonic() + 10
+        while not (names := _names_waiting(dsn)) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        seen.append(names)
+
+    watcher = threading.Thread(target=look)
+    watcher.start()
+    result = blocked(dsn, restock)
+    watcher.join(timeout=20)
+    assert not isinstance(result, Exception), result
+    assert seen and seen[0] == ["cqrs-bench:crud:merchandiser"], seen
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        names = {r[0] for r in conn.execute("SELECT application_name FROM pg_stat_activity")}
+    assert "cqrs-bench:crud:merchandiser" not in names and "cqrs-bench:crud:commands" in names
+    with pytest.raises(ValueError, match="role must be a lowercase name"):
+        crud.session(role="Robert'); DROP TABLE products;--")

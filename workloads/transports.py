@@ -37,13 +37,16 @@ from implementations.domain.errors import (
     Unavailable,
 )
 from implementations.interface import Config, Implementation, Session
+from implementations.session_headers import (
+    ISOLATION_HEADER,
+    REPORT_HEADER,
+    RETRIES_HEADER,
+    ROLE_HEADER,
+)
 from workloads.config import WorkloadConfig
 from workloads.users import OperationError
 
 T = TypeVar("T")
-# the API's session headers (implementations/api.py): the request's isolation level, the report
-# it belongs to, and on the response how many times its command was retried
-ISOLATION_HEADER, REPORT_HEADER, RETRIES_HEADER = "X-Isolation", "X-Report", "X-Retries"
 UNAVAILABLE = (NotYetVisible, Unavailable)  # what the API answers 503 to
 # 503s counted under their own name: a hot standby cancelling a query is not an outage
 OWN_503 = (RecoveryConflict.code,)
@@ -96,9 +99,9 @@ class InprocTransport(Transport):
         self.impl.stop()
 
     def client(
-        self, concurrency: int, isolation: str = "read committed", report=False
+        self, concurrency: int, isolation: str = "read committed", report=False, role=None
     ) -> InprocClient:
-        session = self.impl.session(isolation, report=report)
+        session = self.impl.session(isolation, report=report, role=role)
         return InprocClient(self.impl, self.environment.events.request, session)
 
 
@@ -240,7 +243,7 @@ class HttpTransport(Transport):
             raise ValueError("the http transport needs the service's URL: --host or config host")
 
     def client(
-        self, concurrency: int, isolation: str = "read committed", report=False
+        self, concurrency: int, isolation: str = "read committed", report=False, role=None
     ) -> HttpClient:
         session = FastHttpSession(
             self.host,
@@ -255,6 +258,7 @@ class HttpTransport(Transport):
             HTTPClient.from_url(self.host, concurrency=concurrency, network_timeout=10.0),
             isolation,
             report,
+            role,
         )
 
 
@@ -272,9 +276,11 @@ class HttpClient:
         poller: HTTPClient,
         isolation: str = "read committed",
         report: bool = False,
+        role: str | None = None,
     ) -> None:
         self.session, self.poller = session, poller
         self.isolation, self.report = isolation, report
+        self.role = {ROLE_HEADER: role} if role else {}
         self.report_id: str | None = None  # the report the service holds for this client
 
     def _unreported(self, method: str, path: str, body: Any = None) -> Any:
@@ -294,7 +300,7 @@ class HttpClient:
 
     def _session_headers(self, query: bool) -> dict[str, str]:
         if not (self.report and query):
-            return {ISOLATION_HEADER: self.isolation}
+            return {ISOLATION_HEADER: self.isolation, **self.role}
         if self.report_id is None:
             began = self._unreported("POST", "/reports", {"isolation": self.isolation})
             self.report_id = began["report"]

@@ -41,7 +41,10 @@ def _role(component: str) -> str:
     return component.rsplit(":", 1)[-1]
 
 
-BLOCKERS = ("queries", "commands")  # the roles of the sessions of an implementation itself
+# the roles of an implementation's sessions: its queries, its commands (checkout's), and the
+# commands of the Merchandiser (catalog edits: their sessions name the class, see
+# implementations.db.Session's role)
+BLOCKERS = ("queries", "commands", "merchandiser")
 BACKGROUND = ("projector", "refresher")  # the roles of its background processes
 
 
@@ -160,17 +163,17 @@ def _locks(data: Loaded, result: Answer) -> Claim:
     by = _blocked_by(table[table["impl"] == reference])
     total = int(table.loc[table["impl"] == reference, "samples"].sum())
     figures = (
-        f"on {reference}, command sessions (checkout, and the merchandiser's edits: they share "
-        f"the command pool) were seen waiting on a lock held by a query session (dashboards "
-        f"among them) in {by['queries']:.0f} samples ({by['queries'] / ACTIVITY_HZ:.1f} s), by "
-        f"another command session in {by['commands']:.0f} "
-        f"({by['commands'] / ACTIVITY_HZ:.1f} s)"
+        f"on {reference}, checkout's command sessions were seen waiting on a lock held by a "
+        f"query session (dashboards among them) in {by['queries']:.0f} samples "
+        f"({by['queries'] / ACTIVITY_HZ:.1f} s), by another checkout in {by['commands']:.0f} "
+        f"({by['commands'] / ACTIVITY_HZ:.1f} s), by the merchandiser's edits in "
+        f"{by['merchandiser']:.0f} ({by['merchandiser'] / ACTIVITY_HZ:.1f} s)"
         + "".join(
             f", by the {role} in {by[role]:.0f} ({by[role] / ACTIVITY_HZ:.1f} s)"
             for role in BACKGROUND
             if by[role]
         )
-        + f"; {total} lock-wait samples of command sessions in all, sampled at "
+        + f"; {total} lock-wait samples of checkout's sessions in all, sampled at "
         f"{ACTIVITY_HZ:g} Hz (1 sample = {1 / ACTIVITY_HZ:.1f} s, shorter waits can be missed)"
     )
     others = [
@@ -179,7 +182,7 @@ def _locks(data: Loaded, result: Answer) -> Claim:
         if part["samples"].sum()
     ]
     if others:
-        figures += "; lock-wait samples of the others' command sessions: " + "; ".join(others)
+        figures += "; lock-wait samples of the others' checkouts: " + "; ".join(others)
     checkout_at, dashboards_at, report_s = _isolation(data)
     conflicted, conflict_figures = _conflicting(data, result)
     figures = (
