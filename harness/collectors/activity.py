@@ -90,7 +90,34 @@ def collector_connection(dsn: str) -> psycopg.Connection:
     )
 
 
-class ActivitySampler(Sampler):
+class PerServer(Sampler):
+    """A sampler with one persistent collector connection per server or database (`dsns`: role
+    -> DSN; a DSN given twice is connected once, under the first role), opened in start() (so a
+    bad DSN fails at once, in the caller) and closed when the thread ends."""
+
+    def __init__(self, dsns: dict[str, str], interval: float) -> None:
+        super().__init__(interval)
+        seen: dict[str, str] = {}
+        for role, dsn in dsns.items():
+            seen.setdefault(dsn, role)
+        self.dsns = {role: dsn for dsn, role in seen.items()}
+        self._conns: dict[str, psycopg.Connection] = {}
+
+    def _open(self) -> None:
+        try:
+            for role, dsn in self.dsns.items():
+                self._conns[role] = collector_connection(dsn)
+        except Exception:
+            self._close()
+            raise
+
+    def _close(self) -> None:
+        for conn in self._conns.values():
+            conn.close()
+        self._conns.clear()
+
+
+class ActivitySampler(PerServer):
     """Samples pg_stat_activity of every server `hz` times a second, on one connection each.
 
     servers: role -> admin DSN (e.g. {"write": ..., "read": ...}); a server that is given twice
@@ -106,30 +133,12 @@ class ActivitySampler(Sampler):
     def __init__(
         self, servers: dict[str, str], hz: float = HZ, databases: set[str] | None = None
     ) -> None:
-        super().__init__(1.0 / hz)
-        seen: dict[str, str] = {}
-        for role, dsn in servers.items():
-            seen.setdefault(dsn, role)
-        self.servers = {role: dsn for dsn, role in seen.items()}
+        super().__init__(servers, 1.0 / hz)
         self.databases = sorted(databases) if databases else None
         self.query = QUERY.format(scope=DATABASES if databases else ALL_CLIENTS)
-        self._conns: dict[str, psycopg.Connection] = {}
         self._rows: list[tuple] = []
         self._rounds: list[tuple] = []
         self._sample_no = 0
-
-    def _open(self) -> None:
-        try:
-            for role, dsn in self.servers.items():
-                self._conns[role] = collector_connection(dsn)
-        except Exception:
-            self._close()
-            raise
-
-    def _close(self) -> None:
-        for conn in self._conns.values():
-            conn.close()
-        self._conns.clear()
 
     def _sample(self) -> None:
         params = {"self": COLLECTOR_APP, "databases": self.databases}

@@ -7,13 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
-import psycopg
 
-from harness.collectors.activity import collector_connection
-from harness.collectors.base import Sampler, typed_frame
+from harness.collectors.activity import PerServer
+from harness.collectors.base import typed_frame
 
 
-class ServerPoller(Sampler):
+class ServerPoller(PerServer):
     """Every `interval` seconds, `QUERY` on each database of `databases` (role -> DSN of the
     run's database there; a DSN given twice is polled once, under the first role).
 
@@ -25,26 +24,8 @@ class ServerPoller(Sampler):
     COLUMNS: dict[str, str] = {}
 
     def __init__(self, databases: dict[str, str], interval: float) -> None:
-        super().__init__(interval)
-        seen: dict[str, str] = {}
-        for role, dsn in databases.items():
-            seen.setdefault(dsn, role)
-        self.databases = {role: dsn for dsn, role in seen.items()}
-        self._conns: dict[str, psycopg.Connection] = {}
+        super().__init__(databases, interval)
         self._rows: list[tuple] = []
-
-    def _open(self) -> None:
-        try:
-            for role, dsn in self.databases.items():
-                self._conns[role] = collector_connection(dsn)
-        except Exception:
-            self._close()
-            raise
-
-    def _close(self) -> None:
-        for conn in self._conns.values():
-            conn.close()
-        self._conns.clear()
 
     def _row(self, role: str, row: tuple[Any, ...]) -> tuple:
         raise NotImplementedError
