@@ -174,6 +174,27 @@ class Reports:
         self.held.clear()
 
 
+def _report_routes(app: FastAPI, reports: Reports) -> None:
+    """Reports are the query side's: a held transaction its queries share."""
+
+    @app.post("/reports", status_code=201, tags=["reports"])
+    def begin_report(body: ReportBody | None = None) -> dict:
+        """Begin a report: the queries sent with header `X-Report: <report>` run in one
+        transaction (one snapshot, at least REPEATABLE READ) until DELETE /reports/<report>."""
+        try:
+            return {"report": reports.begin((body or ReportBody()).isolation)}
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from exc
+
+    @app.delete("/reports/{report}", status_code=204, tags=["reports"])
+    async def end_report(report: str) -> Response:
+        """End a report: commit its transaction and give its connection back."""
+        _session, lock = reports.get(report)
+        async with lock:  # after the report's query in flight, if any
+            await run_in_threadpool(reports.end, report)
+        return Response(status_code=204)
+
+
 def create_app(impl: Implementation, side: str = "both") -> FastAPI:
     """The service; `side` serves only the command routes or only the query routes."""
     if side not in SIDES:
@@ -236,23 +257,6 @@ def create_app(impl: Implementation, side: str = "both") -> FastAPI:
         response.headers[RETRIES_HEADER] = str(session.retried)
         return response
 
-    @app.post("/reports", status_code=201, tags=["reports"])
-    def begin_report(body: ReportBody | None = None) -> dict:
-        """Begin a report: the queries sent with header `X-Report: <report>` run in one
-        transaction (one snapshot, at least REPEATABLE READ) until DELETE /reports/<report>."""
-        try:
-            return {"report": reports.begin((body or ReportBody()).isolation)}
-        except ValueError as exc:
-            raise InvalidInput(str(exc)) from exc
-
-    @app.delete("/reports/{report}", status_code=204, tags=["reports"])
-    async def end_report(report: str) -> Response:
-        """End a report: commit its transaction and give its connection back."""
-        _session, lock = reports.get(report)
-        async with lock:  # after the report's query in flight, if any
-            await run_in_threadpool(reports.end, report)
-        return Response(status_code=204)
-
     app.add_exception_handler(DomainError, _domain_error)
     # retries used up on a serialization failure or a deadlock: the same call again may succeed
     app.add_exception_handler(TransactionAborted, _aborted)
@@ -266,6 +270,7 @@ def create_app(impl: Implementation, side: str = "both") -> FastAPI:
         _command_routes(app, impl)
     if side in ("both", "queries"):
         _query_routes(app, impl)
+        _report_routes(app, reports)
 
     @app.get("/health", tags=["service"])
     def health() -> dict:

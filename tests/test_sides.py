@@ -38,6 +38,8 @@ QUERY_ROUTES = {
     ("get", "/dashboard/top-products"),
     ("get", "/dashboard/revenue"),
     ("get", "/products/search"),
+    ("post", "/reports"),  # a report: a transaction the query side holds for its queries
+    ("delete", "/reports/{report}"),
 }
 SERVICE_ROUTES = {("get", "/health"), ("get", "/status")}
 
