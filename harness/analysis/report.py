@@ -69,8 +69,9 @@ CAPTIONS = {
     "applied and the age of the oldest; a backlog that keeps growing means it cannot keep up.",
     "command_wait_shares": "Share of the command sessions' (checkout, price changes, restocks, "
     "cancels) sampled server time on CPU and in each kind of wait, per number of analysts; "
-    "n is the samples a bar rests on (1 sample = 0.1 s of one session): with few, a share "
-    "moves by a sample's worth.",
+    "n is the samples a bar rests on (1 sample = 0.1 s of one session from the `activity` "
+    "sampler, 0.01 s from `pg_wait_sampling`; the table below names the source): with few, a "
+    "share moves by a sample's worth.",
     "horizon_over_time": "Top: how long the transaction holding the oldest snapshot of the "
     "write database had been open (0: none held one); bottom: the dead row versions of "
     "products, which VACUUM cannot remove while that snapshot may still see them.",
@@ -216,7 +217,11 @@ def server_time_table(data: Loaded) -> str:
         formats = {"run": "{}", **formats}
     table = _markdown_table(server_time.wide(shares), formats)
     return (
-        (table + "\n\nPercent of the level's samples; source: " + _wait_sampler(data))
+        (
+            table
+            + "\n\nPercent of the level's samples; source of the samples: "
+            + _wait_sampler(data)
+        )
         if table
         else ""
     )

@@ -198,10 +198,13 @@ def choose_wait_sampler(found: wait_profile.Probe) -> tuple[str, str]:
         return "activity", f"not collected: {found.reason}"
     if not found.cpu_sampled:
         return "activity", (
-            f"collected (extension {found.version}), without CPU samples (pg_wait_sampling "
-            "before 1.1.6, or pg_wait_sampling.sample_cpu off): waits only"
+            f"collected (extension SQL version {found.version}), without CPU samples "
+            "(pg_wait_sampling before 1.1.6, or pg_wait_sampling.sample_cpu off): waits only"
         )
-    return wait_profile.EXTENSION, f"collected (extension {found.version}), with CPU samples"
+    return (
+        wait_profile.EXTENSION,
+        f"collected (extension SQL version {found.version}), with CPU samples",
+    )
 
 
 def _wait_profile(
