@@ -28,7 +28,7 @@ from harness.analysis import (
 from harness.analysis.evidence import COST_COLUMNS, LATENCY_COLUMNS, evidence, markdown
 from harness.analysis.html import markdown_to_html
 from harness.analysis.interference import curve, percentile_bounds, with_analysts
-from harness.analysis.load import Loaded, Run, in_measure
+from harness.analysis.load import Loaded, Run, in_measure, once
 from harness.runner.latency import PERCENTILES
 from implementations import registry
 
@@ -69,8 +69,9 @@ CAPTIONS = {
     "applied and the age of the oldest; a backlog that keeps growing means it cannot keep up.",
     "command_wait_shares": "Share of the command sessions' (checkout, price changes, restocks, "
     "cancels) sampled server time on CPU and in each kind of wait, per number of analysts; "
-    "n is the samples a bar rests on (1 sample = 0.1 s of one session): with few, a share "
-    "moves by a sample's worth.",
+    "n is the samples a bar rests on (1 sample = 0.1 s of one session from the `activity` "
+    "sampler, 0.01 s from `pg_wait_sampling`; the table below names the source): with few, a "
+    "share moves by a sample's worth.",
     "horizon_over_time": "Top: how long the transaction holding the oldest snapshot of the "
     "write database had been open (0: none held one); bottom: the dead row versions of "
     "products, which VACUUM cannot remove while that snapshot may still see them.",
@@ -177,7 +178,7 @@ def lag_charts(data: Loaded) -> dict[str, Figure]:
 
 
 def server_time_charts(data: Loaded) -> dict[str, Figure]:
-    shares = server_time.command_shares(data.table("waits"), data.table("users"), data.windows)
+    shares = command_shares(data)
     return {"command_wait_shares": server_charts.command_wait_shares(shares, data.labels)}
 
 
@@ -209,30 +210,74 @@ def _markdown_table(frame: pd.DataFrame, formats: dict[str, str]) -> str:
 
 def server_time_table(data: Loaded) -> str:
     """The command sessions' shares as a table: percent per category, per level."""
-    shares = server_time.command_shares(data.table("waits"), data.table("users"), data.windows)
+    shares = command_shares(data)
     formats = {"impl": "{}", "analysts": "{:g}", "samples": "{:,}"}
     formats.update({c: "{:.1f}" for c in server_time.CATEGORIES})
     if len(set(data.labels)) > 1:
         formats = {"run": "{}", **formats}
     table = _markdown_table(server_time.wide(shares), formats)
     return (
-        (table + "\n\nPercent of the level's samples; source: " + _wait_sampler(data))
+        (
+            table
+            + "\n\nPercent of the level's samples; source of the samples: "
+            + _wait_sampler(data)
+        )
         if table
         else ""
     )
 
 
-def _wait_sampler(data: Loaded) -> str:
-    """Which sampler the wait shares come from, as run.json records it (runs before results
-    schema 4 had only the activity sampler)."""
-    used = set()
+def _wait_samplers(data: Loaded) -> dict[tuple[str, str], str]:
+    """(run, implementation) → the sampler its wait shares come from, as run.json records it
+    (runs before results schema 4 had only the activity sampler)."""
+    used = {}
     for run in data.runs:
         impls = run.meta.get("impls")
         if isinstance(impls, dict):
-            used |= {(info or {}).get("wait_sampler") or "activity" for info in impls.values()}
-    used = used or {"activity"}
-    note = " (pg_stat_activity sampled at 10 Hz)" if used == {"activity"} else ""
-    return ", ".join(f"`{u}`" for u in sorted(used)) + note + "."
+            for impl, info in impls.items():
+                used[(run.label, impl)] = (info or {}).get("wait_sampler") or "activity"
+    return used
+
+
+@once
+def command_shares(data: Loaded) -> pd.DataFrame:
+    """server_time.command_shares of the runs, from the wait profile where run.json says
+    `pg_wait_sampling`, else from the activity samples."""
+    profile = data.table("wait_profile")
+    chosen = [key for key, used in _wait_samplers(data).items() if used == "pg_wait_sampling"]
+    keys = pd.MultiIndex.from_frame(profile[["run", "impl"]])
+    profile = profile[keys.isin(chosen)] if chosen else profile.iloc[0:0]
+    return server_time.command_shares(
+        data.table("waits"), data.table("users"), data.windows, profile
+    )
+
+
+NOTES = {
+    "activity": "`activity` (pg_stat_activity sampled at 10 Hz by the harness)",
+    "pg_wait_sampling": (
+        "`pg_wait_sampling` (the extension's in-server samples, 100 Hz per backend; idle "
+        "Client/ClientRead waits left out, as the extension cannot tell them from waits between "
+        "a transaction's statements)"
+    ),
+}
+
+
+def _wait_sampler(data: Loaded) -> str:
+    """Which sampler the wait shares come from, per implementation when they differ."""
+    used = _wait_samplers(data)
+    kinds = set(used.values()) or {"activity"}
+    if len(kinds) == 1:
+        return NOTES.get(kinds.pop(), "") + "."
+    by_kind: dict[str, list[str]] = {}
+    for (_run, impl), kind in sorted(used.items()):
+        by_kind.setdefault(kind, []).append(impl)
+    return (
+        "; ".join(
+            f"{NOTES.get(kind, kind)} for {', '.join(dict.fromkeys(impls))}"
+            for kind, impls in sorted(by_kind.items())
+        )
+        + "."
+    )
 
 
 def horizon_table(data: Loaded) -> str:

@@ -20,8 +20,10 @@ from harness.analysis.charts import (
 )
 from harness.analysis.server_time import CATEGORIES
 from harness.collectors.activity import HZ as ACTIVITY_HZ
+from harness.collectors.wait_profile import PROFILE_HZ
 
-FEW = 50  # samples (5 s of one session): a level resting on fewer is marked as too few
+FEW_S = 5.0  # session-seconds sampled (50 activity samples): a level resting on less is marked
+SAMPLE_S = {"activity": 1 / ACTIVITY_HZ, "pg_wait_sampling": 1 / PROFILE_HZ}
 
 
 def command_wait_shares(shares: pd.DataFrame, runs: list[str]) -> Figure:
@@ -31,9 +33,11 @@ def command_wait_shares(shares: pd.DataFrame, runs: list[str]) -> Figure:
     if shares.empty:
         return _empty(title, runs, "no samples of command sessions")
     several = shares["run"].nunique() > 1
+    shares = shares if "source" in shares else shares.assign(source="activity")
     bars = (
-        shares[["run", "impl", "analysts", "level_samples"]]
+        shares[["run", "impl", "analysts", "level_samples", "source"]]
         .drop_duplicates()
+        .assign(level_s=lambda f: f["level_samples"] * f["source"].map(SAMPLE_S))
         .assign(order=lambda f: f["impl"].map({i: k for k, i in enumerate(_impls(f))}))
         .sort_values(["run", "order", "analysts"], ignore_index=True)
     )
@@ -57,8 +61,8 @@ def command_wait_shares(shares: pd.DataFrame, runs: list[str]) -> Figure:
             hatch="..." if other else None,
         )
         bottom += values
-    for xi, n in zip(x, bars["level_samples"], strict=True):
-        colour = "dimgray" if n >= FEW else "tab:red"
+    for xi, n, level_s in zip(x, bars["level_samples"], bars["level_s"], strict=True):
+        colour = "dimgray" if level_s >= FEW_S else "tab:red"
         ax.text(xi, 101, f"n={n}", ha="center", va="bottom", fontsize=7, color=colour)
     ticks = [
         f"{r.impl}\n{r.analysts:g} analysts" + (f"\n{r.run.rsplit('/', 1)[-1]}" if several else "")
@@ -69,11 +73,17 @@ def command_wait_shares(shares: pd.DataFrame, runs: list[str]) -> Figure:
         plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
     ax.set_ylim(0, 110)
     ax.set_yticks(range(0, 101, 20))
-    ax.set_ylabel(f"share of sampled session time (%)\n(1 sample = {1 / ACTIVITY_HZ:g} s)")
+    sources = ", ".join(
+        f"{source}: 1 sample = {SAMPLE_S[source]:g} s" for source in sorted(set(bars["source"]))
+    )
+    ax.set_ylabel(f"share of sampled session time (%)\n({sources})")
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
-    if bars["level_samples"].min() < FEW:
-        ax.set_xlabel(f"red n: fewer than {FEW} samples, too few to read shares from", fontsize=8)
+    if bars["level_s"].min() < FEW_S:
+        ax.set_xlabel(
+            f"red n: less than {FEW_S:g} s of session time sampled, too little to read shares from",
+            fontsize=8,
+        )
     return _finish(fig, title, runs)
 
 

@@ -65,3 +65,16 @@ def find_bindir() -> Path:
             return bindir
     looked = [str(c) for c in candidates] or ["pg_config --bindir", "PATH", *VERSIONED_GLOBS]
     raise PostgresNotFound(looked)
+
+
+def pkglibdir(bindir: Path | None = None) -> Path:
+    """Where the server at `bindir` (default: find_bindir()) loads extension libraries from:
+    `pg_config --pkglibdir` of the same installation, else the `lib` directory beside `bindir`
+    (the Debian layout, /usr/lib/postgresql/N/{bin,lib})."""
+    bindir = bindir or find_bindir()
+    pg_config = bindir / "pg_config"
+    if pg_config.is_file():
+        out = subprocess.run([str(pg_config), "--pkglibdir"], capture_output=True, text=True)
+        if out.returncode == 0 and out.stdout.strip():
+            return Path(out.stdout.strip())
+    return bindir.parent / "lib"

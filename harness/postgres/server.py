@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 
-from harness.postgres.binaries import find_bindir
+from harness.postgres.binaries import find_bindir, pkglibdir
 
 SUPERUSER = "postgres"
 
@@ -41,6 +41,26 @@ SETTINGS = {
     "max_wal_senders": "10",
     "hot_standby": "on",
 }
+
+# Loaded as well when this machine has it (Debian: postgresql-15-pg-wait-sampling): wait events
+# sampled inside the server at 100 Hz per backend (the `wait_profile` table); without it the
+# harness samples pg_stat_activity (the `waits` table) and records which it used.
+WAIT_SAMPLING = "pg_wait_sampling"
+
+
+def preload_libraries(libdir: Path) -> list[str]:
+    """The libraries an embedded server preloads: pg_stat_statements, and pg_wait_sampling
+    when its library is installed in `libdir` (the server's pkglibdir), so that a server still
+    starts on a machine without it."""
+    libraries = ["pg_stat_statements"]
+    if (libdir / f"{WAIT_SAMPLING}.so").is_file():
+        libraries.append(WAIT_SAMPLING)
+    return libraries
+
+
+def server_settings(libdir: Path) -> dict[str, str]:
+    """SETTINGS, with shared_preload_libraries as preload_libraries(libdir) decides."""
+    return {**SETTINGS, "shared_preload_libraries": f"'{','.join(preload_libraries(libdir))}'"}
 
 
 class ServerError(RuntimeError):
@@ -159,7 +179,8 @@ class EmbeddedServer:
         )
         with (self.datadir / "postgresql.conf").open("a") as conf:
             conf.write("\n# cqrs-bench measurement settings\n")
-            conf.writelines(f"{k} = {v}\n" for k, v in SETTINGS.items())
+            settings = server_settings(pkglibdir())
+            conf.writelines(f"{k} = {v}\n" for k, v in settings.items())
 
     def init_standby(self, primary_dsn: str) -> None:
         """Make this cluster a physical streaming standby of the server at `primary_dsn`: a base

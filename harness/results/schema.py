@@ -19,7 +19,8 @@ from implementations import registry
 # table or column). Version 3 added refreshes.parquet and freshness rows for architectures with a
 # refresher; replay.parquet, the `standby` server and `standby_server` component, and lag,
 # event_lag and freshness rows for architectures that read a standby. Version 4 added
-# latency.retries and latency_summary.retries, horizon.parquet and table_stats.parquet.
+# latency.retries and latency_summary.retries, horizon.parquet, table_stats.parquet and
+# wait_profile.parquet.
 RESULTS_SCHEMA_VERSION = 4
 KNOWN_SCHEMA_VERSIONS = frozenset({1, 2, 3, 4})
 
@@ -327,6 +328,46 @@ TABLES: tuple[Table, ...] = (
                 "query_id", "int", "`pg_stat_activity.query_id`; null when unknown.", nullable=True
             ),
         ),
+    ),
+    Table(
+        "wait_profile",
+        "Wait events of the write server's sessions of the run database as the "
+        "`pg_wait_sampling` extension samples them inside the server (every backend every 10 ms, "
+        "no client round trips): its cumulative `pg_wait_sampling_profile`, read about once a "
+        "second and turned into the samples each session gained per wait event and interval. "
+        "Collected only when the server preloads the extension and `CREATE EXTENSION IF NOT "
+        "EXISTS pg_wait_sampling` succeeds in the run database; run.json's `wait_profile` says "
+        "whether it was and why not, `wait_sampler` whether the command sessions' wait shares "
+        "come from it (`pg_wait_sampling`: only when it samples backends on CPU too, extension "
+        "1.1.6+) or from waits.parquet (`activity`).",
+        (
+            IMPL,
+            _ts("ts", "Start of the interval (the server's `now()` at the read before)."),
+            _ms("interval_ms", "Length of the interval."),
+            SERVER,
+            DATABASE,
+            Column("pid", "int", "Backend process id."),
+            PG_COMPONENT,
+            Column("backend_type", "str", "`client backend`, `autovacuum worker`, ..."),
+            Column(
+                "wait_event_type",
+                "str",
+                '`Lock`, `LWLock`, `IO`, `Client`, ...; `""` = on CPU (sampled by extension '
+                "1.1.6+ with `pg_wait_sampling.sample_cpu` on only).",
+            ),
+            Column("wait_event", "str", 'The wait event (`""` on CPU).'),
+            _count(
+                "samples",
+                "Samples of the session in that wait during the interval, > 0 (one stands for "
+                "10 ms at the default `pg_wait_sampling.profile_period`). An idle session is "
+                "sampled in `Client`/`ClientRead`, as is one between its transaction's "
+                "statements.",
+            ),
+        ),
+        rows_required=False,
+        notes="One row per interval, session and wait event with samples; no rows (and no file "
+        "needed) when the extension was not used.",
+        since=4,
     ),
     Table(
         "horizon",
@@ -786,8 +827,12 @@ RUN_JSON_KEYS: tuple[tuple[str, str], ...] = (
         "`projector` (`started` | `external` (`run --service-url`: its per-event lag is not "
         "recorded, so event_lag has no rows for it) | `none`), `refresher` (architectures with a "
         "refresher: `started` | `external`, whose refreshes and freshness are not recorded), "
-        "`wait_sampler` (where the wait shares of sessions come from: `activity`, the 10 Hz "
-        "samples of waits.parquet; absent with --no-collectors and before version 4), "
+        "`wait_sampler` (where the command sessions' wait shares come from: `pg_wait_sampling`, "
+        "the samples of wait_profile.parquet, when the write server's extension samples backends "
+        "on CPU too; else `activity`, the 10 Hz samples of waits.parquet; absent with "
+        "--no-collectors and before version 4), `wait_profile` (whether wait_profile.parquet "
+        "was collected: `collected (extension V), with CPU samples`, `... without CPU samples "
+        "...`, or `not collected: <why>`; absent with --no-collectors), "
         "`started` (the processes the run "
         "started), `verification` ({checks, mismatches} before measuring), `reconciliation` "
         "(architectures with read models: {tables, mismatches, seconds}, reconciled with the write model "
@@ -836,6 +881,7 @@ INCOMPLETE_RUN_JSON_KEYS = ("incomplete_reason", "failed_component", "failed_log
 # made by the collectors: a run with --no-collectors (config.collectors false) has no rows in them
 COLLECTOR_TABLES = (
     "waits",
+    "wait_profile",
     "horizon",
     "table_stats",
     "db_stats",

@@ -26,6 +26,7 @@ from harness.collectors import (
     server_log,
     statements,
     table_stats,
+    wait_profile,
 )
 from harness.collectors.base import CollectorError
 from harness.deploy.components import ComponentFailed
@@ -61,9 +62,10 @@ class RunCollectors:
         self.activity = activity.ActivitySampler(
             servers, hz=activity.HZ, databases={_dbname(d) for d in databases.values()}
         )
-        # where the wait shares of sessions come from: this sampler's 10 Hz rounds (the
-        # pg_wait_sampling extension is not used yet); run.json records it per implementation
-        self.wait_sampler = "activity"
+        # where the wait shares of sessions come from (run.json records it per implementation):
+        # the write server's pg_wait_sampling profile when it is loaded and samples backends on
+        # CPU too, else the 10 Hz rounds of the activity sampler (see choose_wait_sampler)
+        self.wait_profile, self.wait_sampler, self.wait_profile_note = _wait_profile(databases)
         self.horizon = horizon.HorizonSampler(databases)
         # a standby's tables are the primary's (it keeps no statistics of dead tuples)
         self.table_stats = table_stats.TableStatsSampler(
@@ -92,6 +94,8 @@ class RunCollectors:
         for tail in self.tails.values():
             tail.start()
         self.activity.start()
+        if self.wait_profile:
+            self.wait_profile.start()
         self.horizon.start()
         self.table_stats.start()
         self.resources.start()
@@ -106,6 +110,7 @@ class RunCollectors:
         """Raise ComponentFailed if a sampler thread died."""
         for name, sampler in (
             ("activity sampler", self.activity),
+            ("wait profile sampler", self.wait_profile),
             ("horizon sampler", self.horizon),
             ("table stats sampler", self.table_stats),
             ("resource sampler", self.resources),
@@ -157,6 +162,7 @@ class RunCollectors:
         failed = []
         samplers = {
             "waits": self.activity,
+            "wait_profile": self.wait_profile,
             "horizon": self.horizon,
             "table_stats": self.table_stats,
             "resources": self.resources,
@@ -182,6 +188,39 @@ class RunCollectors:
     def _add(self, table: str, frame: pd.DataFrame) -> None:
         if frame is not None and len(frame):
             self.frames.setdefault(table, []).append(frame)
+
+
+def choose_wait_sampler(found: wait_profile.Probe) -> tuple[str, str]:
+    """Where the wait shares come from, given the write server's probe: `pg_wait_sampling` when
+    its profile can be read and samples backends on CPU (without CPU samples its shares would
+    leave out the CPU), else `activity`; and a note on the profile, for run.json."""
+    if not found.usable:
+        return "activity", f"not collected: {found.reason}"
+    if not found.cpu_sampled:
+        return "activity", (
+            f"collected (extension SQL version {found.version}), without CPU samples "
+            "(pg_wait_sampling before 1.1.6, or pg_wait_sampling.sample_cpu off): waits only"
+        )
+    return (
+        wait_profile.EXTENSION,
+        f"collected (extension SQL version {found.version}), with CPU samples",
+    )
+
+
+def _wait_profile(
+    databases: dict[str, str],
+) -> tuple[wait_profile.WaitProfileSampler | None, str, str]:
+    """The pg_wait_sampling sampler of the write server's run database when the server has the
+    extension (None otherwise), the wait sampler chosen, and the note on the profile."""
+    dsn = databases["write"]
+    try:
+        found = wait_profile.probe(dsn)
+    except psycopg.Error as exc:
+        found = wait_profile.Probe(False, reason=f"probe failed: {exc}")
+    used, note = choose_wait_sampler(found)
+    if not found.usable:
+        return None, used, note
+    return wait_profile.WaitProfileSampler({"write": dsn}, {_dbname(dsn)}), used, note
 
 
 def _dbname(dsn: str) -> str:

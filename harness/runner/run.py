@@ -332,6 +332,7 @@ class ImplRun:
             )
             collectors.start()
             self.info["wait_sampler"] = collectors.wait_sampler
+            self.info["wait_profile"] = collectors.wait_profile_note
         try:
             self._drive(dbs, projection, batches, collectors)
             if collectors:  # the load has stopped and the projection caught up
