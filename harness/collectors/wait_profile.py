@@ -29,8 +29,8 @@ from datetime import datetime
 import pandas as pd
 import psycopg
 
-from harness.collectors.activity import collector_connection
-from harness.collectors.base import COLLECTOR_APP, TS, Sampler, component_of, typed_frame
+from harness.collectors.activity import PerServer, collector_connection
+from harness.collectors.base import COLLECTOR_APP, TS, component_of, typed_frame
 
 EXTENSION = "pg_wait_sampling"
 PROFILE_HZ = 100  # pg_wait_sampling.profile_period's default, 10 ms: one sample stands for 10 ms
@@ -102,7 +102,7 @@ def probe(dsn: str) -> Probe:
     return Probe(True, cpu_sampled=cpu == "on", version=version or "")
 
 
-class WaitProfileSampler(Sampler):
+class WaitProfileSampler(PerServer):
     """Reads the pg_wait_sampling profile of each server (role -> DSN of the run's database
     there; a DSN given twice is read once) every `interval` s, and keeps the samples each
     (pid, wait event) gained since the read before, for sessions of `databases` (all when None;
@@ -122,29 +122,11 @@ class WaitProfileSampler(Sampler):
         databases: set[str] | None = None,
         interval: float = INTERVAL_S,
     ) -> None:
-        super().__init__(interval)
-        seen: dict[str, str] = {}
-        for role, dsn in servers.items():
-            seen.setdefault(dsn, role)
-        self.servers = {role: dsn for dsn, role in seen.items()}
+        super().__init__(servers, interval)
         self.databases = set(databases) if databases else None
-        self._conns: dict[str, psycopg.Connection] = {}
         self._rows: list[tuple] = []
         # per server: the last read's time, counts per (pid, type, event), sessions per pid
         self._last: dict[str, tuple[datetime, dict, dict]] = {}
-
-    def _open(self) -> None:
-        try:
-            for role, dsn in self.servers.items():
-                self._conns[role] = collector_connection(dsn)
-        except Exception:
-            self._close()
-            raise
-
-    def _close(self) -> None:
-        for conn in self._conns.values():
-            conn.close()
-        self._conns.clear()
 
     def _wanted(self, database: str | None, app: str | None) -> bool:
         if app == COLLECTOR_APP:
