@@ -67,8 +67,8 @@ CAPTIONS = {
     "model, or replayed by the standby); a curve further left is faster.",
     "lag_over_time": "The read side's backlog over time: events (or a standby's commits) not yet "
     "applied and the age of the oldest; a backlog that keeps growing means it cannot keep up.",
-    "command_wait_shares": "Share of the command sessions' (checkout, price changes, restocks, "
-    "cancels) sampled server time on CPU and in each kind of wait, per number of analysts; "
+    "command_wait_shares": "Share of checkout's sessions' (the Shoppers' commands) sampled "
+    "server time on CPU and in each kind of wait, per number of analysts; "
     "n is the samples a bar rests on (1 sample = 0.1 s of one session from the `activity` "
     "sampler, 0.01 s from `pg_wait_sampling`; the table below names the source): with few, a "
     "share moves by a sample's worth.",

@@ -9,9 +9,10 @@ The source, per run and implementation, is what run.json's `wait_sampler` names:
   ClientWrite).
 - `activity` (else): the 10 Hz active-session samples (waits.parquet); each sample of a busy
   command session stands for 1 / ACTIVITY_HZ s of it on the server.
-Command sessions are those whose component ends in ":commands" (each architecture's
-command engine names its sessions so); checkout is most of their work, price changes, restocks
-and cancels the rest. The number of analysts of a sample is that of its second in the users
+Checkout's sessions are those whose component ends in ":commands" (each architecture's command
+engine names its sessions so; the commands of the other user classes, the Merchandiser's price
+changes and restocks, the Prober's orders, name their class instead: implementations.db.Session's
+role). The number of analysts of a sample is that of its second in the users
 table (samples of a second the table does not hold are left out).
 """
 
