@@ -209,7 +209,7 @@ def _markdown_table(frame: pd.DataFrame, formats: dict[str, str]) -> str:
 
 
 def server_time_table(data: Loaded) -> str:
-    """The command sessions' shares as a table: percent per category, per level."""
+    """Checkout's sessions' shares as a table: percent per category, per level."""
     shares = command_shares(data)
     formats = {"impl": "{}", "analysts": "{:g}", "samples": "{:,}"}
     formats.update({c: "{:.1f}" for c in server_time.CATEGORIES})
@@ -341,7 +341,7 @@ SECTIONS = (
     ("Latency", latency_charts),
     ("Interference and throughput", interference_charts),
     ("Lock contention", contention_charts),
-    ("Where the command side's server time goes", server_time_charts),
+    ("Where checkout's server time goes", server_time_charts),
     ("The horizon and its cost", horizon_charts),
     ("Projection lag and freshness", lag_charts),
     ("CPU", cpu_charts),
@@ -350,7 +350,7 @@ SECTIONS = (
 
 # Tables in Markdown under a section's charts.
 SECTION_TABLES = {
-    "Where the command side's server time goes": server_time_table,
+    "Where checkout's server time goes": server_time_table,
     "The horizon and its cost": horizon_table,
 }
 

@@ -1,4 +1,4 @@
-"""Charts of what the server did for the architectures: where the command sessions' sampled time
+"""Charts of what the server did for the architectures: where checkout's sessions' sampled time
 went, and the xmin horizon with the dead tuples it left (issue 16, items 3 and 4). They keep
 the rules of harness.analysis.charts."""
 
@@ -27,11 +27,11 @@ SAMPLE_S = {"activity": 1 / ACTIVITY_HZ, "pg_wait_sampling": 1 / PROFILE_HZ}
 
 
 def command_wait_shares(shares: pd.DataFrame, runs: list[str]) -> Figure:
-    """Stacked shares of the command sessions' sampled server time per category, one bar per
+    """Stacked shares of checkout's sessions' sampled server time per category, one bar per
     architecture and number of analysts, with the samples each rests on written above it."""
-    title = "Where the command sessions' server time goes (measure phase)"
+    title = "Where checkout's server time goes (measure phase)"
     if shares.empty:
-        return _empty(title, runs, "no samples of command sessions")
+        return _empty(title, runs, "no samples of checkout's sessions")
     several = shares["run"].nunique() > 1
     shares = shares if "source" in shares else shares.assign(source="activity")
     bars = (

@@ -1,4 +1,4 @@
-"""Where the command side's server time goes: the share of its sessions' sampled time on CPU
+"""Where checkout's server time goes: the share of its sessions' sampled time on CPU
 and in each kind of wait, per architecture and number of analysts (issue 16, item 3).
 
 The source, per run and implementation, is what run.json's `wait_sampler` names:
