@@ -486,10 +486,9 @@ def _read_model(impl: str, kind: str | None = None) -> bool:
     """Whether `impl` keeps a read model of its own (of this kind: "asynchronous" or
     "synchronous"). A standby or materialized views over the write tables are not one: claims
     about read models leave them out (the answer and the decision record compare them)."""
-    known = registry.architectures().get(impl)
-    if known is None or known.read_model == "write tables":
-        return False
-    return kind is None or known.read_model == kind
+    if kind is not None:
+        return _declares(impl, read_model=kind)
+    return _declares(impl) and not _declares(impl, read_model="write tables")
 
 
 def _asynchronous(evidence: pd.DataFrame) -> pd.DataFrame:
