@@ -45,7 +45,6 @@ MIN_SECONDS = 3  # fewer sampled seconds than this at a level: never at its limi
 TICK_S = 1 / (os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100)  # CPU time resolution
 RESAMPLES = 1000
 SERVICE, LOCUST = "service", "locust"
-LEFT_OUT = ("runner",)  # the harness's own process: it limits no level
 COLUMNS = [
     "run",
     "impl",
@@ -179,7 +178,7 @@ def table(data: Loaded) -> pd.DataFrame:
     levels = analysts_by_second(data.table("users"))
     levels = levels.assign(second=_epoch(levels["second"]))
     busy = busy.merge(levels, on=["run", "impl", "second"])
-    busy = busy[~busy["component"].isin(LEFT_OUT)].merge(caps, on=["run", "impl", "component"])
+    busy = busy.merge(caps, on=["run", "impl", "component"])
     if busy.empty:
         return pd.DataFrame(columns=COLUMNS)
     keys = ["run", "impl", "analysts", "component"]
@@ -202,10 +201,6 @@ def at_limit(data: Loaded) -> pd.DataFrame:
     found = table(data)
     found = found[found["state"] == "at limit"]
     return found.assign(role=found["component"].map(role))
-
-
-def level_name(analysts: float) -> str:
-    return f"{analysts:g} analyst{'s' * (analysts != 1)}"
 
 
 def _quota(run: Run, impl: str, component: str) -> dict:
@@ -245,41 +240,88 @@ class Finding:
     at_limit: int = 0
 
     @property
-    def figures(self) -> str:
-        return (
-            f"{self.cores:.2f} of {self.capacity:g} cores on average, 95% interval "
-            f"{self.cores_lo:.2f}-{self.cores_hi:.2f}; at 90% or more of it in "
-            f"{self.at_limit} of {self.intervals} s"
-        )
+    def where(self) -> tuple[str, str, str]:
+        return (self.run, self.impl, self.component)
 
-    def sentence(self, several_runs: bool = False) -> str:
-        where = f"{self.impl} at {level_name(self.analysts)}"
-        if several_runs:
-            where += f" ({self.run})"
-        throttled = f"; {self.throttled}" if self.throttled else ""
-        if self.role == "service":
-            return (
-                f"{where}: the service ran at its CPU limit ({self.figures}; {self.basis}"
-                f"{throttled}): this level measured the service, not the architecture."
-            )
-        if self.role == "load generator":
-            name = "Locust" if self.component == LOCUST else f"Locust's {self.component}"
-            return (
-                f"{where}: {name}, the load generator, ran at its CPU limit ({self.figures}): "
-                "this level measured the load generator, not the architecture."
-            )
-        if self.role == "machine":
-            own = (
-                f", {self.own_cores:.2f} of them this run's processes"
-                if not math.isnan(self.own_cores)
-                else ""
-            )
-            return (
-                f"{where}: the machine's {self.capacity:g} CPUs were all busy ({self.figures}"
-                f"{own}): every component competed for a core, so latencies there include "
-                "waiting for one; no single component is to blame."
-            )
-        return f"{where}: the {self.component} ran at its CPU limit ({self.figures}; {self.basis})."
+
+def levels_text(analysts: list[float]) -> str:
+    """'0 analysts', '0 and 4 analysts', '0, 4, 8 and 16 analysts'."""
+    names = [f"{a:g}" for a in sorted(set(analysts))]
+    head = ", ".join(names[:-1])
+    joined = f"{head} and {names[-1]}" if head else names[-1]
+    return f"{joined} analyst{'s' * (names != ['1'])}"
+
+
+def _span(values: list[float]) -> str:
+    """'0.10' or '0.09-0.10'."""
+    low, high = min(values), max(values)
+    return f"{low:.2f}" if f"{low:.2f}" == f"{high:.2f}" else f"{low:.2f}-{high:.2f}"
+
+
+def _component_sentence(group: list[Finding], several: bool) -> str:
+    """The levels where one component of one run's architecture was at its limit."""
+    first = group[0]
+    where = f"{first.impl} at {levels_text([f.analysts for f in group])}"
+    if several:
+        where += f" ({first.run})"
+    figures = (
+        f"{_span([f.cores for f in group])} of {first.capacity:g} cores on average, at 90% of "
+        f"it or more in {sum(f.at_limit for f in group)} of {sum(f.intervals for f in group)} "
+        f"s; {first.basis}" + (f"; {first.throttled}" if first.throttled else "")
+    )
+    these = "this level" if len(group) == 1 else "these levels"
+    if first.role == "service":
+        return (
+            f"{where}: the service ran at its CPU limit ({figures}): {these} measured the "
+            "service, not the architecture."
+        )
+    if first.role == "load generator":
+        name = "Locust" if first.component == LOCUST else f"Locust's {first.component}"
+        return (
+            f"{where}: {name}, the load generator, ran at its CPU limit ({figures}): {these} "
+            "measured the load generator, not the architecture."
+        )
+    return f"{where}: the {first.component} ran at its CPU limit ({figures})."
+
+
+def _machine_sentence(group: list[Finding], several: bool) -> str:
+    """The levels of one run where the whole machine was at its limit."""
+    first = group[0]
+    by_impl: dict[str, list[float]] = {}
+    for f in group:
+        by_impl.setdefault(f.impl, []).append(f.analysts)
+    parts = [f"{impl} ({levels_text(levels)})" for impl, levels in by_impl.items()]
+    where = ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
+    if several:
+        where += f" in {first.run}"
+    cores = [f.cores for f in group]
+    own = [f.own_cores for f in group if not math.isnan(f.own_cores)]
+    theirs = ""
+    if own:
+        theirs = f"; this run's processes used {_span(own)} of them"
+        if max(own) < THRESHOLD * min(cores):
+            theirs += ", the rest was other work on the machine"
+    return (
+        f"The machine's {first.capacity:g} CPUs were all busy ({_span(cores)} cores on average) "
+        f"while measuring {where}{theirs}: every component competed for a core, so latencies "
+        "there include "
+        "waiting for one; no single component is to blame."
+    )
+
+
+def sentences(found: list[Finding], several: bool = False) -> list[str]:
+    """`found` in words: a sentence per component of each run's architecture at its limit (its
+    levels together), and one per run for the machine (every architecture and level)."""
+    groups: dict[tuple, list[Finding]] = {}
+    for f in found:
+        key = (f.run, "", MACHINE) if f.role == "machine" else f.where
+        groups.setdefault(key, []).append(f)
+    return [
+        _machine_sentence(group, several)
+        if group[0].role == "machine"
+        else _component_sentence(group, several)
+        for group in groups.values()
+    ]
 
 
 @once
@@ -289,7 +331,9 @@ def findings(data: Loaded) -> list[Finding]:
     full = table(data)
     runs = {run.label: run for run in data.runs}
     out = []
-    for row in rows.sort_values(["run", "impl", "analysts", "component"]).itertuples():
+    order = {(r.label, impl): i for r in data.runs for i, impl in enumerate(r.impls)}
+    rows = rows.assign(order=[order.get(k, 0) for k in zip(rows["run"], rows["impl"], strict=True)])
+    for row in rows.sort_values(["run", "order", "analysts", "component"]).itertuples():
         own = math.nan
         if row.component == MACHINE:
             same = full[
@@ -324,10 +368,10 @@ FLAGGED = ("service", "load generator", "machine")  # what the answer says: not 
 
 
 def flags(data: Loaded) -> list[str]:
-    """The sentences the answer and the summary add: each level where the service, the load
+    """The sentences the answer and the summary add: the levels where the service, the load
     generator or the whole machine ran at its limit."""
-    several = len(data.runs) > 1
-    return [f.sentence(several) for f in findings(data) if f.role in FLAGGED]
+    found = [f for f in findings(data) if f.role in FLAGGED]
+    return sentences(found, len(data.runs) > 1)
 
 
 def wide(data: Loaded, impl: str, run: str) -> pd.DataFrame:
@@ -373,7 +417,7 @@ def _component_order(components) -> list[str]:
 def capacity_line(data: Loaded, impl: str, run: str) -> str:
     """'capacity: service 0.1 cores (cgroup ... quota), ...' of one architecture in one run."""
     caps = capacities([r for r in data.runs if r.label == run])
-    caps = caps[(caps["impl"] == impl) & ~caps["component"].isin(LEFT_OUT)]
+    caps = caps[caps["impl"] == impl]
     order = _component_order(caps["component"].unique())
     caps = caps.set_index("component").reindex(order)
     return "; ".join(f"{c} {row.capacity:g} cores ({row.basis})" for c, row in caps.iterrows())
@@ -387,7 +431,8 @@ __all__ = [
     "findings",
     "flags",
     "intervals",
-    "level_name",
+    "levels_text",
+    "sentences",
     "role",
     "state",
     "table",

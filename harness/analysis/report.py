@@ -388,7 +388,7 @@ def bottleneck_tables(data: Loaded) -> str:
             + (f". CPU quota: {quota}." if quota else "."),
             _markdown_table(table, formats),
         ]
-    named = [f.sentence(several) for f in bottlenecks.findings(data)]
+    named = bottlenecks.sentences(bottlenecks.findings(data), several)
     parts.append(
         "At its limit: " + " ".join(named)
         if named

@@ -159,12 +159,13 @@ class CpuQuota:
             if found.version == 2:
                 _enable_cpu(found.parent)
             path.mkdir(exist_ok=True)
+            self.path = path
             self._limit(None)  # nothing left over from a cgroup of the same name
         except OSError as exc:
+            self.path = None
             with contextlib.suppress(OSError):
                 path.rmdir()
             raise QuotaUnavailable(_why(path, exc)) from None
-        self.path = path
         return path
 
     def wrap(self, command: list[str]) -> list[str]:
@@ -175,7 +176,8 @@ class CpuQuota:
         return ["/bin/sh", "-c", join, str(self.path / "cgroup.procs"), *command]
 
     def _limit(self, quota_us: int | None) -> None:
-        path = self.path or Path()
+        path = self.path
+        assert path is not None, "create() first"
         if self.version == 1:
             (path / "cpu.cfs_period_us").write_text(str(self.period_us))
             (path / "cpu.cfs_quota_us").write_text(str(quota_us if quota_us else -1))
