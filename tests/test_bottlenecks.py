@@ -4,8 +4,11 @@ test_run.py's HTTP run (no level of it measured the service)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -241,6 +244,23 @@ def test_a_starved_service_is_named_as_what_the_level_measured(servers: Servers,
     assert list(service["state"]) == ["at limit"], service.to_dict("records")
     summary = (run_dir / "summary.txt").read_text()
     assert "this level measured the service, not the architecture" in summary.replace("\n", " ")
+    _readme_example(run_dir)
+
+
+def _readme_example(run_dir: Path) -> None:
+    """results/README.md's example of CPU against capacity, run on this run: the service's
+    median second used (about) all of its quota."""
+    readme = (Path(__file__).resolve().parents[1] / "results" / "README.md").read_text()
+    section = readme.split("## CPU against capacity", 1)[1].split("## Tables", 1)[0]
+    (code,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    placeholder = 'Path("results/starved/20250131T120000Z")'
+    assert code.count(placeholder) == 1, "the example's run path changed: update this test"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(code.replace(placeholder, f"Path({str(run_dir)!r})"), "README", "exec"), {})
+    shares = dict(line.split() for line in printed.getvalue().splitlines())
+    assert set(shares) >= {"service", "locust", "write_server", "machine"}, shares
+    assert int(shares["service"].rstrip("%")) >= 90, shares
 
 
 def test_a_component_with_a_quota_leaves_no_cgroup_when_it_fails(tmp_path: Path):
