@@ -238,6 +238,7 @@ class Finding:
 
     intervals: int = 0
     at_limit: int = 0
+    inproc: bool = False  # --transport inproc: Locust also ran the implementation's Python
 
     @property
     def where(self) -> tuple[str, str, str]:
@@ -277,9 +278,14 @@ def _component_sentence(group: list[Finding], several: bool) -> str:
         )
     if first.role == "load generator":
         name = "Locust" if first.component == LOCUST else f"Locust's {first.component}"
+        also = (
+            " (in process, it also ran the implementation's Python: the service tier)"
+            if first.inproc
+            else ""
+        )
         return (
-            f"{where}: {name}, the load generator, ran at its CPU limit ({figures}): {these} "
-            "measured the load generator, not the architecture."
+            f"{where}: {name}, the load generator, ran at its CPU limit ({figures}){also}: "
+            f"{these} measured the load generator, not the architecture."
         )
     return f"{where}: the {first.component} ran at its CPU limit ({figures})."
 
@@ -359,6 +365,7 @@ def findings(data: Loaded) -> list[Finding]:
                 throttling(_quota(runs[row.run], row.impl, row.component)),
                 int(row.intervals),
                 int(row.at_limit),
+                runs[row.run].config.get("transport") == "inproc",
             )
         )
     return out

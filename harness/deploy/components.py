@@ -107,7 +107,7 @@ class Component:
     def start(self) -> Component:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         command = self.command
-        if self.cpu_quota:
+        if self.cpu_quota:  # (a cgroup left by a start that failed is removed as stale later)
             self.cpu_quota.create()
             command = self.cpu_quota.wrap(command)
         with self.log.open("ab") as log:
@@ -156,15 +156,16 @@ class Component:
     def stop(self, timeout: float = 20) -> None:
         """SIGTERM to the component's process group, SIGKILL after `timeout`; then its cgroup
         (if it has a CPU quota) is removed."""
+        if self.proc is None:
+            return
         if self.cpu_quota:
             self.cpu_quota.lift()  # a starved component stops as fast as any other
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                self._signal(signal.SIGTERM)
-                if self.wait(timeout) is None:
-                    self._signal(signal.SIGKILL)
-                    self.proc.wait()
-            self._signal(signal.SIGKILL)  # children that outlived their parent
+        if self.proc.poll() is None:
+            self._signal(signal.SIGTERM)
+            if self.wait(timeout) is None:
+                self._signal(signal.SIGKILL)
+                self.proc.wait()
+        self._signal(signal.SIGKILL)  # children that outlived their parent
         if self.cpu_quota:
             self.cpu_quota.remove()
 
