@@ -155,6 +155,10 @@ def test_a_short_run_of_every_architecture_gives_a_valid_plausible_results_direc
     assert {"write_server", "locust", "runner"} <= components
     if transport == "http":
         assert "service" in components
+        # a service with a core to itself had headroom: no level measured the service
+        assert meta["impls"][baseline]["cpu_capacity"]["service"]["cores"] >= 1
+        summary_text = (run_dir / "summary.txt").read_text().replace("\n", " ")
+        assert "measured the service" not in summary_text
     stats = _table(run_dir, "db_stats")
     commits = stats[(stats.stat == "xact_commit") & (stats.server == "write")]
     assert set(commits["impl"]) == ran and (commits["delta"] > 0).all()

@@ -8,7 +8,9 @@ says, from the seconds grouped by how many analysts were running (the `users` ta
    steady (its first half against its second half);
 2. at the highest load, each other architecture's checkout p99 against the baseline's, as a difference
    with its 95% interval;
-3. what that costs: freshness p95/p99, read-your-writes p99, storage and CPU.
+3. what that costs: freshness p95/p99, read-your-writes p99, storage and CPU;
+4. the levels where the service, the load generator or the whole machine ran at its CPU limit
+   (harness/analysis/bottlenecks.py): such a level measured them, not the architecture.
 
 Every interval is a block bootstrap over the seconds (harness/analysis/compare.py): 1-second
 blocks of every run and round pooled, resampled with replacement. A difference whose interval
@@ -23,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from harness.analysis import resources
+from harness.analysis import bottlenecks, resources
 from harness.analysis.compare import (
     Sampler,
     difference_interval,
@@ -196,7 +198,7 @@ def answer(data: Loaded) -> Answer:
         if impl != reference:
             result.versus[impl] = difference(result.top.checkout[reference], sampler)
     result.cpu = cpu_differences(data, reference)
-    result.text = _paragraph(result, evidence(data))
+    result.text = _paragraph(result, evidence(data), bottlenecks.flags(data))
     return result
 
 
@@ -325,9 +327,11 @@ def _costs(result: Answer, evidence: pd.DataFrame) -> list[str]:
     return out
 
 
-def _paragraph(result: Answer, evidence: pd.DataFrame) -> str:
-    """Three short paragraphs (blank-line separated): interference, the comparison, the costs."""
-    parts = [_interference(result), _versus(result), _costs(result, evidence)]
+def _paragraph(result: Answer, evidence: pd.DataFrame, limits: list[str] = ()) -> str:
+    """Short paragraphs (blank-line separated): interference, the comparison, the costs, and the
+    levels where the service, the load generator or the machine was at its CPU limit."""
+    flagged = [f"Bottlenecks (report: Bottlenecks): {' '.join(limits)}"] if limits else []
+    parts = [_interference(result), _versus(result), _costs(result, evidence), flagged]
     return "\n\n".join(" ".join(p) for p in parts if p)
 
 

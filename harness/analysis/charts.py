@@ -19,6 +19,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from harness.analysis.frontier import X, Y, best_near_corner, corner_distance, pareto
@@ -760,3 +761,76 @@ def cpu(table: pd.DataFrame, runs: list[str], totals: pd.DataFrame | None = None
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     return _finish(fig, "CPU per component (measure phase)", runs)
+
+
+def bottlenecks(table: pd.DataFrame, runs: list[str], threshold: float) -> Figure:
+    """Share of its CPU capacity each component used at each load level (bottlenecks.table), a
+    panel per run and architecture: bars from zero with their 95% intervals, a dashed line at
+    `threshold`, and the components at their limit marked with a triangle over their bar."""
+    if table.empty:
+        return _empty(
+            "CPU against capacity per level",
+            runs,
+            "no capacity recorded (runs before results schema 5) or no resource samples",
+        )
+    panels = [(run, impl) for run in table["run"].unique() for impl in _impls(table)]
+    panels = [p for p in panels if ((table["run"] == p[0]) & (table["impl"] == p[1])).any()]
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(max(6.0, 3.6 * len(panels)), 4.2), sharey=True, squeeze=False
+    )
+    top = max(1.1, float(table["share_hi"].max()) * 1.08)
+    components = list(dict.fromkeys(table["component"]))  # in the table's order
+    colours = {**COMPONENT_COLORS, "machine": "black"}
+    several = table["run"].nunique() > 1
+    for ax, (run, impl) in zip(axes[0], panels, strict=True):
+        rows = table[(table["run"] == run) & (table["impl"] == impl)]
+        levels = sorted(rows["analysts"].unique())
+        mine = [c for c in components if c in set(rows["component"])]
+        width = 0.8 / max(len(mine), 1)
+        for k, component in enumerate(mine):
+            part = rows[rows["component"] == component].set_index("analysts").reindex(levels)
+            x = np.arange(len(levels)) + (k - (len(mine) - 1) / 2) * width
+            ax.bar(
+                x,
+                part["share"],
+                width,
+                color="white" if component == "machine" else colours.get(component, "tab:blue"),
+                edgecolor=colours.get(component, "tab:blue"),
+                hatch="//" if component == "machine" else "",
+                label=component,
+            )
+            ax.errorbar(
+                x, part["share"], yerr=_interval(part, "share"), fmt="none", ecolor="black", lw=1
+            )
+            limit = (part["state"] == "at limit").to_numpy()
+            mark = np.minimum(part["share_hi"].to_numpy() + 0.04, top * 0.97)
+            ax.plot(x[limit], mark[limit], "kv", ms=6)
+        ax.axhline(threshold, color="tab:red", ls="--", lw=1)
+        ax.set_xticks(np.arange(len(levels)), [f"{a:g}" for a in levels])
+        ax.set_xlabel("analysts running")
+        ax.set_title(f"{impl}\n{run.rsplit('/', 1)[-1]}" if several else impl, fontsize=10)
+        ax.set_ylim(0, top)
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0%}"))
+        ax.grid(alpha=0.3, axis="y")
+    axes[0][0].set_ylabel("CPU used / CPU capacity (measure phase)")
+    handles: dict[str, object] = {}
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    handles["at its limit"] = Line2D([], [], color="black", marker="v", ls="none")
+    handles[f"{threshold:.0%} of capacity"] = Line2D([], [], color="tab:red", ls="--")
+    columns = min(len(handles), 5)
+    fig.legend(
+        list(handles.values()),
+        list(handles),
+        loc="lower center",
+        ncol=columns,
+        fontsize=8,
+        frameon=False,
+        bbox_to_anchor=(0.5, 0.12 / fig.get_figheight()),
+    )
+    fig.suptitle("CPU against each component's capacity, per load level")
+    fig.text(0.01, 0.005, "runs: " + ", ".join(dict.fromkeys(runs)), fontsize=7, color="gray")
+    below = 0.22 + 0.2 * math.ceil(len(handles) / columns)
+    fig.tight_layout(rect=(0, below / fig.get_figheight(), 1, 1))
+    return fig

@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 
 from harness.analysis import (
     answer,
+    bottlenecks,
     charts,
     claims,
     contention,
@@ -77,6 +78,10 @@ CAPTIONS = {
     "products, which VACUUM cannot remove while that snapshot may still see them.",
     "cpu": "Average cores each component kept busy over the measure phase; the number on each "
     "bar, with its 95% interval, is the CPU of the evidence table (system under test only).",
+    "bottlenecks": "Each bar is the CPU a component used at one number of analysts over the CPU "
+    "it could use (its capacity, from run.json), whisker the 95% interval over the level's "
+    "seconds; a triangle marks a component at its limit (at the dashed line or above in at "
+    "least three quarters of the seconds); hatched: the whole machine, other processes included.",
 }
 
 
@@ -337,6 +342,61 @@ def cpu_charts(data: Loaded) -> dict[str, Figure]:
     }
 
 
+def bottleneck_charts(data: Loaded) -> dict[str, Figure]:
+    return {
+        "bottlenecks": charts.bottlenecks(
+            bottlenecks.table(data), data.labels, bottlenecks.THRESHOLD
+        )
+    }
+
+
+def bottleneck_tables(data: Loaded) -> str:
+    """Per run and architecture: each component's capacity, then a table of its share of it at
+    each level, then every component at its limit in words."""
+    found = bottlenecks.table(data)
+    if found.empty:
+        return (
+            "No capacity recorded: runs before results schema 5 (or without collectors) cannot "
+            "say which component was at its CPU limit."
+        )
+    rule = (
+        f"A component is at its limit at a level when it used at least "
+        f"{bottlenecks.THRESHOLD:.0%} of its capacity in at least "
+        f"{bottlenecks.SECONDS_AT_LIMIT:.0%} of the level's seconds (**bold**; *italic*: near "
+        "it, in half of them or within its mean's interval). Cells: the mean share of the "
+        "capacity (95% interval), and the seconds at the limit out of those sampled. When the "
+        "service or the load generator is at its limit, that level measured them, not the "
+        "architecture; the machine at its limit (every core busy, other processes included) "
+        "slows every component at once."
+    )
+    parts = [rule]
+    runs = {run.label: run for run in data.runs}
+    several = len(runs) > 1
+    for run, impl in found[["run", "impl"]].drop_duplicates().itertuples(index=False):
+        table = bottlenecks.wide(data, impl, run)
+        formats = {column: "{}" for column in table.columns} | {"analysts": "{:g}"}
+        head = f"**{impl}**" + (f" (`{run}`)" if several else "")
+        quota = "; ".join(
+            f"{component} limited to {q['cores']:g} cores, "
+            + (bottlenecks.throttling(q) or "throttling not read")
+            for component, q in (
+                ((runs[run].meta.get("impls") or {}).get(impl) or {}).get("cpu_quota") or {}
+            ).items()
+        )
+        parts += [
+            f"{head}: capacity {bottlenecks.capacity_line(data, impl, run)}"
+            + (f". CPU quota: {quota}." if quota else "."),
+            _markdown_table(table, formats),
+        ]
+    named = bottlenecks.sentences(bottlenecks.findings(data), several)
+    parts.append(
+        "At its limit: " + " ".join(named)
+        if named
+        else "No component was at its limit at any level."
+    )
+    return "\n\n".join(parts)
+
+
 SECTIONS = (
     ("Latency", latency_charts),
     ("Interference and throughput", interference_charts),
@@ -345,6 +405,7 @@ SECTIONS = (
     ("The horizon and its cost", horizon_charts),
     ("Projection lag and freshness", lag_charts),
     ("CPU", cpu_charts),
+    ("Bottlenecks", bottleneck_charts),
 )
 
 
@@ -352,6 +413,7 @@ SECTIONS = (
 SECTION_TABLES = {
     "Where checkout's server time goes": server_time_table,
     "The horizon and its cost": horizon_table,
+    "Bottlenecks": bottleneck_tables,
 }
 
 
@@ -405,6 +467,7 @@ def decision_record(data: Loaded) -> str:
         "### Findings",
         "",
         *[f"- {f}" for f in decision.findings(table, found)],
+        *[f"- Bottleneck: {f}" for f in bottlenecks.flags(data)],
         "",
         "### Trade-offs",
         "",

@@ -3,7 +3,9 @@
 CPU over the measure phase is the growth of the cumulative counters between the first and last
 sample inside it, and `cores` that growth divided by the time between those samples (the average
 number of cores the component kept busy). The system under test is every component but
-OUTSIDE: the report's table and its CPU chart both total those.
+OUTSIDE: the report's table and its CPU chart both total those. The `machine` rows (the whole
+machine's busy CPU, whatever ran on it) are no component of the run: they are left out here,
+and read by harness/analysis/bottlenecks.py.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ import pandas as pd
 
 from harness.analysis.compare import mean_interval
 from harness.analysis.load import in_measure
+from harness.collectors.resources import MACHINE  # the whole machine: no component
 
 OUTSIDE = ("locust", "runner")  # the load generator and the harness: not the system under test
 RESAMPLES = 1000
 
 
 def _measured(resources: pd.DataFrame, windows: pd.DataFrame) -> pd.DataFrame:
-    frame = in_measure(resources, "ts", windows)
+    frame = in_measure(resources[resources["component"] != MACHINE], "ts", windows)
     return frame.assign(total=frame["cpu_user_s"] + frame["cpu_system_s"]).sort_values("ts")
 
 

@@ -183,6 +183,14 @@ def run(
         help="Architectures reading a standby: turn its hot_standby_feedback on (fewer queries "
         "cancelled by recovery conflicts, vacuum held back on the primary); recorded in run.json.",
     ),
+    service_cpu_quota: float | None = typer.Option(
+        None,
+        min=0.01,
+        show_default=False,
+        help="Starve the service on purpose: run it (and its children) in a cgroup the run makes "
+        "and removes, limited to this many CPUs (0.2: a fifth of one) once it answers; http "
+        "transport; needs a writable cgroup cpu controller (root). Recorded in run.json.",
+    ),
     write_dsn: WriteDsn = None,
     read_dsn: ReadDsn = None,
     replica_dsn: ReplicaDsn = None,
@@ -226,6 +234,7 @@ def run(
         refresh_interval=refresh_interval,
         retries=retries,
         hot_standby_feedback=hot_standby_feedback,
+        service_cpu_quota=service_cpu_quota,
     )
     plan.check()
     check_results(plan.results_root / plan.experiment)

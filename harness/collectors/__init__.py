@@ -8,10 +8,12 @@
 | db_stats | db_stats.snapshot() before and after, db_stats.deltas() |
 | statements | statements.reset() at start, statements.read() at the end |
 | lock_waits | server_log.LogTail(path).start(), .read() at the end |
-| resources | resources.ResourceSampler (thread) |
+| resources | resources.ResourceSampler (thread; add_machine: the whole machine's busy CPU) |
 | lag | lag.LagSampler (thread) |
 | event_lag | lag.event_lag(lag.read_batches(path)) |
 | freshness | lag.freshness(event_lag frame, queries frame) |
+
+run.json's `cpu_capacity` (the most CPU each component could use) comes from capacity.capacities().
 
 Timestamps are timezone-aware UTC; a sampler thread's failure is raised by its stop() as a
 CollectorError naming the collector (with what it collected before, in `.frame`).

@@ -18,6 +18,11 @@ rss_bytes is the sum of RSS over the tree. PostgreSQL backends map the shared bu
 RSS counts the shared memory each of them has touched: the sum over-counts (USS would not, but
 reading it costs a walk of every process's page map each sample).
 A process that disappears is no longer sampled (a root that is gone ends its component's rows).
+
+The component `machine` (add_machine) is the whole machine, whatever runs on it: its busy CPU
+seconds from /proc/stat (user and nice as user; system, irq, softirq and steal as system: time
+no process of this machine could use), cumulative since its first sample; `processes` is every
+process on the machine and `rss_bytes` the memory in use.
 """
 
 from __future__ import annotations
@@ -121,6 +126,33 @@ class _Tree:
         }
 
 
+MACHINE = "machine"
+
+
+class _Machine:
+    """The whole machine's busy CPU, as a component's rows."""
+
+    name = MACHINE
+
+    def __init__(self) -> None:
+        self.base: tuple[float, float] | None = None
+
+    def sample(self) -> dict:
+        t = psutil.cpu_times()
+        user = t.user + getattr(t, "nice", 0.0)
+        system = t.system + sum(getattr(t, f, 0.0) for f in ("irq", "softirq", "steal"))
+        if self.base is None:
+            self.base = (user, system)
+        return {
+            "ts": datetime.now(UTC),
+            "component": self.name,
+            "processes": len(psutil.pids()),
+            "cpu_user_s": max(0.0, user - self.base[0]),
+            "cpu_system_s": max(0.0, system - self.base[1]),
+            "rss_bytes": psutil.virtual_memory().used,
+        }
+
+
 class ResourceSampler(Sampler):
     """Samples the CPU and memory of components (name -> root pid) every `interval` seconds.
 
@@ -136,7 +168,7 @@ class ResourceSampler(Sampler):
         interval: float = 1.0,
     ) -> None:
         super().__init__(interval)
-        self._trees: list[_Tree] = []
+        self._trees: list[_Tree | _Machine] = []
         self._rows: list[dict] = []
         self._trees_lock = threading.Lock()
         include_children = include_children or set()
@@ -151,6 +183,11 @@ class ResourceSampler(Sampler):
         tree = _Tree(name, pid, children)
         with self._trees_lock:
             self._trees.append(tree)
+
+    def add_machine(self) -> None:
+        """Sample the whole machine's CPU as component `machine` from now on."""
+        with self._trees_lock:
+            self._trees.append(_Machine())
 
     def _sample(self) -> None:
         with self._trees_lock:

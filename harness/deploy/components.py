@@ -3,6 +3,9 @@ stopped by its PID (its process group: Locust's workers go with it), also on Ctr
 
 A harness command started as a component is told `--exit-with-parent`, and watches its parent with
 `watch_parent`: a parent killed without stopping it still takes it along.
+
+A component given a CPU quota (`limit_cpu`) runs in a cgroup of its own (harness/deploy/cpu_quota.py),
+limited from when it is ready and removed when it stops.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from harness.deploy.cpu_quota import CpuQuota
 from harness.postgres.servers import (
     READ_DSN_ENV,
     REPLICA_DSN_ENV,
@@ -86,6 +90,15 @@ class Component:
     def __init__(self, name: str, command: list[str], log: Path, env: dict | None = None) -> None:
         self.name, self.command, self.log, self.env = name, command, log, env
         self.proc: subprocess.Popen | None = None
+        self.cpu_quota: CpuQuota | None = None
+        self._quota_when_ready = True
+
+    def limit_cpu(self, cores: float, when_ready: bool = True) -> Component:
+        """Run it in a cgroup of its own, limited to `cores` CPUs once it is ready (`wait_ready`;
+        from its start if not `when_ready`). Call before start."""
+        self.cpu_quota = CpuQuota(cores, self.name)
+        self._quota_when_ready = when_ready
+        return self
 
     @property
     def pid(self) -> int | None:
@@ -93,15 +106,21 @@ class Component:
 
     def start(self) -> Component:
         self.log.parent.mkdir(parents=True, exist_ok=True)
+        command = self.command
+        if self.cpu_quota:  # (a cgroup left by a start that failed is removed as stale later)
+            self.cpu_quota.create()
+            command = self.cpu_quota.wrap(command)
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                self.command,
+                command,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env={**os.environ, **(self.env or {})},
                 start_new_session=True,
             )
+        if self.cpu_quota and not self._quota_when_ready:
+            self.cpu_quota.apply()
         return self
 
     def running(self) -> bool:
@@ -125,6 +144,8 @@ class Component:
             if time.monotonic() > deadline:
                 raise ComponentFailed(self.name, self.log, f"was not ready after {timeout:.0f}s")
             time.sleep(0.1)
+        if self.cpu_quota:
+            self.cpu_quota.apply()
 
     def wait(self, timeout: float) -> int | None:
         try:
@@ -133,15 +154,20 @@ class Component:
             return None
 
     def stop(self, timeout: float = 20) -> None:
-        """SIGTERM to the component's process group, SIGKILL after `timeout`."""
+        """SIGTERM to the component's process group, SIGKILL after `timeout`; then its cgroup
+        (if it has a CPU quota) is removed."""
         if self.proc is None:
             return
+        if self.cpu_quota:
+            self.cpu_quota.lift()  # a starved component stops as fast as any other
         if self.proc.poll() is None:
             self._signal(signal.SIGTERM)
             if self.wait(timeout) is None:
                 self._signal(signal.SIGKILL)
                 self.proc.wait()
         self._signal(signal.SIGKILL)  # children that outlived their parent
+        if self.cpu_quota:
+            self.cpu_quota.remove()
 
     def _signal(self, sig: int) -> None:
         try:

@@ -20,9 +20,10 @@ from implementations import registry
 # refresher; replay.parquet, the `standby` server and `standby_server` component, and lag,
 # event_lag and freshness rows for architectures that read a standby. Version 4 added
 # latency.retries and latency_summary.retries, horizon.parquet, table_stats.parquet and
-# wait_profile.parquet.
-RESULTS_SCHEMA_VERSION = 4
-KNOWN_SCHEMA_VERSIONS = frozenset({1, 2, 3, 4})
+# wait_profile.parquet. Version 5 added the `machine` rows of resources.parquet and, in run.json,
+# each implementation's `cpu_capacity` and `cpu_quota` (the bottlenecks of each load level).
+RESULTS_SCHEMA_VERSION = 5
+KNOWN_SCHEMA_VERSIONS = frozenset({1, 2, 3, 4, 5})
 
 Kind = Literal["timestamp", "int", "float", "str", "bool"]
 
@@ -38,6 +39,7 @@ RESOURCE_COMPONENTS = (
     "refresher",
     "locust",
     "runner",
+    "machine",
 )
 LOCK_EVENTS = ("still_waiting", "acquired", "deadlock", "serialization_failure", "lock_timeout")
 RUN_STATUSES = ("running", "complete", "incomplete")
@@ -622,7 +624,8 @@ TABLES: tuple[Table, ...] = (
     ),
     Table(
         "resources",
-        "CPU and memory per component, sampled at about 1 Hz (psutil, children included).",
+        "CPU and memory per component, sampled at about 1 Hz (psutil, children included); "
+        "with run.json's `cpu_capacity`, the source of the report's bottlenecks.",
         (
             IMPL,
             _ts("ts", "When the sample was taken."),
@@ -632,7 +635,11 @@ TABLES: tuple[Table, ...] = (
                 "Which processes: "
                 + ", ".join(f"`{c}`" for c in RESOURCE_COMPONENTS)
                 + ", and `locust_worker_N` for each Locust worker the run started "
-                "(`--locust-workers`).",
+                "(`--locust-workers`). `machine` (since version 5) is the whole machine, "
+                "whatever runs on it (other users' processes too): busy CPU from /proc/stat "
+                "(user and nice as user; system, irq, softirq and steal as system), every "
+                "process on it and the memory in use; no component of the run, it is in no "
+                "total of the system under test.",
             ),
             _count("processes", "Processes counted."),
             Column(
@@ -775,7 +782,9 @@ RUN_JSON_KEYS: tuple[tuple[str, str], ...] = (
         "older version are still valid and read: version 1 has no users.parquet, no "
         "`blocker_component` in waits.parquet and no `phase` in verification.parquet; versions "
         "1 and 2 have no refreshes.parquet (and no architecture with a refresher); versions "
-        "1 to 3 have no horizon.parquet and no table_stats.parquet.",
+        "1 to 3 have no horizon.parquet and no table_stats.parquet; versions 1 to 4 have no "
+        "`machine` rows in resources.parquet and no `cpu_capacity` in run.json (their report "
+        "names no bottleneck).",
     ),
     (
         "run_id",
@@ -794,7 +803,8 @@ RUN_JSON_KEYS: tuple[tuple[str, str], ...] = (
         "the implementations ran in (reversed every other round); `retries` the bound on a "
         "command's retries after a serialization failure or a deadlock (`run --retries`), "
         "`mix_spec` the mix as it was read (per class: users, tasks, `isolation`, and an "
-        "Analyst's `report_s`).",
+        "Analyst's `report_s`); `service_cpu_quota` the cores the service was limited to "
+        "(`run --service-cpu-quota`; null: no quota).",
     ),
     (
         "versions",
@@ -842,7 +852,17 @@ RUN_JSON_KEYS: tuple[tuple[str, str], ...] = (
         "--hot-standby-feedback`), `standby_replayed_before_verification_s`, "
         "`standby_replayed_before_load_s` and `standby_caught_up_s` (the explicit waits until "
         "the standby had replayed the primary's WAL position, before verification, before the "
-        "load and after it).",
+        "load and after it); since version 5, `cpu_capacity` (component → {`cores`, `basis`}: "
+        "the most CPU each component could use, recorded when the load starts: one core per "
+        "Python process (the GIL: the service's worker processes, a Locust process, the "
+        "projector, the refresher, the runner), a server's CPU affinity, a cgroup quota (the "
+        "service's with `--service-cpu-quota`, a container's), never more than `machine`, the "
+        "machine's logical CPUs or its quota; `basis` says which bound applied) and, with "
+        "`run --service-cpu-quota`, `cpu_quota` (component → {`cores`, `quota_us`, "
+        "`period_us`, `cgroup_version`, `applied`, and the cgroup's cpu.stat from when the "
+        "component was ready until it stopped: `nr_periods` (quota periods in which it ran), "
+        "`nr_throttled` (those it was throttled in), `throttled_s`, `throttled_share` "
+        "(nr_throttled / nr_periods)}).",
     ),
     (
         "metadata_errors",

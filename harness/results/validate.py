@@ -177,6 +177,7 @@ def _check_run_json(report: Report, record: dict[str, Any]) -> bool:
             )
         elif not impls:
             report.problems.append(f"{RUN_JSON}: impls is empty")
+    report.problems.extend(_capacity_problems(record))
     if record.get("run_id") is not None and record.get("run_id") != report.run_dir.name:
         report.warnings.append(
             f"{RUN_JSON}: run_id {record['run_id']!r} differs from the directory name "
@@ -188,6 +189,30 @@ def _check_run_json(report: Report, record: dict[str, Any]) -> bool:
             f"{report.run_dir.parent.name!r}"
         )
     return True
+
+
+def _capacity_problems(record: dict[str, Any]) -> list[str]:
+    """What is wrong with the implementations' `cpu_capacity` (component → {cores > 0, basis})."""
+    details = record.get("impls")
+    problems = []
+    for impl, info in details.items() if isinstance(details, dict) else ():
+        found = (info or {}).get("cpu_capacity") if isinstance(info, dict) else None
+        if found is None:
+            continue
+        entries = found.items() if isinstance(found, dict) else [("", found)]
+        for component, entry in entries:
+            cores = entry.get("cores") if isinstance(entry, dict) else None
+            if (
+                isinstance(cores, bool)
+                or not isinstance(cores, int | float)
+                or not cores > 0
+                or not isinstance(entry.get("basis"), str)
+            ):
+                problems.append(
+                    f"{RUN_JSON}: impls.{impl}.cpu_capacity.{component} must be "
+                    f"{{cores: a number > 0, basis: text}}, not {entry!r}"
+                )
+    return problems
 
 
 def _check_table(

@@ -86,6 +86,7 @@ class RunCollectors:
                     f"{role} server: no log file here, lock waits from its log are not collected"
                 )
         self.resources.add("runner", os.getpid(), children=False)
+        self.resources.add_machine()
         self.before: dict[str, dict] = {}
         self.failure: ComponentFailed | None = None  # a sampler that failed, known after stop()
         self.frames: dict[str, list[pd.DataFrame]] = {}

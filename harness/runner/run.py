@@ -13,6 +13,7 @@ the run incomplete, naming the component and its log.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import urllib.request
@@ -26,9 +27,10 @@ import psycopg
 
 from harness.analysis.load import Loaded, Run
 from harness.analysis.report import write_report
+from harness.collectors import capacity, storage
 from harness.collectors import lag as lag_tables
 from harness.collectors import replay as replay_tables
-from harness.collectors import storage
+from harness.deploy import cpu_quota
 from harness.deploy.components import Component, ComponentFailed
 from harness.deploy.projector import ProjectorProcess
 from harness.deploy.provision import (
@@ -56,7 +58,7 @@ from harness.results.run_dir import (
 )
 from harness.results.schema import REPORT_DIR, TABLE_NAMES
 from harness.runner import latency
-from harness.runner.collect import RunCollectors
+from harness.runner.collect import RunCollectors, postmaster_pid
 from harness.runner.progress import SecondsTail
 from harness.runner.reconcile import reconcile
 from harness.runner.summary import summary_table
@@ -105,6 +107,7 @@ class RunPlan:
     preset: str | None = None  # the named preset the options came from (recorded only)
     refresh_interval: float = INTERVAL  # seconds between a refresher's rounds of refreshes
     retries: int = MAX_RETRIES  # times a command is run again (serialization failure, deadlock)
+    service_cpu_quota: float | None = None  # cores: the service in a CPU-quota cgroup of its own
 
     def check(self) -> None:
         for name in self.impls:
@@ -138,6 +141,13 @@ class RunPlan:
             )
         if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
             raise ValueError(f"--retries must be a whole number >= 0, not {self.retries!r}")
+        if self.service_cpu_quota is not None:
+            if self.transport != "http" or self.service_url:
+                raise ValueError(
+                    "--service-cpu-quota limits the service the run starts: it needs "
+                    "--transport http and no --service-url"
+                )
+            cpu_quota.check(self.service_cpu_quota)  # a one-line error when it cannot
         if not self.refresh_interval > 0:
             raise ValueError(f"--refresh-interval must be > 0, not {self.refresh_interval!r}")
         if self.transport not in ("http", "inproc"):
@@ -290,7 +300,11 @@ class ImplRun:
 
     def _stop_components(self) -> None:
         while self.components:
-            self.components.pop().stop()
+            component = self.components.pop()
+            component.stop()
+            if component.cpu_quota:  # the quota and how often it throttled the component
+                quotas = self.info.setdefault("cpu_quota", {})
+                quotas[component.name] = component.cpu_quota.record()
 
     def _verify(self, implementation, write_dsn: str) -> None:
         checks = verify(implementation, write_dsn, self.plan.seed)
@@ -307,6 +321,8 @@ class ImplRun:
         self.progress(f"   answers match the reference: {len(checks)} checks over every query type")
 
     def _start(self, component: Component) -> Component:
+        if component.name == "service" and self.plan.service_cpu_quota:
+            component.limit_cpu(self.plan.service_cpu_quota)
         self.components.append(component.start())
         self.info["started"].append(component.name)
         return component
@@ -321,6 +337,7 @@ class ImplRun:
             admin["read"], databases["read"] = self.servers.read_dsn, dbs.read_dsn
         if self.standby:
             admin["standby"], databases["standby"] = self.standby, dbs.read_dsn
+        self.server_dsns = admin
         collectors = None
         if plan.collectors:
             collectors = RunCollectors(
@@ -485,6 +502,7 @@ class ImplRun:
         config_path.write_text(config.to_json())
         (self.run_dir / "locust").mkdir(exist_ok=True)
         locust = self._start_locust(config_path, collectors)
+        self._record_capacity()
         self._watch(locust, collectors)
         if self.standby:  # as a projector's catch-up: what the load wrote, replayed
             self._standby_replayed("standby_caught_up_s")
@@ -500,6 +518,24 @@ class ImplRun:
                     f"did not catch up within {CATCH_UP_BOUND:.0f}s of the load's end",
                 )
             self.info["projector_caught_up_s"] = round(caught_up, 3)
+
+    def _record_capacity(self) -> None:
+        """run.json's `cpu_capacity`: the cores each component it started, each server on this
+        machine and the machine could use (harness/collectors/capacity.py)."""
+        workers = getattr(self.plan, "service_workers", None) or 1
+        python = {
+            "service": (workers, f"{workers} worker process{'es' * (workers > 1)} (GIL)"),
+        }
+        components = {
+            f"{role}_server": (pid, None, "")
+            for role, dsn in self.server_dsns.items()
+            if (pid := postmaster_pid(dsn))
+        }
+        for component in self.components:
+            processes, what = python.get(component.name, (1, "one Python process (GIL)"))
+            components[component.name.replace("-", "_")] = (component.pid, processes, what)
+        components["runner"] = (os.getpid(), 1, "one Python process (GIL)")
+        self.info["cpu_capacity"] = capacity.capacities(components)
 
     def _check_service(self, url: str) -> None:
         """The given service answers /health and serves this implementation."""
