@@ -20,6 +20,7 @@ import re
 import time
 import zlib
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -165,7 +166,7 @@ def _build(
     progress(f"generating sf={sf_text(sf)} seed={seed} ...")
     dataset = generate(sf, seed)
     generated = time.perf_counter() - started
-    progress(f"generated {_rate(dataset.total_rows, generated)}")
+    progress(f"drew {_rate(dataset.total_rows, generated)}; rendered as COPY text while loading")
     building = f"{name}_building_{os.getpid()}"
     admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(building)))
     try:
@@ -198,64 +199,112 @@ def _rate(rows: int, seconds: float) -> str:
     return f"{rows:,} rows in {seconds:.1f}s ({rows / max(seconds, 1e-9):,.0f} rows/s)"
 
 
+LOADERS = 2  # connections that COPY tables (and then build their indexes) at once
+
+
 def _load(dsn: str, dataset: Dataset, progress: Progress) -> float:
-    """Schema, COPY of every table, identity sequences, freeze and statistics: the COPY seconds."""
+    """Schema, COPY of every table, indexes and constraints, identity sequences, freeze and
+    statistics: the seconds from the schema to the constraints (the vacuum excluded).
+
+    The tables are created bare (their indexes and constraints dropped and kept), then COPYed in
+    LOADERS connections at once, each table with FREEZE in a transaction that truncates it first;
+    then the indexes are built, again LOADERS tables at once, and the foreign keys added (each
+    checked once, set-based, as it is added)."""
+    started = time.perf_counter()
+    with _connect(dsn) as conn, conn.transaction():
+        conn.execute(schema_sql())
+        indexes, foreign_keys = _detach_constraints(conn)
+    by_size = sorted(TABLES, key=lambda table: -dataset.rows[table] * len(TABLES[table]))
+    _in_parallel(by_size, lambda table: _copy(dsn, dataset, table, progress))
+    copied = time.perf_counter() - started
+    progress(f"copied {_rate(dataset.total_rows, copied)}")
+    indexed = time.perf_counter()
+    _in_parallel(by_size, lambda table: _run_all(dsn, indexes.get(table, [])))
     with _connect(dsn) as conn:
-        started = time.perf_counter()
+        for table, statement in foreign_keys:
+            try:
+                conn.execute(statement)
+            except psycopg.errors.ForeignKeyViolation as e:
+                raise DatasetError(f"generated rows of {table} break a foreign key: {e}") from e
         with conn.transaction():
-            # As superuser, skip the per-row foreign key triggers and check once, set-based, after.
-            unchecked = conn.execute("SELECT current_setting('is_superuser')::bool").fetchone()[0]
-            if unchecked:
-                conn.execute("SET LOCAL session_replication_role = replica")
-            conn.execute(schema_sql())  # COPY FREEZE needs the tables created in this transaction
-            for table in TABLES:
-                _copy(conn, dataset, table, progress)
-            if unchecked:
-                _check_foreign_keys(conn)
             _finish_tables(conn, dataset)
-        copied = time.perf_counter() - started
-        progress(f"copied {_rate(dataset.total_rows, copied)}")
+        progress(f"indexes and foreign keys in {time.perf_counter() - indexed:.1f}s")
+        loaded = time.perf_counter() - started
         vacuum_started = time.perf_counter()
         conn.execute("VACUUM (FREEZE, ANALYZE)")
         progress(f"vacuum (freeze, analyze) in {time.perf_counter() - vacuum_started:.1f}s")
-    return copied
+    return loaded
 
 
-_FOREIGN_KEYS = """
-SELECT c.conname, c.conrelid::regclass::text, c.confrelid::regclass::text,
-       array(SELECT a.attname FROM unnest(c.conkey) WITH ORDINALITY k(n, i)
-             JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.i),
-       array(SELECT a.attname FROM unnest(c.confkey) WITH ORDINALITY k(n, i)
-             JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n ORDER BY k.i)
+_CONSTRAINTS = """
+SELECT c.conrelid::regclass::text, c.conname, c.contype, pg_get_constraintdef(c.oid)
 FROM pg_constraint c
-WHERE c.contype = 'f' AND c.connamespace = 'public'::regnamespace
+WHERE c.contype IN ('p', 'u', 'f') AND c.connamespace = 'public'::regnamespace
+ORDER BY c.contype = 'f' DESC, c.oid
+"""
+_INDEXES = """
+SELECT i.tablename, i.indexname, i.indexdef FROM pg_indexes i
+WHERE i.schemaname = 'public'
+  AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)
+ORDER BY i.indexname
 """
 
 
-def _check_foreign_keys(conn: psycopg.Connection) -> None:
-    """What the skipped triggers would have checked, one anti-join per foreign key."""
-    for name, child, parent, columns, referenced in conn.execute(_FOREIGN_KEYS).fetchall():
-        match = sql.SQL(" AND ").join(
-            sql.SQL("p.{} = c.{}").format(sql.Identifier(r), sql.Identifier(col))
-            for col, r in zip(columns, referenced, strict=True)
+def _detach_constraints(
+    conn: psycopg.Connection,
+) -> tuple[dict[str, list[sql.Composable]], list[tuple[str, sql.Composable]]]:
+    """Drop the schema's foreign keys, unique and primary keys and indexes; the statements that
+    add them back: per table, its keys and indexes; then the foreign keys, in order."""
+    indexes: dict[str, list[sql.Composable]] = {}
+    foreign_keys: list[tuple[str, sql.Composable]] = []
+    for table, name, kind, definition in conn.execute(_CONSTRAINTS).fetchall():
+        conn.execute(
+            sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
+                sql.Identifier(table), sql.Identifier(name)
+            )
         )
-        query = sql.SQL(
-            "SELECT count(*) FROM {} c WHERE NOT EXISTS (SELECT 1 FROM {} p WHERE {})"
-        ).format(sql.Identifier(child), sql.Identifier(parent), match)
-        if missing := conn.execute(query).fetchone()[0]:
-            raise DatasetError(f"generated rows break foreign key {name}: {missing} rows")
+        add = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
+            sql.Identifier(table), sql.Identifier(name), sql.SQL(definition)
+        )
+        if kind == "f":
+            foreign_keys.append((table, add))
+        else:
+            indexes.setdefault(table, []).append(add)
+    for table, name, definition in conn.execute(_INDEXES).fetchall():
+        conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
+        indexes.setdefault(table, []).append(sql.SQL(definition))
+    return indexes, foreign_keys
 
 
-def _copy(conn: psycopg.Connection, dataset: Dataset, table: str, progress: Progress) -> None:
-    """The table's COPY text, streamed in the generator's chunks of about a megabyte."""
+def _in_parallel(tables: list[str], work: Callable[[str], None]) -> None:
+    """work(table) for every table, LOADERS at once, largest first; the first error is raised
+    once all have stopped."""
+    with ThreadPoolExecutor(LOADERS, thread_name_prefix="cqrs-bench-load") as pool:
+        for future in [pool.submit(work, table) for table in tables]:
+            future.result()
+
+
+def _run_all(dsn: str, statements: list[sql.Composable]) -> None:
+    if statements:
+        with _connect(dsn) as conn:
+            conn.execute("SET maintenance_work_mem = '512MB'")
+            for statement in statements:
+                conn.execute(statement)
+
+
+def _copy(dsn: str, dataset: Dataset, table: str, progress: Progress) -> None:
+    """The table's COPY text, rendered chunk by chunk as it is sent, FREEZE: the table is
+    truncated in the same transaction, so its rows are written frozen and need no vacuum."""
     started = time.perf_counter()
     columns = sql.SQL(", ").join(map(sql.Identifier, TABLES[table]))
     statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FREEZE)").format(
         sql.Identifier(table), columns
     )
-    with conn.cursor().copy(statement) as copy:
-        for chunk in dataset.tables[table]:
-            copy.write(chunk)
+    with _connect(dsn) as conn, conn.transaction():
+        conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(table)))
+        with conn.cursor().copy(statement) as copy:
+            for chunk in dataset.chunks(table):
+                copy.write(chunk)
     progress(
         f"  {table:<14} {dataset.rows[table]:>10,} rows  {time.perf_counter() - started:6.2f}s"
     )
