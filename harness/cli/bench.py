@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from harness.bench import checkout as bench_checkout
+from harness.bench import load as bench_load
 from harness.bench import overhead as bench_overhead
 from harness.cli.options import BASELINE, ImplName, ReadDsn, ScaleFactor, Seed, WriteDsn
 from harness.cli.run import default_results
@@ -75,3 +76,22 @@ def overhead(
         result = bench_overhead.measure_overhead(servers, plan, pairs, progress=typer.echo)
     typer.echo("")
     typer.echo(bench_overhead.report(result))
+
+
+def load(
+    sf: ScaleFactor = 1,
+    seed: Seed = 42,
+    rounds: int = typer.Option(1, min=1, help="Rounds; each builds the dataset, then pgbench -i."),
+    write_dsn: WriteDsn = None,
+) -> None:
+    """Dataset build rate next to `pgbench -i` on the same server, and template clone times.
+
+    Each round builds the (sf, seed) dataset under a scratch name, as `cqrs-bench load` does,
+    then runs `pgbench -i` at the scale with the nearest row count; prints both rates (rows over
+    the whole build, pgbench's own "done in") and their ratio. Then clones the template with
+    FILE_COPY and WAL_LOG, and as a run does. Everything made is dropped at the end.
+    """
+    with use_servers(write_dsn, None, announce=typer.echo) as servers:
+        result = bench_load.run(servers.write_dsn, sf, seed, rounds, progress=typer.echo)
+    typer.echo("")
+    typer.echo(bench_load.report(result))
