@@ -583,7 +583,11 @@ class _History:
             if not bad.any():
                 break
             product[bad] = products.pick(int(bad.sum())) - 1
-            bad = self._unusable(order, product, catalog)
+            touched = np.zeros(self.n, dtype=bool)  # only their orders' lines can have changed
+            touched[order[bad]] = True
+            lines = np.flatnonzero(touched[order])
+            bad = np.zeros(len(order), dtype=bool)
+            bad[lines] = self._unusable(order[lines], product[lines], catalog)
         self.line_order, self.line_product = order[~bad], product[~bad]
         self.lines = np.bincount(self.line_order, minlength=self.n)
         if (self.lines == 0).any():
@@ -617,7 +621,7 @@ class _History:
         at = np.r_[self.at[self.line_order], self.done_at[self.line_order][cancelled]]
         first = np.r_[np.ones(len(self.line_order)), np.zeros(int(cancelled.sum()))]
         delta = np.r_[self.quantity, -self.quantity[cancelled]]
-        order = np.lexsort((first, at, product))
+        order = np.argsort((product * _SPAN_MS + at) * 2 + first, kind="stable")  # one key
         product, delta = product[order], delta[order]
         out = np.cumsum(delta)
         starts = np.flatnonzero(np.r_[True, product[1:] != product[:-1]]) if len(product) else []
@@ -705,7 +709,7 @@ class _Outbox:
         rank = np.concatenate([np.full(len(rows), r) for _k, rows, _t, r in parts])
         ids = source.copy()  # at one instant and rank: by product, else by order
         ids[kind == 2] = catalog.change_product[source[kind == 2]]
-        order = np.lexsort((ids, rank, at))
+        order = np.argsort((at * 3 + rank) * (max(history.n, catalog.n) + 1) + ids, kind="stable")
         setup = [np.arange(customers.n), np.arange(catalog.n)]
         self.kind = np.r_[np.zeros(customers.n, int), np.ones(catalog.n, int), kind[order]]
         self.source = np.r_[setup[0], setup[1], source[order]]

@@ -124,8 +124,9 @@ def _clones(write_dsn: str, template: str, made: list[str], progress: Progress) 
     for how in (*templates.STRATEGIES, "run clone"):
         name = f"{template}_{how.replace(' ', '_').lower()}"
         made.append(name)
-        value(write_dsn, "CHECKPOINT")  # each starts from clean buffers (FILE_COPY checkpoints)
-        wal_before = value(write_dsn, "SELECT pg_current_wal_insert_lsn()")
+        with connect(write_dsn) as conn:  # each starts from clean buffers (FILE_COPY checkpoints)
+            conn.execute("CHECKPOINT")
+            wal_before = conn.execute("SELECT pg_current_wal_insert_lsn()").fetchone()[0]
         started = time.perf_counter()
         if how == "run clone":
             templates.clone(write_dsn, template, name)

@@ -219,20 +219,24 @@ def _load(dsn: str, dataset: Dataset, progress: Progress) -> float:
     """Schema, COPY of every table, indexes and constraints, identity sequences and statistics:
     the seconds from the schema to the constraints (ANALYZE excluded).
 
-    The tables are created bare (their indexes and constraints dropped and kept), then COPYed in
-    LOADERS connections at once, each table with FREEZE in a transaction that truncates it first;
-    then the indexes are built, again LOADERS tables at once, and the foreign keys added (each
-    checked once, set-based, as it is added)."""
+    The tables are created bare (their indexes and constraints dropped and kept), then loaded in
+    LOADERS connections at once, largest first: each table COPYed with FREEZE in a transaction
+    that truncates it first, then its keys and indexes built (while the other connection still
+    copies). Then the foreign keys are added, each checked once, set-based, as it is added."""
     started = time.perf_counter()
     with _connect(dsn) as conn, conn.transaction():
         conn.execute(schema_sql())
         indexes, foreign_keys = _detach_constraints(conn)
     by_size = sorted(TABLES, key=lambda table: -dataset.rows[table] * len(TABLES[table]))
-    _in_parallel(by_size, lambda table: _copy(dsn, dataset, table, progress))
+
+    def load_table(table: str) -> None:
+        _copy(dsn, dataset, table, progress)
+        _run_all(dsn, indexes.get(table, []))  # while the other connection still copies
+
+    _in_parallel(by_size, load_table)
     copied = time.perf_counter() - started
-    progress(f"copied {_rate(dataset.total_rows, copied)}")
-    indexed = time.perf_counter()
-    _in_parallel(by_size, lambda table: _run_all(dsn, indexes.get(table, [])))
+    progress(f"copied and indexed {_rate(dataset.total_rows, copied)}")
+    keyed = time.perf_counter()
     with _connect(dsn) as conn:
         for table, statement in foreign_keys:
             try:
@@ -241,7 +245,7 @@ def _load(dsn: str, dataset: Dataset, progress: Progress) -> float:
                 raise DatasetError(f"generated rows of {table} break a foreign key: {e}") from e
         with conn.transaction():
             _finish_tables(conn, dataset)
-        progress(f"indexes and foreign keys in {time.perf_counter() - indexed:.1f}s")
+        progress(f"foreign keys checked in {time.perf_counter() - keyed:.1f}s")
         loaded = time.perf_counter() - started
         analyze_started = time.perf_counter()
         conn.execute("ANALYZE")  # COPY FREEZE left the rows frozen and all-visible: no vacuum
