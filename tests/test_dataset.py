@@ -421,3 +421,26 @@ def test_replaying_the_events_reproduces_the_tables(clone_dsn):
     )
     assert {(kind, row_id): v for kind, row_id, v in versions} == replay.versions
     assert max(replay.versions.values()) > 2
+
+
+def test_a_run_database_in_use_is_dropped_only_by_force(servers):
+    dsn = templates.create_empty_database(servers.write_dsn, "test_drop_in_use")
+    busy = psycopg.connect(dsn, autocommit=True)
+    sleeping = threading.Thread(target=lambda: _sleep_until_ended(busy), daemon=True)
+    sleeping.start()
+    try:
+        with pytest.raises(DatasetError, match="while sessions use it"):
+            drop_database(servers.write_dsn, "test_drop_in_use")
+        assert drop_database(servers.write_dsn, "test_drop_in_use", force=True) is True
+        sleeping.join(timeout=10)
+        assert not sleeping.is_alive()  # its query was ended with its session
+    finally:
+        busy.close()
+        drop_database(servers.write_dsn, "test_drop_in_use", force=True)
+
+
+def _sleep_until_ended(conn: psycopg.Connection) -> None:
+    try:
+        conn.execute("SELECT pg_sleep(60)")
+    except psycopg.OperationalError:
+        pass

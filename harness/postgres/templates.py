@@ -562,23 +562,27 @@ def _drop_materialized_views(conn: psycopg.Connection) -> list[sql.Composable]:
     return again
 
 
-def drop_database(write_dsn: str, name: str) -> bool:
-    """Drop database `name` (a template too) if it exists; False if there was none."""
+def drop_database(write_dsn: str, name: str, *, force: bool = False) -> bool:
+    """Drop database `name` (a template too) if it exists; False if there was none. With
+    `force`, sessions still using it are ended first (a run's own database, whose queries may
+    outlive the load generator that sent them)."""
     _check_name(name)
     with _connect(write_dsn) as admin:
         if not _exists(admin, name):
             return False
-        _drop(admin, name)
+        _drop(admin, name, force=force)
     return True
 
 
-def _drop(admin: psycopg.Connection, name: str) -> None:
+def _drop(admin: psycopg.Connection, name: str, *, force: bool = False) -> None:
     if name in PROTECTED or name == admin.info.dbname:
         raise DatasetError(f"refusing to drop database {name!r}")
     ident = sql.Identifier(name)
     try:
         admin.execute(sql.SQL("ALTER DATABASE {} IS_TEMPLATE false").format(ident))
-        admin.execute(sql.SQL("DROP DATABASE {}").format(ident))
+        admin.execute(
+            sql.SQL("DROP DATABASE {}{}").format(ident, sql.SQL(" WITH (FORCE)" if force else ""))
+        )
     except psycopg.errors.ObjectInUse as e:
         raise DatasetError(f"cannot drop {name!r} while sessions use it: {e}") from e
 
