@@ -1,9 +1,11 @@
-"""`cqrs-bench bench load`: both sides build what they count, clones are measured, nothing is left."""
+"""`cqrs-bench bench load` and `bench dashboards`: what they measure is what they built, and they
+leave nothing behind."""
 
 from __future__ import annotations
 
 import psycopg
 
+from harness.bench import dashboards as bench_dashboards
 from harness.bench import load as bench_load
 from harness.postgres.servers import Servers
 from workloads.dataset import generate
@@ -34,3 +36,25 @@ def test_pgbench_scale_matches_the_row_count() -> None:
     assert bench_load.pgbench_scale(1) == 1
     assert bench_load.pgbench_scale(1_117_650) == 11
     assert bench_load.pgbench_scale(55_900_000) == 559
+
+
+def test_bench_dashboards_times_every_query_and_window_and_drops_its_clone(
+    servers: Servers,
+) -> None:
+    before = _databases(servers.write_dsn)
+    timings = bench_dashboards.run(servers, "crud", [SF], SEED, repeat=1, progress=lambda _m: None)
+    windows = bench_dashboards.windows()
+    assert sorted((t.query, t.window_s) for t in timings) == sorted(
+        (query, w) for query in bench_dashboards.QUERIES for w in windows
+    )
+    assert all(t.p50_ms > 0 for t in timings)
+    assert any(t.rows > 0 for t in timings if t.window_s == max(windows))  # the history is there
+    assert len(bench_dashboards.report(timings).splitlines()) == 1 + len(timings)
+    assert {
+        d for d in _databases(servers.write_dsn) - before if d.startswith("cqrsb_crud_")
+    } == set()
+
+
+def _databases(dsn: str) -> set[str]:
+    with psycopg.connect(dsn) as conn:
+        return {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
