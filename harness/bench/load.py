@@ -5,7 +5,9 @@ Rounds alternate: the (sf, seed) dataset built under a scratch name (drawn, rend
 indexed, foreign keys checked, vacuumed: what `cqrs-bench load` does), then `pgbench -i` at the
 scale whose row count is nearest (100,000 accounts rows per scale unit, plus its branches and
 tellers), in a scratch database. Each side's rate is its rows over its whole time (pgbench's own
-"done in" figure, which covers its generation, COPY, vacuum and primary keys). Then the last
+"done in" figure, which covers its generation, COPY, vacuum and primary keys), and the size of
+the database it built over that time: pgbench's rows are four narrow columns, ours carry text
+and the outbox's JSON, so rows per second alone flatters pgbench. Then the last
 template is cloned with FILE_COPY and WAL_LOG, and once as a run clones it (FILE_COPY, then the
 history shifted to end now). Everything made is dropped at the end, also on failure.
 """
@@ -36,10 +38,15 @@ class Round:
     rows: int
     seconds: float
     detail: str
+    bytes: int = 0  # the database's size when built
 
     @property
     def rate(self) -> float:
         return self.rows / self.seconds
+
+    @property
+    def byte_rate(self) -> float:
+        return self.bytes / self.seconds
 
 
 @dataclass
@@ -58,12 +65,18 @@ class LoadResult:
     rounds: list[Round] = field(default_factory=list)
     clones: list[Clone] = field(default_factory=list)
 
-    def median_rate(self, side: str) -> float:
-        return statistics.median(r.rate for r in self.rounds if r.side == side)
+    def median_rate(self, side: str, of: str = "rate") -> float:
+        return statistics.median(getattr(r, of) for r in self.rounds if r.side == side)
 
     @property
     def ratio(self) -> float:
         return self.median_rate("cqrs-bench") / self.median_rate("pgbench")
+
+    @property
+    def byte_ratio(self) -> float:
+        return self.median_rate("cqrs-bench", "byte_rate") / self.median_rate(
+            "pgbench", "byte_rate"
+        )
 
 
 def pgbench_scale(rows: int) -> int:
@@ -90,6 +103,7 @@ def run(
                 info.total_rows,
                 time.perf_counter() - started,
                 f"draw {info.generate_seconds:.1f}s, load {info.copy_seconds:.1f}s",
+                _size_of(write_dsn, template),
             )
             result.rounds.append(built)
             result.pgbench_scale = pgbench_scale(info.total_rows)
@@ -116,7 +130,12 @@ def _pgbench_init(write_dsn: str, database: str, scale: int) -> Round:
     found = _DONE.search(done.stderr)
     if done.returncode != 0 or not found:
         raise BenchError(f"pgbench -i failed (exit {done.returncode}): {done.stderr.strip()}")
-    return Round("pgbench", scale * PGBENCH_ROWS_PER_SCALE, float(found.group(1)), found.group(2))
+    rows, seconds = scale * PGBENCH_ROWS_PER_SCALE, float(found.group(1))
+    return Round("pgbench", rows, seconds, found.group(2), _size_of(write_dsn, database))
+
+
+def _size_of(write_dsn: str, database: str) -> int:
+    return value(write_dsn, "SELECT pg_database_size(%s)", (database,))
 
 
 def _clones(write_dsn: str, template: str, made: list[str], progress: Progress) -> list[Clone]:
@@ -157,11 +176,17 @@ def report(result: LoadResult) -> str:
     ]
     for r in result.rounds:
         lines.append(
-            f"  {r.side:<10} {r.rows:>12,} rows in {r.seconds:7.2f}s = {r.rate:>11,.0f} rows/s  ({r.detail})"
+            f"  {r.side:<10} {r.rows:>12,} rows in {r.seconds:7.2f}s = {r.rate:>11,.0f} rows/s, "
+            f"{r.byte_rate / 2**20:6.1f} MB/s of database  ({r.detail})"
         )
     ours, theirs = result.median_rate("cqrs-bench"), result.median_rate("pgbench")
     lines.append(
         f"median rows/s: cqrs-bench {ours:,.0f}, pgbench {theirs:,.0f}: ratio {result.ratio:.2f}"
+    )
+    lines.append(
+        f"median MB/s of database written: cqrs-bench "
+        f"{result.median_rate('cqrs-bench', 'byte_rate') / 2**20:,.1f}, pgbench "
+        f"{result.median_rate('pgbench', 'byte_rate') / 2**20:,.1f}: ratio {result.byte_ratio:.2f}"
     )
     lines.append(f"template on disk: {_size(result.template_bytes)}")
     for c in result.clones:
