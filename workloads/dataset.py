@@ -1,46 +1,60 @@
 """The seeded dataset: 90 days of order history as write-model rows and as outbox events.
 
-Pure generation, no SQL. `generate(sf, seed)` walks the history in time order once and renders
-every row in PostgreSQL's COPY text format, exactly as the server prints it back (timestamps in
-UTC, jsonb keys in jsonb order), so a loaded table can be checked byte for byte. The checksum is
-sha256 over each table's name line and rows, tables in `TABLES` order.
+Pure generation, no SQL. `generate(sf, seed)` draws the whole history as NumPy columns, walking no
+row in Python: the same (sf, seed) gives the same columns on every machine. A table's rows are
+rendered as COPY text (`workloads/copy_text.py`) in chunks as a loader asks for them, exactly as
+the server prints them back, so a loaded table can be checked byte for byte.
 
-Every draw comes from `random.Random.random()`, the one method whose sequence Python promises to
-keep across versions: integers, shuffles and weighted picks (bisect over cumulative weights, as
-`random.choices(cum_weights=...)` does it) are built on it here.
+Every draw comes from the raw 64-bit output of a PCG64 bit generator seeded through SeedSequence
+(NumPy keeps both streams stable across versions; its `Generator` methods are not promised to
+be): doubles are the top 53 bits, and integers, permutations and weighted picks are built on them
+here. Each part of the dataset (customers, catalog, orders) has its own stream, so changing one
+part's draws leaves the others' rows alone.
+
+The checksum is sha256 over each table's name and the sha256 of its COPY text, tables in `TABLES`
+order (so that tables can be rendered and loaded in parallel).
+
+The history's rules, as the write model's commands would have left it:
+- an order is placed at a time on a curve that grows to GROWTH times its first rate, by a
+  customer picked with a Zipf skew, with 1 to 8 lines of distinct products (Zipf-skewed) that are
+  active at that time, at the price they had then; 90% are shipped and 5% cancelled 1 to 48 hours
+  later (if that falls before the anchor), the rest stay placed;
+- a product's version starts at 1 and each price change or discontinuation bumps it; an order is
+  placed at version 1 and shipped or cancelled at 2;
+- stock: first stock = final stock + units kept (in orders not cancelled); final stock is raised
+  where a cancelled order once held more units than were left, so stock never goes negative;
+- the outbox holds every customer's and product's registration, then every event in time order
+  (at one instant: catalog changes, then ships and cancels, then placements).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import math
-import random
-from bisect import bisect
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from functools import cache
-from heapq import heappop, heappush
-from itertools import accumulate
+from datetime import UTC, datetime
+
+import numpy as np
+import pyarrow as pa
 
 from implementations.domain import events as ev
 from implementations.write_model import SCHEMA_VERSION
+from workloads import copy_text as ct
 
-GENERATOR_VERSION = 2  # bump when the generated rows change: templates are keyed by it
-RANDOM_STREAMS = 1  # names the random streams: kept, so that a seed keeps drawing the same rows
+GENERATOR_VERSION = 3  # bump when the generated rows change: templates are keyed by it
 ANCHOR = datetime(2026, 1, 1, tzinfo=UTC)
 HISTORY_DAYS = 90
 MAX_SF = 100.0
 MAX_SEED = 2**31 - 1
+CHUNK_ROWS = 100_000  # rows rendered at a time
 
-_MS = 1_000
-_HOUR = 3_600_000_000
-_DAY = 24 * _HOUR
-ANCHOR_US = int(ANCHOR.timestamp()) * 1_000_000
-START_US = ANCHOR_US - HISTORY_DAYS * _DAY  # first possible order
-SETUP_US = START_US - _DAY  # customers registered, products added
+_HOUR_MS = 3_600_000
+_SPAN_MS = HISTORY_DAYS * 24 * _HOUR_MS  # the history: [START, ANCHOR) in ms from START
+ANCHOR_MS = int(ANCHOR.timestamp()) * 1_000
+START_MS = ANCHOR_MS - _SPAN_MS  # first possible order
+SETUP_MS = START_MS - 24 * _HOUR_MS  # customers registered, products added
 
 TABLES: dict[str, tuple[str, ...]] = {
     "customers": ("id", "name", "email", "created_at"),
@@ -227,6 +241,11 @@ LAST_NAMES = (
 PRICE_REASONS = ("promotion", "supplier cost change", "competitor match", "seasonal", "clearance")
 
 
+STATUSES = ("placed", "shipped", "cancelled")
+for _words in (CATEGORIES, ADJECTIVES, MATERIALS, NOUNS, FIRST_NAMES, LAST_NAMES, PRICE_REASONS):
+    ct.check_plain(_words)
+
+
 # --- scale ---------------------------------------------------------------------------------------
 
 
@@ -270,157 +289,88 @@ class Scale:
         return max(1, round(200_000 * self.sf))
 
 
-# --- COPY text ----------------------------------------------------------------------------------
+# --- randomness: raw bits only ------------------------------------------------------------------
 
 
-@cache
-def _hour_text(hour: int) -> str:
-    return (datetime(1970, 1, 1) + timedelta(hours=hour)).strftime("%Y-%m-%d %H:")
+class _Stream:
+    """Uniform doubles in [0, 1) from one part's PCG64 stream."""
+
+    def __init__(self, seed: int, part: str) -> None:
+        key = hashlib.sha256(f"cqrs-bench/{seed}/{part}".encode()).digest()
+        self._bits = np.random.PCG64(np.random.SeedSequence(int.from_bytes(key, "big")))
+
+    def random(self, n: int) -> np.ndarray:
+        return (self._bits.random_raw(n) >> np.uint64(11)) * (1.0 / 2**53)
+
+    def below(self, n: int | np.ndarray, size: int | None = None) -> np.ndarray:
+        """Integers in [0, n) (n a scalar or one per draw)."""
+        count = size if size is not None else len(n)
+        return np.minimum((self.random(count) * n).astype(np.int64), np.asarray(n) - 1)
+
+    def permutation(self, n: int) -> np.ndarray:
+        """0..n-1 shuffled."""
+        return np.argsort(self.random(n), kind="stable")
+
+    def weighted(self, weights: np.ndarray, size: int) -> np.ndarray:
+        """Indexes into `weights`, each drawn with probability proportional to its weight."""
+        cum = np.cumsum(weights, dtype=np.float64)
+        picks = np.searchsorted(cum, self.random(size) * cum[-1], side="right")
+        return np.minimum(picks, len(cum) - 1)
 
 
-def timestamp_text(us: int) -> str:
-    """Microseconds since the epoch as PostgreSQL prints a timestamptz in UTC."""
-    seconds, fraction = divmod(us, 1_000_000)
-    hour, second = divmod(seconds, 3_600)
-    text = f"{_hour_text(hour)}{second // 60:02d}:{second % 60:02d}"
-    if fraction:
-        text += f".{fraction:06d}".rstrip("0")
-    return text + "+00"
+class _Zipf:
+    """Ids 1..n, the most popular first in a seeded permutation (weight 1/rank**s)."""
 
+    def __init__(self, stream: _Stream, n: int, s: float) -> None:
+        self.stream = stream
+        self.ids = stream.permutation(n) + 1
+        self.weights = 1.0 / np.arange(1, n + 1, dtype=np.float64) ** s
 
-def _escape(text: str) -> str:
-    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
-        text = text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
-        text = text.replace("\r", "\\r")
-    return text
-
-
-_JSON = json.JSONEncoder(ensure_ascii=False)
-
-
-@cache
-def _jsonb_fields(cls: type) -> tuple[str, ...]:
-    """A dataclass's fields in the order jsonb stores and prints keys: shorter first, then bytes."""
-    names = (f.name for f in dataclasses.fields(cls))
-    return tuple(sorted(names, key=lambda k: (len(k.encode()), k.encode())))
-
-
-def _plain(obj: object) -> dict[str, object]:
-    """events.to_payload(obj) with keys in jsonb order (events are flat or hold tuples of such)."""
-    out: dict[str, object] = {}
-    for name in _jsonb_fields(type(obj)):
-        value = getattr(obj, name)
-        out[name] = [_plain(v) for v in value] if isinstance(value, tuple) else value
-    return out
-
-
-def payload_text(event: ev.Event) -> str:
-    """events.to_payload(event) as jsonb prints it."""
-    return _JSON.encode(_plain(event))
-
-
-def _order_placed_text(order_id: int, customer_id: int, total: int, lines: list[str]) -> str:
-    """payload_text(OrderPlaced(...)) for the hot path; lines from _placed_line_text."""
-    return (
-        f'{{"lines": [{", ".join(lines)}], "order_id": {order_id}, '
-        f'"customer_id": {customer_id}, "total_cents": {total}}}'
-    )
-
-
-def _placed_line_text(line_no: int, product_id: int, quantity: int, unit_price: int) -> str:
-    return (
-        f'{{"line_no": {line_no}, "quantity": {quantity}, "product_id": {product_id}, '
-        f'"unit_price_cents": {unit_price}}}'
-    )
-
-
-def _order_status_text(order_id: int, version: int) -> str:
-    """payload_text(OrderShipped(...)) and of OrderCancelled."""
-    return f'{{"version": {version}, "order_id": {order_id}}}'
-
-
-def _check_fast_payloads() -> None:
-    """The hand-written payloads above must stay equal to events.to_payload in jsonb order."""
-    line = ev.PlacedLine(1, 22, 3, 4444)
-    placed = ev.OrderPlaced(7, 8, 13332, (line, line))
-    line_text = _placed_line_text(1, 22, 3, 4444)
-    fast = {
-        "OrderPlaced": (placed, _order_placed_text(7, 8, 13332, [line_text, line_text])),
-        "OrderShipped": (ev.OrderShipped(7, 2), _order_status_text(7, 2)),
-        "OrderCancelled": (ev.OrderCancelled(7, 2), _order_status_text(7, 2)),
-    }
-    for name, (event, text) in fast.items():
-        if payload_text(event) != text:
-            raise AssertionError(f"the generator's {name} payload no longer matches events.py")
-
-
-class _Table:
-    """One table's rows as COPY text, joined into chunks of bytes as they come."""
-
-    CHUNK_ROWS = 8192
-
-    def __init__(self) -> None:
-        self.chunks: list[bytes] = []
-        self.rows = 0
-        self._pending: list[str] = []
-
-    def add(self, *fields: int | str) -> None:
-        """One row; text fields are escaped."""
-        self.add_text("\t".join(_escape(f) if isinstance(f, str) else str(f) for f in fields))
-
-    def add_text(self, row: str) -> None:
-        """One row already in COPY text form, without its newline."""
-        self._pending.append(row)
-        if len(self._pending) >= self.CHUNK_ROWS:
-            self._flush()
-
-    def add_event(self, event: ev.Event, at_us: int) -> None:
-        self.add_payload(ev.event_type(event), payload_text(event), timestamp_text(at_us))
-
-    def add_payload(self, event_type: str, payload: str, at_text: str) -> None:
-        self.add_text(f"{event_type}\t{_escape(payload)}\t{at_text}")
-
-    def _flush(self) -> None:
-        if self._pending:
-            self.rows += len(self._pending)
-            self.chunks.append(("\n".join(self._pending) + "\n").encode())
-            self._pending = []
-
-    def finish(self) -> _Table:
-        self._flush()
-        return self
-
-    def extend(self, other: _Table) -> _Table:
-        self.finish().chunks += other.finish().chunks
-        self.rows += other.rows
-        return self
+    def pick(self, size: int) -> np.ndarray:
+        return self.ids[self.stream.weighted(self.weights, size)]
 
 
 # --- the dataset -------------------------------------------------------------------------------
 
+Render = Callable[[slice], list]  # a slice of rows -> their COPY columns
+
 
 @dataclass
 class Dataset:
-    scale: Scale
-    tables: dict[str, list[bytes]]  # COPY text chunks, in TABLES (load) order
-    rows: dict[str, int]
-    checksum: str = field(init=False)
+    """The generated history: each table's row count, and its rows rendered on demand."""
 
-    def __post_init__(self) -> None:
-        digest = hashlib.sha256()
-        for name, chunks in self.tables.items():
-            digest.update(f"{name}\n".encode())
-            for chunk in chunks:
-                digest.update(chunk)
-        self.checksum = digest.hexdigest()
+    scale: Scale
+    rows: dict[str, int]
+    render: dict[str, Render]  # in TABLES (load) order
+    digests: dict[str, str] = field(default_factory=dict)  # sha256 of each table's COPY text
 
     @property
     def total_rows(self) -> int:
         return sum(self.rows.values())
 
+    def chunks(self, table: str) -> Iterator[pa.Buffer]:
+        """The table's COPY text, CHUNK_ROWS rows at a time; its digest is kept once all is read."""
+        digest = hashlib.sha256()
+        for start in range(0, self.rows[table], CHUNK_ROWS):
+            chunk = ct.rows(self.render[table](slice(start, start + CHUNK_ROWS)))
+            digest.update(chunk)
+            yield chunk
+        self.digests[table] = digest.hexdigest()
+
     def text(self, table: str) -> str:
         """A table's COPY text (for tests and inspection; loading streams the chunks)."""
-        return b"".join(self.tables[table]).decode()
+        return b"".join(bytes(chunk) for chunk in self.chunks(table)).decode()
+
+    @property
+    def checksum(self) -> str:
+        """sha256 over each table's name and digest, in TABLES order (rendering what is unread)."""
+        total = hashlib.sha256()
+        for table in TABLES:
+            if table not in self.digests:
+                for _chunk in self.chunks(table):
+                    pass
+            total.update(f"{table}\n{self.digests[table]}\n".encode())
+        return total.hexdigest()
 
     def info(self) -> dict[str, str]:
         """The dataset_info rows describing this dataset."""
@@ -438,337 +388,389 @@ class Dataset:
 def generate(sf: float, seed: int) -> Dataset:
     """The dataset for (sf, seed); the same arguments give byte-identical rows."""
     scale = Scale(sf, seed)
-    _check_fast_payloads()
-    customers = _customers(scale, _rng(seed, "customers"))
-    catalog = _Catalog.generate(scale, _rng(seed, "catalog"))
-    history = _History(scale, catalog, _rng(seed, "orders"))
-    history.run()
-    tables = {
-        "customers": _customer_rows(customers),
-        "products": _product_rows(catalog, history.final_prices(), history.versions),
-        "price_history": catalog.price_history_rows(),
-        "orders": history.orders,
-        "order_lines": history.lines,
-        "outbox": _registrations(customers, catalog, history.units_kept).extend(history.events),
+    customers = _Customers(scale, _Stream(seed, "customers"))
+    catalog = _Catalog(scale, _Stream(seed, "catalog"))
+    history = _History(scale, catalog, _Stream(seed, "orders"))
+    outbox = _Outbox(customers, catalog, history)
+    render: dict[str, Render] = {
+        "customers": customers.columns,
+        "products": catalog.product_columns,
+        "price_history": catalog.change_columns,
+        "orders": history.order_columns,
+        "order_lines": history.line_columns,
+        "outbox": outbox.columns,
     }
-    tables = {name: table.finish() for name, table in tables.items()}
-    return Dataset(
-        scale, {k: t.chunks for k, t in tables.items()}, {k: t.rows for k, t in tables.items()}
-    )
+    rows = {
+        "customers": scale.customers,
+        "products": scale.products,
+        "price_history": len(catalog.change_product),
+        "orders": scale.orders,
+        "order_lines": len(history.line_order),
+        "outbox": len(outbox.kind),
+    }
+    return Dataset(scale, rows, render)
 
 
-# --- randomness: random() only ------------------------------------------------------------------
-
-
-def _rng(seed: int, part: str) -> random.Random:
-    """An independent stream per part, so changing one part leaves the others' rows alone."""
-    return random.Random(f"cqrs-bench/{RANDOM_STREAMS}/{seed}/{part}")
-
-
-def _below(rng: random.Random, n: int) -> int:
-    return min(int(rng.random() * n), n - 1)
-
-
-def _pick(rng: random.Random, options: Sequence[str]) -> str:
-    return options[_below(rng, len(options))]
-
-
-def _permutation(rng: random.Random, n: int) -> list[int]:
-    """0..n-1 shuffled (Fisher-Yates on random())."""
-    items = list(range(n))
-    for i in range(n - 1, 0, -1):
-        j = _below(rng, i + 1)
-        items[i], items[j] = items[j], items[i]
-    return items
-
-
-def _weighted(rng: random.Random, population: Sequence[int], weights: Sequence[float]):
-    """One draw per call, as random.choices(population, cum_weights=...) draws it."""
-    cum = list(accumulate(weights))
-    rnd, total, hi = rng.random, cum[-1] + 0.0, len(cum) - 1
-    return lambda: population[bisect(cum, rnd() * total, 0, hi)]
-
-
-def _zipf(rng: random.Random, n: int, s: float):
-    """Ids 1..n, the most popular first in a seeded permutation (weight 1/rank**s)."""
-    ids = [i + 1 for i in _permutation(rng, n)]
-    return _weighted(rng, ids, [1.0 / rank**s for rank in range(1, n + 1)])
+def _ids(part: slice, n: int) -> np.ndarray:
+    """The 1-based ids of the rows in `part` of a table of n rows."""
+    return np.arange(part.start, min(part.stop, n), dtype=np.int64) + 1
 
 
 # --- customers and catalog ----------------------------------------------------------------------
 
 
-def _customers(scale: Scale, rng: random.Random) -> list[tuple[str, str]]:
-    people = []
-    for cid in range(1, scale.customers + 1):
-        first, last = _pick(rng, FIRST_NAMES), _pick(rng, LAST_NAMES)
-        people.append((f"{first} {last}", f"{first}.{last}.{cid}@example.com".lower()))
-    return people
+class _Customers:
+    def __init__(self, scale: Scale, stream: _Stream) -> None:
+        n = scale.customers
+        self.n = n
+        self.first = stream.below(len(FIRST_NAMES), n)
+        self.last = stream.below(len(LAST_NAMES), n)
 
-
-def _customer_rows(customers: list[tuple[str, str]]) -> _Table:
-    table = _Table()
-    for cid, (name, email) in enumerate(customers, start=1):
-        table.add(cid, name, email, timestamp_text(SETUP_US))
-    return table
-
-
-def _registrations(
-    customers: list[tuple[str, str]], catalog: _Catalog, units_kept: list[int]
-) -> _Table:
-    """The outbox's first events: everyone registered, every product added with its first stock."""
-    outbox = _Table()
-    for cid, (name, email) in enumerate(customers, start=1):
-        outbox.add_event(ev.CustomerRegistered(cid, name, email), SETUP_US)
-    for p in range(1, len(catalog.skus)):
-        added = ev.ProductAdded(
-            p,
-            catalog.skus[p],
-            catalog.names[p],
-            catalog.categories[p],
-            catalog.first_prices[p],
-            catalog.final_stock[p] + units_kept[p],
+    def names(self, ids: np.ndarray) -> pa.Array:
+        return ct.concat(
+            ct.take(FIRST_NAMES, self.first[ids - 1]), " ", ct.take(LAST_NAMES, self.last[ids - 1])
         )
-        outbox.add_event(added, SETUP_US)
-    return outbox
+
+    def emails(self, ids: np.ndarray) -> pa.Array:
+        first = ct.take([w.lower() for w in FIRST_NAMES], self.first[ids - 1])
+        last = ct.take([w.lower() for w in LAST_NAMES], self.last[ids - 1])
+        return ct.concat(first, ".", last, ".", ids, "@example.com")
+
+    def columns(self, part: slice) -> list:
+        ids = _ids(part, self.n)
+        setup = ct.timestamps(np.full(len(ids), SETUP_MS, dtype=np.int64))
+        return [ids, self.names(ids), self.emails(ids), setup]
 
 
-@dataclass(frozen=True)
-class PriceChange:
-    at_us: int
-    product_id: int
-    old_price_cents: int
-    new_price_cents: int
-    reason: str
-
-
-@dataclass
 class _Catalog:
-    """Products (lists indexed by id, index 0 unused) and their price changes and removals."""
+    """Products (arrays indexed by id - 1) and their price changes (in time order) and removals.
 
-    skus: list[str]
-    names: list[str]
-    categories: list[str]
-    first_prices: list[int]
-    final_stock: list[int]  # raised by _History where cancellations need it
-    discontinued_at: dict[int, int]
-    changes: list[PriceChange]  # in time order
+    A product is either discontinued once or has its price changed 1 to 3 times, or neither.
+    """
 
-    @classmethod
-    def generate(cls, scale: Scale, rng: random.Random) -> _Catalog:
-        n, lo, hi = scale.products, math.log(PRICE_RANGE[0]), math.log(PRICE_RANGE[1])
-        names, categories, prices, stock = [""], [""], [0], [0]
-        for _ in range(n):
-            names.append(f"{_pick(rng, ADJECTIVES)} {_pick(rng, MATERIALS)} {_pick(rng, NOUNS)}")
-            categories.append(CATEGORIES[_below(rng, scale.categories)])
-            prices.append(round(math.exp(lo + (hi - lo) * rng.random())))
-            low = rng.random() < LOW_STOCK_SHARE
-            stock.append(_below(rng, 51) if low else 50 + _below(rng, 451))
-        order = [p + 1 for p in _permutation(rng, n)]
+    def __init__(self, scale: Scale, stream: _Stream) -> None:
+        n = self.n = scale.products
+        self.adjective = stream.below(len(ADJECTIVES), n)
+        self.material = stream.below(len(MATERIALS), n)
+        self.noun = stream.below(len(NOUNS), n)
+        self.category = stream.below(scale.categories, n)
+        lo, hi = math.log(PRICE_RANGE[0]), math.log(PRICE_RANGE[1])
+        self.first_price = np.rint(np.exp(lo + (hi - lo) * stream.random(n))).astype(np.int64)
+        low = stream.random(n) < LOW_STOCK_SHARE
+        self.stock = np.where(low, stream.below(51, n), 50 + stream.below(451, n))
+        order = stream.permutation(n)
         n_gone, n_changed = round(DISCONTINUED_SHARE * n), round(PRICE_CHANGED_SHARE * n)
-        gone = {p: _random_time(rng, ANCHOR_US) for p in order[:n_gone]}
-        changes = [
-            change
-            for p in sorted(order[n_gone : n_gone + n_changed])
-            for change in _price_changes(rng, p, prices[p], gone.get(p, ANCHOR_US))
-        ]
-        changes.sort(key=lambda c: (c.at_us, c.product_id))
-        skus = [""] + [f"SKU-{p:07d}" for p in range(1, n + 1)]
-        return cls(skus, names, categories, prices, stock, gone, changes)
+        self.gone_at = np.full(n, np.iinfo(np.int64).max)  # ms from START; never by default
+        self.gone_at[order[:n_gone]] = stream.below(_SPAN_MS, n_gone)
+        self._draw_changes(stream, np.sort(order[n_gone : n_gone + n_changed]))
 
-    def price_history_rows(self) -> _Table:
-        table = _Table()
-        for hid, c in enumerate(self.changes, start=1):
-            table.add(
-                hid,
-                c.product_id,
-                c.old_price_cents,
-                c.new_price_cents,
-                c.reason,
-                timestamp_text(c.at_us),
-            )
-        return table
-
-
-def _random_time(rng: random.Random, before_us: int) -> int:
-    """A whole millisecond in [START_US, before_us)."""
-    return START_US + _below(rng, (before_us - START_US) // _MS) * _MS
-
-
-def _price_changes(rng: random.Random, product_id: int, price: int, before_us: int):
-    """1 to 3 changes of -30%..+40% at random times before `before_us`."""
-    times = sorted(_random_time(rng, before_us) for _ in range(1 + _below(rng, 3)))
-    changes = []
-    for at_us in times:
-        factor = math.exp(math.log(0.7) + (math.log(1.4) - math.log(0.7)) * rng.random())
-        new = min(max(round(price * factor), PRICE_RANGE[0]), PRICE_RANGE[1])
-        new = new if new != price else (new + 1 if new < PRICE_RANGE[1] else new - 1)
-        changes.append(PriceChange(at_us, product_id, price, new, _pick(rng, PRICE_REASONS)))
-        price = new
-    return changes
-
-
-def _product_rows(catalog: _Catalog, prices: list[int], versions: list[int]) -> _Table:
-    table = _Table()
-    for p in range(1, len(catalog.skus)):
-        status = "discontinued" if p in catalog.discontinued_at else "active"
-        table.add(
-            p,
-            catalog.skus[p],
-            catalog.names[p],
-            catalog.categories[p],
-            prices[p],
-            catalog.final_stock[p],
-            status,
-            versions[p],
+    def _draw_changes(self, stream: _Stream, changed: np.ndarray) -> None:
+        """1 to 3 changes of -30%..+40% per changed product, at random times; in time order."""
+        per_product = 1 + stream.below(3, len(changed))
+        product = np.repeat(changed, per_product)
+        at = stream.below(_SPAN_MS, len(product))
+        factor = np.exp(math.log(0.7) + (math.log(1.4) - math.log(0.7)) * stream.random(len(at)))
+        reason = stream.below(len(PRICE_REASONS), len(at))
+        chain = np.lexsort((at, product))  # each product's changes in time order
+        product, at, factor, reason = product[chain], at[chain], factor[chain], reason[chain]
+        step = np.arange(len(product)) - np.repeat(
+            np.cumsum(per_product) - per_product, per_product
         )
-    return table
+        old = np.zeros(len(product), dtype=np.int64)
+        new = np.zeros(len(product), dtype=np.int64)
+        current = self.first_price.copy()
+        for k in range(3):  # each product's k-th change starts from the price its (k-1)-th left
+            now = np.flatnonzero(step == k)
+            old[now] = current[product[now]]
+            moved = np.clip(np.rint(old[now] * factor[now]), *PRICE_RANGE).astype(np.int64)
+            same = moved == old[now]
+            moved[same] += np.where(moved[same] < PRICE_RANGE[1], 1, -1)
+            new[now] = current[product[now]] = moved
+        self.change_version = step + 2  # a product's changes are its versions 2, 3, 4
+        timeline = np.lexsort((product, at))  # price_history ids: (time, product) order
+        self.change_product = product[timeline]
+        self.change_at = at[timeline]
+        self.change_old, self.change_new = old[timeline], new[timeline]
+        self.change_reason, self.change_version = reason[timeline], self.change_version[timeline]
+        self.final_price = current
+        self.versions = 1 + np.bincount(product, minlength=self.n)
+        self.versions[self.gone_at < _SPAN_MS] += 1
+
+    def price_at(self, product: np.ndarray, at: np.ndarray) -> np.ndarray:
+        """Each product's price at each time (changes at that very time included)."""
+        by_product = np.lexsort((self.change_at, self.change_product))
+        keys = self.change_product[by_product] * (_SPAN_MS + 1) + self.change_at[by_product]
+        latest = np.searchsorted(keys, product * (_SPAN_MS + 1) + at, side="right") - 1
+        found = latest >= 0
+        found[found] &= self.change_product[by_product][latest[found]] == product[found]
+        price = self.first_price[product].copy()
+        price[found] = self.change_new[by_product][latest[found]]
+        return price
+
+    def names(self, index: np.ndarray) -> pa.Array:
+        return ct.concat(
+            ct.take(ADJECTIVES, self.adjective[index]),
+            " ",
+            ct.take(MATERIALS, self.material[index]),
+            " ",
+            ct.take(NOUNS, self.noun[index]),
+        )
+
+    def skus(self, ids: np.ndarray) -> pa.Array:
+        return ct.concat("SKU-", ct.text(np.char.zfill(ids.astype(str), 7)))
+
+    def product_columns(self, part: slice) -> list:
+        ids = _ids(part, self.n)
+        index = ids - 1
+        status = np.where(self.gone_at[index] < _SPAN_MS, "discontinued", "active")
+        return [
+            ids,
+            self.skus(ids),
+            self.names(index),
+            ct.take(CATEGORIES, self.category[index]),
+            self.final_price[index],
+            self.final_stock[index],
+            ct.text(pa.array(status)),
+            self.versions[index],
+        ]
+
+    def change_columns(self, part: slice) -> list:
+        ids = _ids(part, len(self.change_product))
+        index = ids - 1
+        return [
+            ids,
+            self.change_product[index] + 1,
+            self.change_old[index],
+            self.change_new[index],
+            ct.take(PRICE_REASONS, self.change_reason[index]),
+            ct.timestamps(START_MS + self.change_at[index]),
+        ]
 
 
 # --- the order history --------------------------------------------------------------------------
 
 
-def _order_time(i: int, n: int, u: float) -> int:
-    """The i-th of n order times (0-based), stratified so they come out sorted.
-
-    The rate grows exponentially to GROWTH times its first value; the last order falls in the
-    last 1/n of the distribution, so there is recent activity (at sf 1, in the last minutes).
-    """
-    q = (i + u) / n
-    x = math.log1p(q * (GROWTH - 1)) / math.log(GROWTH)
-    return START_US + int(x * (HISTORY_DAYS * _DAY // _MS)) * _MS
-
-
 class _History:
-    """Walks the 90 days once, in time order: orders, ships, cancels, price changes, removals.
+    """Orders and their lines (arrays by order index / line index), their outcomes, and the stock
+    the catalog must have started with (set on the catalog as first_stock and final_stock)."""
 
-    Versions, as the write model's commands keep them: a product starts at 1 and each price change
-    or discontinuation bumps it (in the order its events are written); an order is placed at 1 and
-    shipped or cancelled at 2.
-
-    Stock: `out[p]` counts the units of product p in orders not (yet) cancelled. At the end that is
-    the units kept, and first stock = final stock + units kept. Final stock is raised where a
-    cancelled order once held more units than were left, so stock never goes negative.
-    """
-
-    def __init__(self, scale: Scale, catalog: _Catalog, rng: random.Random) -> None:
-        self.scale, self.catalog, self.rng = scale, catalog, rng
-        self.orders, self.lines, self.events = _Table(), _Table(), _Table()
-        self.price = list(catalog.first_prices)
-        self.versions = [1] * (scale.products + 1)
-        self.gone: set[int] = set()
-        self.out = [0] * (scale.products + 1)
-        self.peak_out = [0] * (scale.products + 1)
-        self.pending: list[tuple[int, int, str, list[tuple[int, int]]]] = []  # ships, cancels
-        self.timeline = self._catalog_timeline()
-        self.pick_product = _zipf(rng, scale.products, PRODUCT_ZIPF_S)
-        self.pick_customer = _zipf(rng, scale.customers, CUSTOMER_ZIPF_S)
-        self.pick_line_count = _weighted(rng, range(1, 9), LINE_WEIGHTS)
-        self.pick_quantity = _weighted(rng, range(1, 6), QUANTITY_WEIGHTS)
-
-    @property
-    def units_kept(self) -> list[int]:
-        return self.out
-
-    def final_prices(self) -> list[int]:
-        return self.price
-
-    def _catalog_timeline(self) -> list[tuple[int, int, PriceChange | None]]:
-        """Price changes and discontinuations (None), latest first (popped from the end)."""
-        items: list[tuple[int, int, PriceChange | None]] = [
-            (c.at_us, c.product_id, c) for c in self.catalog.changes
-        ]
-        items += [(at, p, None) for p, at in self.catalog.discontinued_at.items()]
-        items.sort(key=lambda item: (item[0], item[1]), reverse=True)
-        return items
-
-    def run(self) -> None:
-        n = self.scale.orders
-        for i in range(n):
-            at_us = _order_time(i, n, self.rng.random())
-            self._advance(at_us)
-            self._place(i + 1, at_us)
-        self._advance(ANCHOR_US)
-        self._settle_stock()
-
-    def _advance(self, until_us: int) -> None:
-        """Apply every scheduled event at or before until_us, in time order (catalog first)."""
-        timeline, pending = self.timeline, self.pending
-        while True:
-            t_at = timeline[-1][0] if timeline else ANCHOR_US + 1
-            p_at = pending[0][0] if pending else ANCHOR_US + 1
-            if t_at <= until_us and t_at <= p_at:
-                self._apply_catalog(*timeline.pop())
-            elif p_at <= until_us:
-                self._apply_outcome(*heappop(pending))
-            else:
-                return
-
-    def _apply_catalog(self, at_us: int, product_id: int, change: PriceChange | None) -> None:
-        self.versions[product_id] += 1
-        version = self.versions[product_id]
-        if change is None:
-            self.gone.add(product_id)
-            event = ev.ProductDiscontinued(product_id, self.price[product_id], version)
-        else:
-            self.price[product_id] = change.new_price_cents
-            event = ev.ProductPriceChanged(
-                product_id, change.old_price_cents, change.new_price_cents, change.reason, version
-            )
-        self.events.add_event(event, at_us)
-
-    def _apply_outcome(self, at_us: int, order_id: int, kind: str, lines) -> None:
-        for product_id, quantity in lines:  # a cancellation puts the units back
-            self.out[product_id] -= quantity
-        event_type = "OrderCancelled" if kind == "cancelled" else "OrderShipped"
-        payload = _order_status_text(order_id, 2)  # placed at version 1
-        self.events.add_payload(event_type, payload, timestamp_text(at_us))
-
-    def _place(self, order_id: int, at_us: int) -> None:
-        customer_id = self.pick_customer()
-        products = self._distinct_products(self.pick_line_count())
-        lines = [(p, self.pick_quantity(), self.price[p]) for p in products]
-        total = sum(quantity * price for _p, quantity, price in lines)
-        status = self._schedule_outcome(order_id, at_us, lines)
-        placed_at = timestamp_text(at_us)
-        self.orders.add_text(
-            f"{order_id}\t{customer_id}\t{status}\t{total}\t{placed_at}\t"
-            f"seed{self.scale.seed}-order{order_id}\t{1 if status == 'placed' else 2}"
+    def __init__(self, scale: Scale, catalog: _Catalog, stream: _Stream) -> None:
+        n = self.n = scale.orders
+        self.seed = scale.seed
+        q = (np.arange(n) + stream.random(n)) / n  # stratified: the times come out sorted
+        self.at = (np.log1p(q * (GROWTH - 1)) / math.log(GROWTH) * _SPAN_MS).astype(np.int64)
+        self.customer = _Zipf(stream, scale.customers, CUSTOMER_ZIPF_S).pick(n)
+        wanted = 1 + stream.weighted(np.array(LINE_WEIGHTS, dtype=np.float64), n)
+        self._draw_lines(stream, catalog, wanted)
+        self.quantity = 1 + stream.weighted(
+            np.array(QUANTITY_WEIGHTS, dtype=np.float64), len(self.line_order)
         )
-        payload_lines = []
-        for line_no, (p, quantity, price) in enumerate(lines, start=1):
-            self.lines.add_text(f"{order_id}\t{line_no}\t{p}\t{quantity}\t{price}")
-            payload_lines.append(_placed_line_text(line_no, p, quantity, price))
-            self.out[p] += quantity
-            self.peak_out[p] = max(self.peak_out[p], self.out[p])
-        payload = _order_placed_text(order_id, customer_id, total, payload_lines)
-        self.events.add_payload("OrderPlaced", payload, placed_at)
+        self.unit_price = catalog.price_at(self.line_product, self.at[self.line_order])
+        self.total = np.bincount(
+            self.line_order, weights=self.quantity * self.unit_price, minlength=n
+        ).astype(np.int64)
+        self._draw_outcomes(stream)
+        self._settle_stock(catalog)
 
-    def _distinct_products(self, wanted: int) -> list[int]:
-        """Up to `wanted` different active products, popular ones most often."""
-        chosen: list[int] = []
-        for _attempt in range(wanted * 50):
-            p = self.pick_product()
-            if p not in self.gone and p not in chosen:
-                chosen.append(p)
-                if len(chosen) == wanted:
-                    break
-        if not chosen:
+    def _draw_lines(self, stream: _Stream, catalog: _Catalog, wanted: np.ndarray) -> None:
+        """Up to `wanted` distinct products per order, active when it is placed, popular ones
+        most often: unusable picks are drawn again, at most 50 times, then dropped."""
+        products = _Zipf(stream, catalog.n, PRODUCT_ZIPF_S)
+        order = np.repeat(np.arange(self.n), wanted)
+        product = products.pick(len(order)) - 1
+        bad = self._unusable(order, product, catalog)
+        for _attempt in range(50):
+            if not bad.any():
+                break
+            product[bad] = products.pick(int(bad.sum())) - 1
+            touched = np.zeros(self.n, dtype=bool)  # only their orders' lines can have changed
+            touched[order[bad]] = True
+            lines = np.flatnonzero(touched[order])
+            bad = np.zeros(len(order), dtype=bool)
+            bad[lines] = self._unusable(order[lines], product[lines], catalog)
+        self.line_order, self.line_product = order[~bad], product[~bad]
+        self.lines = np.bincount(self.line_order, minlength=self.n)
+        if (self.lines == 0).any():
             raise AssertionError("no active product found to order")
-        return chosen
+        self.first_line = np.cumsum(self.lines) - self.lines
+        self.line_no = np.arange(len(self.line_order)) - self.first_line[self.line_order] + 1
 
-    def _schedule_outcome(self, order_id: int, at_us: int, lines: list) -> str:
-        """Ship or cancel 1h..48h later (later more likely), unless that is past the anchor."""
-        u, delay = self.rng.random(), _HOUR + int(47 * _HOUR * self.rng.random() ** 0.5)
-        kind = "shipped" if u < SHIP_P else "cancelled" if u < SHIP_P + CANCEL_P else "placed"
-        done_at = (at_us + delay) // _MS * _MS
-        if kind == "placed" or done_at >= ANCHOR_US:
-            return "placed"
-        returned = [(p, quantity) for p, quantity, _price in lines] if kind == "cancelled" else []
-        heappush(self.pending, (done_at, order_id, kind, returned))
-        return kind
+    def _unusable(self, order: np.ndarray, product: np.ndarray, catalog: _Catalog) -> np.ndarray:
+        """Lines whose product is discontinued at the order's time or repeats an earlier line's."""
+        gone = catalog.gone_at[product] <= self.at[order]
+        key = order * catalog.n + product
+        by_key = np.argsort(key, kind="stable")
+        repeat = np.zeros(len(key), dtype=bool)
+        repeat[by_key[1:]] = key[by_key[1:]] == key[by_key[:-1]]
+        return gone | repeat
 
-    def _settle_stock(self) -> None:
-        for p, peak in enumerate(self.peak_out):
-            shortfall = peak - self.out[p]  # units of still-open cancelled orders at the peak
-            self.catalog.final_stock[p] = max(self.catalog.final_stock[p], shortfall)
+    def _draw_outcomes(self, stream: _Stream) -> None:
+        """Shipped (90%) or cancelled (5%) 1h..48h later (later more likely), unless that is
+        past the anchor; else placed. kind: index into STATUSES."""
+        u, late = stream.random(self.n), stream.random(self.n)
+        delay_us = 3_600_000_000 + (47 * 3_600_000_000 * np.sqrt(late)).astype(np.int64)
+        self.done_at = self.at + delay_us // 1_000
+        self.kind = np.where(u < SHIP_P, 1, np.where(u < SHIP_P + CANCEL_P, 2, 0))
+        self.kind[self.done_at >= _SPAN_MS] = 0
+
+    def _settle_stock(self, catalog: _Catalog) -> None:
+        """Units out per product over time: + at a placement, - at a cancellation (first at one
+        instant); first stock = final stock + units kept, final stock raised to the peak's need."""
+        cancelled = self.kind[self.line_order] == 2
+        product = np.r_[self.line_product, self.line_product[cancelled]]
+        at = np.r_[self.at[self.line_order], self.done_at[self.line_order][cancelled]]
+        first = np.r_[np.ones(len(self.line_order)), np.zeros(int(cancelled.sum()))]
+        delta = np.r_[self.quantity, -self.quantity[cancelled]]
+        order = np.argsort((product * _SPAN_MS + at) * 2 + first, kind="stable")  # one key
+        product, delta = product[order], delta[order]
+        out = np.cumsum(delta)
+        starts = np.flatnonzero(np.r_[True, product[1:] != product[:-1]]) if len(product) else []
+        before = np.repeat(out[starts] - delta[starts], np.diff(np.r_[starts, len(product)]))
+        peak = np.zeros(catalog.n, dtype=np.int64)
+        if len(product):
+            peak[product[starts]] = np.maximum(np.maximum.reduceat(out - before, starts), 0)
+        kept = np.bincount(product, weights=delta, minlength=catalog.n).astype(np.int64)
+        catalog.final_stock = np.maximum(catalog.stock, peak - kept)
+        catalog.first_stock = catalog.final_stock + kept
+
+    def order_columns(self, part: slice) -> list:
+        ids = _ids(part, self.n)
+        index = ids - 1
+        return [
+            ids,
+            self.customer[index],
+            ct.take(STATUSES, self.kind[index]),
+            self.total[index],
+            ct.timestamps(START_MS + self.at[index]),
+            ct.concat(f"seed{self.seed}-order", ids),
+            np.where(self.kind[index] == 0, 1, 2),
+        ]
+
+    def line_columns(self, part: slice) -> list:
+        index = _ids(part, len(self.line_order)) - 1
+        return [
+            self.line_order[index] + 1,
+            self.line_no[index],
+            self.line_product[index] + 1,
+            self.quantity[index],
+            self.unit_price[index],
+        ]
+
+    def placed_lines(self, orders: np.ndarray) -> pa.Array:
+        """The OrderPlaced `lines` JSON of these orders."""
+        counts = self.lines[orders]
+        start = np.repeat(self.first_line[orders] - (np.cumsum(counts) - counts), counts)
+        index = start + np.arange(int(counts.sum()))
+        items = ct.json_objects(
+            ev.PlacedLine,
+            {
+                "line_no": self.line_no[index],
+                "product_id": self.line_product[index] + 1,
+                "quantity": self.quantity[index],
+                "unit_price_cents": self.unit_price[index],
+            },
+        )
+        return ct.json_lists(items, counts)
+
+
+# --- the outbox ---------------------------------------------------------------------------------
+
+EVENTS = (
+    ev.CustomerRegistered,
+    ev.ProductAdded,
+    ev.ProductPriceChanged,
+    ev.ProductDiscontinued,
+    ev.OrderShipped,
+    ev.OrderCancelled,
+    ev.OrderPlaced,
+)
+
+
+class _Outbox:
+    """Every event, in the order the outbox holds them: each event's kind (index into EVENTS), the
+    index of its row in its source (customer, product, price change or order) and its time."""
+
+    def __init__(self, customers: _Customers, catalog: _Catalog, history: _History) -> None:
+        self.customers, self.catalog, self.history = customers, catalog, history
+        gone = np.flatnonzero(catalog.gone_at < _SPAN_MS)
+        closed = np.flatnonzero(history.kind != 0)
+        placed = np.arange(history.n)
+        parts = [  # (kind, source rows, time, rank at one instant)
+            (2, np.arange(len(catalog.change_product)), catalog.change_at, 0),
+            (3, gone, catalog.gone_at[gone], 0),
+            (None, closed, history.done_at[closed], 1),
+            (6, placed, history.at, 2),
+        ]
+        kind = np.concatenate(
+            [np.full(len(rows), k) if k else 3 + history.kind[rows] for k, rows, *_ in parts]
+        )
+        source = np.concatenate([rows for _k, rows, *_ in parts])
+        at = np.concatenate([times for _k, _rows, times, _rank in parts])
+        rank = np.concatenate([np.full(len(rows), r) for _k, rows, _t, r in parts])
+        ids = source.copy()  # at one instant and rank: by product, else by order
+        ids[kind == 2] = catalog.change_product[source[kind == 2]]
+        order = np.argsort((at * 3 + rank) * (max(history.n, catalog.n) + 1) + ids, kind="stable")
+        setup = [np.arange(customers.n), np.arange(catalog.n)]
+        self.kind = np.r_[np.zeros(customers.n, int), np.ones(catalog.n, int), kind[order]]
+        self.source = np.r_[setup[0], setup[1], source[order]]
+        self.at = np.r_[np.full(customers.n + catalog.n, SETUP_MS), START_MS + at[order]]
+
+    def columns(self, part: slice) -> list:
+        kinds, sources = self.kind[part], self.source[part]
+        payloads, rows = [], []
+        for kind in np.unique(kinds):
+            where = np.flatnonzero(kinds == kind)
+            payloads.append(self._payloads(int(kind), sources[where]))
+            rows.append(where)
+        back = np.argsort(np.concatenate(rows), kind="stable")
+        return [
+            ct.take([cls.__name__ for cls in EVENTS], kinds),
+            pa.concat_arrays(payloads).take(pa.array(back)),
+            ct.timestamps(self.at[part]),
+        ]
+
+    def _payloads(self, kind: int, rows: np.ndarray) -> pa.Array:
+        cls, catalog, history = EVENTS[kind], self.catalog, self.history
+        if cls is ev.CustomerRegistered:
+            ids = rows + 1
+            values = {
+                "customer_id": ids,
+                "name": self.customers.names(ids),
+                "email": self.customers.emails(ids),
+            }
+            return ct.json_objects(cls, values, strings=("name", "email"))
+        if cls is ev.ProductAdded:
+            values = {
+                "product_id": rows + 1,
+                "sku": catalog.skus(rows + 1),
+                "name": catalog.names(rows),
+                "category": ct.take(CATEGORIES, catalog.category[rows]),
+                "price_cents": catalog.first_price[rows],
+                "stock": catalog.first_stock[rows],
+            }
+            return ct.json_objects(cls, values, strings=("sku", "name", "category"))
+        if cls is ev.ProductPriceChanged:
+            values = {
+                "product_id": catalog.change_product[rows] + 1,
+                "old_price_cents": catalog.change_old[rows],
+                "new_price_cents": catalog.change_new[rows],
+                "reason": ct.take(PRICE_REASONS, catalog.change_reason[rows]),
+                "version": catalog.change_version[rows],
+            }
+            return ct.json_objects(cls, values, strings=("reason",))
+        if cls is ev.ProductDiscontinued:
+            values = {
+                "product_id": rows + 1,
+                "price_cents": catalog.final_price[rows],
+                "version": catalog.versions[rows],
+            }
+            return ct.json_objects(cls, values)
+        if cls is ev.OrderPlaced:
+            values = {
+                "order_id": rows + 1,
+                "customer_id": history.customer[rows],
+                "total_cents": history.total[rows],
+                "lines": history.placed_lines(rows),
+            }
+            return ct.json_objects(cls, values)
+        return ct.json_objects(cls, {"order_id": rows + 1, "version": np.full(len(rows), 2)})

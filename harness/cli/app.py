@@ -15,6 +15,8 @@ from harness.cli import bench_projector as bench_projector_cli
 from harness.cli.analysis import compare as compare_command
 from harness.cli.analysis import report as report_command
 from harness.cli.bench import checkout as bench_checkout
+from harness.cli.bench import dashboards as bench_dashboards
+from harness.cli.bench import load as bench_load
 from harness.cli.bench import overhead as bench_overhead
 from harness.cli.db import app as db_app
 from harness.cli.load import load
@@ -71,6 +73,8 @@ bench_app = typer.Typer(
 )
 bench_app.command("checkout")(bench_checkout)
 bench_app.command("overhead")(bench_overhead)
+bench_app.command("load")(bench_load)
+bench_app.command("dashboards")(bench_dashboards)
 bench_app.command("rebuild")(bench_projector_cli.rebuild)
 bench_app.command("lag")(bench_projector_cli.lag)
 app.add_typer(bench_app, name="bench")

@@ -7,12 +7,15 @@ from pathlib import Path
 import typer
 
 from harness.bench import checkout as bench_checkout
+from harness.bench import dashboards as bench_dashboards
+from harness.bench import load as bench_load
 from harness.bench import overhead as bench_overhead
 from harness.cli.options import BASELINE, ImplName, ReadDsn, ScaleFactor, Seed, WriteDsn
 from harness.cli.run import default_results
 from harness.postgres.servers import use_servers
 from harness.runner.run import RunPlan
 from implementations import registry
+from workloads.dataset import validate
 
 
 def checkout(
@@ -75,3 +78,48 @@ def overhead(
         result = bench_overhead.measure_overhead(servers, plan, pairs, progress=typer.echo)
     typer.echo("")
     typer.echo(bench_overhead.report(result))
+
+
+def load(
+    sf: ScaleFactor = 1,
+    seed: Seed = 42,
+    rounds: int = typer.Option(1, min=1, help="Rounds; each builds the dataset, then pgbench -i."),
+    write_dsn: WriteDsn = None,
+) -> None:
+    """Dataset build rate next to `pgbench -i` on the same server, and template clone times.
+
+    Each round builds the (sf, seed) dataset under a scratch name, as `cqrs-bench load` does,
+    then runs `pgbench -i` at the scale with the nearest row count; prints both rates (rows over
+    the whole build, pgbench's own "done in") and their ratio. Then clones the template with
+    FILE_COPY and WAL_LOG, and as a run does. Everything made is dropped at the end.
+    """
+    with use_servers(write_dsn, None, announce=typer.echo) as servers:
+        result = bench_load.run(servers.write_dsn, sf, seed, rounds, progress=typer.echo)
+    typer.echo("")
+    typer.echo(bench_load.report(result))
+
+
+def dashboards(
+    impl: ImplName = BASELINE,
+    sf: str = typer.Option(
+        "1,10", help="Scale factors, comma-separated: one clone each, measured in turn."
+    ),
+    seed: Seed = 42,
+    repeat: int = typer.Option(3, min=1, help="Times each query and window runs; the median."),
+    write_dsn: WriteDsn = None,
+    read_dsn: ReadDsn = None,
+) -> None:
+    """What the dashboards cost at each scale: every dashboard query of the dashboard-heavy mix
+    over each of its windows, one at a time on an idle run clone per scale factor; the median
+    per query and window, and each scale's cost as a multiple of the first's."""
+    registry.check(impl)
+    try:
+        scales = [float(text) for text in sf.split(",") if text.strip()]
+        for value in scales:
+            validate(value, seed)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--sf") from e
+    with use_servers(write_dsn, read_dsn, announce=typer.echo) as servers:
+        timings = bench_dashboards.run(servers, impl, scales, seed, repeat, progress=typer.echo)
+    typer.echo("")
+    typer.echo(bench_dashboards.report(timings))

@@ -53,7 +53,7 @@ def _summary(info: TemplateInfo) -> str:
         return f"template {info.name} already built ({info.total_rows:,} rows); nothing to do"
     return (
         f"built template {info.name}: {info.total_rows:,} rows in {info.total_seconds:.1f}s "
-        f"(generate {info.generate_seconds:.1f}s at {info.total_rows / info.generate_seconds:,.0f}"
-        f" rows/s, COPY {info.copy_seconds:.1f}s at {info.total_rows / info.copy_seconds:,.0f} "
-        f"rows/s), checksum {info.checksum}"
+        f"= {info.total_rows / info.total_seconds:,.0f} rows/s (drawn in {info.generate_seconds:.1f}s; "
+        f"rendered, COPYed, indexed and keys checked in {info.copy_seconds:.1f}s), "
+        f"checksum {info.checksum}"
     )

@@ -180,9 +180,11 @@ def ready_for_load(write_dsn: str, read_dsn: str | None = None) -> None:
 
 
 def drop(servers: Servers, dbs: RunDatabases) -> None:
-    drop_database(servers.write_dsn, dbs.name)
+    """Drop a run's databases, ending the sessions still in them: a dashboard sent before the
+    load generator stopped can run on for minutes on a large dataset."""
+    drop_database(servers.write_dsn, dbs.name, force=True)
     if dbs.separate:
-        drop_database(servers.read_dsn, dbs.name)
+        drop_database(servers.read_dsn, dbs.name, force=True)
 
 
 @contextmanager

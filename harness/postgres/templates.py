@@ -20,6 +20,7 @@ import re
 import time
 import zlib
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,6 +29,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
+from psycopg.copy import QueuedLibpqWriter
 
 from implementations.read_model import TIME_COLUMNS as READ_MODEL_TIME_COLUMNS
 from implementations.write_model import SCHEMA_VERSION, schema_sql
@@ -141,6 +143,18 @@ def ensure_template(
         return _build(admin, write_dsn, name, sf, seed, progress)
 
 
+def build_scratch(
+    write_dsn: str, name: str, sf: float, seed: int, *, progress: Progress = print
+) -> TemplateInfo:
+    """Build the (sf, seed) dataset now as template `name`, whatever else exists (for benchmarks,
+    which drop it afterwards). Refuses an existing name."""
+    _check_name(name)
+    with _connect(write_dsn) as admin:
+        if _exists(admin, name):
+            raise DatasetError(f"database {name!r} already exists; not building over it")
+        return _build(admin, write_dsn, name, sf, seed, progress)
+
+
 def _read_info(dsn: str) -> tuple[str, dict[str, int], dict[str, str]]:
     with _connect(dsn) as conn:
         info = dict(conn.execute("SELECT key, value FROM dataset_info").fetchall())
@@ -165,7 +179,7 @@ def _build(
     progress(f"generating sf={sf_text(sf)} seed={seed} ...")
     dataset = generate(sf, seed)
     generated = time.perf_counter() - started
-    progress(f"generated {_rate(dataset.total_rows, generated)}")
+    progress(f"drew {_rate(dataset.total_rows, generated)}; rendered as COPY text while loading")
     building = f"{name}_building_{os.getpid()}"
     admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(building)))
     try:
@@ -198,64 +212,118 @@ def _rate(rows: int, seconds: float) -> str:
     return f"{rows:,} rows in {seconds:.1f}s ({rows / max(seconds, 1e-9):,.0f} rows/s)"
 
 
+LOADERS = 2  # connections that COPY tables (and then build their indexes) at once
+
+
 def _load(dsn: str, dataset: Dataset, progress: Progress) -> float:
-    """Schema, COPY of every table, identity sequences, freeze and statistics: the COPY seconds."""
+    """Schema, COPY of every table, indexes and constraints, identity sequences and statistics:
+    the seconds from the schema to the constraints (ANALYZE excluded).
+
+    The tables are created bare (their indexes and constraints dropped and kept), then loaded in
+    LOADERS connections at once, largest first: each table COPYed with FREEZE in a transaction
+    that truncates it first, then its keys and indexes built (while the other connection still
+    copies). Then the foreign keys are added, each checked once, set-based, as it is added."""
+    started = time.perf_counter()
+    with _connect(dsn) as conn, conn.transaction():
+        conn.execute(schema_sql())
+        indexes, foreign_keys = _detach_constraints(conn)
+    by_size = sorted(TABLES, key=lambda table: -dataset.rows[table] * len(TABLES[table]))
+
+    def load_table(table: str) -> None:
+        _copy(dsn, dataset, table, progress)
+        _run_all(dsn, indexes.get(table, []))  # while the other connection still copies
+
+    _in_parallel(by_size, load_table)
+    copied = time.perf_counter() - started
+    progress(f"copied and indexed {_rate(dataset.total_rows, copied)}")
+    keyed = time.perf_counter()
     with _connect(dsn) as conn:
-        started = time.perf_counter()
+        for table, statement in foreign_keys:
+            try:
+                conn.execute(statement)
+            except psycopg.errors.ForeignKeyViolation as e:
+                raise DatasetError(f"generated rows of {table} break a foreign key: {e}") from e
         with conn.transaction():
-            # As superuser, skip the per-row foreign key triggers and check once, set-based, after.
-            unchecked = conn.execute("SELECT current_setting('is_superuser')::bool").fetchone()[0]
-            if unchecked:
-                conn.execute("SET LOCAL session_replication_role = replica")
-            conn.execute(schema_sql())  # COPY FREEZE needs the tables created in this transaction
-            for table in TABLES:
-                _copy(conn, dataset, table, progress)
-            if unchecked:
-                _check_foreign_keys(conn)
             _finish_tables(conn, dataset)
-        copied = time.perf_counter() - started
-        progress(f"copied {_rate(dataset.total_rows, copied)}")
-        vacuum_started = time.perf_counter()
-        conn.execute("VACUUM (FREEZE, ANALYZE)")
-        progress(f"vacuum (freeze, analyze) in {time.perf_counter() - vacuum_started:.1f}s")
-    return copied
+        progress(f"foreign keys checked in {time.perf_counter() - keyed:.1f}s")
+        loaded = time.perf_counter() - started
+        analyze_started = time.perf_counter()
+        conn.execute("ANALYZE")  # COPY FREEZE left the rows frozen and all-visible: no vacuum
+        conn.execute("VACUUM (FREEZE) dataset_info")  # the one table filled by INSERT
+        progress(f"analyze in {time.perf_counter() - analyze_started:.1f}s")
+    return loaded
 
 
-_FOREIGN_KEYS = """
-SELECT c.conname, c.conrelid::regclass::text, c.confrelid::regclass::text,
-       array(SELECT a.attname FROM unnest(c.conkey) WITH ORDINALITY k(n, i)
-             JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.i),
-       array(SELECT a.attname FROM unnest(c.confkey) WITH ORDINALITY k(n, i)
-             JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n ORDER BY k.i)
+_CONSTRAINTS = """
+SELECT c.conrelid::regclass::text, c.conname, c.contype, pg_get_constraintdef(c.oid)
 FROM pg_constraint c
-WHERE c.contype = 'f' AND c.connamespace = 'public'::regnamespace
+WHERE c.contype IN ('p', 'u', 'f') AND c.connamespace = 'public'::regnamespace
+ORDER BY c.contype = 'f' DESC, c.oid
+"""
+_INDEXES = """
+SELECT i.tablename, i.indexname, i.indexdef FROM pg_indexes i
+WHERE i.schemaname = 'public'
+  AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)
+ORDER BY i.indexname
 """
 
 
-def _check_foreign_keys(conn: psycopg.Connection) -> None:
-    """What the skipped triggers would have checked, one anti-join per foreign key."""
-    for name, child, parent, columns, referenced in conn.execute(_FOREIGN_KEYS).fetchall():
-        match = sql.SQL(" AND ").join(
-            sql.SQL("p.{} = c.{}").format(sql.Identifier(r), sql.Identifier(col))
-            for col, r in zip(columns, referenced, strict=True)
+def _detach_constraints(
+    conn: psycopg.Connection,
+) -> tuple[dict[str, list[sql.Composable]], list[tuple[str, sql.Composable]]]:
+    """Drop the schema's foreign keys, unique and primary keys and indexes; the statements that
+    add them back: per table, its keys and indexes; then the foreign keys, in order."""
+    indexes: dict[str, list[sql.Composable]] = {}
+    foreign_keys: list[tuple[str, sql.Composable]] = []
+    for table, name, kind, definition in conn.execute(_CONSTRAINTS).fetchall():
+        conn.execute(
+            sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
+                sql.Identifier(table), sql.Identifier(name)
+            )
         )
-        query = sql.SQL(
-            "SELECT count(*) FROM {} c WHERE NOT EXISTS (SELECT 1 FROM {} p WHERE {})"
-        ).format(sql.Identifier(child), sql.Identifier(parent), match)
-        if missing := conn.execute(query).fetchone()[0]:
-            raise DatasetError(f"generated rows break foreign key {name}: {missing} rows")
+        add = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
+            sql.Identifier(table), sql.Identifier(name), sql.SQL(definition)
+        )
+        if kind == "f":
+            foreign_keys.append((table, add))
+        else:
+            indexes.setdefault(table, []).append(add)
+    for table, name, definition in conn.execute(_INDEXES).fetchall():
+        conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
+        indexes.setdefault(table, []).append(sql.SQL(definition))
+    return indexes, foreign_keys
 
 
-def _copy(conn: psycopg.Connection, dataset: Dataset, table: str, progress: Progress) -> None:
-    """The table's COPY text, streamed in the generator's chunks of about a megabyte."""
+def _in_parallel(tables: list[str], work: Callable[[str], None]) -> None:
+    """work(table) for every table, LOADERS at once, largest first; the first error is raised
+    once all have stopped."""
+    with ThreadPoolExecutor(LOADERS, thread_name_prefix="cqrs-bench-load") as pool:
+        for future in [pool.submit(work, table) for table in tables]:
+            future.result()
+
+
+def _run_all(dsn: str, statements: list[sql.Composable]) -> None:
+    if statements:
+        with _connect(dsn) as conn:
+            conn.execute("SET maintenance_work_mem = '512MB'")
+            for statement in statements:
+                conn.execute(statement)
+
+
+def _copy(dsn: str, dataset: Dataset, table: str, progress: Progress) -> None:
+    """The table's COPY text, rendered chunk by chunk as it is sent, FREEZE: the table is
+    truncated in the same transaction, so its rows are written frozen and need no vacuum."""
     started = time.perf_counter()
     columns = sql.SQL(", ").join(map(sql.Identifier, TABLES[table]))
     statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FREEZE)").format(
         sql.Identifier(table), columns
     )
-    with conn.cursor().copy(statement) as copy:
-        for chunk in dataset.tables[table]:
-            copy.write(chunk)
+    with _connect(dsn) as conn, conn.transaction():
+        conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(table)))
+        cursor = conn.cursor()  # a queued writer sends while the next chunk is rendered
+        with cursor.copy(statement, writer=QueuedLibpqWriter(cursor)) as copy:
+            for chunk in dataset.chunks(table):
+                copy.write(chunk)
     progress(
         f"  {table:<14} {dataset.rows[table]:>10,} rows  {time.perf_counter() - started:6.2f}s"
     )
@@ -333,9 +401,11 @@ def ensure_derived_template(
 # --- clones -------------------------------------------------------------------------------------
 
 
-def copy_database(server_dsn: str, template: str, name: str) -> str:
-    """A file copy of `template` as a new database `name` on the same server, history not moved;
-    its DSN. Refuses to overwrite an existing database."""
+def copy_database(server_dsn: str, template: str, name: str, strategy: str = "FILE_COPY") -> str:
+    """A copy of `template` as a new database `name` on the same server, history not moved; its
+    DSN. Refuses to overwrite an existing database. FILE_COPY copies the files and checkpoints:
+    on PostgreSQL 15 much faster for large templates than WAL_LOG, which writes every block to
+    the WAL (`cqrs-bench bench load` measures both)."""
     _check_name(name)
     with _connect(server_dsn) as admin:
         if _exists(admin, name):
@@ -345,13 +415,20 @@ def copy_database(server_dsn: str, template: str, name: str) -> str:
             )
         if not _exists(admin, template):
             raise DatasetError(f"template {template!r} does not exist; run `cqrs-bench load`")
-        _copy_template(admin, template, name)
+        _copy_template(admin, template, name, strategy)
     return database_dsn(server_dsn, name)
 
 
-def _copy_template(admin: psycopg.Connection, template: str, name: str) -> None:
-    statement = sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
-        sql.Identifier(name), sql.Identifier(template)
+STRATEGIES = ("FILE_COPY", "WAL_LOG")
+
+
+def _copy_template(
+    admin: psycopg.Connection, template: str, name: str, strategy: str = "FILE_COPY"
+) -> None:
+    if strategy not in STRATEGIES:
+        raise DatasetError(f"clone strategy must be one of {', '.join(STRATEGIES)}")
+    statement = sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY {}").format(
+        sql.Identifier(name), sql.Identifier(template), sql.SQL(strategy)
     )
     try:
         admin.execute(statement)
@@ -378,22 +455,21 @@ def clone(write_dsn: str, template: str, name: str, *, now: datetime | None = No
 def _shift_history(dsn: str, now: datetime | None) -> int:
     """Move every timestamp by whole minutes so the history ends at `now`; the minutes."""
     with _connect(dsn) as conn:
-        with conn.transaction():
-            found = conn.execute(
-                "SELECT value::timestamptz, clock_timestamp() FROM dataset_info WHERE key = 'anchor'"
-            ).fetchone()
-            if found is None:
-                raise DatasetError(f"{dsn}: not a dataset clone (dataset_info has no anchor)")
-            anchor, server_now = found
-            minutes = math.floor(((now or server_now) - anchor).total_seconds() / 60)
-            tables = _shift(conn, minutes)
-            end = (anchor + timedelta(minutes=minutes)).isoformat()
-            conn.execute(
-                "INSERT INTO dataset_info (key, value) VALUES ('shift_minutes', %s), "
-                "('history_end', %s)",
-                (str(minutes), end),
-            )
-        _freeze(conn, tables)
+        found = conn.execute(
+            "SELECT value::timestamptz, clock_timestamp() FROM dataset_info WHERE key = 'anchor'"
+        ).fetchone()
+        if found is None:
+            raise DatasetError(f"{dsn}: not a dataset clone (dataset_info has no anchor)")
+    anchor, server_now = found
+    minutes = math.floor(((now or server_now) - anchor).total_seconds() / 60)
+    shift_database(dsn, minutes)
+    with _connect(dsn) as conn:
+        end = (anchor + timedelta(minutes=minutes)).isoformat()
+        conn.execute(
+            "INSERT INTO dataset_info (key, value) VALUES ('shift_minutes', %s), "
+            "('history_end', %s)",
+            (str(minutes), end),
+        )
     return minutes
 
 
@@ -409,35 +485,53 @@ def shift_minutes(dsn: str) -> int:
 
 
 def shift_database(dsn: str, minutes: int) -> None:
-    """Move the time columns of the tables this database holds (a read database on its own
-    server, say) by `minutes`, as its write database's clone was moved."""
+    """Move the SHIFTED_COLUMNS of the tables this database holds (a clone's, or a read database
+    on its own server) by `minutes`, then freeze and analyze them.
+
+    Each table is rewritten by a same-type ALTER ... USING (2-3x faster than an UPDATE plus
+    VACUUM, and no dead half left behind to skew scans), LOADERS tables at once, each in its own
+    transaction: a database whose shift fails is dropped by its caller. Materialized views over
+    the tables are dropped first (ALTER COLUMN cannot change a column a view uses) and made
+    again after, computed from the shifted rows."""
     with _connect(dsn) as conn:
-        with conn.transaction():
-            tables = _shift(conn, minutes)
-        _freeze(conn, tables)
-
-
-def _shift(conn: psycopg.Connection, minutes: int) -> list[str]:
-    """Shift every SHIFTED_COLUMNS column present in the database; the tables it rewrote."""
-    present = {
-        r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-    }
-    shifted = sorted((t, c) for t, c in SHIFTED_COLUMNS if t in present)
-    views = _drop_materialized_views(conn)  # ALTER COLUMN cannot change a column a view uses
-    for table, column in shifted:
-        # A same-type ALTER ... USING rewrites the table compactly: 2-3x faster than an
-        # UPDATE plus VACUUM, and no dead half left behind to skew scans.
-        statement = sql.SQL(
-            "ALTER TABLE {t} ALTER COLUMN {c} TYPE timestamptz USING {c} + {shift}"
-        ).format(
-            t=sql.Identifier(table),
-            c=sql.Identifier(column),
-            shift=sql.Literal(f"{minutes} minutes") + sql.SQL("::interval"),
+        present = {
+            r[0]
+            for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        }
+        columns: dict[str, list[str]] = {}
+        for table, column in sorted(SHIFTED_COLUMNS):
+            if table in present:
+                columns.setdefault(table, []).append(column)
+        sizes = dict(
+            conn.execute(
+                "SELECT relname, pg_table_size(oid) FROM pg_class WHERE relname = ANY(%s)",
+                (list(columns),),
+            ).fetchall()
         )
-        conn.execute(statement)
-    for statement in views:  # back, computed from the shifted rows
-        conn.execute(statement)
-    return sorted({t for t, _ in shifted})
+        with conn.transaction():
+            views = _drop_materialized_views(conn)
+    by_size = sorted(columns, key=lambda table: -sizes.get(table, 0))
+    _in_parallel(by_size, lambda table: _shift_table(dsn, table, columns[table], minutes))
+    with _connect(dsn) as conn, conn.transaction():
+        for statement in views:
+            conn.execute(statement)
+
+
+def _shift_table(dsn: str, table: str, columns: list[str], minutes: int) -> None:
+    shift = sql.Literal(f"{minutes} minutes") + sql.SQL("::interval")
+    alter = sql.SQL("ALTER TABLE {} {}").format(
+        sql.Identifier(table),
+        sql.SQL(", ").join(
+            sql.SQL("ALTER COLUMN {c} TYPE timestamptz USING {c} + {shift}").format(
+                c=sql.Identifier(column), shift=shift
+            )
+            for column in columns
+        ),
+    )
+    with _connect(dsn) as conn:
+        conn.execute("SET maintenance_work_mem = '512MB'")
+        conn.execute(alter)
+        conn.execute(sql.SQL("VACUUM (FREEZE, ANALYZE) {}").format(sql.Identifier(table)))
 
 
 MATERIALIZED_VIEWS = """
@@ -468,28 +562,27 @@ def _drop_materialized_views(conn: psycopg.Connection) -> list[sql.Composable]:
     return again
 
 
-def _freeze(conn: psycopg.Connection, tables: list[str]) -> None:
-    for table in tables:
-        conn.execute(sql.SQL("VACUUM (FREEZE, ANALYZE) {}").format(sql.Identifier(table)))
-
-
-def drop_database(write_dsn: str, name: str) -> bool:
-    """Drop database `name` (a template too) if it exists; False if there was none."""
+def drop_database(write_dsn: str, name: str, *, force: bool = False) -> bool:
+    """Drop database `name` (a template too) if it exists; False if there was none. With
+    `force`, sessions still using it are ended first (a run's own database, whose queries may
+    outlive the load generator that sent them)."""
     _check_name(name)
     with _connect(write_dsn) as admin:
         if not _exists(admin, name):
             return False
-        _drop(admin, name)
+        _drop(admin, name, force=force)
     return True
 
 
-def _drop(admin: psycopg.Connection, name: str) -> None:
+def _drop(admin: psycopg.Connection, name: str, *, force: bool = False) -> None:
     if name in PROTECTED or name == admin.info.dbname:
         raise DatasetError(f"refusing to drop database {name!r}")
     ident = sql.Identifier(name)
     try:
         admin.execute(sql.SQL("ALTER DATABASE {} IS_TEMPLATE false").format(ident))
-        admin.execute(sql.SQL("DROP DATABASE {}").format(ident))
+        admin.execute(
+            sql.SQL("DROP DATABASE {}{}").format(ident, sql.SQL(" WITH (FORCE)" if force else ""))
+        )
     except psycopg.errors.ObjectInUse as e:
         raise DatasetError(f"cannot drop {name!r} while sessions use it: {e}") from e
 
