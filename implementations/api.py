@@ -10,6 +10,7 @@ anything is written.
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -154,12 +155,20 @@ class Reports:
         self.held: dict[str, tuple[Session, asyncio.Lock]] = {}
 
     def begin(self, isolation: str) -> str:
-        report = str(uuid.uuid4())
+        # the process that holds it, named in the id: a service may run several worker processes
+        report = f"{uuid.uuid4()}-{os.getpid()}"
         self.held[report] = (self.impl.session(isolation, report=True), asyncio.Lock())
         return report
 
     def get(self, report: str) -> tuple[Session, asyncio.Lock]:
         if report not in self.held:
+            holder = report.rpartition("-")[2]
+            if holder.isdigit() and int(holder) != os.getpid():
+                raise NotFound(
+                    f"report {report} is held by another worker process of this service "
+                    "(serve --workers): send a report's requests on the connection that began "
+                    "it, or serve with one worker"
+                )
             raise NotFound(f"report {report} does not exist (ended, or never begun)")
         return self.held[report]
 
@@ -195,8 +204,9 @@ def _report_routes(app: FastAPI, reports: Reports) -> None:
         return Response(status_code=204)
 
 
-def create_app(impl: Implementation, side: str = "both") -> FastAPI:
-    """The service; `side` serves only the command routes or only the query routes."""
+def create_app(impl: Implementation, side: str = "both", *, owned: bool = False) -> FastAPI:
+    """The service; `side` serves only the command routes or only the query routes. `owned`:
+    the service stops the (started) implementation when it stops (a worker process's own)."""
     if side not in SIDES:
         raise ValueError(f"side must be one of {', '.join(SIDES)}, not {side!r}")
     read_dsn = impl.projection.target_dsn if impl.projection else None
@@ -210,6 +220,8 @@ def create_app(impl: Implementation, side: str = "both") -> FastAPI:
         yield
         reports.end_all()
         watch.stop()
+        if owned:
+            impl.stop()
 
     app = FastAPI(
         title="cqrs-bench order service",
@@ -289,6 +301,7 @@ def create_app(impl: Implementation, side: str = "both") -> FastAPI:
         return {
             "implementation": impl.name,
             "side": side,
+            "process": os.getpid(),  # the worker process that answered (serve --workers)
             "sides": sides,
             "read_models_as_of": state.read_models_as_of,
             "projection": projection,
