@@ -22,6 +22,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.datastructures import Headers, MutableHeaders
 
 from implementations.domain import commands as c
 from implementations.domain import queries as q
@@ -204,6 +205,61 @@ def _report_routes(app: FastAPI, reports: Reports) -> None:
         return Response(status_code=204)
 
 
+class _SessionMiddleware:
+    """Each request in a session: at its X-Isolation level (default read committed), or in the
+    report its X-Report header names. Every response says how many times its command was retried
+    (X-Retries: serialization failures, deadlocks), whether the write side is up and as of when
+    the read models are (X-Write-Side, X-Read-Models-As-Of: from the SideWatch, at no cost to
+    the request). A plain ASGI middleware: Starlette's BaseHTTPMiddleware (`@app.middleware`)
+    runs every request in a task of its own with streams between them, which profiling showed
+    to be a large share of the service's CPU per checkout (README: "The service tier")."""
+
+    def __init__(self, app, impl: Implementation, reports: Reports, watch: SideWatch) -> None:
+        self.app, self.impl, self.reports, self.watch = app, impl, reports, watch
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        report = headers.get(REPORT_HEADER)
+        try:
+            if report is None:
+                isolation = headers.get(ISOLATION_HEADER, "read committed")
+                session = self.impl.session(isolation, role=headers.get(ROLE_HEADER))
+                lock = None
+            else:
+                session, lock = self.reports.get(report)
+        except ValueError as exc:
+            refused = JSONResponse(
+                {"error": "invalid_input", "reason": f"session headers: {exc}"},
+                status_code=422,
+            )
+            await refused(scope, receive, send)
+            return
+        except NotFound as exc:
+            await (await _domain_error(None, exc))(scope, receive, send)
+            return
+
+        async def send_with_state(message) -> None:
+            if message["type"] == "http.response.start":
+                extra = MutableHeaders(scope=message)
+                extra[RETRIES_HEADER] = str(session.retried)
+                state = self.watch.state
+                extra["X-Write-Side"] = "up" if state.write_up else "down"
+                if state.read_models_as_of is not None:
+                    extra["X-Read-Models-As-Of"] = state.read_models_as_of.isoformat()
+            await send(message)
+
+        if lock is None:
+            with session.active():
+                await self.app(scope, receive, send_with_state)
+        else:
+            async with lock:
+                with session.active():
+                    await self.app(scope, receive, send_with_state)
+
+
 def create_app(impl: Implementation, side: str = "both", *, owned: bool = False) -> FastAPI:
     """The service; `side` serves only the command routes or only the query routes. `owned`:
     the service stops the (started) implementation when it stops (a worker process's own)."""
@@ -230,45 +286,7 @@ def create_app(impl: Implementation, side: str = "both", *, owned: bool = False)
         lifespan=lifespan,
     )
 
-    @app.middleware("http")
-    async def say_how_fresh(request: Request, call_next):
-        response = await call_next(request)
-        state = watch.state
-        response.headers["X-Write-Side"] = "up" if state.write_up else "down"
-        if state.read_models_as_of is not None:
-            response.headers["X-Read-Models-As-Of"] = state.read_models_as_of.isoformat()
-        return response
-
-    @app.middleware("http")
-    async def in_session(request: Request, call_next):
-        """Each request in a session: at its X-Isolation level (default read committed), or in
-        the report its X-Report header names; X-Retries on the response says how many times its
-        command was retried (serialization failures, deadlocks)."""
-        isolation = request.headers.get(ISOLATION_HEADER, "read committed")
-        report = request.headers.get(REPORT_HEADER)
-        try:
-            if report is None:
-                session = impl.session(isolation, role=request.headers.get(ROLE_HEADER))
-                lock = None
-            else:
-                session, lock = reports.get(report)
-        except ValueError as exc:
-            return JSONResponse(
-                {"error": "invalid_input", "reason": f"session headers: {exc}"},
-                status_code=422,
-            )
-        except NotFound as exc:
-            return await _domain_error(request, exc)
-        if lock is None:
-            with session.active():
-                response = await call_next(request)
-        else:
-            async with lock:
-                with session.active():
-                    response = await call_next(request)
-        response.headers[RETRIES_HEADER] = str(session.retried)
-        return response
-
+    app.add_middleware(_SessionMiddleware, impl=impl, reports=reports, watch=watch)
     app.add_exception_handler(DomainError, _domain_error)
     # retries used up on a serialization failure or a deadlock: the same call again may succeed
     app.add_exception_handler(TransactionAborted, _aborted)
