@@ -5,6 +5,11 @@ domain checks ranges and rules. The ranges the domain enforces are also declared
 models and parameters (from the domain's own constants), so the OpenAPI description states them;
 either check answers 422. Every caller mistake answers 422, 404 or 409 with a reason, before
 anything is written.
+
+Routes are coroutines that run their implementation call (blocking database I/O) in the thread
+pool (`off_loop`); FastAPI then validates and serializes the answer on the event loop. A plain
+`def` route costs two thread hops per request: FastAPI runs a sync route's response validation in
+the thread pool as well (README: "The service tier").
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import FastAPI, Header, Path, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
+from fastapi.concurrency import run_in_threadpool as off_loop
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -188,11 +193,11 @@ def _report_routes(app: FastAPI, reports: Reports) -> None:
     """Reports are the query side's: a held transaction its queries share."""
 
     @app.post("/reports", status_code=201, tags=["reports"])
-    def begin_report(body: ReportBody | None = None) -> dict:
+    async def begin_report(body: ReportBody | None = None) -> dict:
         """Begin a report: the queries sent with header `X-Report: <report>` run in one
         transaction (one snapshot, at least REPEATABLE READ) until DELETE /reports/<report>."""
         try:
-            return {"report": reports.begin((body or ReportBody()).isolation)}
+            return {"report": reports.begin((body or ReportBody()).isolation)}  # no I/O
         except ValueError as exc:
             raise InvalidInput(str(exc)) from exc
 
@@ -201,7 +206,7 @@ def _report_routes(app: FastAPI, reports: Reports) -> None:
         """End a report: commit its transaction and give its connection back."""
         _session, lock = reports.get(report)
         async with lock:  # after the report's query in flight, if any
-            await run_in_threadpool(reports.end, report)
+            await off_loop(reports.end, report)
         return Response(status_code=204)
 
 
@@ -303,19 +308,19 @@ def create_app(impl: Implementation, side: str = "both", *, owned: bool = False)
         _report_routes(app, reports)
 
     @app.get("/health", tags=["service"])
-    def health() -> dict:
+    async def health() -> dict:
         return {"status": "ok", "implementation": impl.name, "side": side}
 
     @app.get("/status", tags=["service"])
-    def status() -> dict:
+    async def status() -> dict:
         """Each side's state and, for CQRS variants, where the projection stands."""
-        state = watch.check()
+        state = await off_loop(watch.check)
         sides = {"write": "up" if state.write_up else "down"}
         projection = None
         if impl.projection:
             sides["read"] = "up" if state.read_up else "down"
             if state.write_up and state.read_up:
-                projection = impl.projection.status().as_dict()
+                projection = (await off_loop(impl.projection.status)).as_dict()
         return {
             "implementation": impl.name,
             "side": side,
@@ -332,7 +337,7 @@ def _command_routes(app: FastAPI, impl: Implementation) -> None:
     cmd = impl.commands
 
     @app.post("/orders", status_code=201, tags=["commands"])
-    def place_order(
+    async def place_order(
         body: PlaceOrderBody,
         response: Response,
         idempotency_key: Annotated[
@@ -341,8 +346,9 @@ def _command_routes(app: FastAPI, impl: Implementation) -> None:
     ) -> r.PlacedOrder:
         """Checkout. Retrying with the same Idempotency-Key returns the first order (200)."""
         lines = tuple(c.OrderLine(line.product_id, line.quantity) for line in body.lines)
-        placed = cmd.place_order(
-            c.PlaceOrder(body.customer_id, lines, idempotency_key or f"auto-{uuid.uuid4()}")
+        placed = await off_loop(
+            cmd.place_order,
+            c.PlaceOrder(body.customer_id, lines, idempotency_key or f"auto-{uuid.uuid4()}"),
         )
         if placed.replayed:
             response.status_code = 200
@@ -350,63 +356,68 @@ def _command_routes(app: FastAPI, impl: Implementation) -> None:
         return placed
 
     @app.post("/orders/{order_id}/cancel", tags=["commands"])
-    def cancel_order(order_id: IdPath) -> r.OrderStatusChanged:
-        return cmd.cancel_order(c.CancelOrder(order_id))
+    async def cancel_order(order_id: IdPath) -> r.OrderStatusChanged:
+        return await off_loop(cmd.cancel_order, c.CancelOrder(order_id))
 
     @app.post("/orders/{order_id}/ship", tags=["commands"])
-    def ship_order(order_id: IdPath) -> r.OrderStatusChanged:
-        return cmd.ship_order(c.ShipOrder(order_id))
+    async def ship_order(order_id: IdPath) -> r.OrderStatusChanged:
+        return await off_loop(cmd.ship_order, c.ShipOrder(order_id))
 
     @app.post("/products/{product_id}/price", tags=["commands"])
-    def change_price(product_id: IdPath, body: PriceBody) -> r.ProductState:
-        return cmd.change_product_price(
-            c.ChangeProductPrice(product_id, body.new_price_cents, body.reason)
+    async def change_price(product_id: IdPath, body: PriceBody) -> r.ProductState:
+        return await off_loop(
+            cmd.change_product_price,
+            c.ChangeProductPrice(product_id, body.new_price_cents, body.reason),
         )
 
     @app.post("/products/{product_id}/discontinue", tags=["commands"])
-    def discontinue(product_id: IdPath) -> r.ProductState:
-        return cmd.discontinue_product(c.DiscontinueProduct(product_id))
+    async def discontinue(product_id: IdPath) -> r.ProductState:
+        return await off_loop(cmd.discontinue_product, c.DiscontinueProduct(product_id))
 
     @app.post("/products/{product_id}/restock", tags=["commands"])
-    def restock(product_id: IdPath, body: RestockBody) -> r.ProductState:
-        return cmd.restock_product(c.RestockProduct(product_id, body.quantity))
+    async def restock(product_id: IdPath, body: RestockBody) -> r.ProductState:
+        return await off_loop(cmd.restock_product, c.RestockProduct(product_id, body.quantity))
 
 
 def _query_routes(app: FastAPI, impl: Implementation) -> None:
     qry = impl.queries
 
     @app.get("/orders/{order_id}", tags=["queries"])
-    def order_summary(order_id: int, after: Token = None) -> r.OrderSummary:
-        return qry.order_summary(order_id, after=after)
+    async def order_summary(order_id: int, after: Token = None) -> r.OrderSummary:
+        return await off_loop(qry.order_summary, order_id, after=after)
 
     @app.get("/customers/{customer_id}/orders", tags=["queries"])
-    def customer_orders(
+    async def customer_orders(
         customer_id: IdPath, limit: Limit = 10, after: Token = None
     ) -> r.CustomerOrders:
-        return qry.customer_orders(q.RecentOrdersQuery(customer_id, limit), after=after)
+        return await off_loop(
+            qry.customer_orders, q.RecentOrdersQuery(customer_id, limit), after=after
+        )
 
     @app.get("/dashboard/sales-by-category", tags=["dashboard"])
-    def sales_by_category(
+    async def sales_by_category(
         since: datetime, until: datetime, after: Token = None
     ) -> list[r.CategorySales]:
-        return qry.sales_by_category(q.TimeWindow(since, until), after=after)
+        return await off_loop(qry.sales_by_category, q.TimeWindow(since, until), after=after)
 
     @app.get("/dashboard/top-products", tags=["dashboard"])
-    def top_products(
+    async def top_products(
         since: datetime, until: datetime, limit: Limit = 10, after: Token = None
     ) -> list[r.ProductRevenue]:
-        return qry.top_products(q.TopProductsQuery(q.TimeWindow(since, until), limit), after=after)
+        return await off_loop(
+            qry.top_products, q.TopProductsQuery(q.TimeWindow(since, until), limit), after=after
+        )
 
     @app.get("/dashboard/revenue", tags=["dashboard"])
-    def revenue(
+    async def revenue(
         since: datetime, until: datetime, bucket: q.Bucket = "hour", after: Token = None
     ) -> list[r.RevenuePoint]:
-        return qry.revenue_over_time(
-            q.RevenueQuery(q.TimeWindow(since, until), bucket), after=after
+        return await off_loop(
+            qry.revenue_over_time, q.RevenueQuery(q.TimeWindow(since, until), bucket), after=after
         )
 
     @app.get("/products/search", tags=["queries"])
-    def search_products(
+    async def search_products(
         category: SearchText = None,
         min_price_cents: SearchPrice = None,
         max_price_cents: SearchPrice = None,
@@ -415,4 +426,4 @@ def _query_routes(app: FastAPI, impl: Implementation) -> None:
         after: Token = None,
     ) -> list[r.ProductHit]:
         search = q.ProductSearch(category, min_price_cents, max_price_cents, text, limit)
-        return qry.search_products(search, after=after)
+        return await off_loop(qry.search_products, search, after=after)
