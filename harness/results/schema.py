@@ -632,7 +632,9 @@ TABLES: tuple[Table, ...] = (
                 "Which processes: "
                 + ", ".join(f"`{c}`" for c in RESOURCE_COMPONENTS)
                 + ", and `locust_worker_N` for each Locust worker the run started "
-                "(`--locust-workers`).",
+                "(`--locust-workers`). `service` is the `serve` process with its descendants: "
+                "with `--service-workers N` > 1, the N worker processes and multiprocessing's "
+                "resource tracker.",
             ),
             _count("processes", "Processes counted."),
             Column(
@@ -793,8 +795,10 @@ RUN_JSON_KEYS: tuple[tuple[str, str], ...] = (
         "the rounds of the invocation, `round` this directory's (from 1) and `order` the order "
         "the implementations ran in (reversed every other round); `retries` the bound on a "
         "command's retries after a serialization failure or a deadlock (`run --retries`), "
-        "`mix_spec` the mix as it was read (per class: users, tasks, `isolation`, and an "
-        "Analyst's `report_s`).",
+        "`service_workers` the worker processes of the API service the run started (`run "
+        "--service-workers`; null when it started none: inproc, or `--service-url`; absent "
+        "before it existed), `mix_spec` the mix as it was read (per class: users, tasks, "
+        "`isolation`, and an Analyst's `report_s`).",
     ),
     (
         "versions",
