@@ -2,4 +2,5 @@
 
 from harness.cli.app import main
 
-main()
+if __name__ == "__main__":  # not on import
+    main()

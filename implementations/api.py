@@ -5,22 +5,29 @@ domain checks ranges and rules. The ranges the domain enforces are also declared
 models and parameters (from the domain's own constants), so the OpenAPI description states them;
 either check answers 422. Every caller mistake answers 422, 404 or 409 with a reason, before
 anything is written.
+
+Routes are coroutines that run their implementation call (blocking database I/O) in the thread
+pool (`off_loop`); FastAPI then validates and serializes the answer on the event loop. A plain
+`def` route costs two thread hops per request: FastAPI runs a sync route's response validation in
+the thread pool as well (README: "The service tier").
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import FastAPI, Header, Path, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
+from fastapi.concurrency import run_in_threadpool as off_loop
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.datastructures import Headers, MutableHeaders
 
 from implementations.domain import commands as c
 from implementations.domain import queries as q
@@ -154,12 +161,20 @@ class Reports:
         self.held: dict[str, tuple[Session, asyncio.Lock]] = {}
 
     def begin(self, isolation: str) -> str:
-        report = str(uuid.uuid4())
+        # the process that holds it, named in the id: a service may run several worker processes
+        report = f"{uuid.uuid4()}-{os.getpid()}"
         self.held[report] = (self.impl.session(isolation, report=True), asyncio.Lock())
         return report
 
     def get(self, report: str) -> tuple[Session, asyncio.Lock]:
         if report not in self.held:
+            holder = report.rpartition("-")[2]
+            if holder.isdigit() and int(holder) != os.getpid():
+                raise NotFound(
+                    f"report {report} is held by another worker process of this service "
+                    "(serve --workers): send a report's requests on the connection that began "
+                    "it, or serve with one worker"
+                )
             raise NotFound(f"report {report} does not exist (ended, or never begun)")
         return self.held[report]
 
@@ -178,11 +193,11 @@ def _report_routes(app: FastAPI, reports: Reports) -> None:
     """Reports are the query side's: a held transaction its queries share."""
 
     @app.post("/reports", status_code=201, tags=["reports"])
-    def begin_report(body: ReportBody | None = None) -> dict:
+    async def begin_report(body: ReportBody | None = None) -> dict:
         """Begin a report: the queries sent with header `X-Report: <report>` run in one
         transaction (one snapshot, at least REPEATABLE READ) until DELETE /reports/<report>."""
         try:
-            return {"report": reports.begin((body or ReportBody()).isolation)}
+            return {"report": reports.begin((body or ReportBody()).isolation)}  # no I/O
         except ValueError as exc:
             raise InvalidInput(str(exc)) from exc
 
@@ -191,12 +206,68 @@ def _report_routes(app: FastAPI, reports: Reports) -> None:
         """End a report: commit its transaction and give its connection back."""
         _session, lock = reports.get(report)
         async with lock:  # after the report's query in flight, if any
-            await run_in_threadpool(reports.end, report)
+            await off_loop(reports.end, report)
         return Response(status_code=204)
 
 
-def create_app(impl: Implementation, side: str = "both") -> FastAPI:
-    """The service; `side` serves only the command routes or only the query routes."""
+class _SessionMiddleware:
+    """Each request in a session: at its X-Isolation level (default read committed), or in the
+    report its X-Report header names. Every response says how many times its command was retried
+    (X-Retries: serialization failures, deadlocks), whether the write side is up and as of when
+    the read models are (X-Write-Side, X-Read-Models-As-Of: from the SideWatch, at no cost to
+    the request). A plain ASGI middleware: Starlette's BaseHTTPMiddleware (`@app.middleware`)
+    runs every request in a task of its own with streams between them, which profiling showed
+    to be a large share of the service's CPU per checkout (README: "The service tier")."""
+
+    def __init__(self, app, impl: Implementation, reports: Reports, watch: SideWatch) -> None:
+        self.app, self.impl, self.reports, self.watch = app, impl, reports, watch
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        report = headers.get(REPORT_HEADER)
+        try:
+            if report is None:
+                isolation = headers.get(ISOLATION_HEADER, "read committed")
+                session = self.impl.session(isolation, role=headers.get(ROLE_HEADER))
+                lock = None
+            else:
+                session, lock = self.reports.get(report)
+        except ValueError as exc:
+            refused = JSONResponse(
+                {"error": "invalid_input", "reason": f"session headers: {exc}"},
+                status_code=422,
+            )
+            await refused(scope, receive, send)
+            return
+        except NotFound as exc:
+            await (await _domain_error(None, exc))(scope, receive, send)
+            return
+
+        async def send_with_state(message) -> None:
+            if message["type"] == "http.response.start":
+                extra = MutableHeaders(scope=message)
+                extra[RETRIES_HEADER] = str(session.retried)
+                state = self.watch.state
+                extra["X-Write-Side"] = "up" if state.write_up else "down"
+                if state.read_models_as_of is not None:
+                    extra["X-Read-Models-As-Of"] = state.read_models_as_of.isoformat()
+            await send(message)
+
+        if lock is None:
+            with session.active():
+                await self.app(scope, receive, send_with_state)
+        else:
+            async with lock:
+                with session.active():
+                    await self.app(scope, receive, send_with_state)
+
+
+def create_app(impl: Implementation, side: str = "both", *, owned: bool = False) -> FastAPI:
+    """The service; `side` serves only the command routes or only the query routes. `owned`:
+    the service stops the (started) implementation when it stops (a worker process's own)."""
     if side not in SIDES:
         raise ValueError(f"side must be one of {', '.join(SIDES)}, not {side!r}")
     read_dsn = impl.projection.target_dsn if impl.projection else None
@@ -210,6 +281,8 @@ def create_app(impl: Implementation, side: str = "both") -> FastAPI:
         yield
         reports.end_all()
         watch.stop()
+        if owned:
+            impl.stop()
 
     app = FastAPI(
         title="cqrs-bench order service",
@@ -218,45 +291,7 @@ def create_app(impl: Implementation, side: str = "both") -> FastAPI:
         lifespan=lifespan,
     )
 
-    @app.middleware("http")
-    async def say_how_fresh(request: Request, call_next):
-        response = await call_next(request)
-        state = watch.state
-        response.headers["X-Write-Side"] = "up" if state.write_up else "down"
-        if state.read_models_as_of is not None:
-            response.headers["X-Read-Models-As-Of"] = state.read_models_as_of.isoformat()
-        return response
-
-    @app.middleware("http")
-    async def in_session(request: Request, call_next):
-        """Each request in a session: at its X-Isolation level (default read committed), or in
-        the report its X-Report header names; X-Retries on the response says how many times its
-        command was retried (serialization failures, deadlocks)."""
-        isolation = request.headers.get(ISOLATION_HEADER, "read committed")
-        report = request.headers.get(REPORT_HEADER)
-        try:
-            if report is None:
-                session = impl.session(isolation, role=request.headers.get(ROLE_HEADER))
-                lock = None
-            else:
-                session, lock = reports.get(report)
-        except ValueError as exc:
-            return JSONResponse(
-                {"error": "invalid_input", "reason": f"session headers: {exc}"},
-                status_code=422,
-            )
-        except NotFound as exc:
-            return await _domain_error(request, exc)
-        if lock is None:
-            with session.active():
-                response = await call_next(request)
-        else:
-            async with lock:
-                with session.active():
-                    response = await call_next(request)
-        response.headers[RETRIES_HEADER] = str(session.retried)
-        return response
-
+    app.add_middleware(_SessionMiddleware, impl=impl, reports=reports, watch=watch)
     app.add_exception_handler(DomainError, _domain_error)
     # retries used up on a serialization failure or a deadlock: the same call again may succeed
     app.add_exception_handler(TransactionAborted, _aborted)
@@ -273,22 +308,23 @@ def create_app(impl: Implementation, side: str = "both") -> FastAPI:
         _report_routes(app, reports)
 
     @app.get("/health", tags=["service"])
-    def health() -> dict:
+    async def health() -> dict:
         return {"status": "ok", "implementation": impl.name, "side": side}
 
     @app.get("/status", tags=["service"])
-    def status() -> dict:
+    async def status() -> dict:
         """Each side's state and, for CQRS variants, where the projection stands."""
-        state = watch.check()
+        state = await off_loop(watch.check)
         sides = {"write": "up" if state.write_up else "down"}
         projection = None
         if impl.projection:
             sides["read"] = "up" if state.read_up else "down"
             if state.write_up and state.read_up:
-                projection = impl.projection.status().as_dict()
+                projection = (await off_loop(impl.projection.status)).as_dict()
         return {
             "implementation": impl.name,
             "side": side,
+            "process": os.getpid(),  # the worker process that answered (serve --workers)
             "sides": sides,
             "read_models_as_of": state.read_models_as_of,
             "projection": projection,
@@ -301,7 +337,7 @@ def _command_routes(app: FastAPI, impl: Implementation) -> None:
     cmd = impl.commands
 
     @app.post("/orders", status_code=201, tags=["commands"])
-    def place_order(
+    async def place_order(
         body: PlaceOrderBody,
         response: Response,
         idempotency_key: Annotated[
@@ -310,8 +346,9 @@ def _command_routes(app: FastAPI, impl: Implementation) -> None:
     ) -> r.PlacedOrder:
         """Checkout. Retrying with the same Idempotency-Key returns the first order (200)."""
         lines = tuple(c.OrderLine(line.product_id, line.quantity) for line in body.lines)
-        placed = cmd.place_order(
-            c.PlaceOrder(body.customer_id, lines, idempotency_key or f"auto-{uuid.uuid4()}")
+        placed = await off_loop(
+            cmd.place_order,
+            c.PlaceOrder(body.customer_id, lines, idempotency_key or f"auto-{uuid.uuid4()}"),
         )
         if placed.replayed:
             response.status_code = 200
@@ -319,63 +356,68 @@ def _command_routes(app: FastAPI, impl: Implementation) -> None:
         return placed
 
     @app.post("/orders/{order_id}/cancel", tags=["commands"])
-    def cancel_order(order_id: IdPath) -> r.OrderStatusChanged:
-        return cmd.cancel_order(c.CancelOrder(order_id))
+    async def cancel_order(order_id: IdPath) -> r.OrderStatusChanged:
+        return await off_loop(cmd.cancel_order, c.CancelOrder(order_id))
 
     @app.post("/orders/{order_id}/ship", tags=["commands"])
-    def ship_order(order_id: IdPath) -> r.OrderStatusChanged:
-        return cmd.ship_order(c.ShipOrder(order_id))
+    async def ship_order(order_id: IdPath) -> r.OrderStatusChanged:
+        return await off_loop(cmd.ship_order, c.ShipOrder(order_id))
 
     @app.post("/products/{product_id}/price", tags=["commands"])
-    def change_price(product_id: IdPath, body: PriceBody) -> r.ProductState:
-        return cmd.change_product_price(
-            c.ChangeProductPrice(product_id, body.new_price_cents, body.reason)
+    async def change_price(product_id: IdPath, body: PriceBody) -> r.ProductState:
+        return await off_loop(
+            cmd.change_product_price,
+            c.ChangeProductPrice(product_id, body.new_price_cents, body.reason),
         )
 
     @app.post("/products/{product_id}/discontinue", tags=["commands"])
-    def discontinue(product_id: IdPath) -> r.ProductState:
-        return cmd.discontinue_product(c.DiscontinueProduct(product_id))
+    async def discontinue(product_id: IdPath) -> r.ProductState:
+        return await off_loop(cmd.discontinue_product, c.DiscontinueProduct(product_id))
 
     @app.post("/products/{product_id}/restock", tags=["commands"])
-    def restock(product_id: IdPath, body: RestockBody) -> r.ProductState:
-        return cmd.restock_product(c.RestockProduct(product_id, body.quantity))
+    async def restock(product_id: IdPath, body: RestockBody) -> r.ProductState:
+        return await off_loop(cmd.restock_product, c.RestockProduct(product_id, body.quantity))
 
 
 def _query_routes(app: FastAPI, impl: Implementation) -> None:
     qry = impl.queries
 
     @app.get("/orders/{order_id}", tags=["queries"])
-    def order_summary(order_id: int, after: Token = None) -> r.OrderSummary:
-        return qry.order_summary(order_id, after=after)
+    async def order_summary(order_id: int, after: Token = None) -> r.OrderSummary:
+        return await off_loop(qry.order_summary, order_id, after=after)
 
     @app.get("/customers/{customer_id}/orders", tags=["queries"])
-    def customer_orders(
+    async def customer_orders(
         customer_id: IdPath, limit: Limit = 10, after: Token = None
     ) -> r.CustomerOrders:
-        return qry.customer_orders(q.RecentOrdersQuery(customer_id, limit), after=after)
+        return await off_loop(
+            qry.customer_orders, q.RecentOrdersQuery(customer_id, limit), after=after
+        )
 
     @app.get("/dashboard/sales-by-category", tags=["dashboard"])
-    def sales_by_category(
+    async def sales_by_category(
         since: datetime, until: datetime, after: Token = None
     ) -> list[r.CategorySales]:
-        return qry.sales_by_category(q.TimeWindow(since, until), after=after)
+        return await off_loop(qry.sales_by_category, q.TimeWindow(since, until), after=after)
 
     @app.get("/dashboard/top-products", tags=["dashboard"])
-    def top_products(
+    async def top_products(
         since: datetime, until: datetime, limit: Limit = 10, after: Token = None
     ) -> list[r.ProductRevenue]:
-        return qry.top_products(q.TopProductsQuery(q.TimeWindow(since, until), limit), after=after)
+        return await off_loop(
+            qry.top_products, q.TopProductsQuery(q.TimeWindow(since, until), limit), after=after
+        )
 
     @app.get("/dashboard/revenue", tags=["dashboard"])
-    def revenue(
+    async def revenue(
         since: datetime, until: datetime, bucket: q.Bucket = "hour", after: Token = None
     ) -> list[r.RevenuePoint]:
-        return qry.revenue_over_time(
-            q.RevenueQuery(q.TimeWindow(since, until), bucket), after=after
+        return await off_loop(
+            qry.revenue_over_time, q.RevenueQuery(q.TimeWindow(since, until), bucket), after=after
         )
 
     @app.get("/products/search", tags=["queries"])
-    def search_products(
+    async def search_products(
         category: SearchText = None,
         min_price_cents: SearchPrice = None,
         max_price_cents: SearchPrice = None,
@@ -384,4 +426,4 @@ def _query_routes(app: FastAPI, impl: Implementation) -> None:
         after: Token = None,
     ) -> list[r.ProductHit]:
         search = q.ProductSearch(category, min_price_cents, max_price_cents, text, limit)
-        return qry.search_products(search, after=after)
+        return await off_loop(qry.search_products, search, after=after)

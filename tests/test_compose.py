@@ -26,6 +26,7 @@ import typer.main
 import yaml
 
 from harness.cli import app as cli
+from harness.deploy.service import SERVICE_WORKERS
 from harness.postgres.server import SETTINGS
 from implementations import registry
 
@@ -460,6 +461,17 @@ def test_one_variable_sets_the_workers_and_the_number_the_runner_waits_for(raw: 
     assert str(services["locust-worker"]["scale"]) == "4"
     for impl in registry.names():
         assert options(argv(services[f"runner-{impl}"]))["--locust-workers"] == "4"
+
+
+def test_one_variable_scales_every_api_service(raw: dict):
+    """CQRS_SERVICE_WORKERS is every API service's `serve --workers`, by default the harness's
+    own default (the runner's --service-workers)."""
+    for env, workers in (({}, str(SERVICE_WORKERS)), ({"CQRS_SERVICE_WORKERS": "3"}, "3")):
+        services = interpolate(raw, env)["services"]
+        for impl in registry.names():
+            args = argv(services[f"api-{impl}"])[1:]
+            assert options(args)["--workers"] == workers, (impl, env)
+            assert parse_with_cli(args).params["workers"] == int(workers), (impl, env)
 
 
 def test_a_standby_streams_from_the_write_server_for_the_architectures_that_read_one(

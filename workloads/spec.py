@@ -76,10 +76,14 @@ class Mix:
         spec = self.classes.get(user_class)
         return spec.rate if spec else 0.0
 
+    def reporting(self) -> list[str]:
+        """The classes whose queries run in reports (report_s)."""
+        return [name for name, spec in self.classes.items() if spec.report_s]
+
     def check_open_loop(self) -> None:
         """ValueError when a class runs reports: an open-loop class's requests run concurrently,
         and one report's transaction serves one request at a time."""
-        if reporting := [name for name, spec in self.classes.items() if spec.report_s]:
+        if reporting := self.reporting():
             raise ValueError(
                 f"mix {self.name}: {', '.join(reporting)} run reports (report_s), which need "
                 "closed loop: drop --arrival-rate"

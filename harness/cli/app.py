@@ -41,6 +41,7 @@ from harness.deploy.components import ComponentFailed, watch_parent
 from harness.deploy.provision import attached, prepared, run_databases
 from harness.deploy.provision import provision as provision_run
 from harness.deploy.provision import ready_for_load as prepare_for_load
+from harness.deploy.service import SERVICE_WORKERS, serve_workers
 from harness.postgres.binaries import PostgresNotFound
 from harness.postgres.server import ServerError
 from harness.postgres.servers import require_lasting_servers, use_servers
@@ -113,6 +114,12 @@ def serve(
         min=0,
         help="Times a command is run again after a serialization failure or a deadlock.",
     ),
+    workers: int = typer.Option(
+        SERVICE_WORKERS,
+        min=1,
+        help="Worker processes behind the one port (uvicorn's workers), each with its own "
+        "connection pools on the same run database; 1: the service in this process.",
+    ),
     exit_with_parent: ExitWithParent = False,
     cpus: Cpus = None,
     write_dsn: WriteDsn = None,
@@ -120,7 +127,8 @@ def serve(
     replica_dsn: ReplicaDsn = None,
 ) -> None:
     """Serve one implementation over HTTP (OpenAPI at /docs): on a fresh clone of the dataset
-    (with a projector process for CQRS), or on an existing run database with --database."""
+    (with a projector process for CQRS), or on an existing run database with --database. SIGTERM
+    or Ctrl-C stops it and every worker; with --workers, SIGHUP replaces the workers (uvicorn's)."""
     if side not in SIDES:
         raise ValueError(f"--side must be one of {', '.join(SIDES)}")
     registry.check(impl)
@@ -143,16 +151,16 @@ def serve(
                 read = projection.target_dsn if projection else None
                 prepare_for_load(write, read if read != write else None)
             typer.echo(
-                f"serving {impl} ({side}); Ctrl-C stops the service and removes what it started"
+                f"serving {impl} ({side}"
+                + (f", {workers} worker processes" if workers > 1 else "")
+                + "); Ctrl-C stops the service and removes what it started"
             )
             _say_how_to_load(write, host, port, side)
-            uvicorn.run(
-                create_app(implementation, side),
-                host=host,
-                port=port,
-                log_level="info",
-                access_log=False,
-            )
+            where = {"host": host, "port": port, "log_level": "info", "access_log": False}
+            if workers == 1:
+                uvicorn.run(create_app(implementation, side), **where)
+            else:  # each worker its own implementation on the same databases
+                serve_workers(implementation, side, workers=workers, **where)
 
 
 def _say_how_to_load(catalog_dsn: str, host: str, port: int, side: str) -> None:

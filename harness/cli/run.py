@@ -10,6 +10,7 @@ import typer
 
 from harness.cli.options import ReadDsn, ReplicaDsn, Seed, WriteDsn
 from harness.deploy.refresher import INTERVAL
+from harness.deploy.service import SERVICE_WORKERS
 from harness.postgres.servers import require_lasting_servers, use_servers
 from harness.runner import presets
 from harness.runner.run import RunPlan
@@ -149,6 +150,14 @@ def run(
         help="Measure the API already serving --database at this URL: no service and no "
         "projector are started (the deployment's own projector's per-event lag is not recorded).",
     ),
+    service_workers: int | None = typer.Option(
+        None,
+        min=1,
+        show_default=False,
+        help=f"http: worker processes of the API service the run starts (`serve --workers`), "
+        f"each with its own connection pools; default {SERVICE_WORKERS}. Recorded in run.json's "
+        "config (null when the run starts no service).",
+    ),
     locust_workers: int = typer.Option(
         0, min=0, help="Run Locust as a master with this many worker processes (0: one process)."
     ),
@@ -228,6 +237,7 @@ def run(
         report=report,
         database=database,
         service_url=service_url,
+        service_workers=service_workers,
         locust_workers=locust_workers,
         external_workers=external_workers,
         master_port=master_port,

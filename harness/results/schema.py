@@ -635,7 +635,9 @@ TABLES: tuple[Table, ...] = (
                 "Which processes: "
                 + ", ".join(f"`{c}`" for c in RESOURCE_COMPONENTS)
                 + ", and `locust_worker_N` for each Locust worker the run started "
-                "(`--locust-workers`). `machine` (since version 5) is the whole machine, "
+                "(`--locust-workers`). `service` is the `serve` process with its descendants: "
+                "with `--service-workers N` > 1, the N worker processes and multiprocessing's "
+                "resource tracker. `machine` (since version 5) is the whole machine, "
                 "whatever runs on it (other users' processes too): busy CPU from /proc/stat "
                 "(user and nice as user; system, irq, softirq and steal as system), every "
                 "process on it and the memory in use; no component of the run, it is in no "
@@ -802,9 +804,11 @@ RUN_JSON_KEYS: tuple[tuple[str, str], ...] = (
         "the rounds of the invocation, `round` this directory's (from 1) and `order` the order "
         "the implementations ran in (reversed every other round); `retries` the bound on a "
         "command's retries after a serialization failure or a deadlock (`run --retries`), "
-        "`mix_spec` the mix as it was read (per class: users, tasks, `isolation`, and an "
-        "Analyst's `report_s`); `service_cpu_quota` the cores the service was limited to "
-        "(`run --service-cpu-quota`; null: no quota).",
+        "`service_workers` the worker processes of the API service the run started (`run "
+        "--service-workers`; null when it started none: inproc, or `--service-url`; absent "
+        "before it existed), `mix_spec` the mix as it was read (per class: users, tasks, "
+        "`isolation`, and an Analyst's `report_s`); `service_cpu_quota` the cores the service "
+        "was limited to (`run --service-cpu-quota`; null: no quota).",
     ),
     (
         "versions",

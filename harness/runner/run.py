@@ -43,7 +43,7 @@ from harness.deploy.provision import (
     run_databases,
 )
 from harness.deploy.refresher import INTERVAL, RefresherProcess, read_refreshes
-from harness.deploy.service import ServiceProcess
+from harness.deploy.service import SERVICE_WORKERS, ServiceProcess
 from harness.postgres.server import free_port
 from harness.postgres.servers import Servers, standby_dsn, standby_server
 from harness.postgres.standby import StandbyBehind, set_feedback, wait_replayed
@@ -97,6 +97,9 @@ class RunPlan:
     pool_size: int = 16
     database: str | None = None  # an existing run database instead of a fresh clone
     service_url: str | None = None  # an API the run did not start (serving `database`)
+    # worker processes of the service the run starts (http, no service_url); None: the default
+    # there, and recorded as null where the run starts no service
+    service_workers: int | None = None
     locust_workers: int = 0  # 0: one Locust process; N: a master and N workers
     external_workers: bool = False  # the N workers connect from elsewhere; none started here
     master_port: int | None = None  # where the master listens (default: a free port)
@@ -155,9 +158,36 @@ class RunPlan:
         mix = spec.load_mix(self.mix)
         if self.arrival_rate is not None:
             mix.check_open_loop()
+        if self.service_workers is not None:
+            self._check_service_workers(mix)
         spec.load_shape(self.shape)
         dataset.validate(self.sf, self.seed)
         check_experiment(self.experiment)
+
+    def _check_service_workers(self, mix: spec.Mix) -> None:
+        workers = self.service_workers
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"--service-workers must be a whole number >= 1, not {workers!r}")
+        if self.transport != "http" or self.service_url:
+            raise ValueError(
+                "--service-workers sets the service this run starts: it needs --transport http "
+                "and no --service-url"
+            )
+        if workers > 1 and (reporting := mix.reporting()):
+            raise ValueError(
+                f"--service-workers {workers}: in mix {mix.name}, {', '.join(reporting)} run "
+                "reports (report_s), transactions held by the one worker process that began "
+                "them, which the other workers cannot serve; use --service-workers 1"
+            )
+
+    def started_service_workers(self) -> int | None:
+        """The worker processes of the service this run starts (by default SERVICE_WORKERS, one
+        for a mix that runs reports); None when it starts none."""
+        if self.transport != "http" or self.service_url:
+            return None
+        if self.service_workers is not None:
+            return self.service_workers
+        return 1 if spec.load_mix(self.mix).reporting() else SERVICE_WORKERS
 
 
 class Frames:
@@ -461,7 +491,14 @@ class ImplRun:
             self._check_service(host)
         elif plan.transport == "http":
             service = self._start(
-                ServiceProcess(self.impl, self.servers, dbs.name, self.log("service"), plan.retries)
+                ServiceProcess(
+                    self.impl,
+                    self.servers,
+                    dbs.name,
+                    self.log("service"),
+                    plan.retries,
+                    workers=plan.started_service_workers(),
+                )
             )
             host = service.url
             service.wait_healthy()
@@ -767,6 +804,7 @@ def _round(
     progress(f"results: {run_dir}")
     config = {
         **asdict(plan),
+        "service_workers": plan.started_service_workers(),
         "results_root": str(plan.results_root),
         "round": number,
         "order": order,
