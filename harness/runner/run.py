@@ -559,7 +559,7 @@ class ImplRun:
     def _record_capacity(self) -> None:
         """run.json's `cpu_capacity`: the cores each component it started, each server on this
         machine and the machine could use (harness/collectors/capacity.py)."""
-        workers = getattr(self.plan, "service_workers", None) or 1
+        workers = self.plan.started_service_workers() or 1
         python = {
             "service": (workers, f"{workers} worker process{'es' * (workers > 1)} (GIL)"),
         }
