@@ -192,7 +192,15 @@ def test_the_position_waited_for_is_flushed_so_the_standby_can_reach_it(
 
 def test_killing_the_standby_during_a_run_fails_it_naming_its_log(servers: Servers, tmp_path: Path):
     server = standby_server(servers)
-    standby_dsn(servers)  # running
+    standby = standby_dsn(servers)  # running
+    # A restartpoint first (a checkpoint replayed, then CHECKPOINT on the standby): restarted at
+    # the end, the killed standby then replays only this test's WAL, not all the session wrote
+    # since it started (a minute and more of the suite's time).
+    with _admin(servers.write_dsn) as conn:
+        conn.execute("CHECKPOINT")
+    wait_replayed(servers.write_dsn, standby)
+    with _admin(standby) as conn:
+        conn.execute("CHECKPOINT")
     plan = RunPlan(
         impls=STANDBY_READERS[:1],
         transport="http",
