@@ -57,8 +57,8 @@ def test_a_copied_architecture_runs_to_a_valid_run_and_a_report_that_lists_it(
     plan = RunPlan(
         impls=[copied],
         transport="http",  # the service and the projector are child processes: they find it too
-        duration=4,
-        warmup=2,
+        duration=3,  # as test_run's every-architecture runs: the structure, not statistics
+        warmup=1,
         sf=0.01,
         experiment="copied",
         results_root=tmp_path / "results",

@@ -26,7 +26,7 @@ from harness.collectors import db_stats
 from harness.collectors.replay import ReplaySampler, replay_tables
 from harness.deploy.components import ComponentFailed
 from harness.postgres.servers import Servers, standby_dsn, standby_server
-from harness.postgres.standby import StandbyBehind, wait_replayed
+from harness.postgres.standby import StandbyBehind, primary_position, wait_replayed
 from harness.runner.run import RunPlan, run
 from implementations import registry
 from implementations.api import create_app
@@ -174,9 +174,33 @@ def test_a_recovery_conflict_is_counted_as_such(servers: Servers, replica):
     assert after["conflicts"] - before["conflicts"] == 1
 
 
+def test_the_position_waited_for_is_flushed_so_the_standby_can_reach_it(
+    servers: Servers, contract_catalog: str
+):
+    """WAL inserted but not flushed (here an open transaction's update) is not streamed until the
+    primary flushes it, which an idle WAL writer can leave for seconds: the position a wait aims
+    at is flushed before it is waited for."""
+    with _admin(contract_catalog) as open_tx, open_tx.transaction():
+        open_tx.execute("UPDATE products SET stock = stock + 1 WHERE id = 1")
+        position = primary_position(servers.write_dsn)
+        with _admin(servers.write_dsn) as conn:
+            assert conn.execute(
+                "SELECT pg_current_wal_flush_lsn() >= %s::pg_lsn", (position,)
+            ).fetchone()[0]
+        wait_replayed(servers.write_dsn, standby_dsn(servers))
+
+
 def test_killing_the_standby_during_a_run_fails_it_naming_its_log(servers: Servers, tmp_path: Path):
     server = standby_server(servers)
-    standby_dsn(servers)  # running
+    standby = standby_dsn(servers)  # running
+    # A restartpoint first (a checkpoint replayed, then CHECKPOINT on the standby): restarted at
+    # the end, the killed standby then replays only this test's WAL, not all the session wrote
+    # since it started (a minute and more of the suite's time).
+    with _admin(servers.write_dsn) as conn:
+        conn.execute("CHECKPOINT")
+    wait_replayed(servers.write_dsn, standby)
+    with _admin(standby) as conn:
+        conn.execute("CHECKPOINT")
     plan = RunPlan(
         impls=STANDBY_READERS[:1],
         transport="http",

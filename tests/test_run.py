@@ -68,8 +68,8 @@ def test_a_short_run_of_every_architecture_gives_a_valid_plausible_results_direc
     plan = RunPlan(
         impls=ALL if transport == "inproc" else OVER_HTTP,
         transport=transport,
-        duration=4,
-        warmup=2,
+        duration=3,  # the structure of the results, not their statistics: seconds suffice
+        warmup=1,
         sf=SF,
         experiment=f"test-{transport}",
         results_root=tmp_path,
@@ -348,17 +348,46 @@ def test_a_run_with_two_locust_workers_merges_their_histograms_exactly(
                 assert merged.get_value_at_percentile(p) == hist.get_value_at_percentile(p)
 
 
-def test_rounds_reverse_the_order_and_the_last_report_pools_them(servers: Servers, tmp_path: Path):
-    """--repeat 2: two valid run directories, the second in the reverse order; the step shape's
-    stages all fall in the measured window (the users table says so), and the last round's
-    report and summary cover both rounds and open with the answer."""
+def test_the_interference_shape_steps_the_analysts_within_the_measured_window(
+    servers: Servers, tmp_path: Path
+):
+    """The interference shape's stages all fall in the measured window (the users table says
+    so), in order, after a warm-up whose first half runs every class. The shape is Locust's, the
+    same whichever implementation it drives: one is run here (and rounds are the next test's)."""
     plan = RunPlan(
-        impls=["crud", "cqrs-logical"],
+        impls=["crud"],
         transport="inproc",
         mix="dashboard-heavy",
         shape="interference",
-        duration=8,
+        duration=8,  # 2 s a stage: each level fills at least one whole measured second
         warmup=4,
+        sf=SF,
+        experiment="stages",
+        results_root=tmp_path,
+        report=False,
+    )
+    (run_dir,) = run(plan, servers, progress=lambda _line: None)
+    assert validate_run(run_dir) == []
+    users = _table(run_dir, "users")
+    analysts = users[(users.user_class == "Analyst") & (users.phase == "measure")]
+    for impl in plan.impls:
+        levels = analysts[analysts.impl == impl].sort_values("second")["users"].tolist()
+        assert sorted(set(levels)) == [0, 4, 8, 16], (impl, levels)  # every stage measured
+        assert levels == sorted(levels), (impl, levels)  # in order
+    warm = users[(users.user_class == "Analyst") & (users.phase == "warmup")]
+    assert warm["users"].max() >= 1  # the warm-up's first half runs every class
+
+
+def test_rounds_reverse_the_order_and_the_last_report_pools_them(servers: Servers, tmp_path: Path):
+    """--repeat 2: two valid run directories, the second in the reverse order; the last round's
+    report and summary cover both rounds and open with the answer. The rounds' order and pooling
+    do not depend on the load: a short steady one (the interference shape's stages are checked
+    by the test above)."""
+    plan = RunPlan(
+        impls=["crud", "cqrs-logical"],
+        transport="inproc",
+        duration=2,
+        warmup=1,
         sf=SF,
         repeat=2,
         experiment="rounds",
@@ -373,15 +402,6 @@ def test_rounds_reverse_the_order_and_the_last_report_pools_them(servers: Server
         ["crud", "cqrs-logical"],
         ["cqrs-logical", "crud"],
     ]
-    for run_dir in dirs:
-        users = _table(run_dir, "users")
-        analysts = users[(users.user_class == "Analyst") & (users.phase == "measure")]
-        for impl in plan.impls:
-            levels = analysts[analysts.impl == impl].sort_values("second")["users"].tolist()
-            assert sorted(set(levels)) == [0, 4, 8, 16], (impl, levels)  # every stage measured
-            assert levels == sorted(levels), (impl, levels)  # in order
-        warm = users[(users.user_class == "Analyst") & (users.phase == "warmup")]
-        assert warm["users"].max() >= 1  # the warm-up's first half runs every class
     report = (dirs[-1] / "report" / "report.md").read_text()
     assert all(f"`rounds/{d.name}`" in report for d in dirs)
     assert report.index("## Answer") < report.index("## Latency") < report.index("## Claims")

@@ -23,9 +23,22 @@ def _connect(dsn: str) -> psycopg.Connection:
 
 
 def primary_position(primary_dsn: str) -> str:
-    """The primary's WAL insert position now: everything committed so far lies before it."""
+    """The primary's WAL insert position now: everything committed so far lies before it.
+
+    It is flushed before it is returned: WAL inserted but not flushed (a query's page pruning, an
+    open transaction's rows) is not sent to the standby until the primary flushes it, which an
+    idle WAL writer can leave for 10-15 s. A transaction that writes WAL (here a logical
+    decoding message, which physical replay ignores) flushes everything before it at commit."""
     with _connect(primary_dsn) as conn:
-        return conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()[0]
+        position, flushed = conn.execute(
+            "SELECT pg_current_wal_insert_lsn()::text,"
+            " pg_current_wal_flush_lsn() >= pg_current_wal_insert_lsn()"
+        ).fetchone()
+        if not flushed:
+            with conn.transaction():
+                conn.execute("SET LOCAL synchronous_commit = on")
+                conn.execute("SELECT pg_logical_emit_message(true, 'cqrs-bench', 'flush')")
+        return position
 
 
 def wait_replayed(
