@@ -36,9 +36,11 @@ def blocked_restock(impl: Implementation, dsn: str, isolation: str) -> tuple[obj
     return blocked(dsn, restock), session.retried
 
 
-def blocked(dsn: str, call: Callable[[], object]) -> object:
+def blocked(
+    dsn: str, call: Callable[[], object], while_waiting: Callable[[], None] = lambda: None
+) -> object:
     """What `call` returned or raised, run while another transaction holds an update of
-    PRODUCT, committed once the call waits for its row lock."""
+    PRODUCT, committed once the call waits for its row lock (and `while_waiting` has run)."""
     outcome: list[object] = []
 
     def run() -> None:
@@ -55,6 +57,7 @@ def blocked(dsn: str, call: Callable[[], object]) -> object:
         while not _waiting_on_lock(dsn):
             assert time.monotonic() < deadline, "the restock never waited for the row lock"
             time.sleep(0.02)
+        while_waiting()
         other.commit()
     worker.join(timeout=20)
     return outcome[0]
@@ -197,16 +200,9 @@ def test_a_role_names_its_commands_sessions_while_they_run(crud: Implementation)
         with session.active():
             return crud.commands.restock_product(c.RestockProduct(PRODUCT, 5))
 
-    def look() -> None:
-        deadline = time.monotonic() + 10
-        while not (names := _names_waiting(dsn)) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        seen.append(names)
-
-    watcher = threading.Thread(target=look)
-    watcher.start()
-    result = blocked(dsn, restock)
-    watcher.join(timeout=20)
+    # looked at while the restock waits (before the lock is released: a watcher of its own
+    # could miss a wait that ends as soon as it is seen)
+    result = blocked(dsn, restock, while_waiting=lambda: seen.append(_names_waiting(dsn)))
     assert not isinstance(result, Exception), result
     assert seen and seen[0] == ["cqrs-bench:crud:merchandiser"], seen
     with psycopg.connect(dsn, autocommit=True) as conn:

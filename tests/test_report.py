@@ -112,11 +112,12 @@ def _slowed(blob: str, factor: float) -> str:
     return slower.encode().decode()
 
 
-@pytest.fixture
-def slower_copy(tmp_path: Path) -> Path:
+@pytest.fixture(scope="module")
+def slower_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the sample run whose checkout and dashboard calls took 3 times as long and
-    whose dashboards saw 3 times older data: a deliberately slower run."""
-    copy = tmp_path / "sample" / "slower"
+    whose dashboards saw 3 times older data: a deliberately slower run. Made once for the module
+    (seconds of histogram re-encoding); `compare` only reads it."""
+    copy = tmp_path_factory.mktemp("slower") / "sample" / "slower"
     shutil.copytree(SAMPLE, copy)
     path = copy / "latency.parquet"
     latency = pd.read_parquet(path)
