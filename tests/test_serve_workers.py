@@ -4,9 +4,11 @@ gone (`--exit-with-parent`), or the supervisor itself killed outright."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,6 +21,7 @@ import psycopg
 import pytest
 from test_db_cli import _cli, _env
 
+from harness.deploy.service import TcpConfig
 from harness.postgres.server import free_port
 from harness.postgres.servers import Servers
 
@@ -177,3 +180,33 @@ def test_workers_outlive_neither_a_killed_parent_nor_a_killed_supervisor(serve, 
     assert len(children) >= 2
     os.kill(served.proc.pid if killed == "parent" else supervisor.pid, signal.SIGKILL)
     assert not _gone([supervisor, *children], timeout=30), served.log.read_text()
+
+
+def test_the_workers_socket_is_tcp_so_their_connections_get_nodelay():
+    """uvicorn binds the socket its workers share with protocol 0, so asyncio would leave
+    Nagle's algorithm on for every connection (about 40 ms per keep-alive request behind the
+    client's delayed ACK); TcpConfig's socket says IPPROTO_TCP, and accepted connections then
+    have TCP_NODELAY as in a single process."""
+    sock = TcpConfig(
+        "harness.deploy.service:worker_app", host="127.0.0.1", port=0, workers=2
+    ).bind_socket()
+    assert sock.proto == socket.IPPROTO_TCP
+
+    async def nodelay_of_an_accepted_connection() -> int:
+        accepted: asyncio.Future = asyncio.get_running_loop().create_future()
+
+        class Probe(asyncio.Protocol):
+            def connection_made(self, transport) -> None:
+                conn = transport.get_extra_info("socket")
+                accepted.set_result(conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                transport.close()
+
+        server = await asyncio.get_running_loop().create_server(Probe, sock=sock)
+        _reader, writer = await asyncio.open_connection(*sock.getsockname()[:2])
+        try:
+            return await asyncio.wait_for(accepted, 10)
+        finally:
+            writer.close()
+            server.close()
+
+    assert asyncio.run(nodelay_of_an_accepted_connection()) == 1
