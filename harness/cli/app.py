@@ -41,7 +41,7 @@ from harness.deploy.components import ComponentFailed, watch_parent
 from harness.deploy.provision import attached, prepared, run_databases
 from harness.deploy.provision import provision as provision_run
 from harness.deploy.provision import ready_for_load as prepare_for_load
-from harness.deploy.service import SERVICE_WORKERS, serve_workers
+from harness.deploy.service import serve_workers
 from harness.postgres.binaries import PostgresNotFound
 from harness.postgres.server import ServerError
 from harness.postgres.servers import require_lasting_servers, use_servers
@@ -115,10 +115,11 @@ def serve(
         help="Times a command is run again after a serialization failure or a deadlock.",
     ),
     workers: int = typer.Option(
-        SERVICE_WORKERS,
+        1,
         min=1,
         help="Worker processes behind the one port (uvicorn's workers), each with its own "
-        "connection pools on the same run database; 1: the service in this process.",
+        "connection pools on the same run database; 1: the service in this process (`run` "
+        "starts its service with --service-workers).",
     ),
     exit_with_parent: ExitWithParent = False,
     cpus: Cpus = None,

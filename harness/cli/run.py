@@ -155,8 +155,9 @@ def run(
         min=1,
         show_default=False,
         help=f"http: worker processes of the API service the run starts (`serve --workers`), "
-        f"each with its own connection pools; default {SERVICE_WORKERS}. Recorded in run.json's "
-        "config (null when the run starts no service).",
+        f"each with its own connection pools; default {SERVICE_WORKERS} (1 for a mix that runs "
+        "reports, which one worker holds). Recorded in run.json's config (null when the run "
+        "starts no service).",
     ),
     locust_workers: int = typer.Option(
         0, min=0, help="Run Locust as a master with this many worker processes (0: one process)."
