@@ -58,3 +58,17 @@ def test_bench_dashboards_times_every_query_and_window_and_drops_its_clone(
 def _databases(dsn: str) -> set[str]:
     with psycopg.connect(dsn) as conn:
         return {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
+
+
+def test_the_ratio_carries_the_spread_of_the_rounds() -> None:
+    result = bench_load.LoadResult(1.0, 42, 11)
+    for ours, theirs in ((2.0, 1.0), (2.0, 0.8), (1.6, 1.0)):  # ratios 0.5, 0.4, 0.625
+        result.rounds.append(bench_load.Round("cqrs-bench", 1_000, ours, "", 4_000))
+        result.rounds.append(bench_load.Round("pgbench", 1_000, theirs, "", 1_000))
+    assert [round(r, 3) for r in result.round_ratios()] == [0.5, 0.4, 0.625]
+    assert round(result.ratio, 3) == 0.5  # medians: 500 rows/s against 1,000
+    text = bench_load.report(result)
+    assert "ratio 0.50 (rounds from 0.40 to 0.62)" in text
+    assert "ratio 2.00 (rounds from 1.60 to 2.50)" in text  # per byte
+    result.rounds = result.rounds[:2]
+    assert "one round: run --rounds 3 for its spread" in bench_load.report(result)

@@ -33,6 +33,7 @@ import hashlib
 import json
 import math
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -391,7 +392,11 @@ def generate(sf: float, seed: int) -> Dataset:
     customers = _Customers(scale, _Stream(seed, "customers"))
     catalog = _Catalog(scale, _Stream(seed, "catalog"))
     history = _History(scale, catalog, _Stream(seed, "orders"))
-    outbox = _Outbox(customers, catalog, history)
+    with ThreadPoolExecutor(2, thread_name_prefix="cqrs-bench-draw") as pool:
+        settling = history.settle(catalog, pool)
+        outbox = _Outbox(customers, catalog, history)
+        for future in settling:
+            future.result()
     render: dict[str, Render] = {
         "customers": customers.columns,
         "products": catalog.product_columns,
@@ -565,12 +570,18 @@ class _History:
         self.quantity = 1 + stream.weighted(
             np.array(QUANTITY_WEIGHTS, dtype=np.float64), len(self.line_order)
         )
+        self._draw_outcomes(stream)
+
+    def settle(self, catalog: _Catalog, pool: ThreadPoolExecutor) -> list[Future]:
+        """What needs no more randomness, in threads (NumPy's sorts and searches release the
+        GIL): each line's price and each order's total; the catalog's stock."""
+        return [pool.submit(self._price, catalog), pool.submit(self._settle_stock, catalog)]
+
+    def _price(self, catalog: _Catalog) -> None:
         self.unit_price = catalog.price_at(self.line_product, self.at[self.line_order])
         self.total = np.bincount(
-            self.line_order, weights=self.quantity * self.unit_price, minlength=n
+            self.line_order, weights=self.quantity * self.unit_price, minlength=self.n
         ).astype(np.int64)
-        self._draw_outcomes(stream)
-        self._settle_stock(catalog)
 
     def _draw_lines(self, stream: _Stream, catalog: _Catalog, wanted: np.ndarray) -> None:
         """Up to `wanted` distinct products per order, active when it is placed, popular ones

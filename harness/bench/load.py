@@ -2,7 +2,7 @@
 and cloning the template with each of PostgreSQL's two strategies.
 
 Rounds alternate: the (sf, seed) dataset built under a scratch name (drawn, rendered, COPYed,
-indexed, foreign keys checked, vacuumed: what `cqrs-bench load` does), then `pgbench -i` at the
+indexed, foreign keys checked, analyzed: what `cqrs-bench load` does), then `pgbench -i` at the
 scale whose row count is nearest (100,000 accounts rows per scale unit, plus its branches and
 tellers), in a scratch database. Each side's rate is its rows over its whole time (pgbench's own
 "done in" figure, which covers its generation, COPY, vacuum and primary keys), and the size of
@@ -71,6 +71,13 @@ class LoadResult:
     @property
     def ratio(self) -> float:
         return self.median_rate("cqrs-bench") / self.median_rate("pgbench")
+
+    def round_ratios(self, of: str = "rate") -> list[float]:
+        """Each round's ratio (its build against the pgbench -i run beside it): their spread is
+        the noise the median ratio carries."""
+        ours = [getattr(r, of) for r in self.rounds if r.side == "cqrs-bench"]
+        theirs = [getattr(r, of) for r in self.rounds if r.side == "pgbench"]
+        return [a / b for a, b in zip(ours, theirs, strict=False)]
 
     @property
     def byte_ratio(self) -> float:
@@ -182,13 +189,22 @@ def report(result: LoadResult) -> str:
     ours, theirs = result.median_rate("cqrs-bench"), result.median_rate("pgbench")
     lines.append(
         f"median rows/s: cqrs-bench {ours:,.0f}, pgbench {theirs:,.0f}: ratio {result.ratio:.2f}"
+        + _spread(result.round_ratios())
     )
     lines.append(
         f"median MB/s of database written: cqrs-bench "
         f"{result.median_rate('cqrs-bench', 'byte_rate') / 2**20:,.1f}, pgbench "
         f"{result.median_rate('pgbench', 'byte_rate') / 2**20:,.1f}: ratio {result.byte_ratio:.2f}"
+        + _spread(result.round_ratios("byte_rate"))
     )
     lines.append(f"template on disk: {_size(result.template_bytes)}")
     for c in result.clones:
         lines.append(f"  clone by {c.how:<10} {c.seconds:6.2f}s  WAL written {_size(c.wal_bytes)}")
     return "\n".join(lines)
+
+
+def _spread(ratios: list[float]) -> str:
+    """The rounds' own ratios, lowest to highest (one round has no spread to show)."""
+    if len(ratios) < 2:
+        return " (one round: run --rounds 3 for its spread)"
+    return f" (rounds from {min(ratios):.2f} to {max(ratios):.2f})"

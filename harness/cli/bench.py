@@ -83,15 +83,18 @@ def overhead(
 def load(
     sf: ScaleFactor = 1,
     seed: Seed = 42,
-    rounds: int = typer.Option(1, min=1, help="Rounds; each builds the dataset, then pgbench -i."),
+    rounds: int = typer.Option(
+        3, min=1, help="Rounds; each builds the dataset, then pgbench -i (their spread is shown)."
+    ),
     write_dsn: WriteDsn = None,
 ) -> None:
     """Dataset build rate next to `pgbench -i` on the same server, and template clone times.
 
     Each round builds the (sf, seed) dataset under a scratch name, as `cqrs-bench load` does,
     then runs `pgbench -i` at the scale with the nearest row count; prints both rates (rows over
-    the whole build, pgbench's own "done in") and their ratio. Then clones the template with
-    FILE_COPY and WAL_LOG, and as a run does. Everything made is dropped at the end.
+    the whole build, pgbench's own "done in"), their ratio and the spread of the rounds' ratios.
+    Then clones the template with FILE_COPY and WAL_LOG, and as a run does. Everything made is
+    dropped at the end.
     """
     with use_servers(write_dsn, None, announce=typer.echo) as servers:
         result = bench_load.run(servers.write_dsn, sf, seed, rounds, progress=typer.echo)

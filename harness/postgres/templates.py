@@ -17,6 +17,7 @@ import json
 import math
 import os
 import re
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -177,13 +178,20 @@ def _build(
 ) -> TemplateInfo:
     started = time.perf_counter()
     progress(f"generating sf={sf_text(sf)} seed={seed} ...")
-    dataset = generate(sf, seed)
-    generated = time.perf_counter() - started
-    progress(f"drew {_rate(dataset.total_rows, generated)}; rendered as COPY text while loading")
     building = f"{name}_building_{os.getpid()}"
-    admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(building)))
+    dsn = database_dsn(write_dsn, building)
     try:
-        copied = _load(database_dsn(write_dsn, building), dataset, progress)
+        with ThreadPoolExecutor(1, thread_name_prefix="cqrs-bench-create") as pool:
+            created = pool.submit(_create_bare, admin, dsn, building)  # while drawing
+            try:
+                dataset = generate(sf, seed)
+            finally:
+                detached = created.result()
+        generated = time.perf_counter() - started
+        progress(
+            f"drew {_rate(dataset.total_rows, generated)}; rendered as COPY text while loading"
+        )
+        copied = _load(dsn, dataset, detached, progress)
         admin.execute(
             sql.SQL("ALTER DATABASE {} IS_TEMPLATE true").format(sql.Identifier(building))
         )
@@ -213,49 +221,89 @@ def _rate(rows: int, seconds: float) -> str:
 
 
 LOADERS = 2  # connections that COPY tables (and then build their indexes) at once
+# COPY text bytes per row (sf 1, seed 42): the load starts the most bytes first, so both
+# connections finish together (the outbox's JSON is 60% of the text; by rows it came third).
+ROW_BYTES = {
+    "customers": 70,
+    "products": 63,
+    "price_history": 59,
+    "orders": 72,
+    "order_lines": 20,
+    "outbox": 193,
+}
 
 
-def _load(dsn: str, dataset: Dataset, progress: Progress) -> float:
-    """Schema, COPY of every table, indexes and constraints, identity sequences and statistics:
-    the seconds from the schema to the constraints (ANALYZE excluded).
-
-    The tables are created bare (their indexes and constraints dropped and kept), then loaded in
-    LOADERS connections at once, largest first: each table COPYed with FREEZE in a transaction
-    that truncates it first, then its keys and indexes built (while the other connection still
-    copies). Then the foreign keys are added, each checked once, set-based, as it is added."""
-    started = time.perf_counter()
+def _create_bare(admin: psycopg.Connection, dsn: str, name: str) -> _Detached:
+    """The database with the schema's tables bare: the statements that add back their keys and
+    indexes, and their foreign keys (`_detach_constraints`)."""
+    admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     with _connect(dsn) as conn, conn.transaction():
         conn.execute(schema_sql())
-        indexes, foreign_keys = _detach_constraints(conn)
-    by_size = sorted(TABLES, key=lambda table: -dataset.rows[table] * len(TABLES[table]))
+        return _detach_constraints(conn)
+
+
+def _load(
+    dsn: str,
+    dataset: Dataset,
+    detached: _Detached,
+    progress: Progress,
+) -> float:
+    """COPY of every table into the bare schema, its indexes and constraints, identity sequences
+    and statistics: the seconds it took.
+
+    The tables are loaded in LOADERS connections at once, most bytes first: each table COPYed
+    with FREEZE in a transaction that truncates it first, then its keys and indexes built and its
+    statistics gathered, then each foreign key whose two tables are now loaded added, checked
+    once, set-based (all while the other connection still copies)."""
+    started = time.perf_counter()
+    foreign_keys = list(detached.foreign_keys)
+    by_size = sorted(TABLES, key=lambda table: -dataset.rows[table] * ROW_BYTES[table])
+    loaded: set[str] = set()
+    lock = threading.Lock()
 
     def load_table(table: str) -> None:
         _copy(dsn, dataset, table, progress)
-        _run_all(dsn, indexes.get(table, []))  # while the other connection still copies
+        _index(dsn, table, detached.indexes.get(table, []))
+        with lock:
+            loaded.add(table)
+            ready = [key for key in foreign_keys if {key.table, key.references} <= loaded]
+            for key in ready:
+                foreign_keys.remove(key)
+        _add_foreign_keys(dsn, ready)
 
     _in_parallel(by_size, load_table)
-    copied = time.perf_counter() - started
-    progress(f"copied and indexed {_rate(dataset.total_rows, copied)}")
-    keyed = time.perf_counter()
+    _add_foreign_keys(dsn, foreign_keys)  # any between tables the dataset does not fill
     with _connect(dsn) as conn:
-        for table, statement in foreign_keys:
-            try:
-                conn.execute(statement)
-            except psycopg.errors.ForeignKeyViolation as e:
-                raise DatasetError(f"generated rows of {table} break a foreign key: {e}") from e
         with conn.transaction():
             _finish_tables(conn, dataset)
-        progress(f"foreign keys checked in {time.perf_counter() - keyed:.1f}s")
-        loaded = time.perf_counter() - started
-        analyze_started = time.perf_counter()
-        conn.execute("ANALYZE")  # COPY FREEZE left the rows frozen and all-visible: no vacuum
-        conn.execute("VACUUM (FREEZE) dataset_info")  # the one table filled by INSERT
-        progress(f"analyze in {time.perf_counter() - analyze_started:.1f}s")
-    return loaded
+        conn.execute("VACUUM (FREEZE, ANALYZE) dataset_info")  # the one table filled by INSERT
+    seconds = time.perf_counter() - started
+    progress(f"copied, indexed and keys checked: {_rate(dataset.total_rows, seconds)}")
+    return seconds
+
+
+@dataclass(frozen=True)
+class _ForeignKey:
+    table: str
+    references: str
+    add: sql.Composable
+
+
+def _add_foreign_keys(dsn: str, keys: list[_ForeignKey]) -> None:
+    if keys:
+        with _connect(dsn) as conn:
+            for key in keys:
+                try:
+                    conn.execute(key.add)
+                except psycopg.errors.ForeignKeyViolation as e:
+                    raise DatasetError(
+                        f"generated rows of {key.table} break a foreign key: {e}"
+                    ) from e
 
 
 _CONSTRAINTS = """
-SELECT c.conrelid::regclass::text, c.conname, c.contype, pg_get_constraintdef(c.oid)
+SELECT c.conrelid::regclass::text, c.confrelid::regclass::text, c.conname, c.contype,
+       pg_get_constraintdef(c.oid)
 FROM pg_constraint c
 WHERE c.contype IN ('p', 'u', 'f') AND c.connamespace = 'public'::regnamespace
 ORDER BY c.contype = 'f' DESC, c.oid
@@ -268,14 +316,17 @@ ORDER BY i.indexname
 """
 
 
-def _detach_constraints(
-    conn: psycopg.Connection,
-) -> tuple[dict[str, list[sql.Composable]], list[tuple[str, sql.Composable]]]:
+@dataclass(frozen=True)
+class _Detached:
+    indexes: dict[str, list[sql.Composable]]  # by table: its keys and indexes
+    foreign_keys: list[_ForeignKey]
+
+
+def _detach_constraints(conn: psycopg.Connection) -> _Detached:
     """Drop the schema's foreign keys, unique and primary keys and indexes; the statements that
-    add them back: per table, its keys and indexes; then the foreign keys, in order."""
-    indexes: dict[str, list[sql.Composable]] = {}
-    foreign_keys: list[tuple[str, sql.Composable]] = []
-    for table, name, kind, definition in conn.execute(_CONSTRAINTS).fetchall():
+    add them back: per table, its keys and indexes; and the foreign keys."""
+    detached = _Detached({}, [])
+    for table, references, name, kind, definition in conn.execute(_CONSTRAINTS).fetchall():
         conn.execute(
             sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
                 sql.Identifier(table), sql.Identifier(name)
@@ -285,17 +336,24 @@ def _detach_constraints(
             sql.Identifier(table), sql.Identifier(name), sql.SQL(definition)
         )
         if kind == "f":
-            foreign_keys.append((table, add))
+            detached.foreign_keys.append(_ForeignKey(table, references, add))
         else:
-            indexes.setdefault(table, []).append(add)
+            detached.indexes.setdefault(table, []).append(add)
     for table, name, definition in conn.execute(_INDEXES).fetchall():
         conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
-        indexes.setdefault(table, []).append(sql.SQL(definition))
-    return indexes, foreign_keys
+        detached.indexes.setdefault(table, []).append(sql.SQL(definition))
+    return detached
+
+
+def _index(dsn: str, table: str, indexes: list[sql.Composable]) -> None:
+    """A loaded table's keys and indexes, one after another (a large one with parallel workers;
+    side by side without them, the outbox's took longer at sf 10), then its statistics (COPY
+    FREEZE left the rows frozen and all-visible: no vacuum)."""
+    _run_all(dsn, [*indexes, sql.SQL("ANALYZE {}").format(sql.Identifier(table))])
 
 
 def _in_parallel(tables: list[str], work: Callable[[str], None]) -> None:
-    """work(table) for every table, LOADERS at once, largest first; the first error is raised
+    """work(table) for every table, LOADERS at once, in the order given; the first error is raised
     once all have stopped."""
     with ThreadPoolExecutor(LOADERS, thread_name_prefix="cqrs-bench-load") as pool:
         for future in [pool.submit(work, table) for table in tables]:

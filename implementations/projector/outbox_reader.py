@@ -54,7 +54,7 @@ class Batch:
 
 def read_statement(conn: psycopg.Connection) -> str:
     """The read statement, with commit times only where the server tracks them."""
-    conn.adapters.register_loader("jsonb", TextLoader)  # payloads stay text: parsed where needed
+    conn.adapters.register_loader("json", TextLoader)  # payloads stay text: parsed where needed
     tracked = conn.execute("SHOW track_commit_timestamp").fetchone()[0] == "on"
     return READ.format(committed_at="pg_xact_commit_timestamp(xid(tx_id))" if tracked else "NULL")
 

@@ -12,7 +12,7 @@ from implementations.domain.events import Event, event_type, to_payload
 APPEND = """
     WITH appended AS (
         INSERT INTO outbox (event_type, payload)
-        SELECT * FROM unnest(CAST(%(types)s AS text[]), CAST(%(payloads)s AS jsonb[]))
+        SELECT * FROM unnest(CAST(%(types)s AS text[]), CAST(%(payloads)s AS json[]))
         RETURNING tx_id, position
     )
     SELECT tx_id::text, max(position) FROM appended GROUP BY tx_id

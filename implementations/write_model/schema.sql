@@ -55,7 +55,7 @@ CREATE TABLE outbox (
     position     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     tx_id        xid8 NOT NULL DEFAULT pg_current_xact_id(),
     event_type   text NOT NULL,
-    payload      jsonb NOT NULL,
+    payload      json NOT NULL,  -- kept as written: validated, never queried here (README: outbox)
     occurred_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX outbox_commit_order ON outbox (tx_id, position);
