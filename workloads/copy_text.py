@@ -1,7 +1,8 @@
 """Columns rendered as PostgreSQL's COPY text, vectorized with Arrow's compute kernels.
 
-Rows come out exactly as the server prints them back with `COPY ... TO STDOUT` (timestamps in UTC,
-jsonb keys in jsonb order), so a loaded table can be checked byte for byte. Text values come from
+Rows come out exactly as the server prints them back with `COPY ... TO STDOUT` (timestamps in UTC;
+JSON as written, since the outbox's payload is `json`; its keys in jsonb's order, which it was until
+schema 3), so a loaded table can be checked byte for byte. Text values come from
 the generator's vocabularies, which hold no character that COPY or JSON would escape
 (`check_plain` says so at import time), so no escaping is done here.
 """
@@ -84,7 +85,7 @@ def jsonb_keys(cls: type) -> tuple[str, ...]:
 
 
 def json_objects(cls: type, values: dict[str, Column], *, strings: Iterable[str] = ()) -> pa.Array:
-    """`cls`'s payloads as jsonb prints them, one per row: `values` holds every field as a column
+    """`cls`'s payloads as JSON text in jsonb's key order, one per row: `values` holds every field as a column
     (integers, text, or already-rendered JSON for nested values); fields in `strings` are quoted."""
     quoted = set(strings)
     parts: list[Column] = []
