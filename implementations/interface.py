@@ -41,6 +41,7 @@ from implementations.domain.results import (
     RevenuePoint,
 )
 from implementations.projector.engine import Projector
+from implementations.projector.source import Source
 from implementations.projector.status import ProjectionStatus
 
 
@@ -107,11 +108,13 @@ class QuerySide(Protocol):
 
 
 class Projection(Protocol):
-    """Read models a projector fills from an outbox (`implementations.projector`); the harness
-    runs the projector process on `source_dsn` -> `target_dsn` while the implementation is used."""
+    """Read models a projector fills from an event source, an outbox or another table
+    (`implementations.projector`); the harness runs the projector process on `source_dsn` ->
+    `target_dsn` while the implementation is used."""
 
-    source_dsn: str  # the database holding the outbox
+    source_dsn: str  # the database holding the events
     target_dsn: str  # the database holding the read models and the checkpoint
+    source: Source  # how the events are read (also by the lag sampler)
 
     @property
     def dsns(self) -> tuple[str, str]:
@@ -127,7 +130,7 @@ class Projection(Protocol):
     def wait_caught_up(
         self, timeout: float, alive: Callable[[], bool] = lambda: True
     ) -> float | None:
-        """Seconds until the checkpoint covered the outbox head as it was when called; None after
+        """Seconds until the checkpoint covered the source's head as it was when called; None after
         `timeout` or once `alive()` is false."""
 
 

@@ -2,7 +2,8 @@
 
 Out-of-order commits, rolled-back holes, idle transactions holding the horizon, a projector killed
 mid-batch, two projectors at once, transactions larger than a batch, live projection against a
-rebuild, lost notifications, read-your-writes bounds and idempotent retries.
+rebuild, lost notifications, read-your-writes bounds and idempotent retries; and that a source
+other than the outbox is the one read, waited on and listened to.
 
 Every test runs on a (write database, read database) pair, parametrized by `read_side`:
 cqrs-logical's pair (the read models in the write database itself) and cqrs-physical's (the read
@@ -19,6 +20,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ from conftest import table_digest
 from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy import Engine
 
+from harness.collectors.lag import LagSampler
 from harness.postgres.templates import clone, create_empty_database, drop_database, ensure_template
 from implementations import read_model
 from implementations.cqrs_logical.commands import command_side
@@ -40,8 +43,11 @@ from implementations.domain.events import CustomerRegistered, ProductAdded
 from implementations.projector import checkpoint
 from implementations.projector.background import ProjectorThread, projector_thread
 from implementations.projector.engine import PROJECTION, Projector, install
+from implementations.projector.outbox_reader import OUTBOX
 from implementations.projector.positions import Position, parse_token
-from implementations.projector.status import projection_status
+from implementations.projector.projection import OutboxProjection
+from implementations.projector.source import ReadBatch
+from implementations.projector.status import projection_status, status_on
 from implementations.read_model.queries import ReadModelQueries
 from implementations.write_model import catalog, checkout, handlers, outbox
 from implementations.write_model.command_side import CommandSide
@@ -965,3 +971,81 @@ def test_a_dataset_history_projects_its_prices_statuses_and_versions(dataset_pai
     """The dataset's rows carry the versions of their last history event, as commands keep them."""
     assert _scalar(dataset_pair.write_dsn, "SELECT max(version) FROM products") > 2
     _assert_projects_the_write_model(dataset_pair, batch_size=97)
+
+
+# --- 11: a source other than the outbox -----------------------------------------------------------
+
+
+class CountingSource:
+    """The outbox under a wake-up channel of its own, counting what is asked of it."""
+
+    channel = "counting_source"
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+
+    def reader(self, conn: psycopg.Connection) -> ReadBatch:
+        self.calls["reader"] += 1
+        read = OUTBOX.reader(conn)
+
+        def counted(after: Position, limit: int):
+            batch = read(after, limit)
+            self.calls["read"] += 1  # once read: what commits from now on is in the next batch
+            return batch
+
+        return counted
+
+    def head(self, conn: psycopg.Connection) -> Position | None:
+        self.calls["head"] += 1
+        return OUTBOX.head(conn)
+
+    def behind(self, conn: psycopg.Connection, after: Position) -> tuple[int, int]:
+        self.calls["behind"] += 1
+        return OUTBOX.behind(conn, after)
+
+    def oldest_unapplied_age_ms(self, conn: psycopg.Connection, after: Position, limit: int):
+        self.calls["oldest_unapplied_age_ms"] += 1
+        return OUTBOX.oldest_unapplied_age_ms(conn, after, limit)
+
+
+def _notify(pair: Pair, channel: str) -> None:
+    with psycopg.connect(pair.write_dsn, autocommit=True) as conn:
+        conn.execute(f"NOTIFY {channel}")
+
+
+def test_a_source_other_than_the_outbox_is_the_one_read_and_listened_to(pair):
+    source = CountingSource()
+    projection = OutboxProjection(*pair.dsns, source=source)
+    sampler = LagSampler(*pair.dsns, interval=0.05, source=source).start()
+    _eventually(sampler.latest, "a lag sample")
+    assert sampler.stop()["events_behind"].iloc[-1] == _outbox_count(pair) > 0
+    assert source.calls["oldest_unapplied_age_ms"] >= 1
+    with projection.projector(batch_size=2) as projector:
+        assert projector.catch_up() == _outbox_count(pair)
+    assert source.calls["reader"] == 1 and source.calls["read"] == _outbox_count(pair) // 2 + 1
+    before = source.calls.copy()
+    with (
+        psycopg.connect(pair.write_dsn, autocommit=True) as wr,
+        psycopg.connect(pair.read_dsn, autocommit=True) as rd,
+    ):
+        status = status_on(wr, rd, source=source)
+    assert status.head == status.checkpoint == _head(pair).token() and status.events_behind == 0
+    assert projection.status() == status and projection.wait_caught_up(timeout=5) is not None
+    asked = source.calls - before
+    assert (asked["head"], asked["behind"]) == (3, 2)
+    # the outbox's own notification is not on its channel: only a NOTIFY there wakes the projector
+    running = ProjectorThread(projection.projector(poll_interval=5)).start()
+    try:
+        read = source.calls["read"]
+        _eventually(lambda: source.calls["read"] > read, "the first read")
+        placed = pair.commands.place_order(_order(1, 2, "counting-source"))
+        time.sleep(0.3)
+        assert not _covered(pair, placed.token), "woken by the outbox's channel"
+        _notify(pair, source.channel)
+        assert _covered(pair, placed.token, timeout=2)
+    finally:
+        running.stop.set()
+        _notify(pair, source.channel)  # out of its poll wait, to stop at once
+        running.join()
+    _assert_agrees_with_write_model(pair)
+    _assert_caught_up_and_equal_to_rebuild(pair)  # the outbox's own rebuild: the same read models

@@ -25,26 +25,23 @@ import pandas as pd
 
 from harness.collectors.activity import collector_connection
 from harness.collectors.base import TS, Sampler, epoch_utc, typed_frame
+from implementations.projector.outbox_reader import OUTBOX
+from implementations.projector.positions import parse_token
+from implementations.projector.source import Source
 from implementations.projector.status import status_on
 
 LAG_COLUMNS = {"ts": TS, "events_behind": "int64", "oldest_unapplied_age_ms": "float64"}
 EVENT_LAG_COLUMNS = {"source_commit": TS, "applied_at": TS, "lag_ms": "float64"}
 FRESHNESS_COLUMNS = {"operation": "str", "started_at": TS, "freshness_ms": "float64"}
 
-# Commit times of the events after the checkpoint (the same events status counts as behind).
-# Commit order is not tx_id order, so the oldest commit is the minimum over them; it is taken over
-# the first OLDEST_SCAN_LIMIT of them in (tx_id, position) order, to stay cheap when far behind.
+# The oldest unapplied commit is taken over the first OLDEST_SCAN_LIMIT events after the
+# checkpoint (Source.oldest_unapplied_age_ms), to stay cheap when far behind.
 OLDEST_SCAN_LIMIT = 10_000
-OLDEST_UNAPPLIED = """
-    SELECT (extract(epoch FROM now() - min(pg_xact_commit_timestamp(xid(tx_id)))) * 1000)::float8
-    FROM (SELECT tx_id FROM outbox
-          WHERE (tx_id, position) > (CAST(%(tx)s AS xid8), %(pos)s)
-          ORDER BY tx_id, position LIMIT %(limit)s) behind
-"""
 
 
 class LagSampler(Sampler):
-    """Polls projection_status() of the run's write and read databases every `interval` s.
+    """Polls projection_status() of the run's write and read databases every `interval` s,
+    reading events through `source` (the projection's; the outbox by default).
 
     Rows: ts (client clock, when the poll began), events_behind, oldest_unapplied_age_ms (server
     now() minus the commit time of the oldest committed, unapplied event; NaN when none is behind
@@ -54,9 +51,11 @@ class LagSampler(Sampler):
 
     name = "lag"
 
-    def __init__(self, write_dsn: str, read_dsn: str, interval: float = 0.5) -> None:
+    def __init__(
+        self, write_dsn: str, read_dsn: str, interval: float = 0.5, *, source: Source = OUTBOX
+    ) -> None:
         super().__init__(interval)
-        self.write_dsn, self.read_dsn = write_dsn, read_dsn
+        self.write_dsn, self.read_dsn, self.source = write_dsn, read_dsn, source
         self._conn = self._read = None
         self._rows: list[tuple] = []
 
@@ -71,14 +70,12 @@ class LagSampler(Sampler):
 
     def _sample(self) -> None:
         ts = datetime.now(UTC)
-        status = status_on(self._conn, self._read)
+        status = status_on(self._conn, self._read, source=self.source)
         age = math.nan
         if status.events_behind:
-            tx, pos = status.checkpoint.split(":")
-            row = self._conn.execute(
-                OLDEST_UNAPPLIED, {"tx": tx, "pos": int(pos), "limit": OLDEST_SCAN_LIMIT}
-            ).fetchone()
-            age = math.nan if row[0] is None else row[0]
+            after = parse_token(status.checkpoint)
+            found = self.source.oldest_unapplied_age_ms(self._conn, after, OLDEST_SCAN_LIMIT)
+            age = math.nan if found is None else found
         with self._lock:
             self._rows.append((ts, status.events_behind, age))
 

@@ -72,7 +72,11 @@ class RunCollectors:
             {role: dsn for role, dsn in databases.items() if role != "standby"}
         )
         self.resources = resources.ResourceSampler({}, include_children=set(), interval=1.0)
-        self.lag = lag.LagSampler(*projection.dsns, interval=0.5) if projection else None
+        self.lag = (
+            lag.LagSampler(*projection.dsns, interval=0.5, source=projection.source)
+            if projection
+            else None
+        )
         self.replay = replay.ReplaySampler(*standby) if standby else None
         self.tails = {}
         for role, dsn in servers.items():

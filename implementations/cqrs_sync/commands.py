@@ -9,8 +9,8 @@ from sqlalchemy import Connection, Engine
 
 from implementations.db import driver
 from implementations.domain.events import Event, OrderPlaced, event_type, to_payload
-from implementations.projector.outbox_reader import OutboxEvent
 from implementations.projector.positions import START
+from implementations.projector.source import OutboxEvent
 from implementations.read_model.apply import apply
 from implementations.write_model.command_side import CommandSide
 

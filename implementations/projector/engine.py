@@ -1,10 +1,11 @@
 """The projection engine: read a batch in commit order, apply it with the checkpoint, repeat.
 
-- Reads happen on an autocommit connection to the write database, outside the apply transaction.
+- Reads happen on an autocommit connection to the write database, outside the apply transaction,
+  through the projection's Source (source.py; the outbox's by default).
 - Each batch is applied to the read database in one transaction that also advances the checkpoint
   by compare-and-set; a full batch loops at once.
-- LISTEN on the write database is only a wake-up hint; without a notification the projector
-  still polls every `poll_interval` seconds.
+- LISTEN on the write database (the source's channel) is only a wake-up hint; without a
+  notification the projector still polls every `poll_interval` seconds.
 - One active projector per projection: a session advisory lock on the read database. A second
   projector waits as a standby until the first one's session ends.
 """
@@ -21,11 +22,13 @@ from datetime import datetime
 from importlib.resources import files
 
 import psycopg
+from psycopg import sql
 
 from implementations import read_model
 from implementations.projector import checkpoint
-from implementations.projector.outbox_reader import Batch, read_batch, read_statement
+from implementations.projector.outbox_reader import OUTBOX
 from implementations.projector.positions import Position
+from implementations.projector.source import Batch, Source
 from implementations.read_model.apply import apply
 
 PROJECTION = "orders"
@@ -76,12 +79,14 @@ class Projector:
         write_dsn: str,
         read_dsn: str,
         *,
+        source: Source = OUTBOX,
         name: str = PROJECTION,
         batch_size: int = 1000,
         poll_interval: float = 0.5,
         on_applied: Callable[[Applied], None] | None = None,
     ) -> None:
         self.write_dsn, self.read_dsn, self.name = write_dsn, read_dsn, name
+        self.event_source = source  # what events are read from; self.source: the connection to it
         self.batch_size, self.poll_interval = batch_size, poll_interval
         self.on_applied = on_applied
         self.source: psycopg.Connection | None = None
@@ -93,7 +98,7 @@ class Projector:
     def open(self) -> None:
         self.source = _connect(self.write_dsn, "projector", autocommit=True)
         self.target = _connect(self.read_dsn, "projector", autocommit=False)
-        self.statement = read_statement(self.source)
+        self.read = self.event_source.reader(self.source)
 
     def close(self) -> None:
         for conn in (self.listener, self.source, self.target):
@@ -125,7 +130,7 @@ class Projector:
         """Read one batch after the checkpoint and apply it with the checkpoint; return it."""
         current = checkpoint.load(self.target, self.name)
         self.target.commit()
-        batch = read_batch(self.source, self.statement, current.at, self.batch_size)
+        batch = self.read(current.at, self.batch_size)
         self._apply(current, batch)
         return batch
 
@@ -163,9 +168,7 @@ class Projector:
         with ThreadPoolExecutor(1, thread_name_prefix="outbox-reader") as reader:
 
             def read(after: Position) -> Future[Batch]:
-                return reader.submit(
-                    read_batch, self.source, self.statement, after, self.batch_size
-                )
+                return reader.submit(self.read, after, self.batch_size)
 
             pending = read(current.at)
             while True:
@@ -180,7 +183,7 @@ class Projector:
                     return total
 
     def rebuild(self, progress: Callable[[int], None] | None = None) -> int:
-        """Empty every read model and the checkpoint, then replay the whole outbox."""
+        """Empty every read model and the checkpoint, then replay the source's whole history."""
         with self.target.transaction():
             read_model.truncate(self.target)
             checkpoint.reset(self.target, self.name)
@@ -222,7 +225,9 @@ class Projector:
             if stop.wait(self.poll_interval):
                 return
         self.listener = _connect(self.write_dsn, "projector-listen", autocommit=True)
-        self.listener.execute("LISTEN outbox")
+        self.listener.execute(
+            sql.SQL("LISTEN {}").format(sql.Identifier(self.event_source.channel))
+        )
         while not stop.is_set():
             full = self.step().full
             self._backoff = (

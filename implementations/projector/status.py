@@ -11,16 +11,9 @@ import psycopg
 
 from implementations.projector import checkpoint
 from implementations.projector.engine import LOCK_NAMESPACE, PROJECTION, lock_key
-from implementations.projector.positions import Position
+from implementations.projector.outbox_reader import OUTBOX
+from implementations.projector.source import Source
 
-HEAD = """
-    SELECT tx_id::text, position FROM outbox ORDER BY outbox.tx_id DESC, outbox.position DESC LIMIT 1
-"""
-BEHIND = """
-    SELECT count(*),
-           count(*) FILTER (WHERE tx_id >= pg_snapshot_xmin(pg_current_snapshot()))
-    FROM outbox WHERE (tx_id, position) > (CAST(%(tx)s AS xid8), %(pos)s)
-"""
 # The oldest transaction with an xid, in any database of the server (pg_snapshot_xmin is the
 # server's): while it runs, nothing at or after it is read.
 OLDEST_TX = """
@@ -71,26 +64,31 @@ def _oldest_transaction(conn: psycopg.Connection) -> HeldBackBy | None:
     return HeldBackBy(*row[:3], float(row[3] or 0)) if row else None
 
 
-def projection_status(write_dsn: str, read_dsn: str, name: str = PROJECTION) -> ProjectionStatus:
+def projection_status(
+    write_dsn: str, read_dsn: str, name: str = PROJECTION, source: Source = OUTBOX
+) -> ProjectionStatus:
     with _connect(read_dsn) as rd, _connect(write_dsn) as wr:
-        return status_on(wr, rd, name)
+        return status_on(wr, rd, name, source)
 
 
 def status_on(
-    wr: psycopg.Connection, rd: psycopg.Connection, name: str = PROJECTION
+    wr: psycopg.Connection,
+    rd: psycopg.Connection,
+    name: str = PROJECTION,
+    source: Source = OUTBOX,
 ) -> ProjectionStatus:
-    """The status read on open autocommit connections to the outbox's and the read models'
+    """The status read on open autocommit connections to the source's and the read models'
     databases (for a caller that polls: no connection per call)."""
     cp = checkpoint.load(rd, name)
     applied, lag, source_commit, updated = rd.execute(CHECKPOINT_ROW, {"name": name}).fetchone()
     key = {"ns": LOCK_NAMESPACE, "key": lock_key(name) % 2**32}
     active = rd.execute(ACTIVE, key).fetchone()[0] > 0
-    head = wr.execute(HEAD).fetchone()
-    behind, held = wr.execute(BEHIND, {"tx": str(cp.at.tx_id), "pos": cp.at.position}).fetchone()
+    head = source.head(wr)
+    behind, held = source.behind(wr, cp.at)
     oldest = _oldest_transaction(wr) if held else None
     return ProjectionStatus(
         projection=name,
-        head=f"{head[0]}:{head[1]}" if head else None,
+        head=head.token() if head else None,
         checkpoint=cp.at.token(),
         events_behind=behind,
         events_held_back=held,
@@ -113,13 +111,13 @@ def wait_caught_up(
     timeout: float,
     alive: Callable[[], bool] = lambda: True,
     name: str = PROJECTION,
+    source: Source = OUTBOX,
 ) -> float | None:
-    """Seconds until the checkpoint covered the outbox head as it is now; None after `timeout`
+    """Seconds until the checkpoint covered the source's head as it is now; None after `timeout`
     or as soon as `alive()` says the projector is gone."""
     started = time.monotonic()
-    with _connect(write_dsn) as source, _connect(read_dsn) as target:
-        row = source.execute(HEAD).fetchone()
-        head = Position(int(row[0]), row[1]) if row else None
+    with _connect(write_dsn) as wr, _connect(read_dsn) as target:
+        head = source.head(wr)
         while head is not None and not checkpoint.load(target, name).covers(head):
             if time.monotonic() - started > timeout or not alive():
                 return None

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from implementations.projector.outbox_reader import OutboxEvent
+from implementations.projector.source import OutboxEvent
 
 
 class ProjectionError(RuntimeError):
