@@ -14,7 +14,7 @@ so the projection hands them to the same read-model code (`DOMAIN_EVENTS`).
   second checkout with the key conflicts on the key's stream and replays the first order.
 
 Stream ids are deterministic UUIDs: `stream_id(kind, id)` for the numbered ones (the id in the
-last 12 hex digits, the kind in the first 8), `checkout_id(key)` the MD5 of the key (what
+last 16 hex digits, the kind in the first 8), `checkout_id(key)` the MD5 of the key (what
 PostgreSQL's `md5(key)::uuid` gives, so the dataset's history can be converted in SQL).
 """
 
@@ -30,8 +30,8 @@ CUSTOMER, PRODUCT, ORDER = 1, 2, 3
 
 
 def stream_id(kind: int, number: int) -> UUID:
-    """The stream of customer, product or order `number`."""
-    return UUID(f"{kind:08x}-0000-0000-0000-{number:012x}")
+    """The stream of customer, product or order `number` (any bigint id)."""
+    return UUID(int=(kind << 96) | number)
 
 
 def checkout_id(idempotency_key: str) -> UUID:

@@ -3,8 +3,9 @@ records all their new events in one atomic recording.
 
 A recording that finds a stream moved on since it was loaded (IntegrityError: another command
 appended to it first, typically a hot product) is decided again from freshly loaded aggregates,
-at most the session's `retries` times, each counted in its `retried` as a serialization failure
-is; what still conflicts is VersionConflict (the API's 409 with Retry-After), never a 500.
+after a random pause of up to 1, 2, 4, ... ms, at most the session's `retries` times, each
+counted in its `retried` as a serialization failure is; what still conflicts is VersionConflict
+(the API's 409 with Retry-After), never a 500.
 
 Checkout claims its idempotency key's stream in the same recording, and looks for the claim
 first: the same key returns the first order (`replayed`) and records nothing, whatever the stock
@@ -13,6 +14,8 @@ is now. Order ids come from a sequence, as crud's identity column gives them.
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable
 from typing import TypeVar
 from uuid import UUID
@@ -61,6 +64,9 @@ class EsCommandSide:
                 except IntegrityError:
                     if attempt < session.retries:
                         session.retried += 1
+                        # commands that conflicted tend to conflict again when they retry at
+                        # once: up to 1, 2, 4, ... ms apart, at random
+                        time.sleep(random.uniform(0, 0.001 * 2**attempt))
         raise VersionConflict(
             f"{what}: a stream it changes moved on {session.retries + 1} times in a row"
         )
@@ -106,6 +112,7 @@ class EsCommandSide:
         self._load(
             stream_id(CUSTOMER, cmd.customer_id), f"customer {cmd.customer_id} does not exist"
         )
+        order_id = self._next_order_id()  # before the products: their window stays short
         products = []
         for line in cmd.lines:  # the first line that cannot be supplied says why, as crud's
             product = self._active_product(line.product_id)
@@ -115,7 +122,6 @@ class EsCommandSide:
                     f"{line.quantity} requested"
                 )
             products.append(product)
-        order_id = self._next_order_id()
         lines = [
             {
                 "line_no": n,

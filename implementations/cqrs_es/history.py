@@ -83,11 +83,13 @@ FROM ev
 _STREAM_FUNCTION = """
 CREATE OR REPLACE FUNCTION es_stream(kind int, number bigint) RETURNS uuid
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN (lpad(to_hex(kind), 8, '0') || '-0000-0000-0000-' || lpad(to_hex(number), 12, '0'))::uuid
+RETURN (lpad(to_hex(kind), 8, '0') || '-0000-0000-' || left(lpad(to_hex(number), 16, '0'), 4)
+        || '-' || right(lpad(to_hex(number), 16, '0'), 12))::uuid
 """
 
 
-def _topics() -> dict[str, sql.Composable]:
+def topics() -> dict[str, sql.Composable]:
+    """The SQL literal of each aggregate's and event's topic, by a short name."""
     classes = {
         "customer": a.Customer,
         "product": a.Product,
@@ -114,7 +116,7 @@ def convert(conn: psycopg.Connection) -> tuple[int, float]:
     orders, and HISTORY_HEAD in dataset_info."""
     started = time.perf_counter()
     conn.execute(_STREAM_FUNCTION)
-    statement = sql.SQL(_CONVERT).format(events=sql.Identifier(EVENTS_TABLE), **_topics())
+    statement = sql.SQL(_CONVERT).format(events=sql.Identifier(EVENTS_TABLE), **topics())
     written = conn.execute(statement).rowcount
     conn.execute(
         sql.SQL("SELECT setval(pg_get_serial_sequence({}, 'notification_id'), %s)").format(

@@ -3,7 +3,10 @@ projector (run by the harness) fills from the store's notification log, in the s
 
 from __future__ import annotations
 
+from importlib.resources import files
+
 import psycopg
+from psycopg import sql
 
 from implementations.cqrs_es import history
 from implementations.cqrs_es.aggregates import PRODUCT
@@ -14,7 +17,8 @@ from implementations.db import make_engine
 from implementations.interface import Config
 from implementations.lifecycle import PooledImplementation
 from implementations.projector.projection import OutboxProjection
-from implementations.read_model.queries import ReadModelQueries
+
+from .queries import query_side
 
 
 class CqrsEs(PooledImplementation):
@@ -33,6 +37,8 @@ class CqrsEs(PooledImplementation):
                 empty = conn.execute(f"SELECT NOT EXISTS (SELECT FROM {EVENTS_TABLE})").fetchone()
                 if empty[0]:
                     history.convert(conn)
+                views = files(__package__).joinpath("write_model.sql").read_text()
+                conn.execute(sql.SQL(views).format(**history.topics()))
             _snapshot_long_streams(store, self.config.write_dsn)
         finally:
             store.close()
@@ -46,7 +52,7 @@ class CqrsEs(PooledImplementation):
         self.engines = [queries]
         self.store = Store(self.config.write_dsn, pool_size=size)
         self.commands = EsCommandSide(self.store)
-        self.queries = ReadModelQueries(queries, wait_bound=self.config.read_your_writes_timeout)
+        self.queries = query_side(queries, self.config.read_your_writes_timeout)
 
     def stop(self) -> None:
         super().stop()
@@ -74,3 +80,7 @@ def _snapshot_long_streams(store: Store, dsn: str) -> int:
     for (stream,) in streams:
         store.take_snapshot(stream)
     return len(streams)
+
+
+def create(name: str, config: Config) -> CqrsEs:
+    return CqrsEs(name, config)

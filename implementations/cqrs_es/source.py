@@ -47,7 +47,7 @@ SELECT e.notification_id, coalesce(m.kind, ''),
            (x.s - 'timestamp' - 'originator_topic' - 'idempotency_key')
            || CASE WHEN m.id_key IS NULL THEN '{{}}'::jsonb
                    ELSE jsonb_build_object(m.id_key, ('x' || right(replace(
-                       e.originator_id::text, '-', ''), 12))::bit(48)::bigint) END)::text
+                       e.originator_id::text, '-', ''), 16))::bit(64)::bigint) END)::text
        END,
        (x.s->'timestamp'->>'_data_')::timestamptz
            + CASE WHEN e.notification_id <= %(head)s THEN %(shift)s ELSE 0 END

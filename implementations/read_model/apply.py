@@ -150,7 +150,7 @@ class Changes:
 
     def add(self, event: OutboxEvent) -> None:
         p, kind = event.payload, event.event_type
-        if not kind:  # a source's position that no read model shows (cqrs-es: stock taken)
+        if not kind:  # a position of a source with nothing for the read models (say, stock taken)
             return
         if kind == "OrderPlaced":  # the payload stays JSON text: the database unpacks it
             self.placed.append((p, event.occurred_at))
