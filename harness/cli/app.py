@@ -19,6 +19,7 @@ from harness.cli.bench import dashboards as bench_dashboards
 from harness.cli.bench import load as bench_load
 from harness.cli.bench import overhead as bench_overhead
 from harness.cli.db import app as db_app
+from harness.cli.history import state as history_state
 from harness.cli.load import load
 from harness.cli.options import (
     BASELINE,
@@ -65,6 +66,7 @@ app.command(
     "rebuild", help="Same as `project rebuild`: replay the whole history into empty read models."
 )(project_rebuild)
 app.command()(load)
+app.command("state")(history_state)
 app.command("run")(run_command)
 app.command("report")(report_command)
 app.command("compare")(compare_command)

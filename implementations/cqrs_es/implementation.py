@@ -13,6 +13,7 @@ from implementations.cqrs_es.aggregates import PRODUCT
 from implementations.cqrs_es.commands import ORDER_IDS, EsCommandSide
 from implementations.cqrs_es.source import EVENT_STORE
 from implementations.cqrs_es.store import EVENTS_TABLE, SNAPSHOTS_TABLE, Store, snapshot_interval
+from implementations.cqrs_es.time_travel import StoreHistory
 from implementations.db import make_engine
 from implementations.interface import Config
 from implementations.lifecycle import PooledImplementation
@@ -52,13 +53,14 @@ class CqrsEs(PooledImplementation):
         self.engines = [queries]
         self.store = Store(self.config.write_dsn, pool_size=size)
         self.commands = EsCommandSide(self.store)
+        self.history = StoreHistory(self.store)
         self.queries = query_side(queries, self.config.read_your_writes_timeout)
 
     def stop(self) -> None:
         super().stop()
         if self.store is not None:
             self.store.close()
-            self.store = None
+            self.store, self.history = None, None
 
 
 def _snapshot_long_streams(store: Store, dsn: str) -> int:

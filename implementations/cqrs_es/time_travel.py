@@ -121,3 +121,15 @@ def _not_yet(kind: str, number: int, version: int | None, at: datetime | None, l
     if version is not None:
         return f"{kind} {number} has versions 1 to {latest}, not {version}"
     return f"{kind} {number} did not exist yet at {at.isoformat() if at else 'that time'}"
+
+
+class StoreHistory:
+    """cqrs-es's `impl.history` (implementations.interface.History), on its event store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def state_at(
+        self, kind: str, number: int, *, version: int | None = None, at: datetime | None = None
+    ) -> StateAt:
+        return state_at(self.store, kind, number, version=version, at=at)
