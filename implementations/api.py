@@ -303,10 +303,10 @@ def create_app(impl: Implementation, side: str = "both", *, owned: bool = False)
     app.add_exception_handler(RecoveryConflict, _retry_later)
     if side in ("both", "commands"):
         _command_routes(app, impl)
+        _history_routes(app, impl)  # it reads the event store: the write side's own data
     if side in ("both", "queries"):
         _query_routes(app, impl)
         _report_routes(app, reports)
-        _history_routes(app, impl)
 
     @app.get("/health", tags=["service"])
     async def health() -> dict:

@@ -14,6 +14,7 @@ from harness.bench.errors import BenchError
 from harness.cli import bench_projector as bench_projector_cli
 from harness.cli.analysis import compare as compare_command
 from harness.cli.analysis import report as report_command
+from harness.cli.bench import aggregates as bench_aggregates
 from harness.cli.bench import checkout as bench_checkout
 from harness.cli.bench import dashboards as bench_dashboards
 from harness.cli.bench import load as bench_load
@@ -78,6 +79,7 @@ bench_app.command("checkout")(bench_checkout)
 bench_app.command("overhead")(bench_overhead)
 bench_app.command("load")(bench_load)
 bench_app.command("dashboards")(bench_dashboards)
+bench_app.command("aggregates")(bench_aggregates)
 bench_app.command("rebuild")(bench_projector_cli.rebuild)
 bench_app.command("lag")(bench_projector_cli.lag)
 app.add_typer(bench_app, name="bench")

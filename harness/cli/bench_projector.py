@@ -44,7 +44,7 @@ def rebuild(
 ) -> None:
     """Catch-up rate of the projector: rebuild an architecture's read models from its whole history.
 
-    On a fresh dataset clone, the whole source (the outbox, or cqrs-es's event store) is replayed
+    On a fresh dataset clone, the whole source (the outbox, or an event store) is replayed
     into empty read models per batch size.
 
     After each rebuild the checkpoint must be at the source's head and the models must agree.

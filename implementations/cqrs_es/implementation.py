@@ -12,7 +12,13 @@ from implementations.cqrs_es import history
 from implementations.cqrs_es.aggregates import PRODUCT
 from implementations.cqrs_es.commands import ORDER_IDS, EsCommandSide
 from implementations.cqrs_es.source import EVENT_STORE
-from implementations.cqrs_es.store import EVENTS_TABLE, SNAPSHOTS_TABLE, Store, snapshot_interval
+from implementations.cqrs_es.store import (
+    EVENTS_TABLE,
+    SNAPSHOTS_TABLE,
+    AggregateStores,
+    Store,
+    snapshot_interval,
+)
 from implementations.cqrs_es.time_travel import StoreHistory
 from implementations.db import make_engine
 from implementations.interface import Config
@@ -55,6 +61,10 @@ class CqrsEs(PooledImplementation):
         self.commands = EsCommandSide(self.store)
         self.history = StoreHistory(self.store)
         self.queries = query_side(queries, self.config.read_your_writes_timeout)
+
+    def aggregate_stores(self) -> AggregateStores:
+        """A store that reads snapshots and one that does not (bench aggregates); close it."""
+        return AggregateStores(self.config.write_dsn)
 
     def stop(self) -> None:
         super().stop()

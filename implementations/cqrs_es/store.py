@@ -8,8 +8,8 @@ fills later (the projection reads it by `notification_id`). A stream's (id, vers
 table's primary key: appending to a stream that moved on since it was loaded fails with
 `IntegrityError`, the optimistic concurrency the commands retry on.
 
-Product streams are snapshotted every SNAPSHOT_ENV events (default 50; 0: never), so loading a
-hot product reads its newest snapshot and the events after it.
+Product streams are snapshotted every SNAPSHOT_ENV events (default 50), so loading a hot product
+reads its newest snapshot and the events after it; with 0, no snapshot is taken or read.
 """
 
 from __future__ import annotations
@@ -17,13 +17,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from uuid import UUID
 
 import psycopg
 from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, PersistenceError
 from psycopg.conninfo import conninfo_to_dict
 
-from implementations.cqrs_es.aggregates import Product
+from implementations.cqrs_es.aggregates import PRODUCT, Product
 from implementations.db import edge
 from implementations.domain.errors import Unavailable
 
@@ -71,7 +72,9 @@ class Store(Application):
         interval = snapshot_interval() if snapshots < 0 else snapshots
         self.snapshotting_intervals = {Product: interval} if interval else {}
         env = _postgres_env(dsn, pool_size, create_tables)
-        env["IS_SNAPSHOTTING_ENABLED"] = "y"  # the table exists whatever the interval
+        # with interval 0, aggregates are folded from their first event, snapshots or not (the
+        # snapshots table is created all the same)
+        env["IS_SNAPSHOTTING_ENABLED"] = "y" if interval or create_tables else "n"
         super().__init__(env)
 
 
@@ -88,3 +91,32 @@ def store_edge() -> Iterator[None]:
             if isinstance(exc.__cause__, psycopg.Error):
                 raise exc.__cause__ from exc
             raise Unavailable(f"event store unavailable: {exc}") from exc
+
+
+class AggregateStores:
+    """Two stores on one database, for `bench aggregates`: one reading snapshots, one folding
+    every event of a stream."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self.stores = {True: Store(dsn, pool_size=1), False: Store(dsn, pool_size=1, snapshots=0)}
+
+    def hottest(self) -> tuple[str, int, int | None]:
+        """The longest product stream: its id, its events, its newest snapshot's version."""
+        with self.stores[True].recorder.datastore.get_connection() as conn:
+            row = conn.execute(
+                f"""SELECT e.originator_id::text AS stream, max(e.originator_version) AS events,
+                           (SELECT max(s.originator_version) FROM {SNAPSHOTS_TABLE} s
+                            WHERE s.originator_id = e.originator_id) AS snapshot
+                    FROM {EVENTS_TABLE} e WHERE e.originator_id::text LIKE %s
+                    GROUP BY e.originator_id ORDER BY 2 DESC LIMIT 1""",
+                (f"{PRODUCT:08x}-%",),
+            ).fetchone()
+        return row["stream"], row["events"], row["snapshot"]
+
+    def load(self, snapshots: bool, stream: str) -> Product:
+        return self.stores[snapshots].repository.get(UUID(stream))
+
+    def close(self) -> None:
+        for store in self.stores.values():
+            store.close()
