@@ -42,6 +42,7 @@ from harness.results.metadata import git_info, postgres_servers
 from implementations import registry
 from implementations.domain.queries import TimeWindow
 from implementations.interface import Implementation
+from implementations.write_model import TRUTH_SEARCH_PATH
 
 FULL_SF, FAST_SF, SEED = 0.1, 0.01, 42
 DASHBOARD_DAYS = 7
@@ -200,6 +201,11 @@ class Target:
         if registry.architecture(self.name).reads_standby:
             wait_replayed(self.dbs.write_dsn, self.dbs.read_dsn)
         return catch_up(self.impl.projection) if self.impl.projection else 0
+
+    def write_model(self) -> psycopg.Connection:
+        """A connection to the write database that sees the implementation's write model, for
+        checks: its tables, or its views of them when the truth is an event store."""
+        return psycopg.connect(self.dbs.write_dsn, options=f"-c search_path={TRUTH_SEARCH_PATH}")
 
 
 PARAMS_SQL = """

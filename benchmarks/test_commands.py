@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import psycopg
 import pytest
 
 from harness.bench.driver import LINES_PER_ORDER
@@ -39,7 +38,7 @@ def pedantic(
 
 def _orders_with_prefix(target, prefix: str) -> dict[str, int]:
     """Statuses (and line counts) of the orders this test placed."""
-    with psycopg.connect(target.dbs.write_dsn) as conn:
+    with target.write_model() as conn:
         rows = conn.execute(
             "SELECT o.status, count(*), count(*) FILTER (WHERE (SELECT count(*) FROM order_lines l"
             " WHERE l.order_id = o.id) = %s) FROM orders o WHERE idempotency_key LIKE %s"
@@ -104,7 +103,7 @@ def test_change_product_price(benchmark, target, inputs, rounds):
 
     state = pedantic(benchmark, target, "change_product_price", command, rounds(100), rounds(5, 0))
     assert (state.product_id, state.price_cents) == (product, last[-1])
-    with psycopg.connect(target.dbs.write_dsn) as conn:
+    with target.write_model() as conn:
         history = conn.execute(
             "SELECT count(*) FROM price_history"
             " WHERE product_id = %s AND new_price_cents = ANY(%s)",
@@ -115,7 +114,7 @@ def test_change_product_price(benchmark, target, inputs, rounds):
 
 def test_restock_product(benchmark, target, inputs, rounds):
     product = inputs.products[-1]
-    with psycopg.connect(target.dbs.write_dsn) as conn:
+    with target.write_model() as conn:
         before = conn.execute("SELECT stock FROM products WHERE id = %s", (product,)).fetchone()[0]
     calls: list[int] = []
 
@@ -141,7 +140,7 @@ def test_discontinue_product(benchmark, target, inputs, rounds):
         benchmark, target, "discontinue_product", command, rounds(min(100, len(inputs.spare))), 0
     )
     assert (state.product_id, state.status) == (taken[-1], "discontinued")
-    with psycopg.connect(target.dbs.write_dsn) as conn:
+    with target.write_model() as conn:
         statuses = conn.execute(
             "SELECT DISTINCT status FROM products WHERE id = ANY(%s)", (taken,)
         ).fetchall()

@@ -19,7 +19,7 @@ import os
 import uuid
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import FastAPI, Header, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool as off_loop
@@ -303,6 +303,7 @@ def create_app(impl: Implementation, side: str = "both", *, owned: bool = False)
     app.add_exception_handler(RecoveryConflict, _retry_later)
     if side in ("both", "commands"):
         _command_routes(app, impl)
+        _history_routes(app, impl)  # it reads the event store: the write side's own data
     if side in ("both", "queries"):
         _query_routes(app, impl)
         _report_routes(app, reports)
@@ -427,3 +428,22 @@ def _query_routes(app: FastAPI, impl: Implementation) -> None:
     ) -> list[r.ProductHit]:
         search = q.ProductSearch(category, min_price_cents, max_price_cents, text, limit)
         return await off_loop(qry.search_products, search, after=after)
+
+
+def _history_routes(app: FastAPI, impl: Implementation) -> None:
+    @app.get("/history/{kind}/{number}", tags=["history"])
+    async def state_at(
+        kind: Literal["order", "product"],
+        number: IdPath,
+        version: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+        at: datetime | None = None,
+    ) -> dict:
+        """An order's or a product's state as of a version of its stream or a time (neither:
+        now): time travel, for an event-sourced architecture; 404 with a reason otherwise."""
+        if impl.history is None:
+            raise NotFound(
+                f"{impl.name} keeps no history of states: time travel needs an event-sourced "
+                "architecture"
+            )
+        found = await off_loop(impl.history.state_at, kind, number, version=version, at=at)
+        return found.as_dict()

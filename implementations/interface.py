@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from datetime import datetime
+from typing import Any, Protocol
 
 from implementations.db import ISOLATION_LEVELS as ISOLATION_LEVELS  # weakest first
 from implementations.db import MAX_RETRIES as MAX_RETRIES
@@ -160,6 +161,18 @@ class Refresher(Protocol):
         """Close its connection."""
 
 
+class History(Protocol):
+    """An event-sourced architecture's states of the past (time travel)."""
+
+    def state_at(
+        self, kind: str, number: int, *, version: int | None = None, at: datetime | None = None
+    ) -> Any:
+        """Order or product `number` ("order", "product") as of its stream's `version` or as of
+        `at` (neither: now): its fields, version and when that version was recorded (a
+        dataclass with as_dict()). NotFound for an unknown one or a version or time before it;
+        InvalidInput for anything else amiss."""
+
+
 class Implementation(Protocol):
     name: str  # its architecture's name (the registry gives it)
     config: Config
@@ -167,6 +180,7 @@ class Implementation(Protocol):
     queries: QuerySide
     projection: Projection | None  # None: nothing for a projector to do
     refresher: Refresher | None  # None: no materialized views to refresh
+    history: History | None  # None: not event-sourced (set by start() when it is)
 
     def install(self) -> None:
         """Create this implementation's own schema objects on a fresh dataset clone (idempotent)."""

@@ -7,12 +7,13 @@ from importlib.resources import files
 from sqlalchemy import Engine
 
 from implementations.db import SERIALIZABLE, Session, make_engine
-from implementations.interface import Config, Projection, Refresher
+from implementations.interface import Config, History, Projection, Refresher
 
 
 class PooledImplementation:
     projection: Projection | None = None
     refresher: Refresher | None = None
+    history: History | None = None
     query_ceiling = SERIALIZABLE  # the strongest isolation its query side's server offers
 
     def __init__(self, name: str, config: Config) -> None:

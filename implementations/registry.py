@@ -52,6 +52,9 @@ class Architecture:
     # its queries read a streaming-replication hot standby of the write server: the harness
     # starts one (or takes --replica-dsn) and gives Config.read_dsn on it
     reads_standby: bool = False
+    # its write side is an event store: any order's or product's state as of a version or a
+    # time (`impl.history`, `cqrs-bench state`, GET /history/...)
+    event_sourced: bool = False
     # where its queries read: the write tables themselves, read models updated after the
     # command commits (asynchronous), or read models updated in the command's transaction
     read_model: Literal["write tables", "asynchronous", "synchronous"] = "write tables"
@@ -131,8 +134,15 @@ def default_run() -> list[str]:
 
 
 def projected() -> list[str]:
-    """The architectures with a projection (a projector process fills their read models)."""
-    return [a.name for a in architectures().values() if a.projection]
+    """The architectures with a projection (a projector process fills their read models), those
+    of the main job first: the first is the default of commands about a projection."""
+    found = [a for a in architectures().values() if a.projection]
+    return [a.name for a in sorted(found, key=lambda a: not a.default_run)]
+
+
+def event_sourced() -> list[str]:
+    """The architectures whose write side is an event store (time travel)."""
+    return [a.name for a in architectures().values() if a.event_sourced]
 
 
 def refreshed() -> list[str]:

@@ -103,7 +103,7 @@ def started(name: str, config: Config) -> Iterator[Implementation]:
         return
     with impl.projection.projector() as catch_up:
         catch_up.catch_up()
-    with projector_thread(*impl.projection.dsns, poll_interval=0.2):
+    with projector_thread(*impl.projection.dsns, source=impl.projection.source, poll_interval=0.2):
         impl.start()
         yield impl
         impl.stop()

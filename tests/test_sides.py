@@ -30,6 +30,7 @@ COMMAND_ROUTES = {
     ("post", "/products/{product_id}/price"),
     ("post", "/products/{product_id}/discontinue"),
     ("post", "/products/{product_id}/restock"),
+    ("get", "/history/{kind}/{number}"),  # time travel reads the event store: the write side's
 }
 QUERY_ROUTES = {
     ("get", "/orders/{order_id}"),

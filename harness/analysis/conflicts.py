@@ -1,7 +1,9 @@
-"""Serialization failures and deadlocks checkout met, per architecture and dashboard load.
+"""Serialization failures, deadlocks and version conflicts checkout met, per architecture and
+dashboard load.
 
 A checkout that meets one is run again by its implementation (`latency.retries`, at most
-`--retries` times); what still fails is an error `serialization_failure` or `deadlock`. Its
+`--retries` times); what still fails is an error `serialization_failure`, `deadlock` or (an
+event-sourced architecture whose stream moved on since it was loaded) `version_conflict`. Its
 conflict rate is (retries + those errors) per checkout, over the measure phase. Under
 SERIALIZABLE, dashboards' reads of the tables checkout writes take predicate locks: a checkout
 that writes what a running dashboard read is the one PostgreSQL aborts. So a conflict rate that
@@ -21,7 +23,7 @@ from harness.analysis.interference import with_analysts
 from harness.analysis.latency import headline_kind, measured
 from harness.analysis.load import Loaded, once
 
-RETRIED = ("serialization_failure", "deadlock")  # errors left after the retries
+RETRIED = ("serialization_failure", "deadlock", "version_conflict")  # left after the retries
 OPERATION = "checkout"
 
 

@@ -8,7 +8,10 @@ from dataclasses import dataclass
 
 from harness.bench.clone import connect
 from harness.bench.errors import BenchError
+from implementations.projector.outbox_reader import OUTBOX
+from implementations.projector.source import Source
 from implementations.projector.status import projection_status
+from implementations.write_model import TRUTH_SEARCH_PATH
 
 # (what, on the write model, on the read models): each pair must be equal once caught up.
 AGREEMENT = (
@@ -38,13 +41,14 @@ class Agreement:
 
 def _select_all(dsn: str, queries: list[str]) -> tuple:
     with connect(dsn) as conn:
+        conn.execute(f"SET search_path = {TRUTH_SEARCH_PATH}")
         return conn.execute("SELECT " + ", ".join(f"({q})" for q in queries)).fetchone()
 
 
-def check_projection(write_dsn: str, read_dsn: str) -> list[Agreement]:
-    """The checkpoint is at the outbox head and the read models agree with the write model;
+def check_projection(write_dsn: str, read_dsn: str, source: Source = OUTBOX) -> list[Agreement]:
+    """The checkpoint is at the source's head and the read models agree with the write model;
     BenchError naming every difference otherwise."""
-    status = projection_status(write_dsn, read_dsn)
+    status = projection_status(write_dsn, read_dsn, source=source)
     problems = []
     if status.events_behind or (status.head is not None and status.checkpoint != status.head):
         problems.append(

@@ -23,7 +23,7 @@ from hdrh.histogram import HdrHistogram
 from psycopg.conninfo import conninfo_to_dict
 
 from harness.bench.agreement import Agreement, check_projection
-from harness.bench.clone import Progress, dataset_of, value
+from harness.bench.clone import Progress, connect, dataset_of, value
 from harness.bench.driver import Load, OrderCatalog, drive_checkout, order_ids
 from harness.bench.errors import BenchError
 from harness.bench.foreign import ForeignHold, describe_foreign, watch_foreign_transactions
@@ -33,7 +33,9 @@ from harness.deploy.projector import BATCH_SIZE, POLL_INTERVAL, ProjectorProcess
 from harness.deploy.provision import drop, provision, ready_for_load
 from harness.postgres.servers import use_servers, work_dir
 from implementations import registry
-from implementations.interface import Config
+from implementations.interface import Config, Projection
+from implementations.projector.positions import START, Position
+from implementations.write_model import TRUTH_SEARCH_PATH
 
 KEY_PREFIX = "lag-"
 DRAIN_BOUND = 1.0  # seconds after the last checkout within which a projector that kept up is done
@@ -128,8 +130,9 @@ def measure_lag(
     progress(f"caught up {replayed:,} events in {time.perf_counter() - started:.1f}s")
     ready_for_load(write_dsn, read_dsn if read_dsn != write_dsn else None)
     catalog = OrderCatalog.of(*order_ids(write_dsn))
-    orders_before = value(write_dsn, "SELECT count(*) FROM orders")
-    position_before = value(write_dsn, "SELECT coalesce(max(position), 0) FROM outbox")
+    orders_before = _orders(write_dsn)
+    with connect(write_dsn) as conn:
+        position_before = projection.source.head(conn) or START
 
     logs, stem = work_dir() / "logs", f"bench-lag-{conninfo_to_dict(write_dsn)['dbname']}"
     record = logs / f"{stem}.jsonl"  # the projector's --record-lag file, removed once read
@@ -186,8 +189,10 @@ def measure_lag(
         f"  {load.committed:,} orders in {load.seconds:.1f}s; when they stopped "
         f"{behind:,} events were behind, {drained}"
     )
-    _check_counts(write_dsn, load, batches, drain, orders_before, position_before)
-    agreement = check_projection(write_dsn, read_dsn) if drain is not None else []
+    _check_counts(projection, load, batches, drain, orders_before, position_before)
+    agreement = (
+        check_projection(write_dsn, read_dsn, source=projection.source) if drain is not None else []
+    )
     overall, quarters = lag_histograms(event_lag(batches), load)
     sf, seed = dataset_of(write_dsn)
     return LagResult(
@@ -209,20 +214,26 @@ def measure_lag(
     )
 
 
+def _orders(write_dsn: str) -> int:
+    """The orders in the write model (an event store's, through its views)."""
+    with connect(write_dsn) as conn:
+        conn.execute(f"SET search_path = {TRUTH_SEARCH_PATH}")
+        return conn.execute("SELECT count(*) FROM orders").fetchone()[0]
+
+
 def _check_counts(
-    write_dsn: str,
+    projection: Projection,
     load: Load,
     batches: list[dict],
     drain: float | None,
     orders_before: int,
-    position_before: int,
+    position_before: Position,
 ) -> None:
     """The orders the clients counted and the events the projector recorded, against the
     database; BenchError if either differs."""
-    gained = value(write_dsn, "SELECT count(*) FROM orders") - orders_before
-    appended = value(
-        write_dsn, "SELECT count(*) FROM outbox WHERE position > %s", (position_before,)
-    )
+    gained = _orders(projection.source_dsn) - orders_before
+    with connect(projection.source_dsn) as conn:
+        appended = projection.source.behind(conn, position_before)[0]
     recorded = sum(len(b["source_commits"]) for b in batches)
     problems = []
     if gained != load.committed + load.warmup:

@@ -8,11 +8,12 @@ import time
 from dataclasses import dataclass
 
 from harness.bench.agreement import Agreement, check_projection
-from harness.bench.clone import Progress, dataset_of, fresh_clone, value
+from harness.bench.clone import Progress, connect, dataset_of, fresh_clone
 from harness.bench.errors import BenchError
 from harness.deploy.projector import BATCH_SIZE
 from implementations import registry
 from implementations.interface import Config
+from implementations.projector.positions import START
 
 GOAL = 20_000  # events per second
 
@@ -63,7 +64,8 @@ def measure_rebuild(
     implementation.install()
     projection = implementation.projection
     write_dsn, read_dsn = projection.source_dsn, projection.target_dsn
-    outbox = value(write_dsn, "SELECT count(*) FROM outbox")
+    with connect(write_dsn) as conn:  # every event of its source (the outbox, an event store)
+        outbox = projection.source.behind(conn, START)[0]
     runs, agreement = [], []
     for size in batch_sizes:
         progress(f"rebuilding {outbox:,} events, batch size {size:,}")
@@ -72,8 +74,8 @@ def measure_rebuild(
             applied = projector.rebuild(_throttled(progress, outbox, started))
             seconds = time.perf_counter() - started
         if applied != outbox:
-            raise BenchError(f"the rebuild applied {applied:,} events; the outbox holds {outbox:,}")
-        agreement = check_projection(write_dsn, read_dsn)
+            raise BenchError(f"the rebuild applied {applied:,} events; the source holds {outbox:,}")
+        agreement = check_projection(write_dsn, read_dsn, source=projection.source)
         runs.append(RebuildRun(size, applied, seconds))
         progress(
             f"  {applied:,} events in {seconds:.2f}s: {applied / seconds:,.0f} events/s; "
@@ -108,8 +110,9 @@ def run_rebuild(
     sf: float = 1.0,
     seed: int = 42,
     batch_sizes: list[int] | None = None,
+    impl: str | None = None,
     progress: Progress = print,
 ) -> RebuildResult:
     """measure_rebuild on a fresh clone of the (sf, seed) dataset, dropped afterwards."""
     with fresh_clone(write_dsn, sf, seed, "bench_projector", progress) as dsn:
-        return measure_rebuild(dsn, batch_sizes or [BATCH_SIZE], progress)
+        return measure_rebuild(dsn, batch_sizes or [BATCH_SIZE], progress, impl)

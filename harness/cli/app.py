@@ -14,11 +14,13 @@ from harness.bench.errors import BenchError
 from harness.cli import bench_projector as bench_projector_cli
 from harness.cli.analysis import compare as compare_command
 from harness.cli.analysis import report as report_command
+from harness.cli.bench import aggregates as bench_aggregates
 from harness.cli.bench import checkout as bench_checkout
 from harness.cli.bench import dashboards as bench_dashboards
 from harness.cli.bench import load as bench_load
 from harness.cli.bench import overhead as bench_overhead
 from harness.cli.db import app as db_app
+from harness.cli.history import state as history_state
 from harness.cli.load import load
 from harness.cli.options import (
     BASELINE,
@@ -65,6 +67,7 @@ app.command(
     "rebuild", help="Same as `project rebuild`: replay the whole history into empty read models."
 )(project_rebuild)
 app.command()(load)
+app.command("state")(history_state)
 app.command("run")(run_command)
 app.command("report")(report_command)
 app.command("compare")(compare_command)
@@ -76,6 +79,7 @@ bench_app.command("checkout")(bench_checkout)
 bench_app.command("overhead")(bench_overhead)
 bench_app.command("load")(bench_load)
 bench_app.command("dashboards")(bench_dashboards)
+bench_app.command("aggregates")(bench_aggregates)
 bench_app.command("rebuild")(bench_projector_cli.rebuild)
 bench_app.command("lag")(bench_projector_cli.lag)
 app.add_typer(bench_app, name="bench")

@@ -13,7 +13,25 @@ from implementations import registry
 BATCH_HELP = "Events the projector reads and applies per transaction."
 
 
+def _projected(impl: str) -> list[str]:
+    """The comma-separated architectures, each checked to have a projection."""
+    names = [registry.check(n.strip()) for n in impl.split(",") if n.strip()]
+    for name in names:
+        if not registry.architecture(name).projection:
+            raise typer.BadParameter(
+                f"{name} has no projection; these do: {', '.join(registry.projected())}",
+                param_hint="--impl",
+            )
+    return names
+
+
 def rebuild(
+    impl: str = typer.Option(
+        registry.projected()[0],
+        "--impl",
+        help="Implementations with a projection, comma-separated: each rebuilt in turn, on a "
+        "fresh clone each.",
+    ),
     sf: ScaleFactor = 1.0,
     seed: Seed = 42,
     batch_size: list[int] = typer.Option(
@@ -24,19 +42,26 @@ def rebuild(
     ),
     write_dsn: WriteDsn = None,
 ) -> None:
-    """Catch-up rate of the projector: rebuild the read models of the first architecture with a projection from the whole history.
+    """Catch-up rate of the projector: rebuild an architecture's read models from its whole history.
 
-    On a fresh dataset clone, the whole outbox is replayed into empty read models per batch size.
+    On a fresh dataset clone, the whole source (the outbox, or an event store) is replayed
+    into empty read models per batch size.
 
-    After each rebuild the checkpoint must be at the outbox head and the models must agree.
+    After each rebuild the checkpoint must be at the source's head and the models must agree.
 
     Prints events, seconds and events per second for each batch size.
     """
-    result = run_rebuild(
-        write_dsn=write_dsn, sf=sf, seed=seed, batch_sizes=batch_size, progress=typer.echo
-    )
-    typer.echo("")
-    typer.echo(rebuild_report(result))
+    for name in _projected(impl):
+        result = run_rebuild(
+            write_dsn=write_dsn,
+            sf=sf,
+            seed=seed,
+            batch_sizes=batch_size,
+            impl=name,
+            progress=typer.echo,
+        )
+        typer.echo("")
+        typer.echo(rebuild_report(result))
 
 
 def lag(
@@ -70,7 +95,7 @@ def lag(
     Prints checkout tps, lag p50/p90/p99/max per event and whether the projector kept up; with
     several implementations, a side-by-side table too.
     """
-    names = [registry.check(n.strip()) for n in impl.split(",") if n.strip()]
+    names = _projected(impl)
     results = run_lag(
         impls=names,
         rate=rate,

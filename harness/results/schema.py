@@ -215,9 +215,10 @@ TABLES: tuple[Table, ...] = (
             _count("errors", "Failed calls completed in the second."),
             _count(
                 "retries",
-                "Times the implementation ran these calls again after a serialization failure "
-                "or a deadlock (each call at most `--retries` times; what still failed is an "
-                "error `serialization_failure` or `deadlock`).",
+                "Times the implementation ran these calls again after a serialization failure, "
+                "a deadlock or (event-sourced) a version conflict (each call at most `--retries` "
+                "times; what still failed is an error `serialization_failure`, `deadlock` or "
+                "`version_conflict`).",
                 since=4,
             ),
             *_percentiles("NaN when count is 0"),

@@ -18,6 +18,7 @@ from decimal import Decimal
 import psycopg
 
 from harness.runner.verify import Check
+from implementations.write_model import TRUTH_SEARCH_PATH
 
 BUCKETS = 1024  # digests per table: a differing bucket is fetched whole
 NOT_CANCELLED = "o.status <> 'cancelled'"
@@ -66,7 +67,7 @@ READ_MODELS = (
         SELECT c.id, c.name, count(o.id)::bigint, coalesce(sum(o.total_cents), 0)::bigint,
                max(o.placed_at)
         FROM customers c LEFT JOIN orders o ON o.customer_id = c.id AND {NOT_CANCELLED}
-        GROUP BY c.id""",
+        GROUP BY c.id, c.name""",  # a view of customers (schema write_model) has no key
     ),
     ReadModel(
         "rm_products",
@@ -140,6 +141,7 @@ def _connect(dsn: str) -> psycopg.Connection:
     conn = psycopg.connect(dsn, autocommit=True, application_name="cqrs-bench:reconcile")
     conn.execute("SET default_transaction_read_only = on")
     conn.execute("SET TimeZone = 'UTC'")  # timestamps print alike on both servers
+    conn.execute(f"SET search_path = {TRUTH_SEARCH_PATH}")  # views of an event store first
     return conn
 
 

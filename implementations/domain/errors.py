@@ -1,6 +1,7 @@
 """Domain errors. Each kind maps to one HTTP status in the API (422, 404, 409; 503 for the three
 that are not a caller's mistake: NotYetVisible, Unavailable and RecoveryConflict; 409 with
-Retry-After for a transaction the database aborted: SerializationFailure, Deadlock)."""
+Retry-After for a transaction the database aborted: SerializationFailure, Deadlock,
+VersionConflict)."""
 
 
 class DomainError(Exception):
@@ -111,3 +112,10 @@ class Deadlock(TransactionAborted):
     """SQLSTATE 40P01: this transaction was the victim of a lock cycle."""
 
     code = "deadlock"
+
+
+class VersionConflict(TransactionAborted):
+    """An event-sourced command's recording found a stream it appends to moved on since it was
+    loaded (optimistic concurrency: another command appended first), every time it was retried."""
+
+    code = "version_conflict"

@@ -150,6 +150,8 @@ class Changes:
 
     def add(self, event: OutboxEvent) -> None:
         p, kind = event.payload, event.event_type
+        if not kind:  # a position of a source with nothing for the read models (say, stock taken)
+            return
         if kind == "OrderPlaced":  # the payload stays JSON text: the database unpacks it
             self.placed.append((p, event.occurred_at))
             return

@@ -1,0 +1,122 @@
+"""The event store: an `eventsourcing` Application on PostgreSQL (its `eventsourcing.postgres`
+persistence, psycopg 3), in the run's write database.
+
+The library records an `Application.save()` of several aggregates in one transaction, after
+`LOCK TABLE es_events IN EXCLUSIVE MODE`: writers take their notification ids one transaction at
+a time, so the notification log is in commit order and a reader never passes over a gap that
+fills later (the projection reads it by `notification_id`). A stream's (id, version) is the
+table's primary key: appending to a stream that moved on since it was loaded fails with
+`IntegrityError`, the optimistic concurrency the commands retry on.
+
+Product streams are snapshotted every SNAPSHOT_ENV events (default 50), so loading a hot product
+reads its newest snapshot and the events after it; with 0, no snapshot is taken or read.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from uuid import UUID
+
+import psycopg
+from eventsourcing.application import Application
+from eventsourcing.persistence import IntegrityError, PersistenceError
+from psycopg.conninfo import conninfo_to_dict
+
+from implementations.cqrs_es.aggregates import PRODUCT, Product
+from implementations.db import edge
+from implementations.domain.errors import Unavailable
+
+NAME = "es"  # the tables: es_events, es_snapshots
+EVENTS_TABLE, SNAPSHOTS_TABLE = f"{NAME}_events", f"{NAME}_snapshots"
+SNAPSHOT_ENV = "CQRS_BENCH_ES_SNAPSHOT_INTERVAL"
+DEFAULT_SNAPSHOT_INTERVAL = 50
+
+__all__ = ["IntegrityError", "Store", "snapshot_interval", "store_edge"]
+
+
+def snapshot_interval() -> int:
+    """Product events between snapshots, from SNAPSHOT_ENV (0: no snapshots)."""
+    raw = os.environ.get(SNAPSHOT_ENV, str(DEFAULT_SNAPSHOT_INTERVAL))
+    if not raw.isdigit():
+        raise ValueError(f"{SNAPSHOT_ENV} must be a whole number of events, not {raw!r}")
+    return int(raw)
+
+
+def _postgres_env(dsn: str, pool_size: int, create_tables: bool) -> dict[str, str]:
+    """The library's configuration (it reads environment-style keys) for the database `dsn`."""
+    parts = conninfo_to_dict(dsn)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": str(parts.get("dbname", "postgres")),
+        "POSTGRES_HOST": str(parts.get("host", "127.0.0.1")),
+        "POSTGRES_PORT": str(parts.get("port", "5432")),
+        "POSTGRES_USER": str(parts.get("user", "postgres")),
+        "POSTGRES_PASSWORD": str(parts.get("password", "")),
+        "POSTGRES_POOL_SIZE": str(pool_size),
+        "POSTGRES_MAX_OVERFLOW": "0",
+        "POSTGRES_CONNECT_TIMEOUT": "5",
+        "CREATE_TABLE": "y" if create_tables else "n",
+    }
+
+
+class Store(Application):
+    """The shop's event store. Thread-safe: its connections come from the library's pool."""
+
+    name = NAME
+
+    def __init__(
+        self, dsn: str, *, pool_size: int = 8, create_tables: bool = False, snapshots: int = -1
+    ) -> None:
+        interval = snapshot_interval() if snapshots < 0 else snapshots
+        self.snapshotting_intervals = {Product: interval} if interval else {}
+        env = _postgres_env(dsn, pool_size, create_tables)
+        # with interval 0, aggregates are folded from their first event, snapshots or not (the
+        # snapshots table is created all the same)
+        env["IS_SNAPSHOTTING_ENABLED"] = "y" if interval or create_tables else "n"
+        super().__init__(env)
+
+
+@contextmanager
+def store_edge() -> Iterator[None]:
+    """implementations.db.edge for the event store: the library wraps the driver's errors in its
+    own (the driver's as their cause), which reach the caller translated as edge translates the
+    driver's; one without a driver error under it (no pooled connection in time) is
+    Unavailable."""
+    with edge():
+        try:
+            yield
+        except PersistenceError as exc:
+            if isinstance(exc.__cause__, psycopg.Error):
+                raise exc.__cause__ from exc
+            raise Unavailable(f"event store unavailable: {exc}") from exc
+
+
+class AggregateStores:
+    """Two stores on one database, for `bench aggregates`: one reading snapshots, one folding
+    every event of a stream."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self.stores = {True: Store(dsn, pool_size=1), False: Store(dsn, pool_size=1, snapshots=0)}
+
+    def hottest(self) -> tuple[str, int, int | None]:
+        """The longest product stream: its id, its events, its newest snapshot's version."""
+        with self.stores[True].recorder.datastore.get_connection() as conn:
+            row = conn.execute(
+                f"""SELECT e.originator_id::text AS stream, max(e.originator_version) AS events,
+                           (SELECT max(s.originator_version) FROM {SNAPSHOTS_TABLE} s
+                            WHERE s.originator_id = e.originator_id) AS snapshot
+                    FROM {EVENTS_TABLE} e WHERE e.originator_id::text LIKE %s
+                    GROUP BY e.originator_id ORDER BY 2 DESC LIMIT 1""",
+                (f"{PRODUCT:08x}-%",),
+            ).fetchone()
+        return row["stream"], row["events"], row["snapshot"]
+
+    def load(self, snapshots: bool, stream: str) -> Product:
+        return self.stores[snapshots].repository.get(UUID(stream))
+
+    def close(self) -> None:
+        for store in self.stores.values():
+            store.close()
