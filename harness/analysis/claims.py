@@ -106,8 +106,8 @@ def _conflicting(data: Loaded, result: Answer) -> tuple[bool, str]:
     if not parts:
         return False, ""
     return rises.get(ref, False), (
-        "; serialization failures and deadlocks met by checkout (retried, or failed after "
-        "the retries): " + "; ".join(parts)
+        "; serialization failures, deadlocks and version conflicts met by checkout (retried, or "
+        "failed after the retries): " + "; ".join(parts)
     )
 
 

@@ -32,7 +32,7 @@ from harness.collectors import lag as lag_tables
 from harness.collectors import replay as replay_tables
 from harness.deploy import cpu_quota
 from harness.deploy.components import Component, ComponentFailed
-from harness.deploy.projector import ProjectorProcess
+from harness.deploy.projector import ProjectorProcess, catch_up
 from harness.deploy.provision import (
     RunDatabases,
     attached,
@@ -259,8 +259,10 @@ class ImplRun:
             if self.standby:  # the explicit wait: verification reads the standby
                 self._standby_replayed("standby_replayed_before_verification_s")
             with attached(self.impl, dbs, pool_size=2) as implementation:
-                self._verify(implementation, dbs.write_dsn)
                 projection = implementation.projection
+                if projection is not None:  # what preparing wrote (an event store: the stock
+                    catch_up(projection)  # raise), applied before the projector's lag is measured
+                self._verify(implementation, dbs.write_dsn)
                 if implementation.refresher is not None:
                     reads = implementation.refresher.reads
                     self.views = {
