@@ -1,6 +1,6 @@
-"""`bench rebuild`: the projector's catch-up rate. A dataset clone's whole outbox (its seeded
+"""`bench rebuild`: the projector's catch-up rate. A dataset clone's whole event source (its seeded
 history) is replayed into empty read models, timed per batch size; afterwards the checkpoint must
-be at the outbox head and the read models must agree with the write model, or the run fails."""
+be at the source's head and the read models must agree with the write model, or the run fails."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def measure_rebuild(
     dsn: str, batch_sizes: list[int], progress: Progress = print, impl: str | None = None
 ) -> RebuildResult:
     """Rebuild `impl`'s projection (default: the first architecture with one) from the whole
-    outbox once per batch size, on the clone at `dsn`."""
+    event source (the outbox, or an event store) once per batch size, on the clone at `dsn`."""
     impl = impl or registry.projected()[0]
     implementation = registry.create(impl, Config(dsn, dsn))
     implementation.install()
@@ -79,7 +79,7 @@ def measure_rebuild(
         runs.append(RebuildRun(size, applied, seconds))
         progress(
             f"  {applied:,} events in {seconds:.2f}s: {applied / seconds:,.0f} events/s; "
-            "checkpoint at the outbox head, read models agree"
+            "checkpoint at the source's head, read models agree"
         )
     return RebuildResult(impl, *dataset_of(write_dsn), outbox, runs, agreement)
 
@@ -89,13 +89,13 @@ def rebuild_report(result: RebuildResult) -> str:
     return "\n".join(
         [
             f"projector rebuild: {result.impl}, sf={result.sf:g} seed={result.seed}, "
-            f"{result.outbox_events:,} outbox events replayed into empty read models",
+            f"{result.outbox_events:,} events of its source replayed into empty read models",
             "batch size      events   seconds    events/s",
             *(
                 f"{r.batch_size:>10,} {r.events:>11,} {r.seconds:>9.2f} {r.rate:>11,.0f}"
                 for r in result.runs
             ),
-            "after each rebuild: checkpoint = outbox head, and write model = read models for",
+            "after each rebuild: checkpoint = the source's head, and write model = read models for",
             "  " + ", ".join(f"{a.what} {a.write:,}" for a in result.agreement),
             "",
             f"best {best.rate:,.0f} events/s at batch size {best.batch_size:,} "
