@@ -71,6 +71,23 @@ def per_second(data: Loaded) -> pd.DataFrame:
     return frame.rename(columns={"count": "checkouts"})
 
 
+def overall(data: Loaded) -> pd.DataFrame:
+    """Per run and implementation, checkout's conflict rate over the whole measure phase, in
+    percent of its checkouts (retries and what failed after them)."""
+    frame = per_second(data)
+    if frame.empty:
+        return pd.DataFrame(columns=["run", "impl", "conflicts_pct"])
+    totals = frame.groupby(["run", "impl"], as_index=False)[
+        ["checkouts", "retries", "failed"]
+    ].sum()
+    pct = (
+        100
+        * (totals["retries"] + totals["failed"])
+        / totals["checkouts"].where(totals["checkouts"] > 0)
+    )
+    return totals.assign(conflicts_pct=pct)[["run", "impl", "conflicts_pct"]]
+
+
 def rate(data: Loaded, impl: str, analysts: float) -> Rate | None:
     """`impl`'s conflict rate at `analysts`; None when it placed no checkout there."""
     frame = per_second(data)

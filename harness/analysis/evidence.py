@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from harness.analysis import contention, lag, resources
+from harness.analysis import conflicts, contention, lag, resources
 from harness.analysis.interference import curve
 from harness.analysis.latency import headline_kind, measured, percentiles
 from harness.analysis.load import Loaded, in_measure, once
@@ -33,6 +33,7 @@ COLUMNS = {
     "ryw_p99_ms": ("read-your-writes p99 ms", "{:.1f}"),
     "lock_wait_s": ("lock wait s", "{:.1f}"),
     "deadlocks": ("deadlocks", "{:.0f}"),
+    "conflicts_pct": ("checkout conflicts %", "{:.1f}"),
     "errors": ("errors", "{:.0f}"),
     "cores": ("CPU cores", "{:.2f}"),
     "storage_mb": ("storage MB", "{:.1f}"),
@@ -71,6 +72,7 @@ def evidence(data: Loaded) -> pd.DataFrame:
         .groupby(["run", "impl"], as_index=False)["lock_wait_s"]
         .sum(),
         contention.counters(data.table("db_stats"), ("deadlocks",)),
+        conflicts.overall(data),
         latency.groupby(["run", "impl"], as_index=False)["errors"].sum(),
         resources.cpu_total(data.table("resources"), windows)[["run", "impl", "cores"]],
     ):

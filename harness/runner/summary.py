@@ -19,6 +19,7 @@ COLUMNS = {
     "peak_dashboard_rate_per_s": ("dash/s", "{:.1f}", 7),
     "dashboard_p99_ms": ("dash p99 ms", "{:.1f}", 11),
     "errors": ("errors", "{:.0f}", 6),
+    "conflicts_pct": ("conflict %", "{:.1f}", 10),
     "lock_wait_s": ("lock wait s", "{:.2f}", 11),
     "lag_p99_ms": ("lag p99 ms", "{:.1f}", 10),
     "freshness_p95_ms": ("fresh p95 ms", "{:.1f}", 12),
@@ -28,7 +29,9 @@ COLUMNS = {
 }
 NOTES = (
     "co = checkout, dash = dashboard queries (all three; the rate at the most analysts), over "
-    "the measurement window; lock wait s = session-seconds waiting on a Lock (sampled); lag = "
+    "the measurement window; conflict % = checkouts' retries and failures after them, for a "
+    "serialization failure, a deadlock or a version conflict, per 100 checkouts; lock wait s = "
+    "session-seconds waiting on a Lock (sampled); lag = "
     "per-event time lag; fresh = freshness seen by dashboard queries; ryw = read-your-writes "
     "visibility (probe); cpu cores = servers, service, projector or refresher; storage = the run's "
     "databases"
