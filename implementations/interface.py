@@ -188,6 +188,9 @@ class Implementation(Protocol):
     def start(self) -> None:
         """Open connection pools and start any background work."""
 
+    def settings(self) -> dict[str, object]:
+        """What it is configured with beyond the run's options, for run.json (may be empty)."""
+
     def stop(self) -> None:
         """Stop background work and close every connection."""
 

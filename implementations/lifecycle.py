@@ -56,6 +56,11 @@ class PooledImplementation:
             query_ceiling=self.query_ceiling,
         )
 
+    def settings(self) -> dict[str, object]:
+        """What it is configured with beyond the run's options (run.json: impls.<impl>.settings);
+        none by default."""
+        return {}
+
     def stop(self) -> None:
         for engine in self.engines:
             engine.dispose()

@@ -251,3 +251,40 @@ def test_the_api_and_the_cli_travel_in_time_and_others_say_why_they_cannot(es, c
     wrong = subprocess.run([*cli, "--impl", "crud", *dsn], capture_output=True, text=True)
     assert wrong.returncode == 1 and "event-sourced" in wrong.stderr
     assert "Traceback" not in wrong.stderr and len(wrong.stderr.strip().splitlines()) == 1
+
+
+def test_its_settings_name_the_library_and_the_snapshot_interval(es, monkeypatch):
+    assert es.settings()["library"].startswith("eventsourcing 9.")
+    assert es.settings()["snapshot_interval"] == 50
+    monkeypatch.setenv("CQRS_BENCH_ES_SNAPSHOT_INTERVAL", "0")
+    assert es.settings()["snapshot_interval"] == 0
+    monkeypatch.setenv("CQRS_BENCH_ES_SNAPSHOT_INTERVAL", "often")
+    with pytest.raises(ValueError, match="whole number"):
+        es.settings()
+
+
+def test_every_stream_of_the_converted_history_loads_and_matches_the_dataset(dataset_clone):
+    impl = registry.create(NAME, Config(dataset_clone, dataset_clone, pool_size=2))
+    impl.install()
+    impl.start()
+    try:
+        with psycopg.connect(dataset_clone) as conn:
+            streams = [
+                r[0] for r in conn.execute(f"SELECT DISTINCT originator_id FROM {EVENTS_TABLE}")
+            ]
+            products = conn.execute(
+                "SELECT id, price_cents, stock, status, version FROM products ORDER BY id"
+            ).fetchall()
+            orders = dict(conn.execute("SELECT id, status FROM orders").fetchall())
+        loaded = [impl.store.repository.get(stream) for stream in streams]
+    finally:
+        impl.stop()
+    kinds = {type(a).__name__ for a in loaded}
+    assert kinds == {"Customer", "Product", "Order", "Checkout"}
+    folded = sorted(
+        (a.product_id, a.price_cents, a.stock, a.status, a.row_version)
+        for a in loaded
+        if isinstance(a, Product)
+    )
+    assert folded == products
+    assert {a.order_id: a.status for a in loaded if type(a).__name__ == "Order"} == orders

@@ -867,7 +867,9 @@ RUN_JSON_KEYS: tuple[tuple[str, str], ...] = (
         "`period_us`, `cgroup_version`, `applied`, and the cgroup's cpu.stat from when the "
         "component was ready until it stopped: `nr_periods` (quota periods in which it ran), "
         "`nr_throttled` (those it was throttled in), `throttled_s`, `throttled_share` "
-        "(nr_throttled / nr_periods)}).",
+        "(nr_throttled / nr_periods)}); `settings`, what the architecture was configured with "
+        "beyond the run's options (an event-sourced one: its library and snapshot interval; "
+        "absent when it has none).",
     ),
     (
         "metadata_errors",

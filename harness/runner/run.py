@@ -259,6 +259,8 @@ class ImplRun:
             if self.standby:  # the explicit wait: verification reads the standby
                 self._standby_replayed("standby_replayed_before_verification_s")
             with attached(self.impl, dbs, pool_size=2) as implementation:
+                if settings := implementation.settings():
+                    self.info["settings"] = settings
                 projection = implementation.projection
                 if projection is not None:  # what preparing wrote (an event store: the stock
                     catch_up(projection)  # raise), applied before the projector's lag is measured

@@ -3,6 +3,7 @@ projector (run by the harness) fills from the store's notification log, in the s
 
 from __future__ import annotations
 
+from importlib.metadata import version
 from importlib.resources import files
 
 import psycopg
@@ -61,6 +62,12 @@ class CqrsEs(PooledImplementation):
         self.commands = EsCommandSide(self.store)
         self.history = StoreHistory(self.store)
         self.queries = query_side(queries, self.config.read_your_writes_timeout)
+
+    def settings(self) -> dict[str, object]:
+        return {
+            "library": f"eventsourcing {version('eventsourcing')}",
+            "snapshot_interval": snapshot_interval(),
+        }
 
     def aggregate_stores(self) -> AggregateStores:
         """A store that reads snapshots and one that does not (bench aggregates); close it."""
