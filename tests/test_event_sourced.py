@@ -202,8 +202,8 @@ def test_time_travel_gives_the_state_at_a_version_and_at_a_time(es):
 def test_snapshots_give_the_state_the_whole_stream_gives(es):
     for i in range(12):
         es.commands.place_order(c.PlaceOrder(1, (c.OrderLine(2, 1),), f"snap-{i}"))
-    snapshotting = Store(es.config.write_dsn, pool_size=2, snapshots=5)
-    plain = Store(es.config.write_dsn, pool_size=2, snapshots=0)
+    snapshotting = Store(es.config.write_dsn, pool_size=2, snapshots=5, cache=0)
+    plain = Store(es.config.write_dsn, pool_size=2, snapshots=0, cache=0)
     try:
         stream = stream_id(PRODUCT, 2)
         snapshotting.take_snapshot(stream)
@@ -256,6 +256,7 @@ def test_the_api_and_the_cli_travel_in_time_and_others_say_why_they_cannot(es, c
 def test_its_settings_name_the_library_and_the_snapshot_interval(es, monkeypatch):
     assert es.settings()["library"].startswith("eventsourcing 9.")
     assert es.settings()["snapshot_interval"] == 50
+    assert es.settings()["aggregate_cache"] == 10_000
     monkeypatch.setenv("CQRS_BENCH_ES_SNAPSHOT_INTERVAL", "0")
     assert es.settings()["snapshot_interval"] == 0
     monkeypatch.setenv("CQRS_BENCH_ES_SNAPSHOT_INTERVAL", "often")

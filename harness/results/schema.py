@@ -868,7 +868,8 @@ RUN_JSON_KEYS: tuple[tuple[str, str], ...] = (
         "component was ready until it stopped: `nr_periods` (quota periods in which it ran), "
         "`nr_throttled` (those it was throttled in), `throttled_s`, `throttled_share` "
         "(nr_throttled / nr_periods)}); `settings`, what the architecture was configured with "
-        "beyond the run's options (an event-sourced one: its library and snapshot interval; "
+        "beyond the run's options (an event-sourced one: its library, snapshot interval and "
+        "aggregate cache; "
         "absent when it has none).",
     ),
     (

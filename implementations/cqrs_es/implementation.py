@@ -18,6 +18,7 @@ from implementations.cqrs_es.store import (
     SNAPSHOTS_TABLE,
     AggregateStores,
     Store,
+    cache_size,
     snapshot_interval,
 )
 from implementations.cqrs_es.time_travel import StoreHistory
@@ -67,6 +68,7 @@ class CqrsEs(PooledImplementation):
         return {
             "library": f"eventsourcing {version('eventsourcing')}",
             "snapshot_interval": snapshot_interval(),
+            "aggregate_cache": cache_size(),
         }
 
     def aggregate_stores(self) -> AggregateStores:

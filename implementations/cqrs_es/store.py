@@ -9,7 +9,9 @@ table's primary key: appending to a stream that moved on since it was loaded fai
 `IntegrityError`, the optimistic concurrency the commands retry on.
 
 Product streams are snapshotted every SNAPSHOT_ENV events (default 50), so loading a hot product
-reads its newest snapshot and the events after it; with 0, no snapshot is taken or read.
+reads its newest snapshot and the events after it; with 0, no snapshot is taken or read. Each
+process keeps up to CACHE_ENV aggregates (default 10,000; 0: none) in the library's cache, brought
+up to date by reading the events recorded since (`bench aggregates` loads without it).
 """
 
 from __future__ import annotations
@@ -32,15 +34,26 @@ NAME = "es"  # the tables: es_events, es_snapshots
 EVENTS_TABLE, SNAPSHOTS_TABLE = f"{NAME}_events", f"{NAME}_snapshots"
 SNAPSHOT_ENV = "CQRS_BENCH_ES_SNAPSHOT_INTERVAL"
 DEFAULT_SNAPSHOT_INTERVAL = 50
+CACHE_ENV = "CQRS_BENCH_ES_CACHE"
+DEFAULT_CACHE = 10_000
 
 __all__ = ["IntegrityError", "Store", "snapshot_interval", "store_edge"]
 
 
 def snapshot_interval() -> int:
     """Product events between snapshots, from SNAPSHOT_ENV (0: no snapshots)."""
-    raw = os.environ.get(SNAPSHOT_ENV, str(DEFAULT_SNAPSHOT_INTERVAL))
+    return _whole(SNAPSHOT_ENV, DEFAULT_SNAPSHOT_INTERVAL, "events")
+
+
+def cache_size() -> int:
+    """Aggregates each process keeps in the library's cache, from CACHE_ENV (0: none)."""
+    return _whole(CACHE_ENV, DEFAULT_CACHE, "aggregates")
+
+
+def _whole(name: str, default: int, of: str) -> int:
+    raw = os.environ.get(name, str(default))
     if not raw.isdigit():
-        raise ValueError(f"{SNAPSHOT_ENV} must be a whole number of events, not {raw!r}")
+        raise ValueError(f"{name} must be a whole number of {of}, not {raw!r}")
     return int(raw)
 
 
@@ -67,11 +80,21 @@ class Store(Application):
     name = NAME
 
     def __init__(
-        self, dsn: str, *, pool_size: int = 8, create_tables: bool = False, snapshots: int = -1
+        self,
+        dsn: str,
+        *,
+        pool_size: int = 8,
+        create_tables: bool = False,
+        snapshots: int = -1,
+        cache: int = -1,
     ) -> None:
         interval = snapshot_interval() if snapshots < 0 else snapshots
         self.snapshotting_intervals = {Product: interval} if interval else {}
         env = _postgres_env(dsn, pool_size, create_tables)
+        # the library's aggregate cache: a cached aggregate is brought up to date with the events
+        # recorded since (fastforward: one query) instead of loaded from its snapshot
+        size = cache_size() if cache < 0 else cache
+        env["AGGREGATE_CACHE_MAXSIZE"] = str(size) if size else ""
         # with interval 0, aggregates are folded from their first event, snapshots or not (the
         # snapshots table is created all the same)
         env["IS_SNAPSHOTTING_ENABLED"] = "y" if interval or create_tables else "n"
@@ -99,7 +122,10 @@ class AggregateStores:
 
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
-        self.stores = {True: Store(dsn, pool_size=1), False: Store(dsn, pool_size=1, snapshots=0)}
+        self.stores = {  # no cache: every load is a load
+            True: Store(dsn, pool_size=1, cache=0),
+            False: Store(dsn, pool_size=1, snapshots=0, cache=0),
+        }
 
     def hottest(self) -> tuple[str, int, int | None]:
         """The longest product stream: its id, its events, its newest snapshot's version."""
