@@ -23,6 +23,7 @@ from implementations.cqrs_es import aggregates as a
 from implementations.cqrs_es.store import EVENTS_TABLE
 
 HISTORY_HEAD = "es_history_head"  # dataset_info key: the last notification id of the history
+HISTORY_SHIFT = "es_history_shift"  # dataset_info key: the clone's shift_minutes when converted
 
 _CONVERT = """
 WITH ob AS (
@@ -79,13 +80,6 @@ SELECT stream, row_number() OVER (PARTITION BY stream ORDER BY n, sub), topic,
        convert_to(state::text, 'UTF8'), row_number() OVER (ORDER BY n, sub)
 FROM ev
 """
-# a numbered stream's id, as aggregates.stream_id makes it
-_STREAM_FUNCTION = """
-CREATE OR REPLACE FUNCTION es_stream(kind int, number bigint) RETURNS uuid
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN (lpad(to_hex(kind), 8, '0') || '-0000-0000-' || left(lpad(to_hex(number), 16, '0'), 4)
-        || '-' || right(lpad(to_hex(number), 16, '0'), 12))::uuid
-"""
 
 
 def topics() -> dict[str, sql.Composable]:
@@ -111,11 +105,11 @@ def topics() -> dict[str, sql.Composable]:
 
 
 def convert(conn: psycopg.Connection) -> tuple[int, float]:
-    """Write the outbox's history into the empty event store, in the caller's transaction; the
-    events written and the seconds it took. Also: the order id sequence past the history's
-    orders, and HISTORY_HEAD in dataset_info."""
+    """Write the outbox's history into the empty event store (write_model.sql, which defines
+    es_stream, has run), in the caller's transaction; the events written and the seconds it took.
+    Also: the order id sequence past the history's orders, and HISTORY_HEAD and HISTORY_SHIFT in
+    dataset_info."""
     started = time.perf_counter()
-    conn.execute(_STREAM_FUNCTION)
     statement = sql.SQL(_CONVERT).format(events=sql.Identifier(EVENTS_TABLE), **topics())
     written = conn.execute(statement).rowcount
     conn.execute(
@@ -128,6 +122,9 @@ def convert(conn: psycopg.Connection) -> tuple[int, float]:
         "SELECT setval('es_order_ids', (SELECT coalesce(max(id), 0) + 1 FROM orders), false)"
     )
     conn.execute(
-        "INSERT INTO dataset_info (key, value) VALUES (%s, %s)", (HISTORY_HEAD, str(written))
+        """INSERT INTO dataset_info (key, value)
+           VALUES (%s, %s),
+                  (%s, coalesce((SELECT value FROM dataset_info WHERE key = 'shift_minutes'), '0'))""",
+        (HISTORY_HEAD, str(written), HISTORY_SHIFT),
     )
     return written, time.perf_counter() - started

@@ -43,11 +43,15 @@ class CqrsEs(PooledImplementation):
         try:
             with psycopg.connect(self.config.write_dsn) as conn:
                 conn.execute(f"CREATE SEQUENCE IF NOT EXISTS {ORDER_IDS}")
+                views = files(__package__).joinpath("write_model.sql").read_text()
+                keys = {
+                    "history_head": sql.Literal(history.HISTORY_HEAD),
+                    "history_shift": sql.Literal(history.HISTORY_SHIFT),
+                }
+                conn.execute(sql.SQL(views).format(**keys, **history.topics()))
                 empty = conn.execute(f"SELECT NOT EXISTS (SELECT FROM {EVENTS_TABLE})").fetchone()
                 if empty[0]:
                     history.convert(conn)
-                views = files(__package__).joinpath("write_model.sql").read_text()
-                conn.execute(sql.SQL(views).format(**history.topics()))
             _snapshot_long_streams(store, self.config.write_dsn)
         finally:
             store.close()

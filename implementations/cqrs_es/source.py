@@ -11,8 +11,8 @@ so a payload is the event's state without the library's `timestamp` and `origina
 (and an order's idempotency key), plus the product or order id of its stream where the event
 does not carry it. Events no read model shows (stock taken and returned, idempotency claims)
 come through as positions with nothing to apply (event_type ""), so the checkpoint moves past
-them. An event's time is its timestamp; the history's events (up to dataset_info's
-es_history_head) are moved by the clone's shift_minutes, as the other tables' times were.
+them. An event's time is es_recorded_at's (write_model.sql): its timestamp, the history's moved
+by the clone's shift_minutes, as the other tables' times were.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from psycopg import sql
 from psycopg.types.string import TextLoader
 
 from implementations.cqrs_es import aggregates as a
-from implementations.cqrs_es.history import HISTORY_HEAD
 from implementations.cqrs_es.store import EVENTS_TABLE
 from implementations.projector.positions import Position
 from implementations.projector.source import Batch, OutboxEvent, ReadBatch
@@ -46,23 +45,17 @@ SELECT e.notification_id, coalesce(m.kind, ''),
        CASE WHEN m.kind IS NULL THEN '{{}}' ELSE (
            (x.s - 'timestamp' - 'originator_topic' - 'idempotency_key')
            || CASE WHEN m.id_key IS NULL THEN '{{}}'::jsonb
-                   ELSE jsonb_build_object(m.id_key, ('x' || right(replace(
-                       e.originator_id::text, '-', ''), 16))::bit(64)::bigint) END)::text
+                   ELSE jsonb_build_object(m.id_key, es_number(e.originator_id)) END)::text
        END,
-       (x.s->'timestamp'->>'_data_')::timestamptz
-           + CASE WHEN e.notification_id <= %(head)s THEN %(shift)s ELSE 0 END
-             * interval '1 minute',
+       es_recorded_at(x.s, e.notification_id, h.head, h.shift),
        {committed_at}
 FROM {events} e
+     CROSS JOIN es_history() h
      LEFT JOIN m ON m.topic = e.topic
      CROSS JOIN LATERAL (SELECT convert_from(e.state, 'UTF8')::jsonb AS s) x
 WHERE e.notification_id > %(after)s
 ORDER BY e.notification_id
 LIMIT %(limit)s
-"""
-_SETTINGS = """
-SELECT coalesce((SELECT value::bigint FROM dataset_info WHERE key = %s), 0),
-       coalesce((SELECT value::int FROM dataset_info WHERE key = 'shift_minutes'), 0)
 """
 
 
@@ -85,10 +78,9 @@ class EventStoreSource:
                 "pg_xact_commit_timestamp(e.xmin)" if tracked else "NULL::timestamptz"
             ),
         )
-        head, shift = conn.execute(_SETTINGS, (HISTORY_HEAD,)).fetchone()
 
         def read_batch(after: Position, limit: int) -> Batch:
-            params = {"after": after.position, "limit": limit, "head": head, "shift": shift}
+            params = {"after": after.position, "limit": limit}
             events = [
                 OutboxEvent(Position(0, nid), kind, payload, occurred, committed)
                 for nid, kind, payload, occurred, committed in conn.execute(statement, params)

@@ -17,23 +17,17 @@ from eventsourcing.application import AggregateNotFoundError
 from psycopg import sql
 
 from implementations.cqrs_es.aggregates import ORDER, PRODUCT, stream_id
-from implementations.cqrs_es.history import HISTORY_HEAD
 from implementations.cqrs_es.store import EVENTS_TABLE, Store, store_edge
 from implementations.domain.errors import InvalidInput, NotFound
 
 _AT = """
-WITH settings AS (
-    SELECT coalesce((SELECT value::bigint FROM dataset_info WHERE key = %(head_key)s), 0) AS head,
-           coalesce((SELECT value::int FROM dataset_info WHERE key = 'shift_minutes'), 0) AS shift
-), versions AS (
+SELECT version, recorded_at FROM (
     SELECT e.originator_version AS version,
-           (convert_from(e.state, 'UTF8')::jsonb->'timestamp'->>'_data_')::timestamptz
-           + CASE WHEN e.notification_id <= s.head THEN s.shift ELSE 0 END * interval '1 minute'
-             AS recorded_at
-    FROM {events} e, settings s
+           es_recorded_at(convert_from(e.state, 'UTF8')::jsonb, e.notification_id, h.head,
+                          h.shift) AS recorded_at
+    FROM {events} e CROSS JOIN es_history() h
     WHERE e.originator_id = %(stream)s
-)
-SELECT version, recorded_at FROM versions
+) versions
 WHERE (%(version)s::bigint IS NULL OR version = %(version)s)
   AND (%(at)s::timestamptz IS NULL OR recorded_at <= %(at)s)
 ORDER BY version DESC LIMIT 1
@@ -109,7 +103,7 @@ def _version(
 ) -> tuple[tuple[int, datetime] | None, int | None]:
     """((the version, when recorded) or None, the stream's newest version or None)."""
     events = sql.Identifier(EVENTS_TABLE)
-    params = {"stream": stream, "version": version, "at": at, "head_key": HISTORY_HEAD}
+    params = {"stream": stream, "version": version, "at": at}
     with store.recorder.datastore.get_connection() as conn:  # rows as dicts
         newest = conn.execute(sql.SQL(_LATEST).format(events=events), params).fetchone()
         found = conn.execute(sql.SQL(_AT).format(events=events), params).fetchone()

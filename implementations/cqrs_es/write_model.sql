@@ -2,13 +2,44 @@
 -- (implementations.write_model.TRUTH_SEARCH_PATH reads schema write_model first): customers,
 -- products, orders, order_lines and price_history as views of the streams' folds, with the
 -- names and columns of the normalized tables cqrs-es does not write. The history's times are
--- moved by the clone's shift, as the projection moves them. Topics are filled in by install().
+-- moved by the clone's shift, as the projection moves them. Topics are filled in by install(),
+-- which runs this before it converts the history (that uses es_stream).
 CREATE SCHEMA IF NOT EXISTS write_model;
+
+-- The stream of customer (1), product (2) or order (3) `number`, as aggregates.stream_id makes
+-- it, and back: the number in its last 16 hex digits.
+CREATE OR REPLACE FUNCTION public.es_stream(kind int, number bigint) RETURNS uuid
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN (lpad(to_hex(kind), 8, '0') || '-0000-0000-' || left(lpad(to_hex(number), 16, '0'), 4)
+        || '-' || right(lpad(to_hex(number), 16, '0'), 12))::uuid;
+CREATE OR REPLACE FUNCTION public.es_number(stream uuid) RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN ('x' || right(replace(stream::text, '-', ''), 16))::bit(64)::bigint;
+
+-- The history (notification ids up to es_history_head, history.HISTORY_HEAD) and the minutes
+-- its times are behind the clone's: what the clone was moved by (shift_minutes; none in a
+-- template) less what it had been moved by when the history was converted (es_history_shift,
+-- history.HISTORY_SHIFT: the outbox's times it copied were moved already). One row, read once
+-- per query.
+CREATE OR REPLACE FUNCTION public.es_history(OUT head bigint, OUT shift int)
+LANGUAGE sql STABLE AS $$
+SELECT coalesce((SELECT value::bigint FROM public.dataset_info WHERE key = {history_head}), 0),
+       coalesce((SELECT value::int FROM public.dataset_info WHERE key = 'shift_minutes'), 0)
+       - coalesce((SELECT value::int FROM public.dataset_info WHERE key = {history_shift}), 0)
+$$;
+
+-- When an event was recorded, in the clone's time: its state's timestamp, moved by the shift
+-- when it is one of the history's.
+CREATE OR REPLACE FUNCTION public.es_recorded_at(
+    state jsonb, notification_id bigint, head bigint, shift int
+) RETURNS timestamptz
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN (state->'timestamp'->>'_data_')::timestamptz
+       + CASE WHEN notification_id <= head THEN shift ELSE 0 END * interval '1 minute';
 
 CREATE OR REPLACE VIEW write_model.es_states AS
 SELECT e.originator_id AS stream, e.originator_version AS version, e.topic, e.notification_id,
-       convert_from(e.state, 'UTF8')::jsonb AS s,
-       ('x' || right(replace(e.originator_id::text, '-', ''), 16))::bit(64)::bigint AS number
+       convert_from(e.state, 'UTF8')::jsonb AS s, public.es_number(e.originator_id) AS number
 FROM public.es_events e;
 
 CREATE OR REPLACE VIEW write_model.customers AS
@@ -42,20 +73,13 @@ WITH latest AS (
     SELECT DISTINCT ON (stream) stream, topic FROM write_model.es_states
     WHERE topic IN ({placed}, {shipped}, {cancelled})
     ORDER BY stream, version DESC
-), settings AS (
-    SELECT coalesce((SELECT value::bigint FROM public.dataset_info
-                     WHERE key = 'es_history_head'), 0) AS head,
-           coalesce((SELECT value::int FROM public.dataset_info
-                     WHERE key = 'shift_minutes'), 0) AS shift
 )
 SELECT p.number AS id, (p.s->>'customer_id')::bigint AS customer_id,
        CASE l.topic WHEN {shipped} THEN 'shipped' WHEN {cancelled} THEN 'cancelled'
                     ELSE 'placed' END AS status,
        (p.s->>'total_cents')::bigint AS total_cents, p.s->>'idempotency_key' AS idempotency_key,
-       (p.s->'timestamp'->>'_data_')::timestamptz
-       + CASE WHEN p.notification_id <= st.head THEN st.shift ELSE 0 END * interval '1 minute'
-         AS placed_at
-FROM write_model.es_states p JOIN latest l ON l.stream = p.stream CROSS JOIN settings st
+       public.es_recorded_at(p.s, p.notification_id, h.head, h.shift) AS placed_at
+FROM write_model.es_states p JOIN latest l ON l.stream = p.stream CROSS JOIN public.es_history() h
 WHERE p.topic = {placed};
 
 CREATE OR REPLACE VIEW write_model.order_lines AS
@@ -69,8 +93,8 @@ CREATE OR REPLACE VIEW write_model.price_history AS
 SELECT notification_id AS id, number AS product_id,
        (s->>'old_price_cents')::bigint AS old_price_cents,
        (s->>'new_price_cents')::bigint AS new_price_cents, s->>'reason' AS reason,
-       (s->'timestamp'->>'_data_')::timestamptz AS changed_at
-FROM write_model.es_states WHERE topic = {price_changed};
+       public.es_recorded_at(s, notification_id, h.head, h.shift) AS changed_at
+FROM write_model.es_states CROSS JOIN public.es_history() h WHERE topic = {price_changed};
 
 -- The runner raises every product's stock before a load (deploy.provision.ready_for_load: an
 -- UPDATE of products.stock, so that no checkout is refused for stock). cqrs-es's stock is its
