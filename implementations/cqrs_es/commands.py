@@ -7,9 +7,12 @@ after a random pause of up to 1, 2, 4, ... ms, at most the session's `retries` t
 counted in its `retried` as a serialization failure is; what still conflicts is VersionConflict
 (the API's 409 with Retry-After), never a 500.
 
-Checkout claims its idempotency key's stream in the same recording, and looks for the claim
-first: the same key returns the first order (`replayed`) and records nothing, whatever the stock
-is now. Order ids come from a sequence, as crud's identity column gives them.
+Checkout claims its idempotency key's stream in the same recording. It looks for an earlier
+claim only when the checkout cannot go through (a domain error, or a conflict: a key already
+claimed is a stream that exists), so a new key costs no extra read: the same key returns the
+first order (`replayed`) and records nothing, whatever the stock is now. Customers are never
+removed, so a customer once found is not looked up again by the same process. Order ids come
+from a sequence, as crud's identity column gives them.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ ORDER_IDS = "es_order_ids"  # the sequence order ids come from
 class EsCommandSide:
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._customers: set[int] = set()  # found in the store: a customer stream never ends
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -104,14 +108,23 @@ class EsCommandSide:
     # -- commands -------------------------------------------------------------------------------
 
     def place_order(self, cmd: c.PlaceOrder) -> r.PlacedOrder:
-        return self._decide("checkout", lambda: self._place(cmd))
+        def decide() -> r.PlacedOrder:
+            try:
+                return self._place(cmd)
+            except (NotFound, ProductDiscontinued, OutOfStock):
+                if (replay := self._replay(cmd.idempotency_key)) is not None:
+                    return replay  # the key's first checkout went through: its order answers
+                raise
+
+        return self._decide("checkout", decide)
+
+    def _customer_exists(self, customer_id: int) -> None:
+        if customer_id not in self._customers:
+            self._load(stream_id(CUSTOMER, customer_id), f"customer {customer_id} does not exist")
+            self._customers.add(customer_id)
 
     def _place(self, cmd: c.PlaceOrder) -> r.PlacedOrder:
-        if (replay := self._replay(cmd.idempotency_key)) is not None:
-            return replay
-        self._load(
-            stream_id(CUSTOMER, cmd.customer_id), f"customer {cmd.customer_id} does not exist"
-        )
+        self._customer_exists(cmd.customer_id)
         order_id = self._next_order_id()  # before the products: their window stays short
         products = []
         for line in cmd.lines:  # the first line that cannot be supplied says why, as crud's
@@ -139,7 +152,7 @@ class EsCommandSide:
             at = self._record(order, Checkout(cmd.idempotency_key, order_id), *products)
         except IntegrityError:
             if (replay := self._replay(cmd.idempotency_key)) is not None:
-                return replay  # a concurrent checkout with the key won: its order is the answer
+                return replay  # the key was claimed, earlier or concurrently: its order answers
             raise
         units = sum(line.quantity for line in cmd.lines)
         return r.PlacedOrder(order_id, total, units, order.created_on, token=at)
