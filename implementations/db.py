@@ -30,6 +30,7 @@ from implementations.domain.errors import (
 
 T = TypeVar("T")
 
+APP_PREFIX = "cqrs-bench:"  # a session's application_name: this, then its component
 RETRYABLE = (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected)
 MAX_RETRIES = 5
 # a role's name in place of the last part of the session's application_name, for one transaction
@@ -169,7 +170,7 @@ def make_engine(
         max_overflow=0,
         pool_timeout=10,
         connect_args={
-            "application_name": f"cqrs-bench:{component}",
+            "application_name": f"{APP_PREFIX}{component}",
             "options": options,
             "connect_timeout": 5,
         },

@@ -229,6 +229,18 @@ def test_the_same_idempotency_key_returns_the_first_order_and_records_nothing(es
     assert _events(es.config.write_dsn) == events
 
 
+def test_the_store_sessions_name_their_component_for_the_wait_attribution(es):
+    es.commands.place_order(c.PlaceOrder(1, (c.OrderLine(1, 1),), "named"))
+    with psycopg.connect(es.config.write_dsn) as conn:
+        names = {
+            name
+            for (name,) in conn.execute(
+                "SELECT application_name FROM pg_stat_activity WHERE datname = current_database()"
+            )
+        }
+    assert f"cqrs-bench:{NAME}:commands" in names
+
+
 def test_the_api_and_the_cli_travel_in_time_and_others_say_why_they_cannot(es, crud):
     changed = es.commands.change_product_price(c.ChangeProductPrice(2, 777, "api"))
     with TestClient(create_app(es), raise_server_exceptions=False) as api:

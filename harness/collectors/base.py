@@ -10,7 +10,8 @@ from typing import Any
 
 import pandas as pd
 
-APP_PREFIX = "cqrs-bench:"
+from implementations.db import APP_PREFIX
+
 COLLECTOR_APP = f"{APP_PREFIX}collector"
 # Every timestamp column of every collector frame.
 TS = "datetime64[us, UTC]"

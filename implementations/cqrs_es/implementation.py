@@ -63,7 +63,7 @@ class CqrsEs(PooledImplementation):
             self.config.write_dsn, component=f"{self.name}:queries", pool_size=size
         )
         self.engines = [queries]
-        self.store = Store(self.config.write_dsn, pool_size=size)
+        self.store = Store(self.config.write_dsn, pool_size=size, component=f"{self.name}:commands")
         self.commands = EsCommandSide(self.store)
         self.history = StoreHistory(self.store)
         self.queries = query_side(queries, self.config.read_your_writes_timeout)

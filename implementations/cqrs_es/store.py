@@ -27,7 +27,7 @@ from eventsourcing.persistence import IntegrityError, PersistenceError
 from psycopg.conninfo import conninfo_to_dict
 
 from implementations.cqrs_es.aggregates import PRODUCT, Product
-from implementations.db import edge
+from implementations.db import APP_PREFIX, edge
 from implementations.domain.errors import Unavailable
 
 NAME = "es"  # the tables: es_events, es_snapshots
@@ -75,7 +75,9 @@ def _postgres_env(dsn: str, pool_size: int, create_tables: bool) -> dict[str, st
 
 
 class Store(Application):
-    """The shop's event store. Thread-safe: its connections come from the library's pool."""
+    """The shop's event store. Thread-safe: its connections come from the library's pool, named
+    `cqrs-bench:<component>` in application_name when a component is given (as make_engine
+    names the other architectures' sessions), so waits and lock waits are attributed to it."""
 
     name = NAME
 
@@ -87,6 +89,7 @@ class Store(Application):
         create_tables: bool = False,
         snapshots: int = -1,
         cache: int = -1,
+        component: str = "",
     ) -> None:
         interval = snapshot_interval() if snapshots < 0 else snapshots
         self.snapshotting_intervals = {Product: interval} if interval else {}
@@ -99,6 +102,9 @@ class Store(Application):
         # snapshots table is created all the same)
         env["IS_SNAPSHOTTING_ENABLED"] = "y" if interval or create_tables else "n"
         super().__init__(env)
+        if component:  # the library's pool opens its connections on first use, with these
+            pool = self.recorder.datastore.pool
+            pool.kwargs["application_name"] = f"{APP_PREFIX}{component}"
 
 
 @contextmanager
