@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -56,6 +56,9 @@ class Config:
     read_your_writes_timeout: float = 5.0  # how long a query given a token waits for it
     # how many times a command meeting a serialization failure or a deadlock is run again
     retries: int = MAX_RETRIES
+    # the architecture's own settings (its architecture.toml [settings]); registry.create fills
+    # in the defaults of those not given and refuses any it does not declare
+    settings: dict[str, int] = field(default_factory=dict)
 
 
 class Session(Protocol):
@@ -189,7 +192,8 @@ class Implementation(Protocol):
         """Open connection pools and start any background work."""
 
     def settings(self) -> dict[str, object]:
-        """What it is configured with beyond the run's options, for run.json (may be empty)."""
+        """What it runs with, for run.json (may be empty): its Config.settings, and anything
+        else it is configured with."""
 
     def stop(self) -> None:
         """Stop background work and close every connection."""

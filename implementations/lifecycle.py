@@ -57,9 +57,9 @@ class PooledImplementation:
         )
 
     def settings(self) -> dict[str, object]:
-        """What it is configured with beyond the run's options (run.json: impls.<impl>.settings);
-        none by default."""
-        return {}
+        """What it is configured with beyond the run's options (run.json: impls.<impl>.settings):
+        its architecture's settings (Config.settings)."""
+        return dict(self.config.settings)
 
     def stop(self) -> None:
         for engine in self.engines:

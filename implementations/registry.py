@@ -18,7 +18,8 @@ import functools
 import importlib
 import os
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -32,6 +33,15 @@ READ_MODELS = ("write tables", "asynchronous", "synchronous")
 
 class ArchitectureError(ValueError):
     """An architecture folder whose architecture.toml is missing something or malformed."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A knob of one architecture (architecture.toml `[settings.NAME]`): a whole number >= 0,
+    given to a run with `--set IMPL.NAME=VALUE` and recorded in run.json."""
+
+    default: int
+    help: str  # one line: what it sets, and what 0 means where it means something
 
 
 @dataclass(frozen=True)
@@ -61,6 +71,7 @@ class Architecture:
     # measured by `cqrs-bench run` without --impl (the main job, which has a time budget); the
     # others run when named
     default_run: bool = True
+    settings: dict[str, Setting] = field(default_factory=dict)  # its own knobs, by name
 
 
 def _roots() -> list[Path]:
@@ -90,12 +101,31 @@ def _read(path: Path) -> Architecture:
             raise ArchitectureError(f"{path}: {key} is required (a string)")
     if data.get("read_model", "write tables") not in READ_MODELS:
         raise ArchitectureError(f"{path}: read_model must be one of {', '.join(READ_MODELS)}")
+    settings = {name: _setting(path, name, spec) for name, spec in data.pop("settings", {}).items()}
     return Architecture(
         name=folder.name.replace("_", "-"),
         package=f"{implementations.__name__}.{folder.name}",
         folder=folder,
+        settings=settings,
         **data,
     )
+
+
+def _setting(path: Path, name: str, spec: object) -> Setting:
+    if (
+        not isinstance(spec, dict)
+        or set(spec) != {"default", "help"}
+        or not _whole(spec["default"])
+        or not isinstance(spec["help"], str)
+    ):
+        raise ArchitectureError(
+            f"{path}: settings.{name} needs exactly a default (a whole number >= 0) and a help"
+        )
+    return Setting(spec["default"], spec["help"])
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 @functools.cache
@@ -121,6 +151,53 @@ def check(name: str) -> str:
 
 def architecture(name: str) -> Architecture:
     return architectures()[check(name)]
+
+
+def settings_of(name: str, given: Mapping[str, int]) -> dict[str, int]:
+    """Every setting of architecture `name`: `given`'s values, the declared defaults for the
+    rest; ValueError for a setting it does not declare."""
+    declared = architecture(name).settings
+    if unknown := sorted(set(given) - set(declared)):
+        known = f"its settings: {', '.join(declared)}" if declared else "it has none"
+        raise ValueError(f"{name} has no setting {unknown[0]!r} ({known})")
+    return {key: given.get(key, setting.default) for key, setting in declared.items()}
+
+
+def parse_settings(assignments: Iterable[str], impls: Iterable[str]) -> dict[str, dict[str, int]]:
+    """`--set IMPL.NAME=VALUE` options, for the architectures `impls`: IMPL -> {NAME: VALUE};
+    ValueError saying what is wrong with the first bad one."""
+    impls = list(impls)
+    parsed: dict[str, dict[str, int]] = {}
+    for text in assignments:
+        target, _, raw = text.partition("=")
+        impl, _, key = target.strip().rpartition(".")
+        if not impl or not key or not raw.strip():
+            raise ValueError(f"--set {text!r}: expected IMPL.NAME=VALUE, e.g. {_example()}")
+        if impl not in impls:
+            raise ValueError(f"--set {text!r}: {impl} is not measured here ({', '.join(impls)})")
+        if not raw.strip().isdigit():
+            raise ValueError(f"--set {text!r}: the value must be a whole number >= 0")
+        given = parsed.setdefault(impl, {})
+        given[key] = int(raw)
+        settings_of(impl, given)  # names one it declares
+    return parsed
+
+
+def _example() -> str:
+    found = [
+        (a.name, k, s.default) for a in architectures().values() for k, s in a.settings.items()
+    ]
+    return f"{found[0][0]}.{found[0][1]}={found[0][2]}" if found else "IMPL.NAME=0"
+
+
+def settings_help() -> str:
+    """Every architecture's settings, for --help."""
+    lines = [
+        f"{a.name}.{key} (default {setting.default:,}): {setting.help}"
+        for a in architectures().values()
+        for key, setting in a.settings.items()
+    ]
+    return "; ".join(lines) if lines else "no architecture has settings"
 
 
 def baseline() -> str:
@@ -158,4 +235,6 @@ def lagging(name: str) -> bool:
 
 
 def create(name: str, config: Config) -> Implementation:
+    """Architecture `name` on `config`, its settings completed (`settings_of`)."""
+    config = dataclasses.replace(config, settings=settings_of(name, config.settings))
     return importlib.import_module(architecture(name).package).create(name, config)

@@ -265,15 +265,28 @@ def test_the_api_and_the_cli_travel_in_time_and_others_say_why_they_cannot(es, c
     assert "Traceback" not in wrong.stderr and len(wrong.stderr.strip().splitlines()) == 1
 
 
-def test_its_settings_name_the_library_and_the_snapshot_interval(es, monkeypatch):
+def test_its_settings_are_recorded_and_are_what_its_store_runs_with(es):
+    assert es.settings() == {
+        "library": es.settings()["library"],
+        "snapshot_interval": 50,
+        "aggregate_cache": 10_000,
+    }
     assert es.settings()["library"].startswith("eventsourcing 9.")
-    assert es.settings()["snapshot_interval"] == 50
-    assert es.settings()["aggregate_cache"] == 10_000
-    monkeypatch.setenv("CQRS_BENCH_ES_SNAPSHOT_INTERVAL", "0")
-    assert es.settings()["snapshot_interval"] == 0
-    monkeypatch.setenv("CQRS_BENCH_ES_SNAPSHOT_INTERVAL", "often")
-    with pytest.raises(ValueError, match="whole number"):
-        es.settings()
+    given = {"snapshot_interval": 0, "aggregate_cache": 0}
+    plain = registry.create(NAME, Config(es.config.write_dsn, es.config.write_dsn, settings=given))
+    plain.start()
+    try:
+        assert {k: plain.settings()[k] for k in given} == given
+        assert plain.store.snapshotting_intervals == {} and plain.store.repository.cache is None
+        assert plain.commands.place_order(
+            c.PlaceOrder(1, (c.OrderLine(1, 1),), "plain")
+        ).total_cents
+    finally:
+        plain.stop()
+    with pytest.raises(ValueError, match="no setting 'snapshots'.*snapshot_interval"):
+        registry.create(
+            NAME, Config(es.config.write_dsn, es.config.write_dsn, settings={"snapshots": 1})
+        )
 
 
 def test_every_stream_of_the_converted_history_loads_and_matches_the_dataset(dataset_clone):

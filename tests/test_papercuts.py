@@ -56,6 +56,32 @@ def test_run_refuses_an_implementation_named_twice(tmp_path: Path):
     assert "crud more than once" in line
 
 
+# 1b. A setting the architecture does not have, or for one the command does not start
+
+
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        (
+            ["run", "--impl", "crud,cqrs-es", "--set", "cqrs-es.snapshots=5"],
+            "no setting 'snapshots'",
+        ),
+        (["run", "--impl", "crud", "--set", "cqrs-es.snapshot_interval=5"], "not measured here"),
+        (
+            ["serve", "--impl", "cqrs-es", "--set", "cqrs-es.snapshot_interval=often"],
+            "whole number",
+        ),
+    ],
+    ids=["unknown", "not-run", "not-a-number"],
+)
+def test_a_setting_that_cannot_apply_is_refused_before_anything_starts(tmp_path, command, said):
+    assert said in _refused(
+        tmp_path,
+        *command,
+        *(["--results", str(tmp_path / "results")] if command[0] == "run" else []),
+    )
+
+
 # 2. --database without servers that could hold it
 
 

@@ -21,6 +21,7 @@ class WorkloadConfig:
     read_dsn: str | None = None  # inproc; the write DSN when absent
     pool_size: int = 16  # inproc: connections per engine of the implementation
     retries: int = 5  # inproc: how often a command is retried (serialization failure, deadlock)
+    settings: dict[str, int] = field(default_factory=dict)  # inproc: the architecture's own
     mix: str = "mixed"  # a mix name or a path to a .toml file
     shape: str = "steady"  # a shape name or a path to a .toml file
     seed: int = 42

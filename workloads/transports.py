@@ -89,6 +89,7 @@ class InprocTransport(Transport):
                 config.read_dsn or config.write_dsn,
                 pool_size=config.pool_size,
                 retries=config.retries,
+                settings=config.settings,
             ),
         )
 

@@ -31,6 +31,7 @@ from harness.cli.options import (
     ReplicaDsn,
     ScaleFactor,
     Seed,
+    Settings,
     WriteDsn,
     pin_this_process,
 )
@@ -127,6 +128,7 @@ def serve(
     ),
     exit_with_parent: ExitWithParent = False,
     cpus: Cpus = None,
+    settings: Settings = None,
     write_dsn: WriteDsn = None,
     read_dsn: ReadDsn = None,
     replica_dsn: ReplicaDsn = None,
@@ -137,6 +139,7 @@ def serve(
     if side not in SIDES:
         raise ValueError(f"--side must be one of {', '.join(SIDES)}")
     registry.check(impl)
+    given = registry.parse_settings(settings or (), [impl]).get(impl, {})
     pin_this_process(cpus)
     if exit_with_parent:  # as on Ctrl-C: the service stops, then whatever it started
         watch_parent(lambda: os.kill(os.getpid(), signal.SIGTERM))
@@ -146,9 +149,12 @@ def serve(
         )
     with use_servers(write_dsn, read_dsn, replica_dsn=replica_dsn) as servers:
         if database:
-            context = attached(impl, run_databases(impl, servers, database), retries=retries)
+            dbs = run_databases(impl, servers, database)
+            context = attached(impl, dbs, retries=retries, settings=given)
         else:
-            context = prepared(impl, servers, sf=sf, seed=seed, keep=keep, retries=retries)
+            context = prepared(
+                impl, servers, sf=sf, seed=seed, keep=keep, retries=retries, settings=given
+            )
         with context as implementation:
             write = implementation.config.write_dsn
             if not database:  # as `run` prepares its clones: no checkout refused for stock

@@ -43,6 +43,16 @@ ImplName = Annotated[
     str,
     typer.Option("--impl", help=f"Implementation: {', '.join(registry.names())}."),
 ]
+Settings = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="IMPL.NAME=VALUE",
+        help="An architecture's own setting (repeatable), recorded in run.json: "
+        f"{registry.settings_help()}.",
+        show_default=False,
+    ),
+]
 BASELINE = registry.baseline()  # the default --impl of commands that take any architecture
 PROJECTED = registry.projected()[0]  # the default --impl of commands about a projection
 ScaleFactor = Annotated[

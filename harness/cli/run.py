@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from harness.cli.options import ReadDsn, ReplicaDsn, Seed, WriteDsn
+from harness.cli.options import ReadDsn, ReplicaDsn, Seed, Settings, WriteDsn
 from harness.deploy.refresher import INTERVAL
 from harness.deploy.service import SERVICE_WORKERS
 from harness.postgres.servers import require_lasting_servers, use_servers
@@ -201,6 +201,7 @@ def run(
         "and removes, limited to this many CPUs (0.2: a fifth of one) once it answers; http "
         "transport; needs a writable cgroup cpu controller (root). Recorded in run.json.",
     ),
+    settings: Settings = None,
     write_dsn: WriteDsn = None,
     read_dsn: ReadDsn = None,
     replica_dsn: ReplicaDsn = None,
@@ -246,6 +247,7 @@ def run(
         retries=retries,
         hot_standby_feedback=hot_standby_feedback,
         service_cpu_quota=service_cpu_quota,
+        settings=registry.parse_settings(settings or (), names),
     )
     plan.check()
     check_results(plan.results_root / plan.experiment)

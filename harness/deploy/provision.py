@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,12 +189,23 @@ def drop(servers: Servers, dbs: RunDatabases) -> None:
 
 @contextmanager
 def attached(
-    impl_name: str, dbs: RunDatabases, *, pool_size: int = 16, retries: int = MAX_RETRIES
+    impl_name: str,
+    dbs: RunDatabases,
+    *,
+    pool_size: int = 16,
+    retries: int = MAX_RETRIES,
+    settings: Mapping[str, int] | None = None,
 ) -> Iterator[Implementation]:
-    """`impl_name` started on existing run databases; stopped afterwards."""
-    impl = registry.create(
-        impl_name, Config(dbs.write_dsn, dbs.read_dsn, pool_size=pool_size, retries=retries)
+    """`impl_name` started on existing run databases (with these of its settings); stopped
+    afterwards."""
+    config = Config(
+        dbs.write_dsn,
+        dbs.read_dsn,
+        pool_size=pool_size,
+        retries=retries,
+        settings=dict(settings or {}),
     )
+    impl = registry.create(impl_name, config)
     impl.start()
     try:
         yield impl
@@ -213,6 +224,7 @@ def prepared(
     progress: Progress = print,
     pool_size: int = 16,
     retries: int = MAX_RETRIES,
+    settings: Mapping[str, int] | None = None,
 ) -> Iterator[Implementation]:
     """Provision, start a projector or refresher process if needed, and attach; stop and drop
     afterwards."""
@@ -220,7 +232,9 @@ def prepared(
     background: list[ProjectorProcess | RefresherProcess] = []
     logs = work_dir() / "logs"
     try:
-        with attached(impl_name, dbs, pool_size=pool_size, retries=retries) as impl:
+        with attached(
+            impl_name, dbs, pool_size=pool_size, retries=retries, settings=settings
+        ) as impl:
             if impl.projection:
                 log = logs / f"{dbs.name}-projector.log"
                 background.append(ProjectorProcess(impl_name, dbs.write_dsn, dbs.read_dsn, log))

@@ -18,6 +18,7 @@ import signal
 import socket
 import sys
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 
@@ -128,8 +129,9 @@ def worker_app() -> FastAPI:
 
 
 class ServiceProcess(Component):
-    """`cqrs-bench serve` for `impl` on the run database `database` of these servers, on a free
-    port of 127.0.0.1 (its address: `url`), with `workers` worker processes."""
+    """`cqrs-bench serve` for `impl` (with these of its settings) on the run database `database`
+    of these servers, on a free port of 127.0.0.1 (its address: `url`), with `workers` worker
+    processes."""
 
     def __init__(
         self,
@@ -139,6 +141,7 @@ class ServiceProcess(Component):
         log: Path,
         retries: int,
         workers: int,
+        settings: Mapping[str, int],
     ) -> None:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
@@ -154,6 +157,7 @@ class ServiceProcess(Component):
             str(retries),
             "--workers",
             str(workers),
+            *(arg for key, value in settings.items() for arg in ("--set", f"{impl}.{key}={value}")),
             EXIT_WITH_PARENT,
         )
         super().__init__("service", command, log, env=servers_env(servers))

@@ -19,7 +19,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -111,6 +111,8 @@ class RunPlan:
     refresh_interval: float = INTERVAL  # seconds between a refresher's rounds of refreshes
     retries: int = MAX_RETRIES  # times a command is run again (serialization failure, deadlock)
     service_cpu_quota: float | None = None  # cores: the service in a CPU-quota cgroup of its own
+    # architectures' own settings (run --set IMPL.NAME=VALUE): IMPL -> {NAME: VALUE}
+    settings: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def check(self) -> None:
         for name in self.impls:
@@ -258,7 +260,8 @@ class ImplRun:
                 ready_for_load(dbs.write_dsn, dbs.read_dsn if dbs.separate else None)
             if self.standby:  # the explicit wait: verification reads the standby
                 self._standby_replayed("standby_replayed_before_verification_s")
-            with attached(self.impl, dbs, pool_size=2) as implementation:
+            settings = self.plan.settings.get(self.impl, {})
+            with attached(self.impl, dbs, pool_size=2, settings=settings) as implementation:
                 if settings := implementation.settings():
                     self.info["settings"] = settings
                 projection = implementation.projection
@@ -502,6 +505,7 @@ class ImplRun:
                     self.log("service"),
                     plan.retries,
                     workers=plan.started_service_workers(),
+                    settings=plan.settings.get(self.impl, {}),
                 )
             )
             host = service.url
@@ -538,6 +542,7 @@ class ImplRun:
             out_dir=str(self.raw),
             pool_size=plan.pool_size,
             retries=plan.retries,
+            settings=plan.settings.get(self.impl, {}),
         )
         config_path = self.raw / "workload.json"
         config_path.write_text(config.to_json())

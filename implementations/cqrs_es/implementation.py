@@ -18,8 +18,6 @@ from implementations.cqrs_es.store import (
     SNAPSHOTS_TABLE,
     AggregateStores,
     Store,
-    cache_size,
-    snapshot_interval,
 )
 from implementations.cqrs_es.time_travel import StoreHistory
 from implementations.db import make_engine
@@ -39,7 +37,13 @@ class CqrsEs(PooledImplementation):
     def install(self) -> None:
         """The event store's tables, the dataset's history converted into it (once), snapshots of
         the product streams longer than the snapshot interval, and the read models."""
-        store = Store(self.config.write_dsn, pool_size=1, create_tables=True)
+        store = Store(
+            self.config.write_dsn,
+            pool_size=1,
+            create_tables=True,
+            snapshots=self._interval,
+            cache=0,
+        )
         try:
             with psycopg.connect(self.config.write_dsn) as conn:
                 conn.execute(f"CREATE SEQUENCE IF NOT EXISTS {ORDER_IDS}")
@@ -52,7 +56,7 @@ class CqrsEs(PooledImplementation):
                 empty = conn.execute(f"SELECT NOT EXISTS (SELECT FROM {EVENTS_TABLE})").fetchone()
                 if empty[0]:
                     history.convert(conn)
-            _snapshot_long_streams(store, self.config.write_dsn)
+            _snapshot_long_streams(store, self.config.write_dsn, self._interval)
         finally:
             store.close()
         self.projection.install()
@@ -63,21 +67,27 @@ class CqrsEs(PooledImplementation):
             self.config.write_dsn, component=f"{self.name}:queries", pool_size=size
         )
         self.engines = [queries]
-        self.store = Store(self.config.write_dsn, pool_size=size, component=f"{self.name}:commands")
+        self.store = Store(
+            self.config.write_dsn,
+            pool_size=size,
+            snapshots=self._interval,
+            cache=self.config.settings["aggregate_cache"],
+            component=f"{self.name}:commands",
+        )
         self.commands = EsCommandSide(self.store)
         self.history = StoreHistory(self.store)
         self.queries = query_side(queries, self.config.read_your_writes_timeout)
 
     def settings(self) -> dict[str, object]:
-        return {
-            "library": f"eventsourcing {version('eventsourcing')}",
-            "snapshot_interval": snapshot_interval(),
-            "aggregate_cache": cache_size(),
-        }
+        return {"library": f"eventsourcing {version('eventsourcing')}", **super().settings()}
+
+    @property
+    def _interval(self) -> int:
+        return self.config.settings["snapshot_interval"]
 
     def aggregate_stores(self) -> AggregateStores:
         """A store that reads snapshots and one that does not (bench aggregates); close it."""
-        return AggregateStores(self.config.write_dsn)
+        return AggregateStores(self.config.write_dsn, self._interval)
 
     def stop(self) -> None:
         super().stop()
@@ -86,11 +96,10 @@ class CqrsEs(PooledImplementation):
             self.store, self.history = None, None
 
 
-def _snapshot_long_streams(store: Store, dsn: str) -> int:
+def _snapshot_long_streams(store: Store, dsn: str, interval: int) -> int:
     """Snapshot every product stream with at least the interval's events and no snapshot yet (the
     history's hot products: without one, the first checkout of the hottest would fold thousands
     of events); how many."""
-    interval = snapshot_interval()
     if not interval:
         return 0
     with psycopg.connect(dsn) as conn:

@@ -8,15 +8,15 @@ fills later (the projection reads it by `notification_id`). A stream's (id, vers
 table's primary key: appending to a stream that moved on since it was loaded fails with
 `IntegrityError`, the optimistic concurrency the commands retry on.
 
-Product streams are snapshotted every SNAPSHOT_ENV events (default 50), so loading a hot product
-reads its newest snapshot and the events after it; with 0, no snapshot is taken or read. Each
-process keeps up to CACHE_ENV aggregates (default 10,000; 0: none) in the library's cache, brought
-up to date by reading the events recorded since (`bench aggregates` loads without it).
+Product streams are snapshotted every `snapshots` events (the architecture's snapshot_interval
+setting, default 50), so loading a hot product reads its newest snapshot and the events after
+it; with 0, no snapshot is taken or read. Each process keeps up to `cache` aggregates (its
+aggregate_cache setting, default 10,000; 0: none) in the library's cache, brought up to date by
+reading the events recorded since (`bench aggregates` loads without it).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from uuid import UUID
@@ -32,29 +32,8 @@ from implementations.domain.errors import Unavailable
 
 NAME = "es"  # the tables: es_events, es_snapshots
 EVENTS_TABLE, SNAPSHOTS_TABLE = f"{NAME}_events", f"{NAME}_snapshots"
-SNAPSHOT_ENV = "CQRS_BENCH_ES_SNAPSHOT_INTERVAL"
-DEFAULT_SNAPSHOT_INTERVAL = 50
-CACHE_ENV = "CQRS_BENCH_ES_CACHE"
-DEFAULT_CACHE = 10_000
 
-__all__ = ["IntegrityError", "Store", "snapshot_interval", "store_edge"]
-
-
-def snapshot_interval() -> int:
-    """Product events between snapshots, from SNAPSHOT_ENV (0: no snapshots)."""
-    return _whole(SNAPSHOT_ENV, DEFAULT_SNAPSHOT_INTERVAL, "events")
-
-
-def cache_size() -> int:
-    """Aggregates each process keeps in the library's cache, from CACHE_ENV (0: none)."""
-    return _whole(CACHE_ENV, DEFAULT_CACHE, "aggregates")
-
-
-def _whole(name: str, default: int, of: str) -> int:
-    raw = os.environ.get(name, str(default))
-    if not raw.isdigit():
-        raise ValueError(f"{name} must be a whole number of {of}, not {raw!r}")
-    return int(raw)
+__all__ = ["IntegrityError", "Store", "store_edge"]
 
 
 def _postgres_env(dsn: str, pool_size: int, create_tables: bool) -> dict[str, str]:
@@ -85,22 +64,20 @@ class Store(Application):
         self,
         dsn: str,
         *,
+        snapshots: int,
+        cache: int,
         pool_size: int = 8,
         create_tables: bool = False,
-        snapshots: int = -1,
-        cache: int = -1,
         component: str = "",
     ) -> None:
-        interval = snapshot_interval() if snapshots < 0 else snapshots
-        self.snapshotting_intervals = {Product: interval} if interval else {}
+        self.snapshotting_intervals = {Product: snapshots} if snapshots else {}
         env = _postgres_env(dsn, pool_size, create_tables)
         # the library's aggregate cache: a cached aggregate is brought up to date with the events
         # recorded since (fastforward: one query) instead of loaded from its snapshot
-        size = cache_size() if cache < 0 else cache
-        env["AGGREGATE_CACHE_MAXSIZE"] = str(size) if size else ""
+        env["AGGREGATE_CACHE_MAXSIZE"] = str(cache) if cache else ""
         # with interval 0, aggregates are folded from their first event, snapshots or not (the
         # snapshots table is created all the same)
-        env["IS_SNAPSHOTTING_ENABLED"] = "y" if interval or create_tables else "n"
+        env["IS_SNAPSHOTTING_ENABLED"] = "y" if snapshots or create_tables else "n"
         super().__init__(env)
         if component:  # the library's pool opens its connections on first use, with these
             pool = self.recorder.datastore.pool
@@ -126,10 +103,10 @@ class AggregateStores:
     """Two stores on one database, for `bench aggregates`: one reading snapshots, one folding
     every event of a stream."""
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, snapshots: int) -> None:
         self.dsn = dsn
         self.stores = {  # no cache: every load is a load
-            True: Store(dsn, pool_size=1, cache=0),
+            True: Store(dsn, pool_size=1, snapshots=snapshots, cache=0),
             False: Store(dsn, pool_size=1, snapshots=0, cache=0),
         }
 
