@@ -101,7 +101,10 @@ def _read(path: Path) -> Architecture:
             raise ArchitectureError(f"{path}: {key} is required (a string)")
     if data.get("read_model", "write tables") not in READ_MODELS:
         raise ArchitectureError(f"{path}: read_model must be one of {', '.join(READ_MODELS)}")
-    settings = {name: _setting(path, name, spec) for name, spec in data.pop("settings", {}).items()}
+    declared = data.pop("settings", {})
+    if not isinstance(declared, dict):
+        raise ArchitectureError(f"{path}: settings must be tables [settings.NAME]")
+    settings = {name: _setting(path, name, spec) for name, spec in declared.items()}
     return Architecture(
         name=folder.name.replace("_", "-"),
         package=f"{implementations.__name__}.{folder.name}",

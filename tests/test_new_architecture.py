@@ -72,3 +72,25 @@ def test_a_copied_architecture_runs_to_a_valid_run_and_a_report_that_lists_it(
     assert meta["impls"][copied]["reconciliation"]["mismatches"] == 0
     report = (run_dir / "report" / "report.md").read_text()
     assert f"**{copied}**: {registry.architecture(copied).description}" in report
+
+
+@pytest.mark.parametrize(
+    "declared",
+    ['[settings.knob]\ndefault = -1\nhelp = "x"', "[settings.knob]\ndefault = 1", "settings = 3"],
+    ids=["negative", "no-help", "not-a-table"],
+)
+def test_a_malformed_setting_in_architecture_toml_is_refused_naming_it(copied: str, declared):
+    toml = registry.architecture(copied).folder / registry.METADATA
+    toml.write_text(toml.read_text() + "\n" + declared + "\n")
+    registry.architectures.cache_clear()
+    with pytest.raises(registry.ArchitectureError, match=r"architecture\.toml: settings"):
+        registry.architectures()
+
+
+def test_a_declared_setting_reaches_the_implementation_with_its_default(copied: str):
+    toml = registry.architecture(copied).folder / registry.METADATA
+    toml.write_text(toml.read_text() + '\n[settings.knob]\ndefault = 3\nhelp = "a knob"\n')
+    registry.architectures.cache_clear()
+    assert registry.settings_of(copied, {}) == {"knob": 3}
+    assert registry.parse_settings([f"{copied}.knob=7"], [copied]) == {copied: {"knob": 7}}
+    assert f"{copied}.knob (default 3): a knob" in registry.settings_help()
