@@ -164,7 +164,8 @@ HUGE_STOCK = 10**12  # no checkout is refused for stock: refusals would change t
 
 
 def ready_for_load(write_dsn: str, read_dsn: str | None = None) -> None:
-    """Raise every product's stock (stock is in no read model: nothing to project), then vacuum,
+    """Raise every product's stock (stock is in no read model; an event store records the raise
+    as events, which its projection passes over before a lag is measured), then vacuum,
     analyze and checkpoint (and the read database, if given, apart): the state autovacuum would
     long have reached, so a measurement inherits no dirty pages and no statistics-less tables."""
     with psycopg.connect(write_dsn, autocommit=True, application_name="cqrs-bench:runner") as conn:
