@@ -97,10 +97,12 @@ def test_lag_counts_only_events_committed_during_the_load() -> None:
     batches = [  # as `project run --record-lag` writes them
         {"applied_at": 100.5, "source_commits": [99.9]},
         {"applied_at": 101.01, "source_commits": [101.0, 100.99]},
-        {"applied_at": 104.2, "source_commits": [103.95]},
+        {"applied_at": 104.1, "source_commits": [103.95]},
+        {"applied_at": 104.2, "source_commits": [103.95]},  # the same commit's second event
     ]
     overall, quarters = bench_lag.lag_histograms(event_lag(batches), load)
-    assert overall.get_total_count() == 3
+    assert overall.get_total_count() == 3  # commits
+    assert bench_lag._events_of_load(batches, load) == 4
     assert overall.get_max_value() == pytest.approx(250_000, rel=1e-3)  # microseconds
     assert [q.get_total_count() for q in quarters] == [1, 1, 0, 1]  # by commit time: 1 s each
 

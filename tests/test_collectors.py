@@ -145,6 +145,33 @@ def test_event_lag_from_batches(tmp_path) -> None:
     assert freshness(result, queries)["freshness_ms"].tolist() == pytest.approx([500.0])
 
 
+def test_event_lag_has_a_row_per_source_commit() -> None:
+    t0 = BASE.timestamp()
+    batches = [  # the commit of 0.5 s has four events over two batches
+        {"applied_at": t0 + 1.0, "source_commits": [t0 + 0.25, t0 + 0.5, t0 + 0.5]},
+        {"applied_at": t0 + 2.0, "source_commits": [t0 + 0.5, t0 + 0.5, t0 + 1.5]},
+        {"applied_at": t0 + 3.0, "source_commits": [t0 + 1.5, None, None]},
+    ]
+    result = event_lag(batches)
+    assert_schema(result, lag.EVENT_LAG_COLUMNS)
+    assert result["source_commit"].tolist() == [at(0.25), at(0.5), at(1.5)]
+    assert result["applied_at"].tolist() == [at(1), at(2), at(3)]  # each at its last event
+    assert result["lag_ms"].tolist() == pytest.approx([750.0, 1500.0, 1500.0])
+    assert result.attrs["null_commits"] == 2  # events, not commits
+    # Freshness is that of the same events counted one row each: a commit pends until its last.
+    per_event = lag.commit_lag(
+        [c for b in batches for c in b["source_commits"] if c is not None],
+        [b["applied_at"] for b in batches for c in b["source_commits"] if c is not None],
+    )
+    queries = pd.DataFrame(
+        {"operation": "q", "started_at": [at(s) for s in (0.1, 0.3, 0.75, 1.0, 1.75, 2.5, 3.0)]}
+    )
+    assert freshness(result, queries).equals(freshness(per_event, queries))
+    assert freshness(result, queries)["freshness_ms"].tolist() == pytest.approx(
+        [0, 50, 500, 500, 1250, 1000, 0]
+    )
+
+
 def test_event_lag_of_nothing() -> None:
     result = event_lag([])
     assert_schema(result, lag.EVENT_LAG_COLUMNS)

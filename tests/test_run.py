@@ -120,7 +120,7 @@ def test_a_short_run_of_every_architecture_gives_a_valid_plausible_results_direc
     assert set(latency["phase"]) >= {"warmup", "measure"}
     _check_users(run_dir, plan)  # the Shoppers (and every class) of the mix, while measured
 
-    # Per-event lag exists for the architectures with a projection or a standby, freshness for
+    # Lag per commit exists for the architectures with a projection or a standby, freshness for
     # those and the ones with a refresher (whose refreshes are recorded), all non-negative; a
     # standby's replay was sampled, and waited for.
     replaying = (

@@ -1,7 +1,8 @@
 """Lag and freshness of the architectures whose answers lag (a projection, a standby, refreshed
 views; DESIGN section 6).
 
-- time lag per applied event: apply commit time minus source commit time (event_lag.parquet);
+- time lag per source commit: apply commit time of its last event minus its commit time
+  (event_lag.parquet);
 - freshness seen by a dashboard query: its start minus the commit time of the oldest committed,
   unapplied event, 0 when none (HATtrick's definition; freshness.parquet);
 - the backlog over time (lag.parquet).
@@ -16,7 +17,7 @@ QUANTILES = {"p50_ms": 0.50, "p95_ms": 0.95, "p99_ms": 0.99}
 
 
 def event_lag_ms(event_lag: pd.DataFrame) -> pd.Series:
-    """Each event's time lag from its timestamps, ms (applied_at − source_commit)."""
+    """Each source commit's time lag from its row's timestamps, ms (applied_at − source_commit)."""
     return (event_lag["applied_at"] - event_lag["source_commit"]).dt.total_seconds() * 1000
 
 
@@ -33,7 +34,7 @@ def _stats(frame: pd.DataFrame, value: str, by: list[str]) -> pd.DataFrame:
 
 
 def event_lag_stats(event_lag: pd.DataFrame, by: list[str] | None = None) -> pd.DataFrame:
-    """Per run and implementation: events applied, lag p50/p95/p99 and max (ms)."""
+    """Per run and implementation: commits applied, lag p50/p95/p99 and max (ms)."""
     frame = event_lag.assign(lag=event_lag_ms(event_lag)) if len(event_lag) else event_lag
     return _stats(frame, "lag", by or ["run", "impl"])
 

@@ -86,13 +86,13 @@ def lag(
     write_dsn: WriteDsn = None,
     read_dsn: ReadDsn = None,
 ) -> None:
-    """Projection time lag per event while checkout runs, for each implementation in turn.
+    """Projection time lag per source commit while checkout runs, each implementation in turn.
 
     Each runs on run databases of its own, provisioned as a run's are (read models on the read
     server for an architecture that keeps them there), with its projector in its own process
     (`project run --record-lag`), while in-process clients place orders.
 
-    Prints checkout tps, lag p50/p90/p99/max per event and whether the projector kept up; with
+    Prints checkout tps, lag p50/p90/p99/max per commit and whether the projector kept up; with
     several implementations, a side-by-side table too.
     """
     names = _projected(impl)

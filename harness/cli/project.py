@@ -85,7 +85,8 @@ def run(
     record_lag: Path | None = typer.Option(
         None,
         help="Append one JSON line per applied batch to this file: when it committed and the "
-        "source commit time of each of its events (epoch seconds), for per-event time lag.",
+        "source commit time of each of its events (epoch seconds), for the time lag per source "
+        "commit.",
         show_default=False,
     ),
     cpus: Cpus = None,

@@ -148,7 +148,7 @@ def run(
         None,
         show_default=False,
         help="Measure the API already serving --database at this URL: no service and no "
-        "projector are started (the deployment's own projector's per-event lag is not recorded).",
+        "projector are started (the deployment's own projector's lag per commit is not recorded).",
     ),
     service_workers: int | None = typer.Option(
         None,

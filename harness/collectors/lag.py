@@ -3,10 +3,10 @@
 - LagSampler polls the projection's status during the run: events committed but not applied,
   and the age of the oldest of them.
 - event_lag() turns the projector's per-batch records (one JSON line per applied batch:
-  {"applied_at": epoch s, "source_commits": [epoch s or null, ...]}) into one row per event:
-  applied_at minus its source commit time.
+  {"applied_at": epoch s, "source_commits": [epoch s or null, ...], one per event}) into one row
+  per source commit: the applied_at of its last event minus its commit time.
 - freshness() gives each dashboard query the staleness it saw (HATtrick's definition): a query
-  started at t sees freshness t - (commit time of the oldest event with source_commit <= t <
+  started at t sees freshness t - (the oldest source commit with source_commit <= t <
   applied_at), 0 when there is none.
 - view_freshness() does the same for an architecture with a refresher: a query started at t on a
   materialized view sees t - the start of the last refresh of that view that ended by t.
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -100,36 +100,46 @@ def read_batches(path: Path | str) -> list[dict]:
 
 
 def event_lag(batches: Iterable[Mapping]) -> pd.DataFrame:
-    """The `event_lag` frame: one row per applied event with a known source commit time.
+    """The `event_lag` frame: one row per source commit with a known commit time, applied_at
+    that of the last of its events (only then is the commit whole on the read side).
 
-    Events whose commit time is null (commit timestamps not tracked, or too old) are skipped;
-    their number is in `frame.attrs["null_commits"]`.
+    A source transaction's events share its commit time and are applied one after another (the
+    projector reads in commit order), possibly over consecutive batches: consecutive events with
+    the same commit time are one commit. Counted per event, a commit of many events would weigh
+    as many. Two transactions that committed in the same microsecond and were read one after the
+    other count as one. Events whose commit time is null (commit timestamps not tracked, or too
+    old) are skipped; their number (of events, not commits) is in `frame.attrs["null_commits"]`.
     """
-    commits, applied, nulls = [], [], 0
+    commits, applied, nulls, previous = [], [], 0, None
     for batch in batches:
         for commit in batch["source_commits"]:
             if commit is None:
                 nulls += 1
+            elif commit == previous:
+                applied[-1] = batch["applied_at"]
             else:
                 commits.append(commit)
                 applied.append(batch["applied_at"])
-    source = epoch_utc(commits)
-    applied_at = epoch_utc(applied)
-    frame = typed_frame(
+            previous = commit
+    frame = commit_lag(commits, applied)
+    frame.attrs["null_commits"] = nulls
+    return frame
+
+
+def commit_lag(commits: Sequence[float], applied: Sequence[float]) -> pd.DataFrame:
+    """The `event_lag` frame of the given commits: each one's commit time and the time it was
+    applied, epoch s."""
+    commits_s, applied_s = np.asarray(commits, "float64"), np.asarray(applied, "float64")
+    return typed_frame(
         pd.DataFrame(
             {
-                "source_commit": source,
-                "applied_at": applied_at,
-                "lag_ms": (
-                    np.asarray(applied, dtype="float64") - np.asarray(commits, dtype="float64")
-                )
-                * 1000,
+                "source_commit": epoch_utc(commits),
+                "applied_at": epoch_utc(applied),
+                "lag_ms": (applied_s - commits_s) * 1000,
             }
         ),
         EVENT_LAG_COLUMNS,
     )
-    frame.attrs["null_commits"] = nulls
-    return frame
 
 
 def _ns(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -141,13 +151,14 @@ def _ns(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 def freshness(events: pd.DataFrame, queries: pd.DataFrame) -> pd.DataFrame:
     """The `freshness` frame: for each query (in the order given), the staleness it saw.
 
-    events: source_commit, applied_at (timestamps; e.g. event_lag()'s frame). queries: operation,
-    started_at. A query started at t has freshness_ms = t - the oldest source_commit among events
-    with source_commit <= t < applied_at, and 0 when there is none: an event applied exactly at
-    t counts as applied. Only recorded events count: events applied before the projector's first
-    recorded batch (the history, and anything projected before recording began) are taken as
-    applied, so queries from before recording began read 0 when they may have been stale.
-    A query without a start time gets NaN.
+    events: source_commit, applied_at (timestamps; e.g. event_lag()'s frame, a row per commit, or
+    a row per event: the same figures, as a commit is pending until its last event is applied).
+    queries: operation, started_at. A query started at t has freshness_ms = t - the oldest
+    source_commit among rows with source_commit <= t < applied_at, and 0 when there is none: a
+    row applied exactly at t counts as applied. Only recorded events count: events applied
+    before the projector's first recorded batch (the history, and anything projected before
+    recording began) are taken as applied, so queries from before recording began read 0 when
+    they may have been stale. A query without a start time gets NaN.
 
     O((n + m) log n): events sorted by commit time with the running maximum of applied_at; for
     each query, the first event in commit order applied after t is found by binary search, and

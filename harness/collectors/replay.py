@@ -25,7 +25,7 @@ import pandas as pd
 
 from harness.collectors.activity import collector_connection
 from harness.collectors.base import TS, Sampler, typed_frame
-from harness.collectors.lag import LAG_COLUMNS, _ns, event_lag, freshness
+from harness.collectors.lag import LAG_COLUMNS, _ns, commit_lag, freshness
 
 INTERVAL = 0.01  # seconds between samples of the standby
 LAG_EVERY = 10  # keep every 10th sample in the lag table (10 a second)
@@ -121,9 +121,9 @@ def replay_tables(
     sample): it counts in lag and freshness and has no event_lag row."""
     pairs = replayed_at(samples, commits)
     replayed = pairs.dropna(subset=["applied_at"])
-    events = event_lag(
-        {"applied_at": a.timestamp(), "source_commits": [c.timestamp()]}
-        for c, a in zip(replayed["source_commit"], replayed["applied_at"], strict=True)
+    events = commit_lag(
+        [c.timestamp() for c in replayed["source_commit"]],
+        [a.timestamp() for a in replayed["applied_at"]],
     )
     events.attrs["never_replayed"] = len(pairs) - len(replayed)
     end = samples["ts"].max() + pd.Timedelta(seconds=1) if len(samples) else pd.NaT

@@ -2,8 +2,8 @@
 one way the harness starts a projector (the runner, `serve` on a fresh clone, the lag benchmarks).
 
 It starts on an implementation's databases, writes its output to its log, optionally records
-every applied batch for per-event lag (`--record-lag`, read with `collectors.lag.read_batches`),
-and exits with the process that started it.
+every applied batch for the lag per source commit (`--record-lag`, read with
+`collectors.lag.read_batches`), and exits with the process that started it.
 """
 
 from __future__ import annotations

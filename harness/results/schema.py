@@ -64,7 +64,7 @@ def has_event_lag(impl: str) -> bool:
 
 
 def may_have_rows(table: Table, impl: str) -> bool:
-    """Whether `impl` may have rows in `table`: the per-event lag tables for architectures with a
+    """Whether `impl` may have rows in `table`: the lag tables for architectures with a
     projection or a standby, the lagging tables (freshness) for those with a projection, a
     refresher or a standby."""
     if table.lagging_only:
@@ -96,7 +96,7 @@ class Table:
     # In a complete run every implementation (those whose answers lag only, if lagging_only)
     # has rows.
     rows_required: bool = True
-    # Only architectures with a projection or a standby may have rows (lag per event or commit).
+    # Only architectures with a projection or a standby may have rows (lag per source commit).
     projection_only: bool = False
     # Only architectures whose dashboards may lag (a projection, a refresher or a standby) may
     # have rows.
@@ -532,19 +532,20 @@ TABLES: tuple[Table, ...] = (
     ),
     Table(
         "event_lag",
-        "Time lag of every applied event; for a standby, the replay lag of every primary "
-        "commit made while it was sampled.",
+        "Time lag of every source commit applied by the projector (its events may span "
+        "batches: applied when the last of them was); for a standby, the replay lag of every "
+        "primary commit made while it was sampled.",
         (
             IMPL,
             _ts(
                 "source_commit",
-                "Commit time of the event (standby: of the transaction) on the write server "
+                "Commit time of the source transaction on the write server "
                 "(`track_commit_timestamp`).",
             ),
             _ts(
                 "applied_at",
-                "Commit time of the transaction that applied it to the read model; for a "
-                "standby, the first replay sample that saw it replayed (late by at most the "
+                "Commit time of the transaction that applied its last event to the read model; "
+                "for a standby, the first replay sample that saw it replayed (late by at most the "
                 "sampling interval, never early).",
             ),
             _ms(
@@ -555,7 +556,7 @@ TABLES: tuple[Table, ...] = (
             ),
         ),
         projection_only=True,
-        notes="One row per applied event.",
+        notes="One row per source commit.",
     ),
     Table(
         "freshness",
@@ -759,7 +760,8 @@ OTHER_FILES = (
     (
         f"{RAW_DIR}/{{impl}}/projector-batches.jsonl",
         "CQRS: every batch the projector applied, its commit time and its events' source commit "
-        "times, epoch s (the source of event_lag).",
+        "times, epoch s, one per event (the source of event_lag: consecutive events with the "
+        "same time are one source commit).",
     ),
     (f"{RAW_DIR}/{{impl}}/workload.json", "The workload configuration Locust ran with."),
     (
@@ -809,7 +811,10 @@ RUN_JSON_KEYS: tuple[tuple[str, str], ...] = (
         "--service-workers`; null when it started none: inproc, or `--service-url`; absent "
         "before it existed), `mix_spec` the mix as it was read (per class: users, tasks, "
         "`isolation`, and an Analyst's `report_s`); `service_cpu_quota` the cores the service "
-        "was limited to (`run --service-cpu-quota`; null: no quota).",
+        "was limited to (`run --service-cpu-quota`; null: no quota); `settings` the "
+        "architectures' own settings the run was given (`run --set IMPL.NAME=VALUE`: IMPL → "
+        "{NAME: VALUE}; `{}` when none; the values each architecture ran with, defaults "
+        "included, are in its `impls.<impl>.settings`; absent before it existed).",
     ),
     (
         "versions",
@@ -839,7 +844,7 @@ RUN_JSON_KEYS: tuple[tuple[str, str], ...] = (
         "name holding details of each: `status`, `database` and `database_origin` (`clone`: "
         "made and dropped by the run; `given`: an existing one, `run --database`), `service` "
         "(the URL measured, http transport) and `service_origin` (`started` | `given`), "
-        "`projector` (`started` | `external` (`run --service-url`: its per-event lag is not "
+        "`projector` (`started` | `external` (`run --service-url`: its lag per commit is not "
         "recorded, so event_lag has no rows for it) | `none`), `refresher` (architectures with a "
         "refresher: `started` | `external`, whose refreshes and freshness are not recorded), "
         "`wait_sampler` (where the command sessions' wait shares come from: `pg_wait_sampling`, "
@@ -867,10 +872,10 @@ RUN_JSON_KEYS: tuple[tuple[str, str], ...] = (
         "`period_us`, `cgroup_version`, `applied`, and the cgroup's cpu.stat from when the "
         "component was ready until it stopped: `nr_periods` (quota periods in which it ran), "
         "`nr_throttled` (those it was throttled in), `throttled_s`, `throttled_share` "
-        "(nr_throttled / nr_periods)}); `settings`, what the architecture was configured with "
-        "beyond the run's options (an event-sourced one: its library, snapshot interval and "
-        "aggregate cache; "
-        "absent when it has none).",
+        "(nr_throttled / nr_periods)}); `settings`, what the architecture ran with: the "
+        "settings its architecture.toml declares, each the run's `--set` value or its default "
+        "(cqrs-es: `snapshot_interval`, `aggregate_cache`), and an event-sourced one's "
+        "`library`; absent when it has none.",
     ),
     (
         "metadata_errors",

@@ -71,7 +71,7 @@ PROJECTOR_TABLES = ("event_lag",)  # recorded by the projector the runner starts
 
 
 def _external_projector(record: dict[str, Any], impl: str) -> bool:
-    """A projector the runner did not start (`run --service-url`) records no per-event lag."""
+    """A projector the runner did not start (`run --service-url`) records no lag per commit."""
     details = record.get("impls")
     return isinstance(details, dict) and (details.get(impl) or {}).get("projector") == "external"
 

@@ -465,7 +465,7 @@ class ImplRun:
             "none" if not projection else ("external" if plan.service_url else "started")
         )
         if projection and plan.service_url:
-            self.progress("   the projector is the deployment's own: per-event lag is not recorded")
+            self.progress("   the projector is the deployment's own: its lag is not recorded")
         if self.views:
             self.info["refresher"] = "external" if plan.service_url else "started"
         if self.views and not plan.service_url:

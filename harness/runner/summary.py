@@ -31,10 +31,9 @@ NOTES = (
     "co = checkout, dash = dashboard queries (all three; the rate at the most analysts), over "
     "the measurement window; conflict % = checkouts' retries and failures after them, for a "
     "serialization failure, a deadlock or a version conflict, per 100 checkouts; lock wait s = "
-    "session-seconds waiting on a Lock (sampled); lag = "
-    "per-event time lag; fresh = freshness seen by dashboard queries; ryw = read-your-writes "
-    "visibility (probe); cpu cores = servers, service, projector or refresher; storage = the run's "
-    "databases"
+    "session-seconds waiting on a Lock (sampled); lag = time lag per source commit; fresh = "
+    "freshness seen by dashboard queries; ryw = read-your-writes visibility (probe); cpu cores = "
+    "servers, service, projector or refresher; storage = the run's databases"
 )
 PARTIAL = (
     "PARTIAL: the run was stopped early; these figures cover only what was measured before "
