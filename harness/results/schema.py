@@ -874,7 +874,7 @@ RUN_JSON_KEYS: tuple[tuple[str, str], ...] = (
         "`nr_throttled` (those it was throttled in), `throttled_s`, `throttled_share` "
         "(nr_throttled / nr_periods)}); `settings`, what the architecture ran with: the "
         "settings its architecture.toml declares, each the run's `--set` value or its default "
-        "(cqrs-es: `snapshot_interval`, `aggregate_cache`), and an event-sourced one's "
+        "(listed in `run --help`), and an event-sourced one's "
         "`library`; absent when it has none.",
     ),
     (
