@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import replace
 
 import psycopg
 import pytest
@@ -14,7 +15,12 @@ from harness.bench import rebuild as bench_rebuild
 from harness.bench.agreement import check_projection
 from harness.bench.driver import Load
 from harness.bench.errors import BenchError
-from harness.bench.foreign import describe_foreign, watch_foreign_transactions
+from harness.bench.foreign import (
+    WARN_SECONDS,
+    ForeignHold,
+    describe_foreign,
+    watch_foreign_transactions,
+)
 from harness.collectors.lag import event_lag
 from harness.deploy.components import ComponentFailed
 from harness.deploy.projector import BATCH_SIZE, ProjectorProcess
@@ -181,3 +187,8 @@ def test_lag_runs_each_implementation_at_the_paced_rate(servers):
         assert result.events > 0 and result.kept_up
     report = bench_lag.lag_compare_report(results, 20)
     assert "cqrs-physical" in report and "p99 ms" in report
+    # the side-by-side warning agrees with each run's own line: a hold under WARN_SECONDS is none
+    for seconds, warned in ((WARN_SECONDS / 2, False), (WARN_SECONDS, True)):
+        held = [(n, replace(r, foreign=ForeignHold(seconds, "x in y"))) for n, r in results]
+        assert ("WARNING" in bench_lag.lag_compare_report(held, 20)) == warned
+        assert ("WARNING" in describe_foreign(held[0][1].foreign)) == warned

@@ -52,8 +52,13 @@ def watch_foreign_transactions(dsn: str) -> Iterator[ForeignHold]:
         sampler.join()
 
 
+def held_back(hold: ForeignHold) -> bool:
+    """Whether another session's transaction ran long enough to distort the lag."""
+    return hold.seconds >= WARN_SECONDS
+
+
 def describe_foreign(hold: ForeignHold) -> str:
-    if hold.seconds < WARN_SECONDS:
+    if not held_back(hold):
         return (
             "no other session held the outbox back (none ran a transaction with an xid for "
             f"{WARN_SECONDS:g}s or more)"
