@@ -24,6 +24,8 @@ from uuid import UUID
 import psycopg
 from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, PersistenceError
+from eventsourcing.postgres import PostgresFactory
+from eventsourcing.utils import Environment, get_topic
 from psycopg.conninfo import conninfo_to_dict
 
 from implementations.cqrs_es.aggregates import PRODUCT, Product
@@ -40,7 +42,7 @@ def _postgres_env(dsn: str, pool_size: int, create_tables: bool) -> dict[str, st
     """The library's configuration (it reads environment-style keys) for the database `dsn`."""
     parts = conninfo_to_dict(dsn)
     return {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "PERSISTENCE_MODULE": get_topic(NamedPostgresFactory),
         "POSTGRES_DBNAME": str(parts.get("dbname", "postgres")),
         "POSTGRES_HOST": str(parts.get("host", "127.0.0.1")),
         "POSTGRES_PORT": str(parts.get("port", "5432")),
@@ -51,6 +53,19 @@ def _postgres_env(dsn: str, pool_size: int, create_tables: bool) -> dict[str, st
         "POSTGRES_CONNECT_TIMEOUT": "5",
         "CREATE_TABLE": "y" if create_tables else "n",
     }
+
+
+class NamedPostgresFactory(PostgresFactory):
+    """The library's PostgreSQL persistence, its pool's sessions given the application_name in
+    APPLICATION_NAME: set before the recorder's first connection (which opens the pool), so that
+    every pooled session has it."""
+
+    APPLICATION_NAME = "APPLICATION_NAME"
+
+    def __init__(self, env: Environment) -> None:
+        super().__init__(env)
+        if name := self.env.get(self.APPLICATION_NAME):
+            self.datastore.pool.kwargs["application_name"] = name
 
 
 class Store(Application):
@@ -78,10 +93,9 @@ class Store(Application):
         # with interval 0, aggregates are folded from their first event, snapshots or not (the
         # snapshots table is created all the same)
         env["IS_SNAPSHOTTING_ENABLED"] = "y" if snapshots or create_tables else "n"
+        if component:
+            env[NamedPostgresFactory.APPLICATION_NAME] = f"{APP_PREFIX}{component}"
         super().__init__(env)
-        if component:  # the library's pool opens its connections on first use, with these
-            pool = self.recorder.datastore.pool
-            pool.kwargs["application_name"] = f"{APP_PREFIX}{component}"
 
 
 @contextmanager
