@@ -72,6 +72,9 @@ class Architecture:
     # others run when named
     default_run: bool = True
     settings: dict[str, Setting] = field(default_factory=dict)  # its own knobs, by name
+    # the dataset's tables its clone keeps (every architecture's clone holds the same dataset)
+    # but it never reads or writes: not counted in its storage
+    unused_tables: tuple[str, ...] = ()
 
 
 def _roots() -> list[Path]:
@@ -101,6 +104,9 @@ def _read(path: Path) -> Architecture:
             raise ArchitectureError(f"{path}: {key} is required (a string)")
     if data.get("read_model", "write tables") not in READ_MODELS:
         raise ArchitectureError(f"{path}: read_model must be one of {', '.join(READ_MODELS)}")
+    unused = data.pop("unused_tables", [])
+    if not isinstance(unused, list) or not all(isinstance(t, str) and t for t in unused):
+        raise ArchitectureError(f"{path}: unused_tables must be a list of table names")
     declared = data.pop("settings", {})
     if not isinstance(declared, dict):
         raise ArchitectureError(f"{path}: settings must be tables [settings.NAME]")
@@ -110,6 +116,7 @@ def _read(path: Path) -> Architecture:
         package=f"{implementations.__name__}.{folder.name}",
         folder=folder,
         settings=settings,
+        unused_tables=tuple(unused),
         **data,
     )
 

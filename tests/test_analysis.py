@@ -11,8 +11,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from harness.analysis import charts, frontier, interference, lag, latency  # noqa: E402
+from harness.analysis.evidence import _storage as storage_of  # noqa: E402
 from harness.analysis.html import markdown_to_html  # noqa: E402
 from harness.runner.latency import new_histogram  # noqa: E402
+from implementations import registry  # noqa: E402
 
 T0 = pd.Timestamp("2026-01-01T00:00:00Z")
 
@@ -299,3 +301,19 @@ def test_markdown_to_html_embeds_local_images(tmp_path) -> None:
     assert "<title>Title</title>" in page and "<h2>Part</h2>" in page
     assert 'src="data:image/png;base64,' in page and "chart.png" not in page
     assert "<table>" in page and "<em>caption</em>" in page and "http" not in page
+
+
+def test_storage_leaves_out_the_dataset_tables_an_architecture_never_uses():
+    baseline = registry.baseline()
+    unused = registry.architecture(baseline).unused_tables
+    assert unused  # the baseline keeps the dataset's outbox without using it
+    rows = [
+        ("r", baseline, "write", "", 240_000_000),
+        ("r", baseline, "write", unused[0], 112_000_000),
+        ("r", baseline, "write", "orders", 50_000_000),
+        ("r", "gone-arch", "write", "", 300_000_000),  # not in the registry: counted whole
+        ("r", "gone-arch", "write", unused[0], 112_000_000),
+    ]
+    sizes = pd.DataFrame(rows, columns=["run", "impl", "server", "relation", "bytes"])
+    storage = storage_of(sizes).set_index("impl")["storage_mb"]
+    assert storage.to_dict() == {baseline: 128.0, "gone-arch": 300.0}

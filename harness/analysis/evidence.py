@@ -14,6 +14,7 @@ from harness.analysis import conflicts, contention, lag, resources
 from harness.analysis.interference import curve
 from harness.analysis.latency import headline_kind, measured, percentiles
 from harness.analysis.load import Loaded, in_measure, once
+from implementations import registry
 
 # column -> (heading, format) for the report
 COLUMNS = {
@@ -90,12 +91,20 @@ def evidence(data: Loaded) -> pd.DataFrame:
 
 
 def _storage(sizes: pd.DataFrame) -> pd.DataFrame:
-    """Per run and implementation, the size of its databases on every server, in MB."""
+    """Per run and implementation, the size of its databases on every server, less the
+    dataset's tables it keeps but never uses (its architecture's `unused_tables`), in MB."""
     if sizes.empty:
         return pd.DataFrame(columns=["run", "impl", "storage_mb"])
-    whole = sizes[sizes["relation"] == ""]
-    total = whole.groupby(["run", "impl"], as_index=False)["bytes"].sum()
+    keys = ["run", "impl"]
+    whole = sizes[sizes["relation"] == ""].groupby(keys)["bytes"].sum()
+    idle = sizes[[r in _unused(i) for i, r in zip(sizes["impl"], sizes["relation"], strict=True)]]
+    total = whole.sub(idle.groupby(keys)["bytes"].sum(), fill_value=0).reset_index()
     return total.assign(storage_mb=total["bytes"] / 1e6)[["run", "impl", "storage_mb"]]
+
+
+def _unused(impl: str) -> tuple[str, ...]:
+    known = registry.architectures().get(impl)  # a run may name one that is gone
+    return known.unused_tables if known else ()
 
 
 def _peak(points: pd.DataFrame) -> pd.DataFrame:

@@ -462,7 +462,9 @@ def decision_record(data: Loaded) -> str:
         "Freshness: the age of the data a dashboard read, for the architectures whose answers "
         "lag (also refreshed views); a read model updated in the command's transaction has "
         "none. Storage: the run's databases on every server once the load stopped (the same "
-        "dataset for all; read models, an outbox, views or a standby's copy add to it).",
+        "dataset for all; read models, an event log, views or a standby's copy add to it), "
+        "less the dataset's tables an architecture keeps but never uses (its "
+        "architecture.toml's `unused_tables`: the history's outbox where nothing reads it).",
         "",
         "### Findings",
         "",

@@ -33,7 +33,8 @@ NOTES = (
     "serialization failure, a deadlock or a version conflict, per 100 checkouts; lock wait s = "
     "session-seconds waiting on a Lock (sampled); lag = time lag per source commit; fresh = "
     "freshness seen by dashboard queries; ryw = read-your-writes visibility (probe); cpu cores = "
-    "servers, service, projector or refresher; storage = the run's databases"
+    "servers, service, projector or refresher; storage = the run's databases, less the "
+    "dataset tables the architecture never uses"
 )
 PARTIAL = (
     "PARTIAL: the run was stopped early; these figures cover only what was measured before "
