@@ -42,8 +42,8 @@ class Rate:
 
     def describe(self) -> str:
         return (
-            f"{self.value:.1%} of {self.checkouts:,} checkouts ({self.retries} retries, "
-            f"{self.failed} failed)"
+            f"{self.value:.1%} of {self.checkouts:,} checkouts ({self.retries:,} "
+            f"{'retry' if self.retries == 1 else 'retries'}, {self.failed:,} failed)"
         )
 
 
