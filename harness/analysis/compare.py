@@ -26,6 +26,7 @@ machine is reported.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -244,15 +245,26 @@ def difference_interval(
     return float(low), float(high)
 
 
-def mean_interval(values: np.ndarray, resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
-    """95% bootstrap interval of the mean of per-second `values`, the seconds drawn with
-    replacement (NaN without any)."""
+def bootstrap_interval(
+    values: np.ndarray,
+    statistic: Callable[..., np.ndarray] = np.mean,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """95% bootstrap interval of `statistic` (called with axis=1 on the resamples, one per row) of
+    `values`, drawn with replacement (NaN without any)."""
     values = np.asarray(values, dtype=float)
     if len(values) == 0:
         return float("nan"), float("nan")
     picks = np.random.default_rng(seed).integers(0, len(values), size=(resamples, len(values)))
-    low, high = np.percentile(values[picks].mean(axis=1), [2.5, 97.5])
+    low, high = np.percentile(statistic(values[picks], axis=1), [2.5, 97.5])
     return float(low), float(high)
+
+
+def mean_interval(values: np.ndarray, resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """95% bootstrap interval of the mean of per-second `values`, the seconds drawn with
+    replacement (NaN without any)."""
+    return bootstrap_interval(values, np.mean, resamples, seed)
 
 
 def mean_difference_interval(

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
+from harness.analysis.compare import bootstrap_interval
 from harness.bench.clone import Progress, dataset_of, fresh_clone
 from harness.bench.errors import BenchError
 from harness.deploy.provision import catch_up
@@ -50,13 +52,11 @@ class AggregateResult:
         return quantile(np.asarray(self.loads[side]) * 1000, q)
 
 
-def quantile(values: np.ndarray, q: float, resamples: int = 2000, seed: int = 0) -> Quantile:
+def quantile(values: np.ndarray, q: float, resamples: int = 2000) -> Quantile:
     """The q-quantile of `values` with its 95% bootstrap interval (values drawn with
     replacement)."""
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(values), size=(resamples, len(values)))
-    low, high = np.percentile(np.quantile(values[picks], q, axis=1), [2.5, 97.5])
-    return Quantile(float(np.quantile(values, q)), float(low), float(high))
+    low, high = bootstrap_interval(values, partial(np.quantile, q=q), resamples)
+    return Quantile(float(np.quantile(values, q)), low, high)
 
 
 def measure(dsn: str, loads: int, progress: Progress = print, impl: str = "") -> AggregateResult:
