@@ -11,7 +11,6 @@ from harness.bench.errors import BenchError
 from implementations.projector.outbox_reader import OUTBOX
 from implementations.projector.source import Source
 from implementations.projector.status import projection_status
-from implementations.write_model import TRUTH_SEARCH_PATH
 
 # (what, on the write model, on the read models): each pair must be equal once caught up.
 AGREEMENT = (
@@ -40,8 +39,7 @@ class Agreement:
 
 
 def _select_all(dsn: str, queries: list[str]) -> tuple:
-    with connect(dsn) as conn:
-        conn.execute(f"SET search_path = {TRUTH_SEARCH_PATH}")
+    with connect(dsn, truth=True) as conn:
         return conn.execute("SELECT " + ", ".join(f"({q})" for q in queries)).fetchone()
 
 

@@ -12,13 +12,18 @@ import psycopg
 
 from harness.postgres import templates
 from harness.postgres.servers import use_servers
+from implementations.write_model import TRUTH_SEARCH_PATH
 
 Progress = Callable[[str], None]
 
 
-def connect(dsn: str) -> psycopg.Connection:
-    """An autocommit connection named as the benchmarks' own (`cqrs-bench:bench`)."""
-    return psycopg.connect(dsn, autocommit=True, application_name="cqrs-bench:bench")
+def connect(dsn: str, *, truth: bool = False) -> psycopg.Connection:
+    """An autocommit connection named as the benchmarks' own (`cqrs-bench:bench`); with `truth`,
+    its search path finds an architecture's write model whatever keeps it (TRUTH_SEARCH_PATH)."""
+    options = f"-c search_path={TRUTH_SEARCH_PATH}" if truth else ""
+    return psycopg.connect(
+        dsn, autocommit=True, application_name="cqrs-bench:bench", options=options
+    )
 
 
 def value(dsn: str, query: str, params: tuple = ()):

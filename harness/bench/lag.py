@@ -40,7 +40,6 @@ from harness.postgres.servers import use_servers, work_dir
 from implementations import registry
 from implementations.interface import Config, Projection
 from implementations.projector.positions import START, Position
-from implementations.write_model import TRUTH_SEARCH_PATH
 
 KEY_PREFIX = "lag-"
 DRAIN_BOUND = 1.0  # seconds after the last checkout within which a projector that kept up is done
@@ -231,8 +230,7 @@ def measure_lag(
 
 def _orders(write_dsn: str) -> int:
     """The orders in the write model (an event store's, through its views)."""
-    with connect(write_dsn) as conn:
-        conn.execute(f"SET search_path = {TRUTH_SEARCH_PATH}")
+    with connect(write_dsn, truth=True) as conn:
         return conn.execute("SELECT count(*) FROM orders").fetchone()[0]
 
 
