@@ -110,12 +110,11 @@ class EventStoreSource:
     ) -> float | None:
         """now() minus the commit time of the first event after `after` (in this log the oldest:
         ids are in commit order); None when none is behind or commit times are not tracked."""
-        if conn.execute("SHOW track_commit_timestamp").fetchone()[0] != "on":
-            return None
         row = conn.execute(
             sql.SQL(
                 "SELECT (extract(epoch FROM now() - pg_xact_commit_timestamp(xmin)) * 1000)"
-                "::float8 FROM {} WHERE notification_id > %s ORDER BY notification_id LIMIT 1"
+                "::float8 FROM {} WHERE current_setting('track_commit_timestamp')::bool"
+                " AND notification_id > %s ORDER BY notification_id LIMIT 1"
             ).format(sql.Identifier(EVENTS_TABLE)),
             (after.position,),
         ).fetchone()
