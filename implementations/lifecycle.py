@@ -57,8 +57,8 @@ class PooledImplementation:
         )
 
     def settings(self) -> dict[str, object]:
-        """What it is configured with beyond the run's options (run.json: impls.<impl>.settings):
-        its architecture's settings (Config.settings)."""
+        """What it runs with (run.json: impls.<impl>.settings): its architecture's settings
+        (Config.settings, defaults filled in)."""
         return dict(self.config.settings)
 
     def stop(self) -> None:

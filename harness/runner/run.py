@@ -230,6 +230,7 @@ class ImplRun:
         self.plan, self.servers, self.impl, self.run_dir = plan, servers, impl, run_dir
         self.frames, self.progress = frames, progress
         self.raw = run_dir / "raw" / impl
+        self.settings = plan.settings.get(impl, {})  # its own, as given (--set)
         self.logs = run_dir / "logs"
         self.components: list[Component] = []
         self.info: dict = {"status": "started", "warnings": [], "started": []}
@@ -260,10 +261,9 @@ class ImplRun:
                 ready_for_load(dbs.write_dsn, dbs.read_dsn if dbs.separate else None)
             if self.standby:  # the explicit wait: verification reads the standby
                 self._standby_replayed("standby_replayed_before_verification_s")
-            settings = self.plan.settings.get(self.impl, {})
-            with attached(self.impl, dbs, pool_size=2, settings=settings) as implementation:
-                if settings := implementation.settings():
-                    self.info["settings"] = settings
+            with attached(self.impl, dbs, pool_size=2, settings=self.settings) as implementation:
+                if running := implementation.settings():  # the given ones and the defaults
+                    self.info["settings"] = running
                 projection = implementation.projection
                 if projection is not None:  # what preparing wrote (an event store: the stock
                     catch_up(projection)  # raise), applied before the projector's lag is measured
@@ -505,7 +505,7 @@ class ImplRun:
                     self.log("service"),
                     plan.retries,
                     workers=plan.started_service_workers(),
-                    settings=plan.settings.get(self.impl, {}),
+                    settings=self.settings,
                 )
             )
             host = service.url
@@ -542,7 +542,7 @@ class ImplRun:
             out_dir=str(self.raw),
             pool_size=plan.pool_size,
             retries=plan.retries,
-            settings=plan.settings.get(self.impl, {}),
+            settings=self.settings,
         )
         config_path = self.raw / "workload.json"
         config_path.write_text(config.to_json())
