@@ -65,23 +65,23 @@ def measure_rebuild(
     projection = implementation.projection
     write_dsn, read_dsn = projection.source_dsn, projection.target_dsn
     with connect(write_dsn) as conn:  # every event of its source (the outbox, an event store)
-        outbox = projection.source.behind(conn, START)[0]
+        events = projection.source.behind(conn, START)[0]
     runs, agreement = [], []
     for size in batch_sizes:
-        progress(f"rebuilding {outbox:,} events, batch size {size:,}")
+        progress(f"rebuilding {events:,} events, batch size {size:,}")
         with projection.projector(batch_size=size) as projector:
             started = time.perf_counter()
-            applied = projector.rebuild(_throttled(progress, outbox, started))
+            applied = projector.rebuild(_throttled(progress, events, started))
             seconds = time.perf_counter() - started
-        if applied != outbox:
-            raise BenchError(f"the rebuild applied {applied:,} events; the source holds {outbox:,}")
+        if applied != events:
+            raise BenchError(f"the rebuild applied {applied:,} events; the source holds {events:,}")
         agreement = check_projection(write_dsn, read_dsn, source=projection.source)
         runs.append(RebuildRun(size, applied, seconds))
         progress(
             f"  {applied:,} events in {seconds:.2f}s: {applied / seconds:,.0f} events/s; "
             "checkpoint at the source's head, read models agree"
         )
-    return RebuildResult(impl, *dataset_of(write_dsn), outbox, runs, agreement)
+    return RebuildResult(impl, *dataset_of(write_dsn), events, runs, agreement)
 
 
 def rebuild_report(result: RebuildResult) -> str:
